@@ -1,0 +1,25 @@
+# The two commands of a new user: `make demo` and `make test`.
+PY := .venv/bin/python
+FABRIC := .venv/bin/fabric
+
+.PHONY: install demo test proto lab-down bench
+
+install:
+	bash deploy/install.sh
+
+demo: install
+	$(FABRIC) lab up
+	$(FABRIC) group create -n BlogRG -l local -o table
+	$(FABRIC) vm show -g BlogRG -n BlogVM >/dev/null 2>&1 || \
+	  $(FABRIC) vm create -g BlogRG -n BlogVM --image fabriclab:busybox:lab:latest --size Standard_DS1_v2 -o table
+	$(FABRIC) vm show -g BlogRG -n BlogVM --instance-view
+	$(FABRIC) vm get-serial-output -g BlogRG -n BlogVM --tail 6
+
+test: install
+	$(PY) -m pytest -q tests
+
+proto:
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --grpc_python_out=. --pyi_out=. proto/fabric/v1/fabric.proto
+
+bench: install
+	$(PY) bench/provision.py

@@ -1,0 +1,1 @@
+"""fabriclab control plane: ARM front door, resource providers, scheduler, etcd store."""

@@ -1,0 +1,1 @@
+"""The ARM front door: resource ids, error bodies, and the gRPC servicers."""

@@ -1,0 +1,89 @@
+"""Records -> API messages in the ARM shape."""
+from __future__ import annotations
+
+from typing import Any
+
+from fabric.arm import ids
+from fabric.compute.vms import os_disk_name
+from fabric.model import (NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState, ResourceGroupRecord,
+                          TraceRecord, VmRecord)
+from fabric.v1 import fabric_pb2 as pb
+
+POWER_DISPLAY = {
+    "starting": "VM starting", "running": "VM running", "stopping": "VM stopping", "stopped": "VM stopped",
+    "deallocating": "VM deallocating", "deallocated": "VM deallocated", "unknown": "VM status unknown",
+}
+
+
+def error(body: dict[str, Any] | None) -> pb.ErrorDetail | None:
+    if not body:
+        return None
+    return pb.ErrorDetail(code=body.get("code", ""), message=body.get("message", ""), target=body.get("target", ""),
+                          details=[error(d) for d in body.get("details") or []])
+
+
+def resource_group(sub: str, rg: ResourceGroupRecord) -> pb.ResourceGroup:
+    return pb.ResourceGroup(id=ids.resource_group_id(sub, rg.name), name=rg.name, type=ids.RG_TYPE,
+                            location=rg.location,
+                            properties=pb.ResourceGroupProperties(provisioning_state="Succeeded"))
+
+
+def instance_view(vm: VmRecord, obs: Observed | None, node: NodeRecord | None) -> pb.VirtualMachineInstanceView:
+    """Power state as the node observed it; the controller's word while no node holds the VM."""
+    if vm.node and obs is not None and not vm.power_state.endswith("ing"):
+        power = obs.power if obs.power != PowerState.DELETED else vm.power_state
+    else:
+        power = vm.power_state
+    if vm.node and node is None:
+        power = "unknown"   # the node's heartbeat lease has expired
+    statuses = [
+        pb.InstanceViewStatus(code=f"ProvisioningState/{vm.provisioning_state.lower()}",
+                              level="Error" if vm.provisioning_state == "Failed" else "Info",
+                              display_status=f"Provisioning {vm.provisioning_state.lower()}",
+                              message=(vm.error or {}).get("message", ""), time=obs.time if obs else ""),
+        pb.InstanceViewStatus(code=f"PowerState/{power}", level="Info", display_status=POWER_DISPLAY[power]),
+    ]
+    return pb.VirtualMachineInstanceView(
+        computer_name=vm.name, platform_fault_domain=node.fault_domain if node else 0, node_name=vm.node,
+        hypervisor=obs.hypervisor if obs else "", domain_name=obs.domain if obs else "", statuses=statuses)
+
+
+def vm(sub: str, rec: VmRecord, view: pb.VirtualMachineInstanceView | None = None) -> pb.VirtualMachine:
+    img = rec.image
+    props = pb.VirtualMachineProperties(
+        vm_id=rec.vm_id,
+        hardware_profile=pb.HardwareProfile(vm_size=rec.size),
+        storage_profile=pb.StorageProfile(
+            image_reference=pb.ImageReference(publisher=img["publisher"], offer=img["offer"], sku=img["sku"],
+                                              version=img["version"], exact_version=img["exact_version"]),
+            os_disk=pb.OsDisk(os_type="Linux", name=os_disk_name(rec.name, rec.vm_id), create_option="FromImage",
+                              caching="ReadWrite")),
+        os_profile=pb.OsProfile(computer_name=rec.name),
+        provisioning_state=rec.provisioning_state,
+        instance_view=view,
+        last_operation_id=rec.operation_id,
+        error=error(rec.error))
+    return pb.VirtualMachine(id=ids.vm_id(sub, rec.resource_group, rec.name), name=rec.name, type=ids.VM_TYPE,
+                             location=rec.location, properties=props)
+
+
+def operation(op: OperationRecord, trace: list[TraceRecord] | None = None) -> pb.Operation:
+    steps = []
+    for t in trace or []:
+        rows = [pb.PlacementCandidate(node=r["node"], fault_domain=r["faultDomain"], weight=r["weight"],
+                                      chosen=r["chosen"],
+                                      filters=[pb.FilterVerdict(filter=f["filter"], passed=f["passed"],
+                                                                reason=f["reason"]) for f in r["filters"]])
+                for r in t.placement]
+        steps.append(pb.TraceStep(time=t.time, source=t.source, step=t.step, message=t.message, detail=t.detail,
+                                  placement=rows))
+    return pb.Operation(id=op.id, name=op.name, status=op.status, start_time=op.start_time, end_time=op.end_time,
+                        target=op.target, error=error(op.error), trace=steps)
+
+
+def node(n: NodeRecord, alloc: NodeAllocation | None) -> pb.Node:
+    c, m, d = alloc.totals() if alloc else (0, 0, 0)
+    return pb.Node(name=n.name, state="Ready", fault_domain=n.fault_domain, hypervisor=n.hypervisor, cores=n.cores,
+                   memory_mb=n.memory_mb, local_disk_mb=n.local_disk_mb, allocated_cores=c, allocated_memory_mb=m,
+                   allocated_local_disk_mb=d, vm_count=len(alloc.vms) if alloc else 0,
+                   registered_time=n.registered)

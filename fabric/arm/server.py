@@ -1,0 +1,223 @@
+"""gRPC servicers: the ARM front door over the providers.
+
+Every handler runs inside `_unary` or `_stream`, the one place where provider errors
+become gRPC status codes with an ARM error body in the trailing metadata.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+
+from fabric import operations
+from fabric.arm import convert
+from fabric.arm.errors import ArmError, invalid
+from fabric.arm import ids
+from fabric.compute.sizes import sizes_for
+from fabric.compute.vms import ComputeProvider
+from fabric.model import NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, ResourceGroupRecord, now
+from fabric.store import Absent, Put, Store, StoreUnavailable, keys
+from fabric.v1 import fabric_pb2 as pb
+from fabric.v1 import fabric_pb2_grpc as rpc
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+WATCH_RECHECK_S = 1.0          # a Watch re-reads the operation at least this often
+SERIAL_FETCH_TIMEOUT_S = 5.0
+SERIAL_DEFAULT_TAIL = 200
+
+
+def _abort(context: grpc.ServicerContext, err: ArmError) -> None:
+    context.set_trailing_metadata(err.to_metadata())
+    context.abort(err.grpc_code, f"{err.code}: {err.message}")
+
+
+def _fail(context: grpc.ServicerContext, exc: Exception, where: str) -> None:
+    if isinstance(exc, ArmError):
+        _abort(context, exc)
+    elif isinstance(exc, StoreUnavailable):
+        _abort(context, ArmError("StoreUnavailable", f"{exc}; nothing was written."))
+    else:  # never let a traceback reach the client
+        log.error("internal error in %s", where, exc_info=exc)
+        _abort(context, ArmError("InternalError", "The controller failed internally; see its log."))
+
+
+def _unary(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return fn(self, request, context)
+        except Exception as exc:  # noqa: BLE001 - mapped in _fail
+            _fail(context, exc, fn.__name__)
+    return wrapper  # type: ignore[return-value]
+
+
+def _stream(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            yield from fn(self, request, context)
+        except Exception as exc:  # noqa: BLE001 - mapped in _fail
+            _fail(context, exc, fn.__name__)
+    return wrapper  # type: ignore[return-value]
+
+
+class ResourceGroups(rpc.ResourceGroupsServicer):
+    def __init__(self, store: Store, compute: ComputeProvider) -> None:
+        self.store, self.compute = store, compute
+
+    @_unary
+    def Create(self, req: pb.CreateResourceGroupRequest, ctx: grpc.ServicerContext) -> pb.ResourceGroup:
+        ids.check_resource_group_name(req.name, "name")
+        if not req.location:
+            raise invalid("location", "a location is required")
+        if req.location.lower() != self.compute.config.location.lower():
+            raise ArmError("LocationNotAvailable", f"Location '{req.location}' is not served by this fabric; "
+                                                   f"it serves '{self.compute.config.location}'.", "location")
+        key = keys.resource_group(req.name)
+        rec = ResourceGroupRecord(name=req.name, location=self.compute.config.location, created=now())
+        if not self.store.commit([Absent(key)], [Put(key, rec)]):
+            found = self.store.get(key, ResourceGroupRecord)
+            assert found is not None
+            rec = found.value
+        return convert.resource_group(self.compute.config.subscription, rec)
+
+    @_unary
+    def Get(self, req: pb.GetResourceGroupRequest, ctx: grpc.ServicerContext) -> pb.ResourceGroup:
+        return convert.resource_group(self.compute.config.subscription, self.compute.resource_group(req.name))
+
+    @_unary
+    def List(self, req: pb.ListResourceGroupsRequest, ctx: grpc.ServicerContext) -> pb.ListResourceGroupsResponse:
+        sub = self.compute.config.subscription
+        return pb.ListResourceGroupsResponse(value=[convert.resource_group(sub, r.value) for r in
+                                                    self.store.list(keys.RESOURCE_GROUPS, ResourceGroupRecord)])
+
+
+class VirtualMachines(rpc.VirtualMachinesServicer):
+    def __init__(self, store: Store, compute: ComputeProvider) -> None:
+        self.store, self.compute = store, compute
+
+    def _op(self, op: OperationRecord) -> pb.Operation:
+        return convert.operation(op)
+
+    @_unary
+    def Create(self, req: pb.CreateVirtualMachineRequest, ctx: grpc.ServicerContext) -> pb.Operation:
+        return self._op(self.compute.create(req.resource_group, req.name, req.location, req.image, req.size))
+
+    @_unary
+    def Start(self, req: pb.VirtualMachineRef, ctx: grpc.ServicerContext) -> pb.Operation:
+        return self._op(self.compute.action("start", req.resource_group, req.name))
+
+    @_unary
+    def PowerOff(self, req: pb.VirtualMachineRef, ctx: grpc.ServicerContext) -> pb.Operation:
+        return self._op(self.compute.action("powerOff", req.resource_group, req.name))
+
+    @_unary
+    def Restart(self, req: pb.VirtualMachineRef, ctx: grpc.ServicerContext) -> pb.Operation:
+        return self._op(self.compute.action("restart", req.resource_group, req.name))
+
+    @_unary
+    def Deallocate(self, req: pb.VirtualMachineRef, ctx: grpc.ServicerContext) -> pb.Operation:
+        return self._op(self.compute.action("deallocate", req.resource_group, req.name))
+
+    @_unary
+    def Delete(self, req: pb.VirtualMachineRef, ctx: grpc.ServicerContext) -> pb.Operation:
+        return self._op(self.compute.action("delete", req.resource_group, req.name))
+
+    def _message(self, rec: Any, with_view: bool) -> pb.VirtualMachine:
+        view = None
+        if with_view:
+            obs = self.store.get(keys.observed(rec.node, rec.vm_id), Observed) if rec.node else None
+            node = self.store.get(keys.node(rec.node), NodeRecord) if rec.node else None
+            view = convert.instance_view(rec, obs.value if obs else None, node.value if node else None)
+        return convert.vm(self.compute.config.subscription, rec, view)
+
+    @_unary
+    def Get(self, req: pb.VirtualMachineRef, ctx: grpc.ServicerContext) -> pb.VirtualMachine:
+        return self._message(self.compute.get(req.resource_group, req.name).value, req.instance_view)
+
+    @_unary
+    def List(self, req: pb.ListVirtualMachinesRequest, ctx: grpc.ServicerContext) -> pb.ListVirtualMachinesResponse:
+        return pb.ListVirtualMachinesResponse(value=[self._message(v, True)
+                                                     for v in self.compute.list(req.resource_group)])
+
+    @_unary
+    def ListSizes(self, req: pb.ListSizesRequest, ctx: grpc.ServicerContext) -> pb.ListSizesResponse:
+        if req.location.lower() != self.compute.config.location.lower():
+            raise ArmError("LocationNotAvailable", f"Location '{req.location}' is not served by this fabric; "
+                                                   f"it serves '{self.compute.config.location}'.", "location")
+        return pb.ListSizesResponse(value=[
+            pb.VirtualMachineSize(name=s.name, number_of_cores=s.number_of_cores, memory_in_mb=s.memory_in_mb,
+                                  os_disk_size_in_mb=s.os_disk_size_in_mb,
+                                  resource_disk_size_in_mb=s.resource_disk_size_in_mb,
+                                  max_data_disk_count=s.max_data_disk_count) for s in sizes_for(req.location)])
+
+    @_unary
+    def GetSerialOutput(self, req: pb.SerialOutputRequest, ctx: grpc.ServicerContext) -> pb.SerialOutput:
+        vm = self.compute.get(req.resource_group, req.name).value
+        if not vm.node:
+            raise ArmError("OperationNotAllowed", f"VM '{vm.name}' is deallocated: it has no serial console.", "name")
+        node = self.store.get(keys.node(vm.node), NodeRecord)
+        if node is None or not node.value.diagnostics_url:
+            raise ArmError("OperationNotAllowed", f"Node '{vm.node}' of VM '{vm.name}' is not reachable.", "name")
+        tail = req.tail_lines if req.tail_lines > 0 else SERIAL_DEFAULT_TAIL
+        url = f"{node.value.diagnostics_url}/serial/{vm.vm_id}?tail={tail}"
+        try:
+            with urllib.request.urlopen(url, timeout=SERIAL_FETCH_TIMEOUT_S) as resp:
+                text = resp.read().decode(errors="replace")
+                path = resp.headers.get("X-Console-Path", "")
+        except OSError as exc:
+            raise ArmError("OperationNotAllowed", f"Node '{vm.node}' did not return the serial output: {exc}.")
+        return pb.SerialOutput(node_name=vm.node, path=path, output=text)
+
+
+class Operations(rpc.OperationsServicer):
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _read(self, op_id: str, with_trace: bool) -> pb.Operation:
+        found = self.store.get(keys.operation(op_id), OperationRecord) if op_id else None
+        if found is None:
+            raise ArmError("OperationNotFound", f"Operation '{op_id}' was not found.", "id")
+        return convert.operation(found.value, operations.trace(self.store, op_id) if with_trace else None)
+
+    @_unary
+    def Get(self, req: pb.GetOperationRequest, ctx: grpc.ServicerContext) -> pb.Operation:
+        return self._read(req.id, req.trace)
+
+    @_stream
+    def Watch(self, req: pb.GetOperationRequest, ctx: grpc.ServicerContext) -> Iterator[pb.Operation]:
+        changed = threading.Event()
+        cancels = [self.store.watch_prefix(keys.operation(req.id), changed.set),
+                   self.store.watch_prefix(keys.trace_of(req.id), changed.set)]
+        try:
+            last = None
+            while ctx.is_active():
+                cur = self._read(req.id, True)
+                if cur != last:
+                    yield cur
+                    last = cur
+                if cur.status != OperationStatus.IN_PROGRESS:
+                    return
+                changed.wait(WATCH_RECHECK_S)
+                changed.clear()
+        finally:
+            for cancel in cancels:
+                cancel()
+
+
+class Nodes(rpc.NodesServicer):
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @_unary
+    def List(self, req: pb.ListNodesRequest, ctx: grpc.ServicerContext) -> pb.ListNodesResponse:
+        allocs = {a.value.node: a.value for a in self.store.list(keys.ALLOCATIONS, NodeAllocation)}
+        return pb.ListNodesResponse(value=[convert.node(n.value, allocs.get(n.value.name))
+                                           for n in self.store.list(keys.NODES, NodeRecord)])

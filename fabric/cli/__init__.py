@@ -1,0 +1,1 @@
+"""The `fabric` CLI: az-style commands over the gRPC API."""

@@ -1,0 +1,69 @@
+"""Connection to the controller and the one mapping of gRPC failures to CLI errors."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import grpc
+
+from fabric.arm.errors import ERROR_METADATA_KEY, ArmError
+from fabric.lab.config import lab_dir, read_lab
+from fabric.v1 import fabric_pb2_grpc as rpc
+
+DEFAULT_CONTROLLER = "127.0.0.1:7450"
+RPC_TIMEOUT_S = 30.0
+
+
+class CliError(Exception):
+    """An error to print as an ARM body; exit code 1."""
+
+    def __init__(self, body: dict) -> None:
+        super().__init__(body.get("message", ""))
+        self.body = body
+
+
+def controller_address() -> tuple[str, str]:
+    """(address, where it came from)."""
+    env = os.environ.get("FABRIC_CONTROLLER")
+    if env:
+        return env, "FABRIC_CONTROLLER"
+    lab = read_lab(lab_dir())
+    if lab:
+        return lab["controller"], f"{lab_dir()}/lab.json"
+    return DEFAULT_CONTROLLER, "the default"
+
+
+class Client:
+    def __init__(self, address: str | None = None) -> None:
+        self.address, self.source = (address, "--controller") if address else controller_address()
+        self.channel = grpc.insecure_channel(self.address)
+        self.groups = rpc.ResourceGroupsStub(self.channel)
+        self.vms = rpc.VirtualMachinesStub(self.channel)
+        self.ops = rpc.OperationsStub(self.channel)
+        self.nodes = rpc.NodesStub(self.channel)
+
+    def error(self, exc: grpc.RpcError) -> CliError:
+        for key, value in (exc.trailing_metadata() or ()):  # type: ignore[attr-defined]
+            if key == ERROR_METADATA_KEY:
+                return CliError(json.loads(value))
+        code = exc.code()  # type: ignore[attr-defined]
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return CliError(ArmError(
+                "ControllerUnavailable",
+                f"Cannot reach the fabric controller at {self.address} (from {self.source}). "
+                f"Start the local lab with `fabric lab up`, or point FABRIC_CONTROLLER at a running controller."
+            ).body())
+        return CliError(ArmError(code.name, exc.details() or "").body())  # type: ignore[attr-defined]
+
+    def call(self, method, request, timeout: float = RPC_TIMEOUT_S):  # type: ignore[no-untyped-def]
+        try:
+            return method(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise self.error(exc) from None
+
+    def stream(self, method, request):  # type: ignore[no-untyped-def]
+        try:
+            yield from method(request)
+        except grpc.RpcError as exc:
+            raise self.error(exc) from None

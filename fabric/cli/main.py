@@ -1,0 +1,289 @@
+"""fabric: the command line of fabriclab, in the conventions of az.
+
+    fabric group create -n RG -l LOCATION
+    fabric vm create -g RG -n NAME --image PUBLISHER:OFFER:SKU:VERSION --size SIZE [--no-wait]
+    fabric vm show -g RG -n NAME [--instance-view]
+    fabric vm start|stop|restart|deallocate|delete -g RG -n NAME [--no-wait] [--yes]
+    fabric vm list [-g RG] | fabric vm list-sizes -l LOCATION | fabric vm get-serial-output -g RG -n NAME
+    fabric node list | fabric operation show ID [--trace]
+    fabric lab up [--nodes N] | fabric lab down [--purge] | fabric lab status
+
+Output is ARM JSON unless `-o table`. Errors are ARM error bodies on stderr, exit 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from fabric.arm import ids
+from fabric.cli import output
+from fabric.cli.client import CliError, Client
+from fabric.v1 import fabric_pb2 as pb
+
+
+def _vm_ref(args: argparse.Namespace, instance_view: bool = False) -> pb.VirtualMachineRef:
+    """-g/-n, or --ids with a full resource id."""
+    if getattr(args, "ids", None):
+        parsed = ids.parse_vm_id(args.ids)
+        if parsed is None:
+            raise CliError({"code": "InvalidParameter", "target": "ids",
+                            "message": "--ids: expected /subscriptions/SUB/resourceGroups/RG/providers/"
+                                       "Microsoft.Compute/virtualMachines/NAME"})
+        _, args.resource_group, args.name = parsed
+    if not args.resource_group or not args.name:
+        raise CliError({"code": "InvalidParameter", "target": "name",
+                        "message": "give --resource-group/-g and --name/-n, or --ids"})
+    return pb.VirtualMachineRef(resource_group=args.resource_group, name=args.name, instance_view=instance_view)
+
+
+def _follow(client: Client, op: pb.Operation) -> pb.Operation:
+    """Follow an operation through the server stream; progress on stderr when it is a terminal."""
+    tty = sys.stderr.isatty()
+    seen = 0
+    last = op
+    for cur in client.stream(client.ops.Watch, pb.GetOperationRequest(id=op.id, trace=True)):
+        last = cur
+        if tty:
+            for step in cur.trace[seen:]:
+                sys.stderr.write(f"  - {step.source}: {step.step}: {step.message}\n")
+            seen = len(cur.trace)
+    return last
+
+
+def _finish(client: Client, op: pb.Operation, args: argparse.Namespace, then_show: bool) -> int:
+    if args.no_wait:
+        out = output.as_dict(op)
+        out.pop("trace", None)
+        output.print_json(out)
+        return 0
+    if sys.stderr.isatty():
+        sys.stderr.write(f"Running {op.name} ({op.id}) ...\n")
+    final = _follow(client, op)
+    if final.status != "Succeeded":
+        raise CliError({**output.as_dict(final.error),
+                        "details": [{"code": "OperationFailed", "message":
+                                     f"see `fabric operation show {final.id} --trace`"}]})
+    if then_show:
+        vm = client.call(client.vms.Get, _vm_ref(args, instance_view=True))
+        _print_vm(vm, args.output)
+    return 0
+
+
+def _print_vm(vm: pb.VirtualMachine, fmt: str | None) -> None:
+    if fmt == "table":
+        d = output.as_dict(vm)
+        print(output.table([_vm_row(d)], VM_HEADERS))
+    else:
+        output.print_json(vm)
+
+
+VM_HEADERS = ["Name", "ResourceGroup", "Location", "Size", "ProvisioningState", "PowerState", "Node"]
+
+
+def _vm_row(d: dict[str, Any]) -> list[Any]:
+    p = d.get("properties", {})
+    rg = d["id"].split("/")[4]
+    return [d["name"], rg, d["location"], p.get("hardwareProfile", {}).get("vmSize"),
+            p.get("provisioningState"), output.power_state(d), p.get("instanceView", {}).get("nodeName", "")]
+
+
+# ---------- commands ----------
+
+def cmd_group_create(c: Client, a: argparse.Namespace) -> int:
+    rg = c.call(c.groups.Create, pb.CreateResourceGroupRequest(name=a.name, location=a.location))
+    if a.output == "table":
+        print(output.table([[rg.name, rg.location, rg.properties.provisioning_state]],
+                           ["Name", "Location", "ProvisioningState"]))
+    else:
+        output.print_json(rg)
+    return 0
+
+
+def cmd_group_list(c: Client, a: argparse.Namespace) -> int:
+    res = c.call(c.groups.List, pb.ListResourceGroupsRequest())
+    if a.output == "table":
+        print(output.table([[g.name, g.location, g.properties.provisioning_state] for g in res.value],
+                           ["Name", "Location", "ProvisioningState"]))
+    else:
+        output.print_json([output.as_dict(g) for g in res.value])
+    return 0
+
+
+def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
+    op = c.call(c.vms.Create, pb.CreateVirtualMachineRequest(resource_group=a.resource_group, name=a.name,
+                                                             location=a.location or "", image=a.image, size=a.size))
+    return _finish(c, op, a, then_show=True)
+
+
+def cmd_vm_show(c: Client, a: argparse.Namespace) -> int:
+    _print_vm(c.call(c.vms.Get, _vm_ref(a, a.instance_view)), a.output)
+    return 0
+
+
+def cmd_vm_list(c: Client, a: argparse.Namespace) -> int:
+    res = c.call(c.vms.List, pb.ListVirtualMachinesRequest(resource_group=a.resource_group or ""))
+    if a.output == "table":
+        print(output.table([_vm_row(output.as_dict(v)) for v in res.value], VM_HEADERS))
+    else:
+        output.print_json([output.as_dict(v) for v in res.value])
+    return 0
+
+
+def cmd_vm_list_sizes(c: Client, a: argparse.Namespace) -> int:
+    res = c.call(c.vms.ListSizes, pb.ListSizesRequest(location=a.location))
+    if a.output == "table":
+        print(output.table([[s.name, s.number_of_cores, s.memory_in_mb, s.os_disk_size_in_mb,
+                             s.resource_disk_size_in_mb, s.max_data_disk_count] for s in res.value],
+                           ["Name", "NumberOfCores", "MemoryInMb", "OsDiskSizeInMb", "ResourceDiskSizeInMb",
+                            "MaxDataDiskCount"]))
+    else:
+        output.print_json([output.as_dict(s) for s in res.value])
+    return 0
+
+
+def _action(method_name: str, then_show: bool = False):  # type: ignore[no-untyped-def]
+    def run(c: Client, a: argparse.Namespace) -> int:
+        ref = _vm_ref(a)
+        op = c.call(getattr(c.vms, method_name), ref)
+        return _finish(c, op, a, then_show=then_show)
+    return run
+
+
+def cmd_vm_delete(c: Client, a: argparse.Namespace) -> int:
+    ref = _vm_ref(a)
+    if not a.yes:
+        if not sys.stdin.isatty():
+            raise CliError({"code": "InvalidParameter", "target": "yes",
+                            "message": "not a terminal: pass --yes to delete without a prompt"})
+        answer = input("Are you sure you want to perform this operation? (y/n): ")
+        if answer.strip().lower() not in ("y", "yes"):
+            return 0
+    op = c.call(c.vms.Delete, ref)
+    return _finish(c, op, a, then_show=False)
+
+
+def cmd_vm_serial(c: Client, a: argparse.Namespace) -> int:
+    res = c.call(c.vms.GetSerialOutput, pb.SerialOutputRequest(resource_group=a.resource_group, name=a.name,
+                                                              tail_lines=a.tail))
+    if a.output == "json":
+        output.print_json(res)
+    else:
+        sys.stdout.write(f"# serial console of {a.name} on node {res.node_name} ({res.path})\n{res.output}")
+    return 0
+
+
+def cmd_node_list(c: Client, a: argparse.Namespace) -> int:
+    res = c.call(c.nodes.List, pb.ListNodesRequest())
+    if a.output == "table":
+        print(output.table([[n.name, n.state, n.fault_domain, n.hypervisor, f"{n.allocated_cores}/{n.cores}",
+                             f"{n.allocated_memory_mb}/{n.memory_mb}", n.vm_count] for n in res.value],
+                           ["Name", "State", "FaultDomain", "Hypervisor", "Cores(alloc/phys)", "MemoryMB(alloc/total)",
+                            "VMs"]))
+    else:
+        output.print_json([output.as_dict(n) for n in res.value])
+    return 0
+
+
+def cmd_operation_show(c: Client, a: argparse.Namespace) -> int:
+    op = c.call(c.ops.Get, pb.GetOperationRequest(id=a.id, trace=a.trace))
+    if a.trace and a.output != "json":
+        print(output.trace_text(output.as_dict(op)))
+    else:
+        output.print_json(op)
+    return 0
+
+
+# ---------- parser ----------
+
+def _vm_args(p: argparse.ArgumentParser, wait: bool = True) -> None:
+    p.add_argument("--resource-group", "-g")
+    p.add_argument("--name", "-n")
+    p.add_argument("--ids", help="a VM resource id instead of -g/-n")
+    if wait:
+        p.add_argument("--no-wait", action="store_true", help="return the operation at once")
+
+
+COMMON = argparse.ArgumentParser(add_help=False)
+COMMON.add_argument("--output", "-o", choices=("json", "table"), default=None, help="json (default) or table")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="fabric", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    top.add_argument("--controller", help="controller address HOST:PORT (default: the local lab's)")
+    groups = top.add_subparsers(dest="group", required=True)
+
+    g = groups.add_parser("group", help="resource groups").add_subparsers(dest="cmd", required=True)
+    p = g.add_parser("create", parents=[COMMON])
+    p.add_argument("--name", "-n", required=True)
+    p.add_argument("--location", "-l", required=True)
+    p.set_defaults(fn=cmd_group_create)
+    g.add_parser("list", parents=[COMMON]).set_defaults(fn=cmd_group_list)
+
+    v = groups.add_parser("vm", help="virtual machines").add_subparsers(dest="cmd", required=True)
+    p = v.add_parser("create", parents=[COMMON])
+    p.add_argument("--resource-group", "-g", required=True)
+    p.add_argument("--name", "-n", required=True)
+    p.add_argument("--image", required=True, help="PUBLISHER:OFFER:SKU:VERSION (VERSION may be latest)")
+    p.add_argument("--size", required=True)
+    p.add_argument("--location", "-l")
+    p.add_argument("--no-wait", action="store_true")
+    p.set_defaults(fn=cmd_vm_create)
+    p = v.add_parser("show", parents=[COMMON])
+    _vm_args(p, wait=False)
+    p.add_argument("--instance-view", action="store_true")
+    p.set_defaults(fn=cmd_vm_show)
+    for name, method in (("start", "Start"), ("stop", "PowerOff"), ("restart", "Restart"),
+                         ("deallocate", "Deallocate")):
+        p = v.add_parser(name, parents=[COMMON])
+        _vm_args(p)
+        p.set_defaults(fn=_action(method))
+    p = v.add_parser("delete", parents=[COMMON])
+    _vm_args(p)
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(fn=cmd_vm_delete)
+    p = v.add_parser("list", parents=[COMMON])
+    p.add_argument("--resource-group", "-g")
+    p.set_defaults(fn=cmd_vm_list)
+    p = v.add_parser("list-sizes", parents=[COMMON])
+    p.add_argument("--location", "-l", required=True)
+    p.set_defaults(fn=cmd_vm_list_sizes)
+    p = v.add_parser("get-serial-output", parents=[COMMON])
+    p.add_argument("--resource-group", "-g", required=True)
+    p.add_argument("--name", "-n", required=True)
+    p.add_argument("--tail", type=int, default=0, help="only the last N lines")
+    p.set_defaults(fn=cmd_vm_serial)
+
+    n = groups.add_parser("node", help="node agents").add_subparsers(dest="cmd", required=True)
+    n.add_parser("list", parents=[COMMON]).set_defaults(fn=cmd_node_list)
+
+    o = groups.add_parser("operation", help="asynchronous operations").add_subparsers(dest="cmd", required=True)
+    p = o.add_parser("show", parents=[COMMON])
+    p.add_argument("id")
+    p.add_argument("--trace", action="store_true", help="every internal step, with placement explained")
+    p.set_defaults(fn=cmd_operation_show)
+
+    from fabric.lab.cli import add_lab_commands
+    add_lab_commands(groups, COMMON)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if getattr(args, "local", False):
+            return int(args.fn(args))
+        return int(args.fn(Client(args.controller), args))
+    except CliError as err:
+        json.dump({"error": err.body}, sys.stderr, indent=2)
+        sys.stderr.write("\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

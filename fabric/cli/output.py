@@ -1,0 +1,59 @@
+"""Output: ARM JSON (camelCase) by default, `-o table` for people."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+
+
+def as_dict(msg: Message) -> dict[str, Any]:
+    return MessageToDict(msg)
+
+
+def print_json(data: Any) -> None:
+    if isinstance(data, Message):
+        data = as_dict(data)
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def power_state(vm: dict[str, Any]) -> str:
+    for s in vm.get("properties", {}).get("instanceView", {}).get("statuses", []):
+        if s.get("code", "").startswith("PowerState/"):
+            return s.get("displayStatus", "")
+    return ""
+
+
+def trace_text(op: dict[str, Any]) -> str:
+    """The operation trace as people read it: one line a step, details indented, placement as a table."""
+    out = [f"operation {op['id']}  {op.get('name', '')}",
+           f"target    {op.get('target', '')}",
+           f"status    {op.get('status', '')}  (started {op.get('startTime', '')}, ended {op.get('endTime', '-')})"]
+    if op.get("error"):
+        out.append(f"error     {op['error'].get('code')}: {op['error'].get('message')}")
+    out.append("")
+    for s in op.get("trace", []):
+        out.append(f"{s['time'][11:26]}  {s.get('source', ''):<12} {s.get('step', ''):<22} {s.get('message', '')}")
+        if s.get("placement"):
+            rows = []
+            for c in s["placement"]:
+                verdicts = "; ".join(f"{f['filter']} {'pass' if f.get('passed') else 'FAIL'}: {f.get('reason', '')}"
+                                     for f in c.get("filters", []))
+                rows.append([("* " if c.get("chosen") else "  ") + c["node"], c.get("faultDomain", 0),
+                             f"{c.get('weight', 0):.4f}", verdicts])
+            out.extend("        " + line for line in table(rows, ["node", "fd", "weight", "filters"]).splitlines())
+        if s.get("detail"):
+            out.extend("        | " + line for line in s["detail"].rstrip().splitlines())
+    return "\n".join(out)

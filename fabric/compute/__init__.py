@@ -1,0 +1,1 @@
+"""Compute resource provider: VM sizes, VMs, and the controller's VM reconciler."""

@@ -1,0 +1,113 @@
+"""The controller's VM reconciler: observed state in, VM and operation state out.
+
+Level-based: `reconcile_all()` re-reads every VM, assignment and observation
+and is idempotent; it is called on any change under the observed and node
+prefixes and on a timer. It completes operations (Succeeded when the node
+reports the target state, Failed on a node's terminal error or on timeout) and
+frees allocations of deallocated and deleted VMs.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from fabric import operations
+from fabric.arm.errors import ArmError
+from fabric.model import (Assignment, NodeAllocation, Observed, OperationRecord, OperationStatus, PowerState,
+                          ProvisioningState, VmRecord)
+from fabric.store import Delete, Put, Store, Unchanged, keys
+
+log = logging.getLogger(__name__)
+
+PROVISION_TIMEOUT_S = 600.0   # a guest that has not reached user space by then fails the operation
+SOURCE = "controller"
+
+# transitional power state -> the state the node must report to finish the operation
+TARGETS = {
+    PowerState.STARTING: PowerState.RUNNING,
+    PowerState.STOPPING: PowerState.STOPPED,
+    PowerState.DEALLOCATING: PowerState.DEALLOCATED,
+}
+
+
+def _elapsed_s(start: str) -> float:
+    import datetime as dt
+    t = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+    return (dt.datetime.now(dt.timezone.utc) - t).total_seconds()
+
+
+class VmReconciler:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def reconcile_all(self) -> None:
+        observed = {o.value.vm_id: o for o in self.store.list(keys.OBSERVED, Observed)}
+        for vm in self.store.list(keys.VMS, VmRecord):
+            try:
+                self.reconcile(vm.key, observed.get(vm.value.vm_id))
+            except ArmError as exc:
+                log.warning("reconcile %s: %s", vm.key, exc.message)
+
+    def reconcile(self, key: str, obs_v: object) -> None:
+        cur = self.store.get(key, VmRecord)
+        if cur is None:
+            return
+        vm = cur.value
+        if not vm.operation_id:
+            return
+        op_v = self.store.get(keys.operation(vm.operation_id), OperationRecord)
+        if op_v is None or op_v.value.status != OperationStatus.IN_PROGRESS:
+            return
+        op = op_v.value
+        obs = self.store.get(keys.observed(vm.node, vm.vm_id), Observed) if vm.node else None
+        o = obs.value if obs else None
+        deleting = vm.provisioning_state == ProvisioningState.DELETING
+        target = PowerState.DELETED if deleting else TARGETS.get(PowerState(vm.power_state))
+        if target is None:
+            return
+        compares = [Unchanged(cur.key, cur.mod_revision), Unchanged(op_v.key, op_v.mod_revision)]
+        if o is not None and o.error and not deleting:
+            failed = vm.replace(provisioning_state=ProvisioningState.FAILED, error=o.error)
+            self.store.commit(compares, [Put(cur.key, failed), Put(op_v.key, operations.finished(op, o.error)),
+                                         operations.step(op.id, SOURCE, "failed", o.error.get("message", ""))])
+            return
+        if o is None or o.power != target or (target == PowerState.RUNNING and
+                                               (not o.booted or o.generation < vm.restart_generation)):
+            if _elapsed_s(op.start_time) > PROVISION_TIMEOUT_S and not deleting:
+                err = ArmError("OSProvisioningTimedOut",
+                               f"The VM did not reach power state '{target}' within {PROVISION_TIMEOUT_S:g} s.").body()
+                self.store.commit(compares, [
+                    Put(cur.key, vm.replace(provisioning_state=ProvisioningState.FAILED, error=err)),
+                    Put(op_v.key, operations.finished(op, err)),
+                    operations.step(op.id, SOURCE, "timed-out", err["message"])])
+            return
+        done = operations.finished(op)
+        finish = [Put(op_v.key, done), operations.step(op.id, SOURCE, "completed",
+                                                       f"node {vm.node} reports '{target}'")]
+        if target in (PowerState.DEALLOCATED, PowerState.DELETED):
+            self._release(vm, compares, finish, delete=target == PowerState.DELETED)
+            return
+        ok = vm.replace(provisioning_state=ProvisioningState.SUCCEEDED, power_state=target)
+        self.store.commit(compares, [Put(cur.key, ok), *finish])
+
+    def _release(self, vm: VmRecord, compares: list, finish: list, delete: bool) -> None:
+        """Free the node's allocation and drop the assignment; delete or mark the VM deallocated."""
+        alloc_key = keys.allocation(vm.node)
+        for _ in range(20):
+            alloc = self.store.get(alloc_key, NodeAllocation)
+            ops: list[Put | Delete] = [*finish, Delete(keys.assignment(vm.node, vm.vm_id)),
+                                       Delete(keys.observed(vm.node, vm.vm_id))]
+            cmp = list(compares)
+            if alloc is not None:
+                vms = {k: v for k, v in alloc.value.vms.items() if k != vm.vm_id}
+                ops.append(Put(alloc_key, alloc.value.replace(vms=vms)))
+                cmp.append(Unchanged(alloc_key, alloc.mod_revision))
+            vm_key = keys.vm(vm.resource_group, vm.name)
+            if delete:
+                ops.append(Delete(vm_key))
+            else:
+                ops.append(Put(vm_key, vm.replace(node="", provisioning_state=ProvisioningState.SUCCEEDED,
+                                                  power_state=PowerState.DEALLOCATED)))
+            if self.store.commit(cmp, ops):
+                return
+            time.sleep(0.01)

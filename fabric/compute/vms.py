@@ -1,0 +1,256 @@
+"""The compute provider: validates requests and writes desired VM state.
+
+Contract: every public method either raises ArmError having written nothing,
+or commits one etcd transaction (compare-and-swap) holding the VM record, the
+node assignment, the node allocation, the operation and its first trace steps,
+and returns the operation. The controller never calls libvirt: node agents
+converge to the assignments written here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from pathlib import Path
+
+from fabric import operations
+from fabric.arm import ids
+from fabric.arm.errors import ArmError, invalid
+from fabric.compute.sizes import VmSize, find_size
+from fabric.gallery import Gallery
+from fabric.model import (Assignment, NodeAllocation, NodeRecord, OperationRecord, OperationStatus,
+                          PowerState, ProvisioningState, ResourceGroupRecord, VmRecord, now)
+from fabric.scheduler import HostState, Placement, Request, place
+from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
+
+CAS_ATTEMPTS = 20
+SOURCE = "controller"
+
+
+@dataclasses.dataclass(frozen=True)
+class ComputeConfig:
+    subscription: str
+    location: str
+    disk_root: Path
+
+
+def os_disk_name(name: str, vm_id: str) -> str:
+    return f"{name}_OsDisk_1_{vm_id.replace('-', '')}"
+
+
+class ComputeProvider:
+    def __init__(self, store: Store, gallery: Gallery, config: ComputeConfig) -> None:
+        self.store = store
+        self.gallery = gallery
+        self.config = config
+
+    # ----- reads -----
+
+    def resource_group(self, name: str) -> ResourceGroupRecord:
+        ids.check_resource_group_name(name)
+        found = self.store.get(keys.resource_group(name), ResourceGroupRecord)
+        if found is None:
+            raise ArmError("ResourceGroupNotFound", f"Resource group '{name}' could not be found.",
+                           "resourceGroupName")
+        return found.value
+
+    def get(self, rg: str, name: str) -> Versioned[VmRecord]:
+        self.resource_group(rg)
+        ids.check_vm_name(name)
+        found = self.store.get(keys.vm(rg, name), VmRecord)
+        if found is None:
+            raise ArmError("ResourceNotFound",
+                           f"The Resource '{ids.VM_TYPE}/{name}' under resource group '{rg}' was not found.",
+                           "name")
+        return found
+
+    def list(self, rg: str = "") -> list[VmRecord]:
+        if rg:
+            self.resource_group(rg)
+            return [v.value for v in self.store.list(keys.vms_in(rg), VmRecord)]
+        return [v.value for v in self.store.list(keys.VMS, VmRecord)]
+
+    def resource_id(self, vm: VmRecord) -> str:
+        return ids.vm_id(self.config.subscription, vm.resource_group, vm.name)
+
+    # ----- create -----
+
+    def create(self, rg: str, name: str, location: str, image_urn: str, size_name: str) -> OperationRecord:
+        group = self.resource_group(rg)
+        ids.check_vm_name(name)
+        location = location or group.location
+        if location.lower() != self.config.location.lower():
+            raise ArmError("LocationNotAvailable",
+                           f"Location '{location}' is not served by this fabric; it serves '{self.config.location}'.",
+                           "location")
+        size = find_size(location, size_name)
+        image = self.gallery.resolve(image_urn)
+        key = keys.vm(rg, name)
+        if self.store.get(key, VmRecord) is not None:
+            raise ArmError("Conflict", f"A VM named '{name}' already exists in resource group '{group.name}'.", "name")
+        vm_id = str(uuid.uuid4())
+        vm = VmRecord(resource_group=group.name, name=name, vm_id=vm_id, location=location, size=size.name,
+                      image=dataclasses.asdict(image), provisioning_state=ProvisioningState.CREATING,
+                      power_state=PowerState.STARTING, created=now())
+        op = operations.new_operation("create", self.resource_id(vm))
+        validated = operations.step(
+            op.id, SOURCE, "validated",
+            f"size {size.name} ({size.number_of_cores} cores, {size.memory_in_mb} MB); image "
+            f"{image.publisher}:{image.offer}:{image.sku}:{image.version} resolved to {image.exact_version}",
+            detail=f"gallery VHD {image.disk} (format {image.disk_format})")
+        self._place_and_commit(vm, size, op, [Absent(key)], [validated], conflict_key=key)
+        return op
+
+    def _place_and_commit(self, vm: VmRecord, size: VmSize, op: OperationRecord,
+                          compares: list, steps: list[Put], conflict_key: str) -> None:
+        """Choose a node and commit VM + assignment + allocation + operation in one transaction."""
+        req = Request(size.number_of_cores, size.memory_in_mb, size.resource_disk_size_in_mb)
+        for _ in range(CAS_ATTEMPTS):
+            hosts, allocs = self._host_states()
+            placement = place(hosts, req)
+            if placement.node is None:
+                raise ArmError("AllocationFailed",
+                               f"Allocation failed: no node has room for size '{size.name}'. {placement.reason()}",
+                               "hardwareProfile.vmSize")
+            node = placement.node
+            alloc = allocs.get(node)
+            alloc_rec = alloc.value if alloc else NodeAllocation(node=node)
+            new_alloc = alloc_rec.replace(vms={**alloc_rec.vms, vm.vm_id: [req.cores, req.memory_mb,
+                                                                             req.resource_disk_mb]})
+            placed = vm.replace(node=node, operation_id=op.id, error=None)
+            assignment = self._assignment(placed, size, op.id, PowerState.RUNNING)
+            placed_step = operations.step(op.id, SOURCE, "placed", f"node {node} chosen",
+                                          placement=_placement_rows(placement))
+            ok = self.store.commit(
+                [*compares, Unchanged(keys.allocation(node), alloc.mod_revision if alloc else 0)],
+                [Put(keys.vm(vm.resource_group, vm.name), placed),
+                 Put(keys.assignment(node, vm.vm_id), assignment),
+                 Put(keys.allocation(node), new_alloc),
+                 Put(keys.operation(op.id), op), *steps, placed_step])
+            if ok:
+                return
+            if any(isinstance(c, Absent) for c in compares) and self.store.get(conflict_key, VmRecord):
+                raise ArmError("Conflict", f"A VM named '{vm.name}' already exists.", "name")
+            if any(isinstance(c, Unchanged) and c.key == conflict_key for c in compares):
+                raise ArmError("Conflict", f"VM '{vm.name}' changed during the request; try again.", "name")
+        raise ArmError("Conflict", "Too many concurrent changes to the nodes' allocations; try again.")
+
+    def _host_states(self) -> tuple[list[HostState], dict[str, Versioned[NodeAllocation]]]:
+        nodes = [n.value for n in self.store.list(keys.NODES, NodeRecord)]
+        allocs = {a.value.node: a for a in self.store.list(keys.ALLOCATIONS, NodeAllocation)}
+        hosts = []
+        for n in nodes:
+            a = allocs.get(n.name)
+            used = a.value.totals() if a else (0, 0, 0)
+            hosts.append(HostState(n.name, n.fault_domain, n.cores, n.memory_mb, n.local_disk_mb,
+                                   *used, vm_count=len(a.value.vms) if a else 0))
+        return hosts, allocs
+
+    def _assignment(self, vm: VmRecord, size: VmSize, op_id: str, power: str) -> Assignment:
+        disk = self.config.disk_root / vm.resource_group.lower() / f"{os_disk_name(vm.name, vm.vm_id)}.qcow2"
+        return Assignment(vm_id=vm.vm_id, resource_group=vm.resource_group, name=vm.name, node=vm.node,
+                          power=power, generation=vm.restart_generation, cores=size.number_of_cores,
+                          memory_mb=size.memory_in_mb, resource_disk_mb=size.resource_disk_size_in_mb,
+                          image=vm.image, os_disk=str(disk), operation_id=op_id)
+
+    # ----- lifecycle actions -----
+
+    def action(self, kind: str, rg: str, name: str) -> OperationRecord:
+        """start | powerOff | restart | deallocate | delete, refused when not allowed in the current state."""
+        for _ in range(CAS_ATTEMPTS):
+            cur = self.get(rg, name)
+            vm = cur.value
+            self._check_allowed(kind, vm)
+            op = operations.new_operation(kind, self.resource_id(vm))
+            superseded = self._superseded(vm, op)
+            size = find_size(vm.location, vm.size)
+            if kind == "start" and not vm.node:
+                starting = vm.replace(provisioning_state=ProvisioningState.UPDATING, power_state=PowerState.STARTING)
+                self._place_and_commit(starting, size, op, [Unchanged(cur.key, cur.mod_revision)],
+                                       [*superseded, operations.step(op.id, SOURCE, "accepted",
+                                                                     "start of a deallocated VM: placing it again")],
+                                       conflict_key=cur.key)
+                return op
+            new_vm, power = self._next(kind, vm)
+            new_vm = new_vm.replace(operation_id=op.id, error=None)
+            ops: list[Put | Delete] = [Put(cur.key, new_vm), Put(keys.operation(op.id), op), *superseded,
+                                       operations.step(op.id, SOURCE, "accepted",
+                                                       f"{kind}: desired power state '{power}'")]
+            if vm.node:
+                ops.append(Put(keys.assignment(vm.node, vm.vm_id),
+                               self._assignment(new_vm, size, op.id, power)))
+            elif kind == "delete":
+                # Deallocated: no node holds it; the controller removes the VM and its disk itself.
+                return self._delete_unplaced(cur, op, ops)
+            if self.store.commit([Unchanged(cur.key, cur.mod_revision)], ops):
+                return op
+        raise ArmError("Conflict", f"VM '{name}' is changing too often; try again.", "name")
+
+    def _check_allowed(self, kind: str, vm: VmRecord) -> None:
+        if vm.provisioning_state == ProvisioningState.DELETING:
+            raise ArmError("OperationNotAllowed", f"VM '{vm.name}' is being deleted.", "name")
+        if kind == "delete":
+            return
+        busy = self._in_progress(vm)
+        if busy:
+            raise ArmError("Conflict", f"Operation '{busy}' is in progress on VM '{vm.name}'; "
+                                       f"wait for it (fabric operation show {busy}) or delete the VM.", "name")
+        allowed = {
+            "start": {PowerState.STOPPED, PowerState.DEALLOCATED, PowerState.RUNNING},
+            "powerOff": {PowerState.RUNNING, PowerState.STOPPED},
+            "restart": {PowerState.RUNNING},
+            "deallocate": {PowerState.RUNNING, PowerState.STOPPED, PowerState.DEALLOCATED},
+        }[kind]
+        if vm.power_state not in allowed:
+            raise ArmError("OperationNotAllowed",
+                           f"Cannot {kind} VM '{vm.name}' while its power state is '{vm.power_state}'.", "name")
+
+    def _in_progress(self, vm: VmRecord) -> str:
+        if not vm.operation_id:
+            return ""
+        op = self.store.get(keys.operation(vm.operation_id), OperationRecord)
+        return vm.operation_id if op and op.value.status == OperationStatus.IN_PROGRESS else ""
+
+    def _superseded(self, vm: VmRecord, new_op: OperationRecord) -> list[Put]:
+        """A delete preempts a running operation: that one ends Failed with OperationPreempted."""
+        old_id = self._in_progress(vm)
+        if not old_id:
+            return []
+        old = self.store.get(keys.operation(old_id), OperationRecord)
+        assert old is not None
+        err = ArmError("OperationPreempted", f"Operation preempted by {new_op.name} ({new_op.id}).").body()
+        return [Put(keys.operation(old_id), operations.finished(old.value, err)),
+                operations.step(old_id, SOURCE, "preempted", f"preempted by operation {new_op.id}")]
+
+    @staticmethod
+    def _next(kind: str, vm: VmRecord) -> tuple[VmRecord, str]:
+        upd = ProvisioningState.UPDATING
+        if kind == "start":
+            return vm.replace(provisioning_state=upd, power_state=PowerState.STARTING), PowerState.RUNNING
+        if kind == "powerOff":
+            return vm.replace(provisioning_state=upd, power_state=PowerState.STOPPING), PowerState.STOPPED
+        if kind == "restart":
+            return (vm.replace(provisioning_state=upd, power_state=PowerState.STARTING,
+                               restart_generation=vm.restart_generation + 1), PowerState.RUNNING)
+        if kind == "deallocate":
+            return vm.replace(provisioning_state=upd, power_state=PowerState.DEALLOCATING), PowerState.DEALLOCATED
+        if kind == "delete":
+            return vm.replace(provisioning_state=ProvisioningState.DELETING), PowerState.DELETED
+        raise invalid("action", f"unknown action {kind}")
+
+    def _delete_unplaced(self, cur: Versioned[VmRecord], op: OperationRecord,
+                         ops: list[Put | Delete]) -> OperationRecord:
+        vm = cur.value
+        disk = self.config.disk_root / vm.resource_group.lower() / f"{os_disk_name(vm.name, vm.vm_id)}.qcow2"
+        done = operations.finished(op)
+        ops = [Delete(cur.key), Put(keys.operation(op.id), done), *ops[2:],
+               operations.step(op.id, SOURCE, "deleted", f"VM removed; OS disk {disk} deleted")]
+        if not self.store.commit([Unchanged(cur.key, cur.mod_revision)], ops):
+            raise ArmError("Conflict", f"VM '{vm.name}' changed during the request; try again.", "name")
+        disk.unlink(missing_ok=True)
+        return done
+
+
+def _placement_rows(p: Placement) -> list[dict]:
+    return [{"node": c.node, "faultDomain": c.fault_domain, "weight": c.weight, "chosen": c.chosen,
+             "filters": [{"filter": f, "passed": ok, "reason": why} for f, ok, why in c.verdicts]}
+            for c in p.candidates]

@@ -1,0 +1,1 @@
+"""fabric-controller: the gRPC API and the reconcilers, over etcd."""

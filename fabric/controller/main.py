@@ -1,0 +1,111 @@
+"""fabric-controller: serves the API and reconciles VM state; never calls libvirt.
+
+    fabric-controller --etcd http://127.0.0.1:2379 --listen 127.0.0.1:7450 \\
+        --gallery DIR --disk-root DIR [--location local]
+
+Stops cleanly on SIGTERM/SIGINT. Killed with SIGKILL it loses nothing: every
+change it made is one etcd transaction, and on start it reconciles again.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+import uuid
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+
+from fabric.arm import server
+from fabric.compute.reconciler import VmReconciler
+from fabric.compute.vms import ComputeConfig, ComputeProvider
+from fabric.gallery import Gallery
+from fabric.store import Store, StoreUnavailable, keys
+from fabric.v1 import fabric_pb2_grpc as rpc
+
+log = logging.getLogger("fabric.controller")
+
+DEFAULT_LISTEN = "127.0.0.1:7450"
+RECONCILE_INTERVAL_S = 2.0
+ETCD_WAIT_S = 30.0
+GRPC_WORKERS = 16
+
+
+def build_server(store: Store, compute: ComputeProvider, listen: str) -> grpc.Server:
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS))
+    rpc.add_ResourceGroupsServicer_to_server(server.ResourceGroups(store, compute), srv)
+    rpc.add_VirtualMachinesServicer_to_server(server.VirtualMachines(store, compute), srv)
+    rpc.add_OperationsServicer_to_server(server.Operations(store), srv)
+    rpc.add_NodesServicer_to_server(server.Nodes(store), srv)
+    srv.add_insecure_port(listen)
+    return srv
+
+
+def subscription_id(store: Store) -> str:
+    deadline = time.monotonic() + ETCD_WAIT_S
+    while True:
+        try:
+            return store.put_raw_if_absent(keys.SUBSCRIPTION, str(uuid.uuid4()))
+        except StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def reconcile_forever(store: Store, stop: threading.Event) -> None:
+    reconciler = VmReconciler(store)
+    changed = threading.Event()
+    cancels = []
+    while not stop.is_set():
+        try:
+            if not cancels:
+                cancels = [store.watch_prefix(keys.OBSERVED, changed.set), store.watch_prefix(keys.NODES, changed.set)]
+            reconciler.reconcile_all()
+        except StoreUnavailable as exc:
+            log.warning("reconcile: %s", exc)
+            cancels = []
+        except Exception:  # noqa: BLE001 - the loop must outlive one bad record
+            log.exception("reconcile failed")
+        changed.wait(RECONCILE_INTERVAL_S)
+        changed.clear()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="fabric-controller", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--etcd", default="http://127.0.0.1:2379", help="etcd client URLs, comma-separated")
+    ap.add_argument("--listen", default=DEFAULT_LISTEN, help="gRPC address (default %(default)s)")
+    ap.add_argument("--gallery", required=True, type=Path, help="image gallery folder")
+    ap.add_argument("--disk-root", required=True, type=Path, help="where OS disks (qcow2 overlays) live")
+    ap.add_argument("--location", default="local", help="the location this fabric serves (default %(default)s)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    store = Store(args.etcd)
+    try:
+        sub = subscription_id(store)
+    except StoreUnavailable as exc:
+        log.error("%s; start etcd first (fabric lab up starts one)", exc)
+        return 1
+    compute = ComputeProvider(store, Gallery(args.gallery), ComputeConfig(sub, args.location, args.disk_root))
+    srv = build_server(store, compute, args.listen)
+    srv.start()
+    log.info("controller serving %s on %s (subscription %s, location %s)", "fabric.v1", args.listen, sub,
+             args.location)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    worker = threading.Thread(target=reconcile_forever, args=(store, stop), daemon=True)
+    worker.start()
+    stop.wait()
+    srv.stop(grace=2).wait()
+    log.info("controller stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The image gallery: `publisher:offer:sku:version` over a folder of built images.
+
+Layout: GALLERY/{publisher}/{offer}/{sku}/{version}/image.json (+ the files it
+names). A version folder is complete when image.json exists (the builder
+renames it into place as its last step). `latest` resolves to the highest
+version, compared numerically part by part.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from fabric.arm.errors import ArmError, invalid
+from fabric.model import ImageRecord
+
+DEFAULT_IMAGE = "fabriclab:busybox:lab:latest"
+DEFAULT_VERSION = "1.0.0"
+_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+BUILDERS = {("fabriclab", "busybox", "lab"): Path(__file__).resolve().parents[2] / "images" / "busybox-lab" / "build.sh"}
+
+
+def _version_key(v: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in v.split("."))
+
+
+def parse_urn(urn: str) -> tuple[str, str, str, str]:
+    parts = (urn or "").split(":")
+    if len(parts) != 4 or not all(_PART.match(p) for p in parts):
+        raise invalid("storageProfile.imageReference",
+                      "an image is PUBLISHER:OFFER:SKU:VERSION, VERSION a.b.c or 'latest'")
+    version = parts[3]
+    if version.lower() != "latest" and not _VERSION.match(version):
+        raise invalid("storageProfile.imageReference.version", "a version is a.b.c (digits) or 'latest'")
+    return parts[0], parts[1], parts[2], version
+
+
+class Gallery:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def versions(self, publisher: str, offer: str, sku: str) -> list[str]:
+        sku_dir = self.root / publisher / offer / sku
+        if not sku_dir.is_dir():
+            return []
+        found = [d.name for d in sku_dir.iterdir()
+                 if _VERSION.match(d.name) and (d / "image.json").is_file()]
+        return sorted(found, key=_version_key)
+
+    def resolve(self, urn: str) -> ImageRecord:
+        """The image version a create uses; ImageNotFound / ImageVersionNotFound otherwise."""
+        publisher, offer, sku, version = parse_urn(urn)
+        versions = self.versions(publisher, offer, sku)
+        if not versions:
+            raise ArmError("ImageNotFound",
+                           f"The platform image '{publisher}:{offer}:{sku}' is not available in the gallery.",
+                           "storageProfile.imageReference")
+        exact = versions[-1] if version.lower() == "latest" else version
+        if exact not in versions:
+            raise ArmError("ImageVersionNotFound",
+                           f"The platform image '{publisher}:{offer}:{sku}:{version}' is not available. "
+                           f"Versions: {', '.join(versions)}.", "storageProfile.imageReference.version")
+        folder = self.root / publisher / offer / sku / exact
+        meta = json.loads((folder / "image.json").read_text())
+        return ImageRecord(publisher=publisher, offer=offer, sku=sku, version=version, exact_version=exact,
+                           disk=str(folder / meta["disk"]), disk_format=meta["diskFormat"],
+                           kernel=str(folder / meta["kernel"]), initrd=str(folder / meta["initrd"]),
+                           cmdline=meta["cmdline"], boot_marker=meta["bootMarker"])
+
+    def build_default(self, version: str = DEFAULT_VERSION) -> Path:
+        """Build fabriclab:busybox:lab:VERSION when missing; returns its folder."""
+        script = BUILDERS[("fabriclab", "busybox", "lab")]
+        subprocess.run(["bash", str(script), str(self.root), version], check=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return self.root / "fabriclab" / "busybox" / "lab" / version

@@ -1,0 +1,189 @@
+"""`fabric lab up|down|status`: a whole fabric on one machine.
+
+up:   builds the default gallery image when missing, then starts an etcd
+      member, the controller and N node agents (own names, state folders and
+      fault domains), each a separate process; waits until every node has
+      registered. Idempotent: what already runs is left alone.
+down: stops the node agents (which power off their domains), the controller
+      and etcd: only the pids the lab started. --purge then removes the lab
+      folder and any domain still owned by the lab's nodes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fabric.gallery import Gallery, parse_urn
+from fabric.lab.config import read_lab, write_lab
+from fabric.lab.processes import Processes
+from fabric.model import NodeRecord
+from fabric.store import Store, StoreUnavailable, keys
+
+ETCD_START_TIMEOUT_S = 30.0
+NODES_READY_TIMEOUT_S = 60.0
+CONTROLLER_READY_TIMEOUT_S = 30.0
+DEFAULTS = {"etcd_port": 23790, "controller_port": 7450, "location": "local"}
+
+
+def _say(msg: str) -> None:
+    sys.stderr.write(f"lab: {msg}\n")
+
+
+def _wait(what: str, ready: Any, timeout_s: float, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(0.2)
+    tail = ""
+    if log and log.exists():
+        tail = "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+    raise RuntimeError(f"{what} not ready after {timeout_s:g} s{tail}")
+
+
+class Lab:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.procs = Processes(root)
+
+    @property
+    def gallery_dir(self) -> Path:
+        return self.root / "gallery"
+
+    def config(self) -> dict[str, Any]:
+        return read_lab(self.root) or {}
+
+    def up(self, nodes: int, image: str, hypervisor: str, etcd_port: int, controller_port: int,
+           location: str) -> dict[str, Any]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o755)
+        cfg = self.config()
+        if cfg and self.procs.alive("etcd"):
+            etcd_port, controller_port = cfg["etcd_port"], cfg["controller_port"]
+            location = cfg["location"]
+        resolved = self._ensure_image(image)
+        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        cfg = {"etcd": etcd_url, "etcd_port": etcd_port, "controller": f"127.0.0.1:{controller_port}",
+               "controller_port": controller_port, "location": location, "gallery": str(self.gallery_dir),
+               "image": resolved, "nodes": [f"node-{i}" for i in range(1, nodes + 1)]}
+        write_lab(self.root, cfg)
+        self._start_etcd(etcd_port)
+        py = sys.executable
+        self.procs.start("controller", [py, "-m", "fabric.controller.main", "--etcd", etcd_url,
+                                        "--listen", cfg["controller"], "--gallery", str(self.gallery_dir),
+                                        "--disk-root", str(self.root / "disks"), "--location", location],
+                         marker="fabric.controller.main")
+        host_cores = os.cpu_count() or 1
+        mem_mb = _host_memory_mb()
+        for i, name in enumerate(cfg["nodes"]):
+            state = self.root / "nodes" / name
+            self.procs.start(name, [py, "-m", "nodeagent.main", "--name", name, "--fault-domain", str(i),
+                                    "--state-dir", str(state), "--etcd", etcd_url, "--hypervisor", hypervisor,
+                                    "--cores", str(max(1, host_cores // nodes)),
+                                    "--memory-mb", str(mem_mb // nodes), "--power-off-on-exit"],
+                             marker=f"--name {name}")
+        store = Store(etcd_url)
+        try:
+            _wait("controller", lambda: _port_open(controller_port), CONTROLLER_READY_TIMEOUT_S,
+                  self.procs.log_path("controller"))
+            _wait(f"{nodes} node agents", lambda: all(store.get(keys.node(n), NodeRecord) for n in cfg["nodes"]),
+                  NODES_READY_TIMEOUT_S, self.procs.log_path(cfg["nodes"][-1]))
+        finally:
+            store.close()
+        return cfg
+
+    def _ensure_image(self, urn: str) -> str:
+        publisher, offer, sku, version = parse_urn(urn)
+        gallery = Gallery(self.gallery_dir)
+        if version.lower() == "latest":
+            if not gallery.versions(publisher, offer, sku):
+                _say(f"building the default image {publisher}:{offer}:{sku} (first run)")
+                self._build(gallery, dt.date.today().strftime("1.0.%Y%m%d"))
+        elif version not in gallery.versions(publisher, offer, sku):
+            self._build(gallery, version)
+        rec = gallery.resolve(urn)
+        return f"{rec.publisher}:{rec.offer}:{rec.sku}:{rec.exact_version}"
+
+    def _build(self, gallery: Gallery, version: str) -> None:
+        try:
+            gallery.build_default(version)
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(f"image build failed:\n{exc.stdout}") from None
+
+    def _start_etcd(self, port: int) -> None:
+        peer = f"http://127.0.0.1:{port + 1}"
+        client = f"http://127.0.0.1:{port}"
+        etcd = shutil.which("etcd")
+        if etcd is None:
+            raise RuntimeError("etcd is not installed: run deploy/install.sh (Debian package etcd-server)")
+        self.procs.start("etcd", [etcd, "--name", "lab", "--data-dir", str(self.root / "etcd"),
+                                  "--listen-client-urls", client, "--advertise-client-urls", client,
+                                  "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                                  "--initial-cluster", f"lab={peer}"], marker=str(self.root / "etcd"))
+        store = Store(client)
+        try:
+            _wait("etcd", lambda: _answers(store), ETCD_START_TIMEOUT_S, self.procs.log_path("etcd"))
+        finally:
+            store.close()
+
+    def down(self, purge: bool) -> list[str]:
+        cfg = self.config()
+        stopped = []
+        for name in [*cfg.get("nodes", []), "controller", "etcd"]:
+            if self.procs.stop(name):
+                stopped.append(name)
+        if purge:
+            self._remove_domains(cfg.get("nodes", []))
+            if self.root.exists():
+                shutil.rmtree(self.root)
+        return stopped
+
+    @staticmethod
+    def _remove_domains(nodes: list[str]) -> None:
+        """Domains still owned by the lab's nodes (an agent died before powering them off)."""
+        from nodeagent.hypervisor import Host, HypervisorError
+        for node in nodes:
+            try:
+                host = Host("qemu:///system", node)
+            except HypervisorError:
+                return
+            for uuid in host.owned():
+                host.undefine(uuid)
+            host.close()
+
+    def status(self) -> list[list[str]]:
+        cfg = self.config()
+        rows = []
+        for name in ["etcd", "controller", *cfg.get("nodes", [])]:
+            pid = self.procs.pid(name)
+            rows.append([name, str(pid or "-"), "running" if pid else "stopped", str(self.procs.log_path(name))])
+        return rows
+
+
+def _answers(store: Store) -> bool:
+    try:
+        store.get_raw(keys.SUBSCRIPTION)
+        return True
+    except StoreUnavailable:
+        return False
+
+
+def _port_open(port: int) -> bool:
+    import socket
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _host_memory_mb() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    return 0

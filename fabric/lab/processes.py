@@ -1,0 +1,95 @@
+"""Processes the lab starts: detached, logged, remembered by pid file.
+
+The lab stops only the processes it started: a pid is signalled only when its
+pid file exists and /proc/PID/cmdline still holds the command the lab ran
+(so a recycled pid is never signalled).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+STOP_GRACE_S = 15.0
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [p.decode(errors="replace") for p in raw.split(b"\0") if p]
+
+
+class Processes:
+    def __init__(self, root: Path) -> None:
+        self.pids = root / "pids"
+        self.logs = root / "logs"
+        self.pids.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def log_path(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def pid(self, name: str) -> int | None:
+        """The pid of a running process the lab started under `name`, else None."""
+        try:
+            pid, marker = (self.pids / f"{name}.pid").read_text().split("\n", 1)
+        except (FileNotFoundError, ValueError):
+            return None
+        cmd = _cmdline(int(pid))
+        return int(pid) if cmd and marker.strip() in " ".join(cmd) else None
+
+    def start(self, name: str, argv: list[str], marker: str) -> int:
+        """Start argv detached unless already running; `marker` must appear in its command line."""
+        running = self.pid(name)
+        if running:
+            return running
+        with open(self.log_path(name), "ab") as log:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        tmp = self.pids / f"{name}.pid.tmp"
+        tmp.write_text(f"{proc.pid}\n{marker}")
+        os.replace(tmp, self.pids / f"{name}.pid")
+        return proc.pid
+
+    def alive(self, name: str) -> bool:
+        return self.pid(name) is not None
+
+    def stop(self, name: str, grace_s: float = STOP_GRACE_S) -> bool:
+        """SIGTERM, then SIGKILL after grace_s. True when a process was stopped."""
+        pid = self.pid(name)
+        if pid is None:
+            (self.pids / f"{name}.pid").unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and self.pid(name):
+            _reap(pid)
+            time.sleep(0.05)
+        if self.pid(name):
+            os.kill(pid, signal.SIGKILL)
+            while self.pid(name):
+                _reap(pid)
+                time.sleep(0.05)
+        (self.pids / f"{name}.pid").unlink(missing_ok=True)
+        return True
+
+    def kill(self, name: str) -> None:
+        """SIGKILL (for fault tests): the pid file stays, as after a crash."""
+        pid = self.pid(name)
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            while self.pid(name) and Path(f"/proc/{pid}/status").exists() and "zombie" not in \
+                    Path(f"/proc/{pid}/status").read_text():
+                time.sleep(0.02)
+            _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,190 @@
+"""The only code in fabriclab that talks to etcd.
+
+Every read-modify-write is a compare-and-swap transaction on mod revisions
+(`Store.commit`); there are no etcd locks. Connection failures surface as
+`StoreUnavailable`, and a failed transaction writes nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Generic, TypeVar
+from urllib.parse import urlsplit
+
+import grpc
+import pyetcd
+from pyetcd import exceptions as etcd_exc
+from pyetcd.client import Endpoint, MultiEndpointEtcd3Client
+
+from fabric.model import Record
+
+R = TypeVar("R", bound=Record)
+
+ETCD_CALL_TIMEOUT_S = 5.0
+ENDPOINT_RETRY_AFTER_S = 0.5
+DEFAULT_ENDPOINT = "http://127.0.0.1:2379"
+
+
+class StoreUnavailable(Exception):
+    """etcd did not answer; nothing was written by the call that raised it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Versioned(Generic[R]):
+    key: str
+    value: R
+    mod_revision: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Absent:
+    """Compare: the key does not exist."""
+    key: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Unchanged:
+    """Compare: the key still has this mod revision (0 = still absent)."""
+    key: str
+    mod_revision: int
+
+
+Compare = Absent | Unchanged
+
+
+@dataclasses.dataclass(frozen=True)
+class Put:
+    key: str
+    value: Record
+    lease: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Delete:
+    key: str
+    prefix: bool = False
+
+
+def _prefix_end(prefix: str) -> str:
+    raw = bytearray(prefix.encode())
+    raw[-1] += 1
+    return raw.decode()
+
+
+class Store:
+    """A connection to an etcd cluster (one or more client URLs)."""
+
+    def __init__(self, endpoints: str = DEFAULT_ENDPOINT, timeout_s: float = ETCD_CALL_TIMEOUT_S) -> None:
+        eps = []
+        for url in endpoints.split(","):
+            parts = urlsplit(url.strip())
+            if parts.scheme != "http" or not parts.hostname or not parts.port:
+                raise ValueError(f"etcd endpoint {url!r}: expected http://HOST:PORT")
+            eps.append(Endpoint(parts.hostname, parts.port, secure=False,
+                                time_retry=ENDPOINT_RETRY_AFTER_S))
+        self.endpoints = endpoints
+        self._client = MultiEndpointEtcd3Client(endpoints=eps, timeout=timeout_s, failover=True)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _call(self, fn: Callable[[], object]) -> object:
+        try:
+            return fn()
+        except (etcd_exc.ConnectionFailedError, etcd_exc.ConnectionTimeoutError,
+                etcd_exc.NoServerAvailableError, ValueError) as exc:
+            raise StoreUnavailable(f"etcd at {self.endpoints} is unavailable ({exc or type(exc).__name__})") from None
+        except grpc.RpcError as exc:
+            raise StoreUnavailable(f"etcd at {self.endpoints}: {exc.code().name}") from None
+
+    # ----- reads -----
+
+    def get(self, key: str, cls: type[R]) -> Versioned[R] | None:
+        value, meta = self._call(lambda: self._client.get(key))  # type: ignore[misc]
+        if value is None:
+            return None
+        return Versioned(key, cls.from_json(value), meta.mod_revision)
+
+    def list(self, prefix: str, cls: type[R]) -> list[Versioned[R]]:
+        items = self._call(lambda: list(self._client.get_prefix(prefix, sort_order="ascend")))
+        return [Versioned(meta.key.decode(), cls.from_json(value), meta.mod_revision)
+                for value, meta in items]  # type: ignore[union-attr]
+
+    def count(self, prefix: str) -> int:
+        items = self._call(lambda: list(self._client.get_prefix(prefix, keys_only=True)))
+        return len(items)  # type: ignore[arg-type]
+
+    def get_raw(self, key: str) -> str | None:
+        value, _ = self._call(lambda: self._client.get(key))  # type: ignore[misc]
+        return None if value is None else value.decode()
+
+    # ----- writes -----
+
+    def put(self, key: str, value: Record, lease: int | None = None) -> None:
+        self._call(lambda: self._client.put(key, value.to_json(), lease=lease))
+
+    def put_raw_if_absent(self, key: str, value: str) -> str:
+        """Write value when key is absent; return what the key holds afterwards."""
+        self._call(lambda: self._client.put_if_not_exists(key, value))
+        stored = self.get_raw(key)
+        assert stored is not None
+        return stored
+
+    def commit(self, compares: Sequence[Compare], ops: Iterable[Put | Delete]) -> bool:
+        """Apply every op atomically if every compare holds; False (nothing written) otherwise."""
+        tx = self._client.transactions
+        cmp = []
+        for c in compares:
+            if isinstance(c, Absent):
+                cmp.append(tx.create(c.key) == 0)
+            else:
+                cmp.append(tx.mod(c.key) == c.mod_revision)
+        success = []
+        for op in ops:
+            if isinstance(op, Put):
+                success.append(tx.put(op.key, op.value.to_json(), lease=op.lease))
+            elif op.prefix:
+                success.append(tx.delete(op.key, range_end=_prefix_end(op.key)))
+            else:
+                success.append(tx.delete(op.key))
+        ok, _ = self._call(lambda: self._client.transaction(compare=cmp, success=success, failure=[]))  # type: ignore[misc]
+        return bool(ok)
+
+    def delete(self, key: str) -> None:
+        self._call(lambda: self._client.delete(key))
+
+    def delete_prefix(self, prefix: str) -> None:
+        self._call(lambda: self._client.delete_prefix(prefix))
+
+    # ----- leases and watches -----
+
+    def grant_lease(self, ttl_s: int) -> int:
+        lease = self._call(lambda: self._client.lease(ttl_s))
+        return int(lease.id)  # type: ignore[attr-defined]
+
+    def refresh_lease(self, lease_id: int) -> int:
+        """Keep a lease alive; returns the TTL left (0 or less: the lease is gone)."""
+        replies = self._call(lambda: list(self._client.refresh_lease(lease_id)))
+        return int(replies[0].TTL) if replies else 0  # type: ignore[index]
+
+    def revoke_lease(self, lease_id: int) -> None:
+        self._call(lambda: self._client.revoke_lease(lease_id))
+
+    def watch_prefix(self, prefix: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback()` (no payload: re-read state) on any change under prefix.
+
+        Returns a function that cancels the watch. A broken watch is not
+        restarted here: callers also re-read state on a timer.
+        """
+        def on_event(_response: object) -> None:
+            callback()
+        watch_id = self._call(lambda: self._client.add_watch_prefix_callback(prefix, on_event))
+
+        def cancel() -> None:
+            try:
+                self._client.cancel_watch(watch_id)
+            except Exception:  # noqa: BLE001 - cancelling a dead watch is fine
+                pass
+        return cancel

@@ -1,0 +1,66 @@
+"""Typed etcd keys. Every key fabriclab writes is built here.
+
+Names in ARM are case-insensitive, so keys use the lower-cased name while the
+records keep the casing the user gave.
+"""
+from __future__ import annotations
+
+ROOT = "/fabriclab/v1/"
+
+SUBSCRIPTION = ROOT + "config/subscription"
+RESOURCE_GROUPS = ROOT + "resourcegroups/"
+VMS = ROOT + "vms/"
+NODES = ROOT + "nodes/"
+ALLOCATIONS = ROOT + "allocations/"
+ASSIGNMENTS = ROOT + "assignments/"
+OBSERVED = ROOT + "observed/"
+OPERATIONS = ROOT + "operations/"
+TRACES = ROOT + "traces/"
+
+
+def resource_group(name: str) -> str:
+    return RESOURCE_GROUPS + name.lower()
+
+
+def vm(resource_group: str, name: str) -> str:
+    return f"{VMS}{resource_group.lower()}/{name.lower()}"
+
+
+def vms_in(resource_group: str) -> str:
+    return f"{VMS}{resource_group.lower()}/"
+
+
+def node(name: str) -> str:
+    return NODES + name
+
+
+def allocation(node: str) -> str:
+    return ALLOCATIONS + node
+
+
+def assignments_of(node: str) -> str:
+    return f"{ASSIGNMENTS}{node}/"
+
+
+def assignment(node: str, vm_id: str) -> str:
+    return f"{ASSIGNMENTS}{node}/{vm_id}"
+
+
+def observed_of(node: str) -> str:
+    return f"{OBSERVED}{node}/"
+
+
+def observed(node: str, vm_id: str) -> str:
+    return f"{OBSERVED}{node}/{vm_id}"
+
+
+def operation(op_id: str) -> str:
+    return OPERATIONS + op_id
+
+
+def trace_of(op_id: str) -> str:
+    return f"{TRACES}{op_id}/"
+
+
+def trace_step(op_id: str, time_ns: int, source: str) -> str:
+    return f"{TRACES}{op_id}/{time_ns:020d}-{source}"

@@ -1,0 +1,365 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ErrorDetail(_message.Message):
+    __slots__ = ("code", "message", "target", "details")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    target: str
+    details: _containers.RepeatedCompositeFieldContainer[ErrorDetail]
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., target: _Optional[str] = ..., details: _Optional[_Iterable[_Union[ErrorDetail, _Mapping]]] = ...) -> None: ...
+
+class InstanceViewStatus(_message.Message):
+    __slots__ = ("code", "level", "display_status", "message", "time")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    level: str
+    display_status: str
+    message: str
+    time: str
+    def __init__(self, code: _Optional[str] = ..., level: _Optional[str] = ..., display_status: _Optional[str] = ..., message: _Optional[str] = ..., time: _Optional[str] = ...) -> None: ...
+
+class ResourceGroupProperties(_message.Message):
+    __slots__ = ("provisioning_state",)
+    PROVISIONING_STATE_FIELD_NUMBER: _ClassVar[int]
+    provisioning_state: str
+    def __init__(self, provisioning_state: _Optional[str] = ...) -> None: ...
+
+class ResourceGroup(_message.Message):
+    __slots__ = ("id", "name", "type", "location", "properties")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    type: str
+    location: str
+    properties: ResourceGroupProperties
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., location: _Optional[str] = ..., properties: _Optional[_Union[ResourceGroupProperties, _Mapping]] = ...) -> None: ...
+
+class CreateResourceGroupRequest(_message.Message):
+    __slots__ = ("name", "location")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    location: str
+    def __init__(self, name: _Optional[str] = ..., location: _Optional[str] = ...) -> None: ...
+
+class GetResourceGroupRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListResourceGroupsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListResourceGroupsResponse(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: _containers.RepeatedCompositeFieldContainer[ResourceGroup]
+    def __init__(self, value: _Optional[_Iterable[_Union[ResourceGroup, _Mapping]]] = ...) -> None: ...
+
+class VirtualMachineSize(_message.Message):
+    __slots__ = ("name", "number_of_cores", "os_disk_size_in_mb", "resource_disk_size_in_mb", "memory_in_mb", "max_data_disk_count")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_OF_CORES_FIELD_NUMBER: _ClassVar[int]
+    OS_DISK_SIZE_IN_MB_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_DISK_SIZE_IN_MB_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_IN_MB_FIELD_NUMBER: _ClassVar[int]
+    MAX_DATA_DISK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    number_of_cores: int
+    os_disk_size_in_mb: int
+    resource_disk_size_in_mb: int
+    memory_in_mb: int
+    max_data_disk_count: int
+    def __init__(self, name: _Optional[str] = ..., number_of_cores: _Optional[int] = ..., os_disk_size_in_mb: _Optional[int] = ..., resource_disk_size_in_mb: _Optional[int] = ..., memory_in_mb: _Optional[int] = ..., max_data_disk_count: _Optional[int] = ...) -> None: ...
+
+class HardwareProfile(_message.Message):
+    __slots__ = ("vm_size",)
+    VM_SIZE_FIELD_NUMBER: _ClassVar[int]
+    vm_size: str
+    def __init__(self, vm_size: _Optional[str] = ...) -> None: ...
+
+class ImageReference(_message.Message):
+    __slots__ = ("publisher", "offer", "sku", "version", "exact_version")
+    PUBLISHER_FIELD_NUMBER: _ClassVar[int]
+    OFFER_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EXACT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    publisher: str
+    offer: str
+    sku: str
+    version: str
+    exact_version: str
+    def __init__(self, publisher: _Optional[str] = ..., offer: _Optional[str] = ..., sku: _Optional[str] = ..., version: _Optional[str] = ..., exact_version: _Optional[str] = ...) -> None: ...
+
+class OsDisk(_message.Message):
+    __slots__ = ("os_type", "name", "create_option", "caching", "disk_size_gb")
+    OS_TYPE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATE_OPTION_FIELD_NUMBER: _ClassVar[int]
+    CACHING_FIELD_NUMBER: _ClassVar[int]
+    DISK_SIZE_GB_FIELD_NUMBER: _ClassVar[int]
+    os_type: str
+    name: str
+    create_option: str
+    caching: str
+    disk_size_gb: int
+    def __init__(self, os_type: _Optional[str] = ..., name: _Optional[str] = ..., create_option: _Optional[str] = ..., caching: _Optional[str] = ..., disk_size_gb: _Optional[int] = ...) -> None: ...
+
+class StorageProfile(_message.Message):
+    __slots__ = ("image_reference", "os_disk")
+    IMAGE_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    OS_DISK_FIELD_NUMBER: _ClassVar[int]
+    image_reference: ImageReference
+    os_disk: OsDisk
+    def __init__(self, image_reference: _Optional[_Union[ImageReference, _Mapping]] = ..., os_disk: _Optional[_Union[OsDisk, _Mapping]] = ...) -> None: ...
+
+class OsProfile(_message.Message):
+    __slots__ = ("computer_name",)
+    COMPUTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    computer_name: str
+    def __init__(self, computer_name: _Optional[str] = ...) -> None: ...
+
+class VirtualMachineInstanceView(_message.Message):
+    __slots__ = ("computer_name", "platform_fault_domain", "node_name", "hypervisor", "domain_name", "statuses")
+    COMPUTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FAULT_DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    HYPERVISOR_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    computer_name: str
+    platform_fault_domain: int
+    node_name: str
+    hypervisor: str
+    domain_name: str
+    statuses: _containers.RepeatedCompositeFieldContainer[InstanceViewStatus]
+    def __init__(self, computer_name: _Optional[str] = ..., platform_fault_domain: _Optional[int] = ..., node_name: _Optional[str] = ..., hypervisor: _Optional[str] = ..., domain_name: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[InstanceViewStatus, _Mapping]]] = ...) -> None: ...
+
+class VirtualMachineProperties(_message.Message):
+    __slots__ = ("vm_id", "hardware_profile", "storage_profile", "os_profile", "provisioning_state", "instance_view", "last_operation_id", "error")
+    VM_ID_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    OS_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    PROVISIONING_STATE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_VIEW_FIELD_NUMBER: _ClassVar[int]
+    LAST_OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    vm_id: str
+    hardware_profile: HardwareProfile
+    storage_profile: StorageProfile
+    os_profile: OsProfile
+    provisioning_state: str
+    instance_view: VirtualMachineInstanceView
+    last_operation_id: str
+    error: ErrorDetail
+    def __init__(self, vm_id: _Optional[str] = ..., hardware_profile: _Optional[_Union[HardwareProfile, _Mapping]] = ..., storage_profile: _Optional[_Union[StorageProfile, _Mapping]] = ..., os_profile: _Optional[_Union[OsProfile, _Mapping]] = ..., provisioning_state: _Optional[str] = ..., instance_view: _Optional[_Union[VirtualMachineInstanceView, _Mapping]] = ..., last_operation_id: _Optional[str] = ..., error: _Optional[_Union[ErrorDetail, _Mapping]] = ...) -> None: ...
+
+class VirtualMachine(_message.Message):
+    __slots__ = ("id", "name", "type", "location", "properties")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    type: str
+    location: str
+    properties: VirtualMachineProperties
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., location: _Optional[str] = ..., properties: _Optional[_Union[VirtualMachineProperties, _Mapping]] = ...) -> None: ...
+
+class CreateVirtualMachineRequest(_message.Message):
+    __slots__ = ("resource_group", "name", "location", "image", "size")
+    RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    resource_group: str
+    name: str
+    location: str
+    image: str
+    size: str
+    def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ..., location: _Optional[str] = ..., image: _Optional[str] = ..., size: _Optional[str] = ...) -> None: ...
+
+class VirtualMachineRef(_message.Message):
+    __slots__ = ("resource_group", "name", "instance_view")
+    RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_VIEW_FIELD_NUMBER: _ClassVar[int]
+    resource_group: str
+    name: str
+    instance_view: bool
+    def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ..., instance_view: _Optional[bool] = ...) -> None: ...
+
+class ListVirtualMachinesRequest(_message.Message):
+    __slots__ = ("resource_group",)
+    RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    resource_group: str
+    def __init__(self, resource_group: _Optional[str] = ...) -> None: ...
+
+class ListVirtualMachinesResponse(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: _containers.RepeatedCompositeFieldContainer[VirtualMachine]
+    def __init__(self, value: _Optional[_Iterable[_Union[VirtualMachine, _Mapping]]] = ...) -> None: ...
+
+class ListSizesRequest(_message.Message):
+    __slots__ = ("location",)
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    location: str
+    def __init__(self, location: _Optional[str] = ...) -> None: ...
+
+class ListSizesResponse(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: _containers.RepeatedCompositeFieldContainer[VirtualMachineSize]
+    def __init__(self, value: _Optional[_Iterable[_Union[VirtualMachineSize, _Mapping]]] = ...) -> None: ...
+
+class SerialOutputRequest(_message.Message):
+    __slots__ = ("resource_group", "name", "tail_lines")
+    RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TAIL_LINES_FIELD_NUMBER: _ClassVar[int]
+    resource_group: str
+    name: str
+    tail_lines: int
+    def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ..., tail_lines: _Optional[int] = ...) -> None: ...
+
+class SerialOutput(_message.Message):
+    __slots__ = ("node_name", "path", "output")
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    node_name: str
+    path: str
+    output: str
+    def __init__(self, node_name: _Optional[str] = ..., path: _Optional[str] = ..., output: _Optional[str] = ...) -> None: ...
+
+class FilterVerdict(_message.Message):
+    __slots__ = ("filter", "passed", "reason")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    filter: str
+    passed: bool
+    reason: str
+    def __init__(self, filter: _Optional[str] = ..., passed: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class PlacementCandidate(_message.Message):
+    __slots__ = ("node", "fault_domain", "filters", "weight", "chosen")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    FAULT_DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    fault_domain: int
+    filters: _containers.RepeatedCompositeFieldContainer[FilterVerdict]
+    weight: float
+    chosen: bool
+    def __init__(self, node: _Optional[str] = ..., fault_domain: _Optional[int] = ..., filters: _Optional[_Iterable[_Union[FilterVerdict, _Mapping]]] = ..., weight: _Optional[float] = ..., chosen: _Optional[bool] = ...) -> None: ...
+
+class TraceStep(_message.Message):
+    __slots__ = ("time", "source", "step", "message", "detail", "placement")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    time: str
+    source: str
+    step: str
+    message: str
+    detail: str
+    placement: _containers.RepeatedCompositeFieldContainer[PlacementCandidate]
+    def __init__(self, time: _Optional[str] = ..., source: _Optional[str] = ..., step: _Optional[str] = ..., message: _Optional[str] = ..., detail: _Optional[str] = ..., placement: _Optional[_Iterable[_Union[PlacementCandidate, _Mapping]]] = ...) -> None: ...
+
+class Operation(_message.Message):
+    __slots__ = ("id", "name", "status", "start_time", "end_time", "target", "error", "trace")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    status: str
+    start_time: str
+    end_time: str
+    target: str
+    error: ErrorDetail
+    trace: _containers.RepeatedCompositeFieldContainer[TraceStep]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[str] = ..., start_time: _Optional[str] = ..., end_time: _Optional[str] = ..., target: _Optional[str] = ..., error: _Optional[_Union[ErrorDetail, _Mapping]] = ..., trace: _Optional[_Iterable[_Union[TraceStep, _Mapping]]] = ...) -> None: ...
+
+class GetOperationRequest(_message.Message):
+    __slots__ = ("id", "trace")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    trace: bool
+    def __init__(self, id: _Optional[str] = ..., trace: _Optional[bool] = ...) -> None: ...
+
+class Node(_message.Message):
+    __slots__ = ("name", "state", "fault_domain", "hypervisor", "cores", "memory_mb", "local_disk_mb", "allocated_cores", "allocated_memory_mb", "allocated_local_disk_mb", "vm_count", "registered_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    FAULT_DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    HYPERVISOR_FIELD_NUMBER: _ClassVar[int]
+    CORES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MB_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_DISK_MB_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATED_CORES_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATED_MEMORY_MB_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATED_LOCAL_DISK_MB_FIELD_NUMBER: _ClassVar[int]
+    VM_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    state: str
+    fault_domain: int
+    hypervisor: str
+    cores: int
+    memory_mb: int
+    local_disk_mb: int
+    allocated_cores: int
+    allocated_memory_mb: int
+    allocated_local_disk_mb: int
+    vm_count: int
+    registered_time: str
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., fault_domain: _Optional[int] = ..., hypervisor: _Optional[str] = ..., cores: _Optional[int] = ..., memory_mb: _Optional[int] = ..., local_disk_mb: _Optional[int] = ..., allocated_cores: _Optional[int] = ..., allocated_memory_mb: _Optional[int] = ..., allocated_local_disk_mb: _Optional[int] = ..., vm_count: _Optional[int] = ..., registered_time: _Optional[str] = ...) -> None: ...
+
+class ListNodesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListNodesResponse(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: _containers.RepeatedCompositeFieldContainer[Node]
+    def __init__(self, value: _Optional[_Iterable[_Union[Node, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,237 @@
+"""The node agent: heartbeat registration and the level-based reconcile loop.
+
+Contract:
+  - The node record lives under an etcd lease renewed every NODE_HEARTBEAT_S;
+    when the agent dies the lease expires and the node disappears from placement.
+  - `reconcile()` re-reads this node's assignments and libvirt, converges each
+    VM (overlay, resource disk, define, start/stop/destroy/undefine), writes an
+    Observed record when what it sees changes, and destroys + undefines owned
+    domains that no assignment names (fencing orphans). It is idempotent: a
+    SIGKILL at any point followed by a restart reaches the same end state.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from fabric.model import Assignment, NodeRecord, Observed, PowerState, now
+from fabric.operations import record_step
+from fabric.store import Store, StoreUnavailable, keys
+from nodeagent import disks
+from nodeagent.console import BootRecord, Consoles
+from nodeagent.hypervisor import DomainSpec, Host, HypervisorError, domain_xml
+
+log = logging.getLogger("nodeagent")
+
+NODE_LEASE_TTL_S = 10
+NODE_HEARTBEAT_S = 3.0
+RESYNC_S = 5.0            # full reconcile at least this often
+BOOT_POLL_S = 0.1         # console polling while a guest is booting
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    node: str
+    fault_domain: int
+    state_dir: Path
+    cores: int
+    memory_mb: int
+    local_disk_mb: int
+    diagnostics_url: str = ""
+
+
+class NodeAgent:
+    def __init__(self, store: Store, host: Host, config: AgentConfig, domain_type: str) -> None:
+        self.store = store
+        self.host = host
+        self.config = config
+        self.domain_type = domain_type
+        self.consoles = Consoles(config.state_dir)
+        self.resource_dir = config.state_dir / "resource-disks"
+        self.lease_id: int | None = None
+        self.changed = threading.Event()
+        self._assigned: set[str] = set()
+        self._last_observed: dict[str, Observed] = {}
+
+    # ----- registration -----
+
+    def record(self) -> NodeRecord:
+        c = self.config
+        return NodeRecord(name=c.node, fault_domain=c.fault_domain, hypervisor=self.domain_type, cores=c.cores,
+                          memory_mb=c.memory_mb, local_disk_mb=c.local_disk_mb, diagnostics_url=c.diagnostics_url,
+                          pid=os.getpid(), registered=now())
+
+    def register(self) -> None:
+        self.lease_id = self.store.grant_lease(NODE_LEASE_TTL_S)
+        self.store.put(keys.node(self.config.node), self.record(), lease=self.lease_id)
+        log.info("node %s registered (lease %x, ttl %d s, domain type %s)", self.config.node, self.lease_id,
+                 NODE_LEASE_TTL_S, self.domain_type)
+
+    def heartbeat(self) -> None:
+        """Renew the lease; register again if it has expired (e.g. etcd was down too long)."""
+        if self.lease_id is None or self.store.refresh_lease(self.lease_id) <= 0:
+            self.register()
+
+    def deregister(self) -> None:
+        if self.lease_id is not None:
+            self.store.revoke_lease(self.lease_id)
+            self.lease_id = None
+
+    # ----- reconcile -----
+
+    def is_mine(self, vm_id: str) -> bool:
+        return vm_id in self._assigned
+
+    def reconcile(self) -> bool:
+        """One pass. True when a guest is still booting (poll again soon)."""
+        assigned = {a.value.vm_id: a.value for a in
+                    self.store.list(keys.assignments_of(self.config.node), Assignment)}
+        self._assigned = set(assigned)
+        self._last_observed = {k: v for k, v in self._last_observed.items() if k in assigned}
+        booting = False
+        for vm_id, a in assigned.items():
+            try:
+                obs = self._converge(a)
+            except (HypervisorError, disks.DiskError, OSError) as exc:
+                log.warning("vm %s (%s/%s): %s", vm_id, a.resource_group, a.name, exc)
+                obs = Observed(vm_id=vm_id, node=self.config.node, power=PowerState.STOPPED,
+                               generation=a.generation, error={"code": "NodeOperationFailed",
+                                                               "message": f"node {self.config.node}: {exc}",
+                                                               "target": a.operation_id})
+                if self._last_observed.get(vm_id, None) is None or self._last_observed[vm_id].error != obs.error:
+                    record_step(self.store, a.operation_id, self.config.node, "node-error", str(exc))
+            booting = booting or (obs.power == PowerState.RUNNING and not obs.booted)
+            self._report(obs, a.operation_id)
+        for uuid, dom in self.host.owned().items():
+            if uuid not in assigned:
+                log.warning("fencing domain %s (%s): no assignment names it", dom.name, uuid)
+                self.host.undefine(uuid)
+        return booting
+
+    def _report(self, obs: Observed, op_id: str) -> None:
+        last = self._last_observed.get(obs.vm_id)
+        if last is not None and dataclasses.replace(last, time="") == obs:
+            return
+        stamped = obs.replace(time=now())
+        self.store.put(keys.observed(self.config.node, obs.vm_id), stamped)
+        self._last_observed[obs.vm_id] = obs
+
+    def _paths(self, a: Assignment) -> tuple[Path, Path]:
+        return Path(a.os_disk), self.resource_dir / f"{a.vm_id}.raw"
+
+    def _converge(self, a: Assignment) -> Observed:
+        node = self.config.node
+        os_disk, resource_disk = self._paths(a)
+        base = Observed(vm_id=a.vm_id, node=node, power=a.power, generation=a.generation,
+                        domain=self._domain_name(a), hypervisor=self.domain_type,
+                        console=str(self.consoles.log_path(a.vm_id)))
+        if a.power in (PowerState.DELETED, PowerState.DEALLOCATED):
+            if self.host.xml(a.vm_id):
+                self.host.undefine(a.vm_id)
+                record_step(self.store, a.operation_id, node, "domain-undefined", f"domain {base.domain} removed")
+            if disks.remove(resource_disk):
+                record_step(self.store, a.operation_id, node, "resource-disk-removed",
+                            f"temporary disk {resource_disk} wiped")
+            if a.power == PowerState.DELETED:
+                self.consoles.forget(a.vm_id)
+                if disks.remove(os_disk):
+                    record_step(self.store, a.operation_id, node, "os-disk-removed", f"OS disk {os_disk} deleted")
+            return base
+        self._ensure_defined(a, os_disk, resource_disk)
+        if a.power == PowerState.STOPPED:
+            if self._active(a.vm_id):
+                self.host.destroy(a.vm_id)
+                record_step(self.store, a.operation_id, node, "domain-stopped", f"domain {base.domain} powered off")
+            return base
+        return self._ensure_running(a, base)
+
+    def _domain_name(self, a: Assignment) -> str:
+        return f"fl-{a.name}-{a.vm_id[:8]}"
+
+    def _active(self, vm_id: str) -> bool:
+        dom = self.host.owned().get(vm_id)
+        return bool(dom and dom.active)
+
+    def _ensure_defined(self, a: Assignment, os_disk: Path, resource_disk: Path) -> None:
+        node, img = self.config.node, a.image
+        if disks.ensure_overlay(os_disk, img["disk"], img["disk_format"]):
+            record_step(self.store, a.operation_id, node, "overlay-created",
+                        f"OS disk {os_disk}: qcow2 overlay over {img['disk']} ({img['disk_format']})",
+                        detail=disks.backing_chain(os_disk))
+        if disks.ensure_resource_disk(resource_disk, a.resource_disk_mb):
+            record_step(self.store, a.operation_id, node, "resource-disk-created",
+                        f"temporary disk {resource_disk} ({a.resource_disk_mb} MB, sparse, node-local)")
+        if self.host.xml(a.vm_id):
+            return
+        spec = DomainSpec(name=self._domain_name(a), uuid=a.vm_id, node=node, resource_group=a.resource_group,
+                          vm_name=a.name, domain_type=self.domain_type, cores=a.cores, memory_mb=a.memory_mb,
+                          kernel=img["kernel"], initrd=img["initrd"],
+                          cmdline=f"{img['cmdline']} fabric.hostname={a.name}", os_disk=str(os_disk),
+                          resource_disk=str(resource_disk), console_log=str(self.consoles.log_path(a.vm_id)))
+        xml = domain_xml(spec)
+        self.host.define(xml)
+        record_step(self.store, a.operation_id, node, "domain-defined",
+                    f"libvirt domain {spec.name} (type {self.domain_type})", detail=xml)
+
+    def _ensure_running(self, a: Assignment, base: Observed) -> Observed:
+        node = self.config.node
+        boot = self.consoles.boot(a.vm_id)
+        active = self._active(a.vm_id)
+        if boot is None and active:
+            boot = BootRecord(a.generation, 0)      # state folder lost: scan the whole log
+        if not active or boot is None or boot.generation < a.generation:
+            if active:
+                self.host.destroy(a.vm_id)
+                record_step(self.store, a.operation_id, node, "domain-reset", f"domain {base.domain} restarting")
+            boot = BootRecord(a.generation, self.consoles.size(a.vm_id))
+            self.consoles.save_boot(a.vm_id, boot)
+            self.host.start(a.vm_id)
+            record_step(self.store, a.operation_id, node, "domain-started",
+                        f"domain {base.domain} started; waiting for '{a.image['boot_marker']}' on the serial console",
+                        detail=f"console log {self.consoles.log_path(a.vm_id)} from byte {boot.offset}")
+        if not boot.booted:
+            line = self.consoles.find_marker(a.vm_id, boot.offset, a.image["boot_marker"])
+            if line is not None:
+                boot = dataclasses.replace(boot, booted=True)
+                self.consoles.save_boot(a.vm_id, boot)
+                record_step(self.store, a.operation_id, node, "guest-ready", "guest reached user space",
+                            detail=line)
+        return base.replace(generation=boot.generation, booted=boot.booted)
+
+    # ----- loops -----
+
+    def run(self, stop: threading.Event) -> None:
+        """Heartbeat in a thread; reconcile on every change under our assignments and on a timer."""
+        def beat() -> None:
+            while not stop.wait(NODE_HEARTBEAT_S):
+                try:
+                    self.heartbeat()
+                except StoreUnavailable as exc:
+                    log.warning("heartbeat: %s", exc)
+        threading.Thread(target=beat, daemon=True).start()
+        cancel = None
+        while not stop.is_set():
+            wait = RESYNC_S
+            try:
+                if cancel is None:
+                    cancel = self.store.watch_prefix(keys.assignments_of(self.config.node), self.changed.set)
+                if self.reconcile():
+                    wait = BOOT_POLL_S
+            except StoreUnavailable as exc:
+                log.warning("reconcile: %s", exc)
+                cancel = None
+            except Exception:  # noqa: BLE001 - the loop must outlive one bad pass
+                log.exception("reconcile failed")
+            self.changed.wait(wait)
+            self.changed.clear()
+        if cancel:
+            cancel()
+
+    def power_off_all(self) -> None:
+        """Destroy and undefine every domain this node owns (disks and assignments stay)."""
+        for uuid in self.host.owned():
+            self.host.undefine(uuid)

@@ -1,0 +1,78 @@
+"""The serial console log of each VM, and the boot marker in it.
+
+Each start of a domain records where the log ended (its "boot record"), so
+that "the guest reached user space" means the marker appeared after that
+offset, in this boot, not in an earlier one. Boot records survive an agent
+restart (small JSON files in the agent's state folder, written atomically).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+TAIL_READ_BYTES = 256 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class BootRecord:
+    generation: int
+    offset: int
+    booted: bool = False
+
+
+class Consoles:
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = state_dir / "console"
+        self.boots = state_dir / "boot"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.boots.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+
+    def log_path(self, vm_id: str) -> Path:
+        return self.dir / f"{vm_id}.log"
+
+    def size(self, vm_id: str) -> int:
+        try:
+            return self.log_path(vm_id).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def boot(self, vm_id: str) -> BootRecord | None:
+        try:
+            return BootRecord(**json.loads((self.boots / f"{vm_id}.json").read_text()))
+        except (FileNotFoundError, ValueError, TypeError):
+            return None
+
+    def save_boot(self, vm_id: str, rec: BootRecord) -> None:
+        path = self.boots / f"{vm_id}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(dataclasses.asdict(rec)))
+        os.replace(tmp, path)
+
+    def find_marker(self, vm_id: str, offset: int, marker: str) -> str | None:
+        """The first console line holding marker after offset, or None."""
+        try:
+            with open(self.log_path(vm_id), "rb") as f:
+                f.seek(offset)
+                data = f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return None
+        for line in data.splitlines():
+            if marker in line:
+                return line.strip()
+        return None
+
+    def tail(self, vm_id: str, lines: int) -> str:
+        try:
+            with open(self.log_path(vm_id), "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - TAIL_READ_BYTES))
+                data = f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(data.replace("\r", "").splitlines()[-lines:]) + "\n"
+
+    def forget(self, vm_id: str) -> None:
+        self.log_path(vm_id).unlink(missing_ok=True)
+        (self.boots / f"{vm_id}.json").unlink(missing_ok=True)

@@ -1,0 +1,82 @@
+"""Libvirt domain XML for a fabriclab VM (direct kernel boot from the gallery image).
+
+The <metadata> element marks the domain as fabriclab's and names the node that
+owns it; agents only ever touch domains that carry their own node name.
+"""
+from __future__ import annotations
+
+import dataclasses
+from xml.sax.saxutils import escape, quoteattr
+
+METADATA_NS = "urn:fabriclab:domain:1"
+METADATA_PREFIX = "fabriclab"
+
+
+@dataclasses.dataclass(frozen=True)
+class DomainSpec:
+    name: str
+    uuid: str
+    node: str
+    resource_group: str
+    vm_name: str
+    domain_type: str          # "kvm" or "qemu"
+    cores: int
+    memory_mb: int
+    kernel: str
+    initrd: str
+    cmdline: str
+    os_disk: str              # qcow2 overlay
+    resource_disk: str        # raw, node-local
+    console_log: str
+
+
+def metadata_xml(node: str, vm_id: str, resource_group: str, vm_name: str) -> str:
+    p = METADATA_PREFIX
+    fields = {"node": node, "vmId": vm_id, "resourceGroup": resource_group, "name": vm_name}
+    inner = "".join(f"<{p}:{k}>{escape(v)}</{p}:{k}>" for k, v in fields.items())
+    return f"<{p}:instance xmlns:{p}={quoteattr(METADATA_NS)}>{inner}</{p}:instance>"
+
+
+def domain_xml(s: DomainSpec) -> str:
+    cpu = "<cpu mode='host-passthrough'/>" if s.domain_type == "kvm" else ""
+    meta = metadata_xml(s.node, s.uuid, s.resource_group, s.vm_name)
+    return f"""<domain type={quoteattr(s.domain_type)}>
+  <name>{escape(s.name)}</name>
+  <uuid>{escape(s.uuid)}</uuid>
+  <metadata>
+    {meta}
+  </metadata>
+  <memory unit='MiB'>{s.memory_mb}</memory>
+  <vcpu>{s.cores}</vcpu>
+  {cpu}
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>
+    <kernel>{escape(s.kernel)}</kernel>
+    <initrd>{escape(s.initrd)}</initrd>
+    <cmdline>{escape(s.cmdline)}</cmdline>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2' cache='writeback'/>
+      <source file={quoteattr(s.os_disk)}/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file={quoteattr(s.resource_disk)}/>
+      <target dev='vdb' bus='virtio'/>
+    </disk>
+    <serial type='file'>
+      <source path={quoteattr(s.console_log)} append='on'/>
+      <target port='0'/>
+    </serial>
+    <console type='file'>
+      <source path={quoteattr(s.console_log)} append='on'/>
+      <target type='serial' port='0'/>
+    </console>
+  </devices>
+</domain>
+"""

@@ -1,0 +1,109 @@
+"""One libvirt connection and the domains this node owns on it.
+
+Ownership: a domain is this node's when its fabriclab metadata names this
+node. Nothing here lists, stops or removes any other domain.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import xml.etree.ElementTree as ET
+
+import libvirt
+
+from nodeagent.hypervisor.domain_xml import METADATA_NS
+
+libvirt.registerErrorHandler(lambda *_: None, None)  # errors come back as exceptions, not stderr noise
+
+
+class HypervisorError(Exception):
+    """A libvirt call failed; the message is libvirt's."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OwnedDomain:
+    uuid: str
+    name: str
+    active: bool
+    domain_type: str
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+class Host:
+    def __init__(self, uri: str, node: str) -> None:
+        self.uri = uri
+        self.node = node
+        self._lock = threading.Lock()
+        try:
+            self._conn = libvirt.open(uri)
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"cannot connect to libvirt at {uri}: {exc.get_error_message()}") from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def domain_types(self) -> set[str]:
+        caps = ET.fromstring(self._conn.getCapabilities())
+        return {d.get("type", "") for d in caps.iter("domain")}
+
+    def _owner(self, dom: libvirt.virDomain) -> dict[str, str] | None:
+        try:
+            raw = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS)
+        except libvirt.libvirtError:
+            return None
+        return {_local(e.tag): (e.text or "") for e in ET.fromstring(raw)}
+
+    def owned(self) -> dict[str, OwnedDomain]:
+        """uuid -> domain, for every domain whose metadata names this node."""
+        out = {}
+        for dom in self._conn.listAllDomains():
+            meta = self._owner(dom)
+            if meta is None or meta.get("node") != self.node:
+                continue
+            dtype = ET.fromstring(dom.XMLDesc()).get("type", "")
+            out[dom.UUIDString()] = OwnedDomain(dom.UUIDString(), dom.name(), bool(dom.isActive()), dtype)
+        return out
+
+    def _lookup(self, uuid: str) -> libvirt.virDomain | None:
+        try:
+            dom = self._conn.lookupByUUIDString(uuid)
+        except libvirt.libvirtError:
+            return None
+        meta = self._owner(dom)
+        return dom if meta and meta.get("node") == self.node else None
+
+    def _call(self, what: str, fn: object, *args: object) -> None:
+        try:
+            fn(*args)  # type: ignore[operator]
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"{what}: {exc.get_error_message()}") from None
+
+    def define(self, xml: str) -> None:
+        self._call("define", self._conn.defineXML, xml)
+
+    def start(self, uuid: str) -> None:
+        dom = self._lookup(uuid)
+        if dom is None:
+            raise HypervisorError(f"start: domain {uuid} is not defined on node {self.node}")
+        if not dom.isActive():
+            self._call("start", dom.create)
+
+    def destroy(self, uuid: str) -> None:
+        dom = self._lookup(uuid)
+        if dom is not None and dom.isActive():
+            self._call("destroy", dom.destroy)
+
+    def undefine(self, uuid: str) -> None:
+        dom = self._lookup(uuid)
+        if dom is None:
+            return
+        if dom.isActive():
+            self._call("destroy", dom.destroy)
+        self._call("undefine", dom.undefineFlags, libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+
+    def xml(self, uuid: str) -> str:
+        dom = self._lookup(uuid)
+        return dom.XMLDesc() if dom is not None else ""

@@ -1,0 +1,98 @@
+"""fabric-node-agent: one per host (or several per host in a lab, each with its own name).
+
+    fabric-node-agent --name node-1 --fault-domain 0 --state-dir DIR \\
+        [--etcd URLS] [--libvirt qemu:///system] [--hypervisor auto|kvm|qemu]
+        [--cores N --memory-mb N --local-disk-mb N] [--power-off-on-exit]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from fabric.store import Store, StoreUnavailable
+from nodeagent import diagnostics
+from nodeagent.agent import AgentConfig, NodeAgent
+from nodeagent.hypervisor import Host, HypervisorError, choose_domain_type
+
+log = logging.getLogger("nodeagent")
+_NODE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def _host_memory_mb() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="fabric-node-agent", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--name", required=True, help="node name: lower-case letters, digits and '-'")
+    ap.add_argument("--fault-domain", type=int, default=0)
+    ap.add_argument("--state-dir", required=True, type=Path)
+    ap.add_argument("--etcd", default="http://127.0.0.1:2379")
+    ap.add_argument("--libvirt", default="qemu:///system", help="libvirt URI (test:///default for scale tests)")
+    ap.add_argument("--hypervisor", choices=("auto", "kvm", "qemu"), default="auto",
+                    help="domain type; auto boots a probe guest under KVM and falls back to qemu (TCG)")
+    ap.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--memory-mb", type=int, default=_host_memory_mb())
+    ap.add_argument("--local-disk-mb", type=int, default=0, help="default: free space of the state folder")
+    ap.add_argument("--diagnostics-listen", default="127.0.0.1:0", help="HTTP address for serial output")
+    ap.add_argument("--power-off-on-exit", action="store_true",
+                    help="on SIGTERM, destroy and undefine this node's domains (the lab does this)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name} %(levelname)s %(message)s")
+    if not _NODE_NAME.match(args.name):
+        ap.error("--name: lower-case letters, digits and '-', at most 63, starting with a letter or digit")
+
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(args.state_dir, 0o755)
+    local_disk_mb = args.local_disk_mb or shutil.disk_usage(args.state_dir).free // (1024 * 1024)
+    try:
+        host = Host(args.libvirt, args.name)
+    except HypervisorError as exc:
+        log.error("%s; is libvirtd running? (deploy/install.sh starts it)", exc)
+        return 1
+    domain_type, why = choose_domain_type(host, args.name, args.hypervisor)
+    log.info("domain type %s: %s", domain_type, why)
+
+    agent: NodeAgent | None = None
+    store = Store(args.etcd)
+    srv = diagnostics.serve(args.diagnostics_listen, lambda: agent)
+    url = f"http://{srv.server_address[0]}:{srv.server_address[1]}"
+    config = AgentConfig(node=args.name, fault_domain=args.fault_domain, state_dir=args.state_dir, cores=args.cores,
+                         memory_mb=args.memory_mb, local_disk_mb=local_disk_mb, diagnostics_url=url)
+    agent = NodeAgent(store, host, config, domain_type)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set():
+        try:
+            agent.register()
+            break
+        except StoreUnavailable as exc:
+            log.warning("register: %s; retrying", exc)
+            stop.wait(1.0)
+    agent.run(stop)
+    if args.power_off_on_exit:
+        agent.power_off_all()
+    try:
+        agent.deregister()
+    except StoreUnavailable:
+        pass
+    srv.shutdown()
+    log.info("node agent stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
