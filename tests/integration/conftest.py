@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from fabric.compute.vms import ComputeConfig, ComputeProvider
+from fabric.controller.main import build_server
+from fabric.gallery import Gallery
+from fabric.model import NodeRecord
+from fabric.store import Store, keys
+from fabric.v1 import fabric_pb2_grpc as rpc
+from tests.conftest import free_port
+
+
+def publish_image(root: Path, version: str = "1.0.0") -> None:
+    """An image.json the controller can resolve (the controller never opens the disk itself)."""
+    d = root / "fabriclab" / "busybox" / "lab" / version
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "image.json").write_text(json.dumps({"disk": "disk.vhd", "diskFormat": "vpc", "kernel": "vmlinuz",
+                                              "initrd": "initrd.img", "cmdline": "console=ttyS0",
+                                              "bootMarker": "fabriclab-guest: reached user space"}))
+
+
+def register_node(store: Store, name: str, cores: int = 2, memory_mb: int = 4096, disk_mb: int = 100000,
+                  fd: int = 0) -> None:
+    store.put(keys.node(name), NodeRecord(name=name, fault_domain=fd, hypervisor="qemu", cores=cores,
+                                          memory_mb=memory_mb, local_disk_mb=disk_mb))
+
+
+class Api:
+    def __init__(self, address: str, store: Store, compute: ComputeProvider) -> None:
+        self.address = address
+        self.store = store
+        self.compute = compute
+        channel = grpc.insecure_channel(address)
+        self.groups = rpc.ResourceGroupsStub(channel)
+        self.vms = rpc.VirtualMachinesStub(channel)
+        self.ops = rpc.OperationsStub(channel)
+        self.nodes = rpc.NodesStub(channel)
+
+
+@pytest.fixture
+def api(store: Store, tmp_path: Path) -> Iterator[Api]:
+    """The controller's gRPC API in-process, over the real etcd."""
+    publish_image(tmp_path / "gallery")
+    compute = ComputeProvider(store, Gallery(tmp_path / "gallery"),
+                              ComputeConfig("00000000-0000-0000-0000-000000000001", "local", tmp_path / "disks"))
+    address = f"127.0.0.1:{free_port()}"
+    srv = build_server(store, compute, address)
+    srv.start()
+    yield Api(address, store, compute)
+    srv.stop(grace=0)
