@@ -167,7 +167,8 @@ class NodeAgent:
                         f"temporary disk {resource_disk} ({a.resource_disk_mb} MB, sparse, node-local)")
         if self.host.xml(a.vm_id):
             return
-        spec = DomainSpec(name=self._domain_name(a), uuid=a.vm_id, node=node, resource_group=a.resource_group,
+        spec = DomainSpec(name=self._domain_name(a), uuid=a.vm_id, node=node, fabric_id=self.host.fabric_id,
+                          resource_group=a.resource_group,
                           vm_name=a.name, domain_type=self.domain_type, cores=a.cores, memory_mb=a.memory_mb,
                           kernel=img["kernel"], initrd=img["initrd"],
                           cmdline=f"{img['cmdline']} fabric.hostname={a.name}", os_disk=str(os_disk),

@@ -57,8 +57,21 @@ def main(argv: list[str] | None = None) -> int:
     args.state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(args.state_dir, 0o755)
     local_disk_mb = args.local_disk_mb or shutil.disk_usage(args.state_dir).free // (1024 * 1024)
+    store = Store(args.etcd)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    fabric_id = ""
+    while not fabric_id and not stop.is_set():
+        try:
+            fabric_id = store.fabric_id()
+        except StoreUnavailable as exc:
+            log.warning("%s; retrying", exc)
+            stop.wait(1.0)
+    if stop.is_set():
+        return 0
     try:
-        host = Host(args.libvirt, args.name)
+        host = Host(args.libvirt, args.name, fabric_id)
     except HypervisorError as exc:
         log.error("%s; is libvirtd running? (deploy/install.sh starts it)", exc)
         return 1
@@ -66,15 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     log.info("domain type %s: %s", domain_type, why)
 
     agent: NodeAgent | None = None
-    store = Store(args.etcd)
     srv = diagnostics.serve(args.diagnostics_listen, lambda: agent)
     url = f"http://{srv.server_address[0]}:{srv.server_address[1]}"
     config = AgentConfig(node=args.name, fault_domain=args.fault_domain, state_dir=args.state_dir, cores=args.cores,
                          memory_mb=args.memory_mb, local_disk_mb=local_disk_mb, diagnostics_url=url)
     agent = NodeAgent(store, host, config, domain_type)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     while not stop.is_set():
         try:
             agent.register()

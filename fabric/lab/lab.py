@@ -73,7 +73,8 @@ class Lab:
                "controller_port": controller_port, "location": location, "gallery": str(self.gallery_dir),
                "image": resolved, "nodes": [f"node-{i}" for i in range(1, nodes + 1)]}
         write_lab(self.root, cfg)
-        self._start_etcd(etcd_port)
+        cfg["fabric_id"] = self._start_etcd(etcd_port)
+        write_lab(self.root, cfg)
         py = sys.executable
         self.procs.start("controller", [py, "-m", "fabric.controller.main", "--etcd", etcd_url,
                                         "--listen", cfg["controller"], "--gallery", str(self.gallery_dir),
@@ -116,7 +117,8 @@ class Lab:
         except subprocess.CalledProcessError as exc:
             raise RuntimeError(f"image build failed:\n{exc.stdout}") from None
 
-    def _start_etcd(self, port: int) -> None:
+    def _start_etcd(self, port: int) -> str:
+        """Start the lab's etcd member (unless running); returns the fabric id kept in it."""
         peer = f"http://127.0.0.1:{port + 1}"
         client = f"http://127.0.0.1:{port}"
         etcd = shutil.which("etcd")
@@ -129,6 +131,7 @@ class Lab:
         store = Store(client)
         try:
             _wait("etcd", lambda: _answers(store), ETCD_START_TIMEOUT_S, self.procs.log_path("etcd"))
+            return store.fabric_id()
         finally:
             store.close()
 
@@ -139,18 +142,18 @@ class Lab:
             if self.procs.stop(name):
                 stopped.append(name)
         if purge:
-            self._remove_domains(cfg.get("nodes", []))
+            self._remove_domains(cfg.get("fabric_id", ""), cfg.get("nodes", []))
             if self.root.exists():
                 shutil.rmtree(self.root)
         return stopped
 
     @staticmethod
-    def _remove_domains(nodes: list[str]) -> None:
+    def _remove_domains(fabric_id: str, nodes: list[str]) -> None:
         """Domains still owned by the lab's nodes (an agent died before powering them off)."""
         from nodeagent.hypervisor import Host, HypervisorError
         for node in nodes:
             try:
-                host = Host("qemu:///system", node)
+                host = Host("qemu:///system", node, fabric_id)
             except HypervisorError:
                 return
             for uuid in host.owned():

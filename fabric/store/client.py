@@ -18,6 +18,7 @@ from pyetcd import exceptions as etcd_exc
 from pyetcd.client import Endpoint, MultiEndpointEtcd3Client
 
 from fabric.model import Record
+from fabric.store import keys
 
 R = TypeVar("R", bound=Record)
 
@@ -119,6 +120,11 @@ class Store:
     def get_raw(self, key: str) -> str | None:
         value, _ = self._call(lambda: self._client.get(key))  # type: ignore[misc]
         return None if value is None else value.decode()
+
+    def fabric_id(self) -> str:
+        """This fabric's identity (made by the first process to ask): it marks the domains the fabric owns."""
+        import uuid
+        return self.put_raw_if_absent(keys.FABRIC_ID, str(uuid.uuid4()))
 
     # ----- writes -----
 

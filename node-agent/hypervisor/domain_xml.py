@@ -1,7 +1,8 @@
 """Libvirt domain XML for a fabriclab VM (direct kernel boot from the gallery image).
 
-The <metadata> element marks the domain as fabriclab's and names the node that
-owns it; agents only ever touch domains that carry their own node name.
+The <metadata> element marks the domain as fabriclab's and names the fabric
+and the node that own it; an agent only ever touches domains that carry its
+own fabric id and node name (several labs may share one libvirtd).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class DomainSpec:
     name: str
     uuid: str
     node: str
+    fabric_id: str
     resource_group: str
     vm_name: str
     domain_type: str          # "kvm" or "qemu"
@@ -30,16 +32,16 @@ class DomainSpec:
     console_log: str
 
 
-def metadata_xml(node: str, vm_id: str, resource_group: str, vm_name: str) -> str:
+def metadata_xml(fabric_id: str, node: str, vm_id: str, resource_group: str, vm_name: str) -> str:
     p = METADATA_PREFIX
-    fields = {"node": node, "vmId": vm_id, "resourceGroup": resource_group, "name": vm_name}
+    fields = {"fabric": fabric_id, "node": node, "vmId": vm_id, "resourceGroup": resource_group, "name": vm_name}
     inner = "".join(f"<{p}:{k}>{escape(v)}</{p}:{k}>" for k, v in fields.items())
     return f"<{p}:instance xmlns:{p}={quoteattr(METADATA_NS)}>{inner}</{p}:instance>"
 
 
 def domain_xml(s: DomainSpec) -> str:
     cpu = "<cpu mode='host-passthrough'/>" if s.domain_type == "kvm" else ""
-    meta = metadata_xml(s.node, s.uuid, s.resource_group, s.vm_name)
+    meta = metadata_xml(s.fabric_id, s.node, s.uuid, s.resource_group, s.vm_name)
     return f"""<domain type={quoteattr(s.domain_type)}>
   <name>{escape(s.name)}</name>
   <uuid>{escape(s.uuid)}</uuid>

@@ -1,7 +1,7 @@
 """One libvirt connection and the domains this node owns on it.
 
 Ownership: a domain is this node's when its fabriclab metadata names this
-node. Nothing here lists, stops or removes any other domain.
+node and this fabric. Nothing here lists, stops or removes any other domain.
 """
 from __future__ import annotations
 
@@ -33,9 +33,10 @@ def _local(tag: str) -> str:
 
 
 class Host:
-    def __init__(self, uri: str, node: str) -> None:
+    def __init__(self, uri: str, node: str, fabric_id: str) -> None:
         self.uri = uri
         self.node = node
+        self.fabric_id = fabric_id
         self._lock = threading.Lock()
         try:
             self._conn = libvirt.open(uri)
@@ -56,12 +57,15 @@ class Host:
             return None
         return {_local(e.tag): (e.text or "") for e in ET.fromstring(raw)}
 
+    def _mine(self, meta: dict[str, str] | None) -> bool:
+        return bool(meta) and meta.get("node") == self.node and meta.get("fabric") == self.fabric_id  # type: ignore[union-attr]
+
     def owned(self) -> dict[str, OwnedDomain]:
         """uuid -> domain, for every domain whose metadata names this node."""
         out = {}
         for dom in self._conn.listAllDomains():
             meta = self._owner(dom)
-            if meta is None or meta.get("node") != self.node:
+            if not self._mine(meta):
                 continue
             dtype = ET.fromstring(dom.XMLDesc()).get("type", "")
             out[dom.UUIDString()] = OwnedDomain(dom.UUIDString(), dom.name(), bool(dom.isActive()), dtype)
@@ -73,7 +77,7 @@ class Host:
         except libvirt.libvirtError:
             return None
         meta = self._owner(dom)
-        return dom if meta and meta.get("node") == self.node else None
+        return dom if self._mine(meta) else None
 
     def _call(self, what: str, fn: object, *args: object) -> None:
         try:

@@ -4,7 +4,7 @@ from nodeagent.hypervisor.domain_xml import METADATA_NS, DomainSpec, domain_xml
 
 
 def spec(domain_type: str = "qemu") -> DomainSpec:
-    return DomainSpec(name="fl-vm-1234", uuid="12345678-1234-1234-1234-123456789abc", node="node-1",
+    return DomainSpec(name="fl-vm-1234", uuid="12345678-1234-1234-1234-123456789abc", node="node-1", fabric_id="f-1",
                       resource_group="RG", vm_name="vm<&>", domain_type=domain_type, cores=2, memory_mb=512,
                       kernel="/g/vmlinuz", initrd="/g/initrd.img", cmdline="console=ttyS0 fabric.hostname=vm",
                       os_disk="/d/os.qcow2", resource_disk="/n/r.raw", console_log="/n/c.log")

@@ -1,0 +1,66 @@
+"""A real lab (etcd, controller, two node agents, libvirt, qemu) for end-to-end tests."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fabric.lab.lab import Lab
+from fabric.store import Store
+from tests.conftest import free_port, require
+
+E2E_ROOT = Path("/var/lib/fabriclab")
+
+
+def _libvirt_ok() -> bool:
+    if shutil.which("virsh") is None or shutil.which("qemu-system-x86_64") is None:
+        return False
+    r = subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True, timeout=30)
+    return r.returncode == 0
+
+
+class LabHandle:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.lab = Lab(root)
+        self.env = {**os.environ, "FABRIC_LAB_DIR": str(root)}
+        self.env.pop("FABRIC_CONTROLLER", None)
+
+    def up(self) -> dict[str, Any]:
+        return self.lab.up(2, "fabriclab:busybox:lab:latest", "auto", self.etcd_port, self.controller_port, "local")
+
+    def fabric(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run([sys.executable, "-m", "fabric.cli.main", *args], capture_output=True, text=True,
+                           env=self.env, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"fabric {' '.join(args)} failed:\n{r.stderr}")
+        return r
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.fabric(*args).stdout)
+
+    def store(self) -> Store:
+        return Store(self.lab.config()["etcd"])
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[LabHandle]:
+    require(shutil.which("etcd") is not None, "etcd (Debian etcd-server)")
+    require(_libvirt_ok(), "libvirtd answering on qemu:///system, with qemu-system-x86_64")
+    require(any(Path("/boot").glob("vmlinuz-*-cloud-amd64")), "the guest kernel (linux-image-cloud-amd64)")
+    root = E2E_ROOT / f"test-{os.getpid()}"
+    h = LabHandle(root)
+    h.etcd_port, h.controller_port = free_port(), free_port()
+    try:
+        h.up()
+        h.fabric("group", "create", "-n", "E2E", "-l", "local")
+        yield h
+    finally:
+        h.lab.down(purge=True)

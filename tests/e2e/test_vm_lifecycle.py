@@ -1,0 +1,94 @@
+"""Real VMs under libvirt (TCG here, KVM where it works), driven only through the CLI."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.e2e.conftest import LabHandle
+
+MARKER = "fabriclab-guest: reached user space"
+
+
+def domains() -> dict[str, str]:
+    """uuid -> state of every domain on qemu:///system."""
+    out = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--uuid"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    states = {}
+    for uuid in out:
+        states[uuid] = subprocess.run(["virsh", "-c", "qemu:///system", "domstate", uuid], capture_output=True,
+                                      text=True).stdout.strip()
+    return states
+
+
+def power(vm: dict) -> str:
+    return next(s["code"] for s in vm["properties"]["instanceView"]["statuses"] if s["code"].startswith("PowerState"))
+
+
+def serial(lab: LabHandle, name: str) -> str:
+    return lab.fabric("vm", "get-serial-output", "-g", "E2E", "-n", name).stdout
+
+
+def test_create_boots_the_guest_and_every_lifecycle_action_converges(lab: LabHandle) -> None:
+    vm = lab.json("vm", "create", "-g", "E2E", "-n", "life", "--image", "fabriclab:busybox:lab:latest",
+                  "--size", "Lab_A0")
+    vm_id = vm["properties"]["vmId"]
+    assert vm["properties"]["provisioningState"] == "Succeeded"
+    assert power(vm) == "PowerState/running"
+    view = vm["properties"]["instanceView"]
+    assert view["nodeName"] in ("node-1", "node-2") and view["hypervisor"] in ("kvm", "qemu")
+    assert vm["properties"]["storageProfile"]["imageReference"]["exactVersion"].startswith("1.0.")
+    assert MARKER in serial(lab, "life") and "hostname life" in serial(lab, "life")
+    assert domains()[vm_id] == "running"
+    disk = next(lab.root.glob(f"disks/e2e/life_OsDisk_1_{vm_id.replace('-', '')}.qcow2"))
+    info = subprocess.run(["qemu-img", "info", "-U", str(disk)], capture_output=True, text=True).stdout
+    assert "backing file format: vpc" in info and "disk.vhd" in info   # an overlay, not a copy
+
+    lab.fabric("vm", "stop", "-g", "E2E", "-n", "life")
+    vm = lab.json("vm", "show", "-g", "E2E", "-n", "life", "--instance-view")
+    assert power(vm) == "PowerState/stopped" and domains()[vm_id] == "shut off"
+
+    lab.fabric("vm", "start", "-g", "E2E", "-n", "life")
+    assert domains()[vm_id] == "running"
+    lab.fabric("vm", "restart", "-g", "E2E", "-n", "life")
+    assert serial(lab, "life").count(MARKER) >= 3          # create, start, restart: three boots
+
+    node = view["nodeName"]
+    resource_disk = lab.root / "nodes" / node / "resource-disks" / f"{vm_id}.raw"
+    assert resource_disk.exists()
+    lab.fabric("vm", "deallocate", "-g", "E2E", "-n", "life")
+    vm = lab.json("vm", "show", "-g", "E2E", "-n", "life", "--instance-view")
+    assert power(vm) == "PowerState/deallocated" and vm["properties"]["instanceView"].get("nodeName", "") == ""
+    assert vm_id not in domains() and disk.exists() and not resource_disk.exists()
+
+    lab.fabric("vm", "start", "-g", "E2E", "-n", "life")
+    vm = lab.json("vm", "show", "-g", "E2E", "-n", "life", "--instance-view")
+    assert power(vm) == "PowerState/running"
+    assert MARKER in serial(lab, "life")
+
+    lab.fabric("vm", "delete", "-g", "E2E", "-n", "life", "--yes")
+    assert vm_id not in domains() and not disk.exists()
+    store = lab.store()
+    leftovers = [m.key.decode() for v, m in store._client.get_prefix("/fabriclab/")
+                 if vm_id.encode() in m.key or vm_id.encode() in v and b"/traces/" not in m.key
+                 and b"/operations/" not in m.key]
+    store.close()
+    assert leftovers == []
+    assert lab.fabric("vm", "show", "-g", "E2E", "-n", "life", check=False).returncode == 1
+
+
+def test_two_vms_spread_over_both_nodes(lab: LabHandle) -> None:
+    for name in ("spread-a", "spread-b"):
+        lab.fabric("vm", "create", "-g", "E2E", "-n", name, "--image", "fabriclab:busybox:lab:latest",
+                   "--size", "Lab_A0", "--no-wait")
+    ops = [lab.json("vm", "show", "-g", "E2E", "-n", n)["properties"]["lastOperationId"]
+           for n in ("spread-a", "spread-b")]
+    nodes = set()
+    for name in ("spread-a", "spread-b"):
+        vm = lab.json("vm", "show", "-g", "E2E", "-n", name, "--instance-view")
+        nodes.add(vm["properties"]["instanceView"]["nodeName"])
+    assert nodes == {"node-1", "node-2"}
+    for op in ops:
+        trace = lab.fabric("operation", "show", op, "--trace").stdout
+        assert "guest-ready" in trace or "InProgress" in trace
+    for name in ("spread-a", "spread-b"):
+        lab.fabric("vm", "delete", "-g", "E2E", "-n", name, "--yes")
