@@ -5,7 +5,7 @@
     fabric vm show -g RG -n NAME [--instance-view]
     fabric vm start|stop|restart|deallocate|delete -g RG -n NAME [--no-wait] [--yes]
     fabric vm list [-g RG] | fabric vm list-sizes -l LOCATION | fabric vm get-serial-output -g RG -n NAME
-    fabric node list | fabric operation show ID [--trace]
+    fabric node list | fabric operation show ID [--trace] | fabric operation wait ID
     fabric lab up [--nodes N] | fabric lab down [--purge] | fabric lab status
 
 Output is ARM JSON unless `-o table`. Errors are ARM error bodies on stderr, exit 1.
@@ -195,6 +195,15 @@ def cmd_operation_show(c: Client, a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_operation_wait(c: Client, a: argparse.Namespace) -> int:
+    """Follow an operation to its end; exit 0 when it Succeeded, 1 otherwise."""
+    final = _follow(c, c.call(c.ops.Get, pb.GetOperationRequest(id=a.id)))
+    out = output.as_dict(final)
+    out.pop("trace", None)
+    output.print_json(out)
+    return 0 if final.status == "Succeeded" else 1
+
+
 # ---------- parser ----------
 
 def _vm_args(p: argparse.ArgumentParser, wait: bool = True) -> None:
@@ -264,6 +273,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("--trace", action="store_true", help="every internal step, with placement explained")
     p.set_defaults(fn=cmd_operation_show)
+    p = o.add_parser("wait", parents=[COMMON])
+    p.add_argument("id")
+    p.set_defaults(fn=cmd_operation_wait)
 
     from fabric.lab.cli import add_lab_commands
     add_lab_commands(groups, COMMON)

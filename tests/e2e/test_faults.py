@@ -1,0 +1,96 @@
+"""Faults: SIGKILL of a node agent or the controller mid-provisioning, orphan domains, lost heartbeats."""
+from __future__ import annotations
+
+import time
+import uuid
+
+from fabric.model import NodeRecord
+from fabric.store import keys
+from nodeagent.hypervisor import DomainSpec, Host, domain_xml
+from tests.e2e.conftest import LabHandle
+from tests.e2e.test_vm_lifecycle import domains, power
+
+IMAGE = "fabriclab:busybox:lab:latest"
+
+
+def create_no_wait(lab: LabHandle, name: str) -> tuple[str, str]:
+    op = lab.json("vm", "create", "-g", "E2E", "-n", name, "--image", IMAGE, "--size", "Lab_A0", "--no-wait")
+    vm = lab.json("vm", "show", "-g", "E2E", "-n", name, "--instance-view")
+    return op["id"], vm["properties"]["vmId"]
+
+
+def wait_ok(lab: LabHandle, op_id: str) -> None:
+    r = lab.fabric("operation", "wait", op_id, check=False)
+    assert r.returncode == 0, lab.fabric("operation", "show", op_id, "--trace").stdout
+
+
+def assert_one_running_domain_and_clean_delete(lab: LabHandle, name: str, vm_id: str) -> None:
+    vm = lab.json("vm", "show", "-g", "E2E", "-n", name, "--instance-view")
+    assert vm["properties"]["provisioningState"] == "Succeeded" and power(vm) == "PowerState/running"
+    assert domains().get(vm_id) == "running"
+    assert len(lab.json("vm", "list", "-g", "E2E")) == len({v["name"] for v in lab.json("vm", "list", "-g", "E2E")})
+    lab.fabric("vm", "delete", "-g", "E2E", "-n", name, "--yes")
+    assert vm_id not in domains()
+    assert list(lab.root.glob(f"disks/e2e/*{vm_id.replace('-', '')}*")) == []
+    assert list(lab.root.glob(f"disks/e2e/.tmp-*")) == []
+
+
+def test_node_agent_killed_mid_provisioning_converges(lab: LabHandle) -> None:
+    op_id, vm_id = create_no_wait(lab, "kill-agent")
+    node = lab.json("vm", "show", "-g", "E2E", "-n", "kill-agent", "--instance-view")[
+        "properties"]["instanceView"]["nodeName"]
+    lab.lab.procs.kill(node)
+    lab.up()                       # lab up is idempotent: it starts only what is missing
+    wait_ok(lab, op_id)
+    assert_one_running_domain_and_clean_delete(lab, "kill-agent", vm_id)
+
+
+def test_controller_killed_mid_provisioning_converges(lab: LabHandle) -> None:
+    op_id, vm_id = create_no_wait(lab, "kill-ctl")
+    lab.lab.procs.kill("controller")
+    time.sleep(1.0)                # the node carries on without the controller
+    lab.up()
+    wait_ok(lab, op_id)
+    assert_one_running_domain_and_clean_delete(lab, "kill-ctl", vm_id)
+
+
+def _spec(fabric_id: str, node: str, vm_uuid: str, lab: LabHandle) -> DomainSpec:
+    state = lab.root / "nodes" / node
+    return DomainSpec(name=f"fl-orphan-{vm_uuid[:8]}", uuid=vm_uuid, node=node, fabric_id=fabric_id,
+                      resource_group="E2E", vm_name="orphan", domain_type="qemu", cores=1, memory_mb=64,
+                      kernel="/nonexistent/vmlinuz", initrd="/nonexistent/initrd", cmdline="", os_disk="/nonexistent/a",
+                      resource_disk="/nonexistent/b", console_log=str(state / "console" / "orphan.log"))
+
+
+def test_orphan_domains_are_fenced_and_foreign_ones_left_alone(lab: LabHandle) -> None:
+    fabric_id = lab.lab.config()["fabric_id"]
+    orphan, foreign = str(uuid.uuid4()), str(uuid.uuid4())
+    host = Host("qemu:///system", "node-1", fabric_id)
+    other = Host("qemu:///system", "node-1", "another-fabric")
+    try:
+        host.define(domain_xml(_spec(fabric_id, "node-1", orphan, lab)))
+        other.define(domain_xml(_spec("another-fabric", "node-1", foreign, lab)))
+        deadline = time.monotonic() + 20
+        while orphan in domains() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert orphan not in domains(), "the agent did not fence a domain no assignment names"
+        assert foreign in domains(), "the agent touched a domain of another fabric"
+    finally:
+        other.undefine(foreign)
+        host.undefine(orphan)
+
+
+def test_a_node_whose_agent_dies_leaves_placement_and_comes_back(lab: LabHandle) -> None:
+    store = lab.store()
+    try:
+        lab.lab.procs.kill("node-2")
+        deadline = time.monotonic() + 30
+        while store.get(keys.node("node-2"), NodeRecord) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert store.get(keys.node("node-2"), NodeRecord) is None, "the heartbeat lease did not expire"
+        names = [n["name"] for n in lab.json("node", "list")]
+        assert names == ["node-1"]
+        lab.up()
+        assert [n["name"] for n in lab.json("node", "list")] == ["node-1", "node-2"]
+    finally:
+        store.close()
