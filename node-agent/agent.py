@@ -214,23 +214,22 @@ class NodeAgent:
                 except StoreUnavailable as exc:
                     log.warning("heartbeat: %s", exc)
         threading.Thread(target=beat, daemon=True).start()
-        cancel = None
+        watch = None
         while not stop.is_set():
             wait = RESYNC_S
             try:
-                if cancel is None:
-                    cancel = self.store.watch_prefix(keys.assignments_of(self.config.node), self.changed.set)
+                if watch is None or watch.broken:
+                    watch = self.store.watch_prefix(keys.assignments_of(self.config.node), self.changed.set)
                 if self.reconcile():
                     wait = BOOT_POLL_S
             except StoreUnavailable as exc:
                 log.warning("reconcile: %s", exc)
-                cancel = None
             except Exception:  # noqa: BLE001 - the loop must outlive one bad pass
                 log.exception("reconcile failed")
             self.changed.wait(wait)
             self.changed.clear()
-        if cancel:
-            cancel()
+        if watch is not None:
+            watch.cancel()
 
     def power_off_all(self) -> None:
         """Destroy and undefine every domain this node owns (disks and assignments stay)."""

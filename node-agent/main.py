@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     agent: NodeAgent | None = None
     srv = diagnostics.serve(args.diagnostics_listen, lambda: agent)
-    url = f"http://{srv.server_address[0]}:{srv.server_address[1]}"
+    url = f"http://{srv.server_address[0]!s}:{srv.server_address[1]}"
     config = AgentConfig(node=args.name, fault_domain=args.fault_domain, state_dir=args.state_dir, cores=args.cores,
                          memory_mb=args.memory_mb, local_disk_mb=local_disk_mb, diagnostics_url=url)
     agent = NodeAgent(store, host, config, domain_type)

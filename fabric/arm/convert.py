@@ -19,7 +19,7 @@ def error(body: dict[str, Any] | None) -> pb.ErrorDetail | None:
     if not body:
         return None
     return pb.ErrorDetail(code=body.get("code", ""), message=body.get("message", ""), target=body.get("target", ""),
-                          details=[error(d) for d in body.get("details") or []])
+                          details=[e for e in (error(d) for d in body.get("details") or []) if e is not None])
 
 
 def resource_group(sub: str, rg: ResourceGroupRecord) -> pb.ResourceGroup:

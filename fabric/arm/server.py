@@ -145,7 +145,7 @@ class VirtualMachines(rpc.VirtualMachinesServicer):
     @_unary
     def List(self, req: pb.ListVirtualMachinesRequest, ctx: grpc.ServicerContext) -> pb.ListVirtualMachinesResponse:
         return pb.ListVirtualMachinesResponse(value=[self._message(v, True)
-                                                     for v in self.compute.list(req.resource_group)])
+                                                     for v in self.compute.list_vms(req.resource_group)])
 
     @_unary
     def ListSizes(self, req: pb.ListSizesRequest, ctx: grpc.ServicerContext) -> pb.ListSizesResponse:
@@ -194,7 +194,7 @@ class Operations(rpc.OperationsServicer):
     @_stream
     def Watch(self, req: pb.GetOperationRequest, ctx: grpc.ServicerContext) -> Iterator[pb.Operation]:
         changed = threading.Event()
-        cancels = [self.store.watch_prefix(keys.operation(req.id), changed.set),
+        watches = [self.store.watch_prefix(keys.operation(req.id), changed.set),
                    self.store.watch_prefix(keys.trace_of(req.id), changed.set)]
         try:
             last = None
@@ -208,8 +208,8 @@ class Operations(rpc.OperationsServicer):
                 changed.wait(WATCH_RECHECK_S)
                 changed.clear()
         finally:
-            for cancel in cancels:
-                cancel()
+            for w in watches:
+                w.cancel()
 
 
 class Nodes(rpc.NodesServicer):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 
@@ -18,7 +19,7 @@ RPC_TIMEOUT_S = 30.0
 class CliError(Exception):
     """An error to print as an ARM body; exit code 1."""
 
-    def __init__(self, body: dict) -> None:
+    def __init__(self, body: dict[str, Any]) -> None:
         super().__init__(body.get("message", ""))
         self.body = body
 
@@ -30,7 +31,7 @@ def controller_address() -> tuple[str, str]:
         return env, "FABRIC_CONTROLLER"
     lab = read_lab(lab_dir())
     if lab:
-        return lab["controller"], f"{lab_dir()}/lab.json"
+        return str(lab["controller"]), f"{lab_dir()}/lab.json"
     return DEFAULT_CONTROLLER, "the default"
 
 
@@ -44,25 +45,25 @@ class Client:
         self.nodes = rpc.NodesStub(self.channel)
 
     def error(self, exc: grpc.RpcError) -> CliError:
-        for key, value in (exc.trailing_metadata() or ()):  # type: ignore[attr-defined]
+        for key, value in (exc.trailing_metadata() or ()):
             if key == ERROR_METADATA_KEY:
                 return CliError(json.loads(value))
-        code = exc.code()  # type: ignore[attr-defined]
+        code = exc.code()
         if code == grpc.StatusCode.UNAVAILABLE:
             return CliError(ArmError(
                 "ControllerUnavailable",
                 f"Cannot reach the fabric controller at {self.address} (from {self.source}). "
                 f"Start the local lab with `fabric lab up`, or point FABRIC_CONTROLLER at a running controller."
             ).body())
-        return CliError(ArmError(code.name, exc.details() or "").body())  # type: ignore[attr-defined]
+        return CliError(ArmError(code.name, exc.details() or "").body())
 
-    def call(self, method, request, timeout: float = RPC_TIMEOUT_S):  # type: ignore[no-untyped-def]
+    def call(self, method: Callable[..., Any], request: Any, timeout: float = RPC_TIMEOUT_S) -> Any:
         try:
             return method(request, timeout=timeout)
         except grpc.RpcError as exc:
             raise self.error(exc) from None
 
-    def stream(self, method, request):  # type: ignore[no-untyped-def]
+    def stream(self, method: Callable[..., Any], request: Any) -> Iterator[Any]:
         try:
             yield from method(request)
         except grpc.RpcError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -295,6 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except Exception as exc:  # noqa: BLE001 - never a traceback at the CLI
+        if os.environ.get("FABRIC_DEBUG"):
+            raise
+        body = {"code": "InternalError", "message": f"{type(exc).__name__}: {exc} (FABRIC_DEBUG=1 shows the traceback)"}
+        json.dump({"error": body}, sys.stderr, indent=2)
+        sys.stderr.write("\n")
+        return 1
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from google.protobuf.message import Message
 
 
 def as_dict(msg: Message) -> dict[str, Any]:
-    return MessageToDict(msg)
+    out: dict[str, Any] = MessageToDict(msg, always_print_fields_with_no_presence=True)
+    return out
 
 
 def print_json(data: Any) -> None:
@@ -32,7 +33,7 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 def power_state(vm: dict[str, Any]) -> str:
     for s in vm.get("properties", {}).get("instanceView", {}).get("statuses", []):
         if s.get("code", "").startswith("PowerState/"):
-            return s.get("displayStatus", "")
+            return str(s.get("displayStatus", ""))
     return ""
 
 

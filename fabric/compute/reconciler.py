@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from fabric import operations
 from fabric.arm.errors import ArmError
 from fabric.model import (Assignment, NodeAllocation, Observed, OperationRecord, OperationStatus, PowerState,
                           ProvisioningState, VmRecord)
 from fabric.store import Delete, Put, Store, Unchanged, keys
+from fabric.store.client import Compare
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ class VmReconciler:
         ok = vm.replace(provisioning_state=ProvisioningState.SUCCEEDED, power_state=target)
         self.store.commit(compares, [Put(cur.key, ok), *finish])
 
-    def _release(self, vm: VmRecord, compares: list, finish: list, delete: bool) -> None:
+    def _release(self, vm: VmRecord, compares: Sequence[Compare], finish: Sequence[Put], delete: bool) -> None:
         """Free the node's allocation and drop the assignment; delete or mark the VM deallocated."""
         alloc_key = keys.allocation(vm.node)
         for _ in range(20):

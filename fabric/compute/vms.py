@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from pathlib import Path
+from typing import Any
 
 from fabric import operations
 from fabric.arm import ids
@@ -21,6 +22,7 @@ from fabric.model import (Assignment, NodeAllocation, NodeRecord, OperationRecor
                           PowerState, ProvisioningState, ResourceGroupRecord, VmRecord, now)
 from fabric.scheduler import HostState, Placement, Request, place
 from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
+from fabric.store.client import Compare
 
 CAS_ATTEMPTS = 20
 SOURCE = "controller"
@@ -63,7 +65,7 @@ class ComputeProvider:
                            "name")
         return found
 
-    def list(self, rg: str = "") -> list[VmRecord]:
+    def list_vms(self, rg: str = "") -> list[VmRecord]:
         if rg:
             self.resource_group(rg)
             return [v.value for v in self.store.list(keys.vms_in(rg), VmRecord)]
@@ -101,7 +103,7 @@ class ComputeProvider:
         return op
 
     def _place_and_commit(self, vm: VmRecord, size: VmSize, op: OperationRecord,
-                          compares: list, steps: list[Put], conflict_key: str) -> None:
+                          compares: list[Compare], steps: list[Put], conflict_key: str) -> None:
         """Choose a node and commit VM + assignment + allocation + operation in one transaction."""
         req = Request(size.number_of_cores, size.memory_in_mb, size.resource_disk_size_in_mb)
         for _ in range(CAS_ATTEMPTS):
@@ -250,7 +252,7 @@ class ComputeProvider:
         return done
 
 
-def _placement_rows(p: Placement) -> list[dict]:
+def _placement_rows(p: Placement) -> list[dict[str, Any]]:
     return [{"node": c.node, "faultDomain": c.fault_domain, "weight": c.weight, "chosen": c.chosen,
              "filters": [{"filter": f, "passed": ok, "reason": why} for f, ok, why in c.verdicts]}
             for c in p.candidates]

@@ -24,7 +24,7 @@ from fabric.arm import server
 from fabric.compute.reconciler import VmReconciler
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.gallery import Gallery
-from fabric.store import Store, StoreUnavailable, keys
+from fabric.store import Store, StoreUnavailable, Watch, keys
 from fabric.v1 import fabric_pb2_grpc as rpc
 
 log = logging.getLogger("fabric.controller")
@@ -59,15 +59,16 @@ def subscription_id(store: Store) -> str:
 def reconcile_forever(store: Store, stop: threading.Event) -> None:
     reconciler = VmReconciler(store)
     changed = threading.Event()
-    cancels = []
+    watches: list[Watch] = []
     while not stop.is_set():
         try:
-            if not cancels:
-                cancels = [store.watch_prefix(keys.OBSERVED, changed.set), store.watch_prefix(keys.NODES, changed.set)]
+            if not watches or any(w.broken for w in watches):
+                for w in watches:
+                    w.cancel()
+                watches = [store.watch_prefix(keys.OBSERVED, changed.set), store.watch_prefix(keys.NODES, changed.set)]
             reconciler.reconcile_all()
         except StoreUnavailable as exc:
             log.warning("reconcile: %s", exc)
-            cancels = []
         except Exception:  # noqa: BLE001 - the loop must outlive one bad record
             log.exception("reconcile failed")
         changed.wait(RECONCILE_INTERVAL_S)

@@ -16,7 +16,8 @@ def lab_dir() -> Path:
 
 def read_lab(root: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((root / "lab.json").read_text())
+        data: dict[str, Any] = json.loads((root / "lab.json").read_text())
+        return data
     except (FileNotFoundError, ValueError):
         return None
 

@@ -67,6 +67,14 @@ class Lab:
         if cfg and self.procs.alive("etcd"):
             etcd_port, controller_port = cfg["etcd_port"], cfg["controller_port"]
             location = cfg["location"]
+        running_nodes = [n for n in cfg.get("nodes", []) if self.procs.alive(n)]
+        if len(running_nodes) > nodes:
+            raise RuntimeError(f"the lab runs {len(running_nodes)} node agents; run `fabric lab down` before "
+                               f"starting it with --nodes {nodes}")
+        for name, port in (("etcd", etcd_port), ("etcd", etcd_port + 1), ("controller", controller_port)):
+            if not self.procs.alive(name) and _port_open(port):
+                raise RuntimeError(f"port {port} for the lab's {name} is in use by another process; "
+                                   f"choose another with --{name}-port")
         resolved = self._ensure_image(image)
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         cfg = {"etcd": etcd_url, "etcd_port": etcd_port, "controller": f"127.0.0.1:{controller_port}",

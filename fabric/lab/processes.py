@@ -82,10 +82,9 @@ class Processes:
         pid = self.pid(name)
         if pid:
             os.kill(pid, signal.SIGKILL)
-            while self.pid(name) and Path(f"/proc/{pid}/status").exists() and "zombie" not in \
-                    Path(f"/proc/{pid}/status").read_text():
+            while self.pid(name):          # a zombie's cmdline is empty: pid() is None once it died
+                _reap(pid)
                 time.sleep(0.02)
-            _reap(pid)
 
 
 def _reap(pid: int) -> None:

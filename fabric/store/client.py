@@ -21,6 +21,7 @@ from fabric.model import Record
 from fabric.store import keys
 
 R = TypeVar("R", bound=Record)
+T = TypeVar("T")
 
 ETCD_CALL_TIMEOUT_S = 5.0
 ENDPOINT_RETRY_AFTER_S = 0.5
@@ -91,7 +92,7 @@ class Store:
     def close(self) -> None:
         self._client.close()
 
-    def _call(self, fn: Callable[[], object]) -> object:
+    def _call(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except (etcd_exc.ConnectionFailedError, etcd_exc.ConnectionTimeoutError,
@@ -103,22 +104,22 @@ class Store:
     # ----- reads -----
 
     def get(self, key: str, cls: type[R]) -> Versioned[R] | None:
-        value, meta = self._call(lambda: self._client.get(key))  # type: ignore[misc]
+        value, meta = self._call(lambda: self._client.get(key))
         if value is None:
             return None
-        return Versioned(key, cls.from_json(value), meta.mod_revision)
+        return Versioned(key, cls.from_json(value), int(meta.mod_revision))
 
     def list(self, prefix: str, cls: type[R]) -> list[Versioned[R]]:
         items = self._call(lambda: list(self._client.get_prefix(prefix, sort_order="ascend")))
         return [Versioned(meta.key.decode(), cls.from_json(value), meta.mod_revision)
-                for value, meta in items]  # type: ignore[union-attr]
+                for value, meta in items]
 
     def count(self, prefix: str) -> int:
         items = self._call(lambda: list(self._client.get_prefix(prefix, keys_only=True)))
-        return len(items)  # type: ignore[arg-type]
+        return len(items)
 
     def get_raw(self, key: str) -> str | None:
-        value, _ = self._call(lambda: self._client.get(key))  # type: ignore[misc]
+        value, _ = self._call(lambda: self._client.get(key))
         return None if value is None else value.decode()
 
     def fabric_id(self) -> str:
@@ -155,7 +156,7 @@ class Store:
                 success.append(tx.delete(op.key, range_end=_prefix_end(op.key)))
             else:
                 success.append(tx.delete(op.key))
-        ok, _ = self._call(lambda: self._client.transaction(compare=cmp, success=success, failure=[]))  # type: ignore[misc]
+        ok, _ = self._call(lambda: self._client.transaction(compare=cmp, success=success, failure=[]))
         return bool(ok)
 
     def delete(self, key: str) -> None:
@@ -168,29 +169,41 @@ class Store:
 
     def grant_lease(self, ttl_s: int) -> int:
         lease = self._call(lambda: self._client.lease(ttl_s))
-        return int(lease.id)  # type: ignore[attr-defined]
+        return int(lease.id)
 
     def refresh_lease(self, lease_id: int) -> int:
         """Keep a lease alive; returns the TTL left (0 or less: the lease is gone)."""
         replies = self._call(lambda: list(self._client.refresh_lease(lease_id)))
-        return int(replies[0].TTL) if replies else 0  # type: ignore[index]
+        return int(replies[0].TTL) if replies else 0
 
     def revoke_lease(self, lease_id: int) -> None:
         self._call(lambda: self._client.revoke_lease(lease_id))
 
-    def watch_prefix(self, prefix: str, callback: Callable[[], None]) -> Callable[[], None]:
+    def watch_prefix(self, prefix: str, callback: Callable[[], None]) -> Watch:
         """Call `callback()` (no payload: re-read state) on any change under prefix.
 
-        Returns a function that cancels the watch. A broken watch is not
-        restarted here: callers also re-read state on a timer.
+        When the watch stream breaks (etcd restarted, connection lost) the
+        callback is called once more and `Watch.broken` becomes True: the
+        caller makes a new watch. Callers also re-read state on a timer.
         """
-        def on_event(_response: object) -> None:
-            callback()
-        watch_id = self._call(lambda: self._client.add_watch_prefix_callback(prefix, on_event))
+        watch = Watch(self)
 
-        def cancel() -> None:
-            try:
-                self._client.cancel_watch(watch_id)
-            except Exception:  # noqa: BLE001 - cancelling a dead watch is fine
-                pass
-        return cancel
+        def on_event(response: object) -> None:
+            if isinstance(response, Exception):
+                watch.broken = True
+            callback()
+        watch.watch_id = self._call(lambda: self._client.add_watch_prefix_callback(prefix, on_event))
+        return watch
+
+
+class Watch:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.watch_id: object = None
+        self.broken = False
+
+    def cancel(self) -> None:
+        try:
+            self._store._client.cancel_watch(self.watch_id)
+        except Exception:  # noqa: BLE001 - cancelling a dead watch is fine
+            pass
