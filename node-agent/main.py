@@ -16,6 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
+from fabric.hostinfo import host_memory_mb
 from fabric.store import Store, StoreUnavailable
 from nodeagent import diagnostics
 from nodeagent.agent import AgentConfig, NodeAgent
@@ -23,14 +24,6 @@ from nodeagent.hypervisor import Host, HypervisorError, choose_domain_type
 
 log = logging.getLogger("nodeagent")
 _NODE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-def _host_memory_mb() -> int:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) // 1024
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hypervisor", choices=("auto", "kvm", "qemu"), default="auto",
                     help="domain type; auto boots a probe guest under KVM and falls back to qemu (TCG)")
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--memory-mb", type=int, default=_host_memory_mb())
+    ap.add_argument("--memory-mb", type=int, default=host_memory_mb())
     ap.add_argument("--local-disk-mb", type=int, default=0, help="default: free space of the state folder")
     ap.add_argument("--diagnostics-listen", default="127.0.0.1:0", help="HTTP address for serial output")
     ap.add_argument("--power-off-on-exit", action="store_true",

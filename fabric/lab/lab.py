@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fabric.gallery import Gallery, parse_urn
+from fabric.hostinfo import host_memory_mb
 from fabric.lab.config import read_lab, write_lab
 from fabric.lab.processes import Processes
 from fabric.model import NodeRecord
@@ -89,7 +90,7 @@ class Lab:
                                         "--disk-root", str(self.root / "disks"), "--location", location],
                          marker="fabric.controller.main")
         host_cores = os.cpu_count() or 1
-        mem_mb = _host_memory_mb()
+        mem_mb = host_memory_mb()
         for i, name in enumerate(cfg["nodes"]):
             state = self.root / "nodes" / name
             self.procs.start(name, [py, "-m", "nodeagent.main", "--name", name, "--fault-domain", str(i),
@@ -191,10 +192,3 @@ def _port_open(port: int) -> bool:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
 
-
-def _host_memory_mb() -> int:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) // 1024
-    return 0
