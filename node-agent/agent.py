@@ -108,9 +108,16 @@ class NodeAgent:
             self._report(obs, a.operation_id)
         for uuid, dom in self.host.owned().items():
             if uuid not in assigned:
-                log.warning("fencing domain %s (%s): no assignment names it", dom.name, uuid)
-                self.host.undefine(uuid)
+                self.fence(uuid, dom.name)
         return booting
+
+    def fence(self, vm_id: str, domain: str) -> None:
+        """A domain of ours that no assignment names (e.g. deleted while this node was down):
+        destroy and undefine it, and drop its node-local files (resource disk, console, boot record)."""
+        log.warning("fencing domain %s (%s): no assignment names it", domain, vm_id)
+        self.host.undefine(vm_id)
+        disks.remove(self.resource_dir / f"{vm_id}.raw")
+        self.consoles.forget(vm_id)
 
     def _report(self, obs: Observed, op_id: str) -> None:
         last = self._last_observed.get(obs.vm_id)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from fabric import operations
 from fabric.arm.errors import ArmError
-from fabric.model import (Assignment, NodeAllocation, Observed, OperationRecord, OperationStatus, PowerState,
+from fabric.model import (Assignment, NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, PowerState,
                           ProvisioningState, VmRecord)
-from fabric.store import Delete, Put, Store, Unchanged, keys
+from fabric.store import Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
 
 log = logging.getLogger(__name__)
@@ -43,20 +44,17 @@ class VmReconciler:
         self.store = store
 
     def reconcile_all(self) -> None:
-        observed = {o.value.vm_id: o for o in self.store.list(keys.OBSERVED, Observed)}
         for vm in self.store.list(keys.VMS, VmRecord):
+            if not vm.value.operation_id:
+                continue
             try:
-                self.reconcile(vm.key, observed.get(vm.value.vm_id))
+                self.reconcile(vm)
             except ArmError as exc:
                 log.warning("reconcile %s: %s", vm.key, exc.message)
 
-    def reconcile(self, key: str, obs_v: object) -> None:
-        cur = self.store.get(key, VmRecord)
-        if cur is None:
-            return
+    def reconcile(self, cur: Versioned[VmRecord]) -> None:
+        """Finish the VM's operation in progress when the node reports its target state."""
         vm = cur.value
-        if not vm.operation_id:
-            return
         op_v = self.store.get(keys.operation(vm.operation_id), OperationRecord)
         if op_v is None or op_v.value.status != OperationStatus.IN_PROGRESS:
             return
@@ -68,6 +66,9 @@ class VmReconciler:
         if target is None:
             return
         compares = [Unchanged(cur.key, cur.mod_revision), Unchanged(op_v.key, op_v.mod_revision)]
+        if deleting and vm.node and self.store.get(keys.node(vm.node), NodeRecord) is None:
+            self._delete_without_node(vm, op, compares)
+            return
         if o is not None and o.error and not deleting:
             failed = vm.replace(provisioning_state=ProvisioningState.FAILED, error=o.error)
             self.store.commit(compares, [Put(cur.key, failed), Put(op_v.key, operations.finished(op, o.error)),
@@ -92,8 +93,23 @@ class VmReconciler:
         ok = vm.replace(provisioning_state=ProvisioningState.SUCCEEDED, power_state=target)
         self.store.commit(compares, [Put(cur.key, ok), *finish])
 
-    def _release(self, vm: VmRecord, compares: Sequence[Compare], finish: Sequence[Put], delete: bool) -> None:
-        """Free the node's allocation and drop the assignment; delete or mark the VM deallocated."""
+    def _delete_without_node(self, vm: VmRecord, op: OperationRecord, compares: Sequence[Compare]) -> None:
+        """Delete a VM whose node is down (lease expired): free everything here and remove the OS disk.
+
+        The node, if it ever returns, finds no assignment for the domain and fences it.
+        """
+        assignment = self.store.get(keys.assignment(vm.node, vm.vm_id), Assignment)
+        finish = [Put(keys.operation(op.id), operations.finished(op)),
+                  operations.step(op.id, SOURCE, "completed",
+                                  f"node {vm.node} is down (its heartbeat lease expired): VM deleted without it; "
+                                  f"the node fences the domain if it returns")]
+        if self._release(vm, compares, finish, delete=True) and assignment is not None:
+            Path(assignment.value.os_disk).unlink(missing_ok=True)
+
+    def _release(self, vm: VmRecord, compares: Sequence[Compare], finish: Sequence[Put], delete: bool) -> bool:
+        """Free the node's allocation and drop the assignment; delete or mark the VM deallocated.
+
+        False when the VM or its operation changed meanwhile (nothing written)."""
         alloc_key = keys.allocation(vm.node)
         for _ in range(20):
             alloc = self.store.get(alloc_key, NodeAllocation)
@@ -111,5 +127,12 @@ class VmReconciler:
                 ops.append(Put(vm_key, vm.replace(node="", provisioning_state=ProvisioningState.SUCCEEDED,
                                                   power_state=PowerState.DEALLOCATED)))
             if self.store.commit(cmp, ops):
-                return
+                return True
+            if not all(self._holds(c) for c in compares):
+                return False
             time.sleep(0.01)
+        return False
+
+    def _holds(self, c: Compare) -> bool:
+        expected = c.mod_revision if isinstance(c, Unchanged) else 0
+        return self.store.revision(c.key) == expected

@@ -118,6 +118,11 @@ class Store:
         items = self._call(lambda: list(self._client.get_prefix(prefix, keys_only=True)))
         return len(items)
 
+    def revision(self, key: str) -> int:
+        """The key's mod revision, 0 when it does not exist."""
+        value, meta = self._call(lambda: self._client.get(key))
+        return 0 if value is None else int(meta.mod_revision)
+
     def get_raw(self, key: str) -> str | None:
         value, _ = self._call(lambda: self._client.get(key))
         return None if value is None else value.decode()

@@ -94,3 +94,30 @@ def test_a_node_whose_agent_dies_leaves_placement_and_comes_back(lab: LabHandle)
         assert [n["name"] for n in lab.json("node", "list")] == ["node-1", "node-2"]
     finally:
         store.close()
+
+
+def test_delete_while_the_node_is_down_then_the_node_fences_on_return(lab: LabHandle) -> None:
+    op_id, vm_id = create_no_wait(lab, "node-down")
+    wait_ok(lab, op_id)
+    vm = lab.json("vm", "show", "-g", "E2E", "-n", "node-down", "--instance-view")
+    node = vm["properties"]["instanceView"]["nodeName"]
+    resource_disk = lab.root / "nodes" / node / "resource-disks" / f"{vm_id}.raw"
+    assert resource_disk.exists()
+    store = lab.store()
+    try:
+        lab.lab.procs.kill(node)                     # the domain keeps running under libvirtd
+        deadline = time.monotonic() + 30
+        while store.get(keys.node(node), NodeRecord) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        vm = lab.json("vm", "show", "-g", "E2E", "-n", "node-down", "--instance-view")
+        assert power(vm) == "PowerState/unknown"
+        lab.fabric("vm", "delete", "-g", "E2E", "-n", "node-down", "--yes")
+        assert list(lab.root.glob(f"disks/e2e/*{vm_id.replace('-', '')}*")) == []
+        assert domains().get(vm_id) == "running"     # nobody could stop it yet
+        lab.up()                                     # the node returns and fences what it no longer owns
+        deadline = time.monotonic() + 20
+        while vm_id in domains() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert vm_id not in domains() and not resource_disk.exists()
+    finally:
+        store.close()
