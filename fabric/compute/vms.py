@@ -147,8 +147,11 @@ class ComputeProvider:
                                    *used, vm_count=len(a.value.vms) if a else 0))
         return hosts, allocs
 
+    def _os_disk(self, vm: VmRecord) -> Path:
+        return self.config.disk_root / vm.resource_group.lower() / f"{os_disk_name(vm.name, vm.vm_id)}.qcow2"
+
     def _assignment(self, vm: VmRecord, size: VmSize, op_id: str, power: str) -> Assignment:
-        disk = self.config.disk_root / vm.resource_group.lower() / f"{os_disk_name(vm.name, vm.vm_id)}.qcow2"
+        disk = self._os_disk(vm)
         return Assignment(vm_id=vm.vm_id, resource_group=vm.resource_group, name=vm.name, node=vm.node,
                           power=power, generation=vm.restart_generation, cores=size.number_of_cores,
                           memory_mb=size.memory_in_mb, resource_disk_mb=size.resource_disk_size_in_mb,
@@ -172,17 +175,18 @@ class ComputeProvider:
                                                                      "start of a deallocated VM: placing it again")],
                                        conflict_key=cur.key)
                 return op
+            if kind == "delete" and not vm.node:
+                done = self._delete_unplaced(cur, op, superseded)
+                if done is not None:
+                    return done
+                continue
             new_vm, power = self._next(kind, vm)
             new_vm = new_vm.replace(operation_id=op.id, error=None)
             ops: list[Put | Delete] = [Put(cur.key, new_vm), Put(keys.operation(op.id), op), *superseded,
                                        operations.step(op.id, SOURCE, "accepted",
                                                        f"{kind}: desired power state '{power}'")]
             if vm.node:
-                ops.append(Put(keys.assignment(vm.node, vm.vm_id),
-                               self._assignment(new_vm, size, op.id, power)))
-            elif kind == "delete":
-                # Deallocated: no node holds it; the controller removes the VM and its disk itself.
-                return self._delete_unplaced(cur, op, ops)
+                ops.append(Put(keys.assignment(vm.node, vm.vm_id), self._assignment(new_vm, size, op.id, power)))
             if self.store.commit([Unchanged(cur.key, cur.mod_revision)], ops):
                 return op
         raise ArmError("Conflict", f"VM '{name}' is changing too often; try again.", "name")
@@ -202,7 +206,8 @@ class ComputeProvider:
             "restart": {PowerState.RUNNING},
             "deallocate": {PowerState.RUNNING, PowerState.STOPPED, PowerState.DEALLOCATED},
         }[kind]
-        if vm.power_state not in allowed:
+        if vm.power_state not in allowed and not (vm.provisioning_state == ProvisioningState.FAILED
+                                                  and kind in ("start", "powerOff", "deallocate")):
             raise ArmError("OperationNotAllowed",
                            f"Cannot {kind} VM '{vm.name}' while its power state is '{vm.power_state}'.", "name")
 
@@ -240,14 +245,18 @@ class ComputeProvider:
         raise invalid("action", f"unknown action {kind}")
 
     def _delete_unplaced(self, cur: Versioned[VmRecord], op: OperationRecord,
-                         ops: list[Put | Delete]) -> OperationRecord:
-        vm = cur.value
-        disk = self.config.disk_root / vm.resource_group.lower() / f"{os_disk_name(vm.name, vm.vm_id)}.qcow2"
+                         superseded: list[Put]) -> OperationRecord | None:
+        """Delete a VM no node holds (deallocated): the controller removes the record and the OS disk.
+
+        None when the VM changed meanwhile (nothing written). The disk goes after the commit: a crash
+        in between leaves a disk without a VM, never a VM without its disk.
+        """
+        disk = self._os_disk(cur.value)
         done = operations.finished(op)
-        ops = [Delete(cur.key), Put(keys.operation(op.id), done), *ops[2:],
-               operations.step(op.id, SOURCE, "deleted", f"VM removed; OS disk {disk} deleted")]
+        ops: list[Put | Delete] = [Delete(cur.key), Put(keys.operation(op.id), done), *superseded,
+               operations.step(op.id, SOURCE, "deleted", f"VM removed (no node held it); OS disk {disk} deleted")]
         if not self.store.commit([Unchanged(cur.key, cur.mod_revision)], ops):
-            raise ArmError("Conflict", f"VM '{vm.name}' changed during the request; try again.", "name")
+            return None
         disk.unlink(missing_ok=True)
         return done
 

@@ -92,3 +92,14 @@ def test_two_vms_spread_over_both_nodes(lab: LabHandle) -> None:
         assert "guest-ready" in trace or "InProgress" in trace
     for name in ("spread-a", "spread-b"):
         lab.fabric("vm", "delete", "-g", "E2E", "-n", name, "--yes")
+
+
+def test_delete_of_a_deallocated_vm_removes_its_disk(lab: LabHandle) -> None:
+    vm = lab.json("vm", "create", "-g", "E2E", "-n", "dealloc-del", "--image", "fabriclab:busybox:lab:latest",
+                  "--size", "Lab_A0")
+    vm_id = vm["properties"]["vmId"]
+    lab.fabric("vm", "deallocate", "-g", "E2E", "-n", "dealloc-del")
+    disk = next(lab.root.glob(f"disks/e2e/*{vm_id.replace('-', '')}.qcow2"))
+    lab.fabric("vm", "delete", "-g", "E2E", "-n", "dealloc-del", "--yes")
+    assert not disk.exists() and vm_id not in domains()
+    assert lab.fabric("vm", "show", "-g", "E2E", "-n", "dealloc-del", check=False).returncode == 1
