@@ -133,6 +133,7 @@ class Observed(Record):
     hypervisor: str = ""
     console: str = ""
     error: dict[str, Any] | None = None
+    operation_id: str = ""     # the operation the node was carrying out when it saw this
     time: str = ""
 
 

@@ -99,13 +99,12 @@ class NodeAgent:
             except (HypervisorError, disks.DiskError, OSError) as exc:
                 log.warning("vm %s (%s/%s): %s", vm_id, a.resource_group, a.name, exc)
                 obs = Observed(vm_id=vm_id, node=self.config.node, power=PowerState.STOPPED,
-                               generation=a.generation, error={"code": "NodeOperationFailed",
-                                                               "message": f"node {self.config.node}: {exc}",
-                                                               "target": a.operation_id})
+                               generation=a.generation, operation_id=a.operation_id,
+                               error={"code": "NodeOperationFailed", "message": f"node {self.config.node}: {exc}"})
                 if self._last_observed.get(vm_id, None) is None or self._last_observed[vm_id].error != obs.error:
                     record_step(self.store, a.operation_id, self.config.node, "node-error", str(exc))
             booting = booting or (obs.power == PowerState.RUNNING and not obs.booted)
-            self._report(obs, a.operation_id)
+            self._report(obs)
         for uuid, dom in self.host.owned().items():
             if uuid not in assigned:
                 self.fence(uuid, dom.name)
@@ -119,7 +118,7 @@ class NodeAgent:
         disks.remove(self.resource_dir / f"{vm_id}.raw")
         self.consoles.forget(vm_id)
 
-    def _report(self, obs: Observed, op_id: str) -> None:
+    def _report(self, obs: Observed) -> None:
         last = self._last_observed.get(obs.vm_id)
         if last is not None and dataclasses.replace(last, time="") == obs:
             return
@@ -134,6 +133,7 @@ class NodeAgent:
         node = self.config.node
         os_disk, resource_disk = self._paths(a)
         base = Observed(vm_id=a.vm_id, node=node, power=a.power, generation=a.generation,
+                        operation_id=a.operation_id,
                         domain=self._domain_name(a), hypervisor=self.domain_type,
                         console=str(self.consoles.log_path(a.vm_id)))
         if a.power in (PowerState.DELETED, PowerState.DEALLOCATED):

@@ -69,7 +69,7 @@ class VmReconciler:
         if deleting and vm.node and self.store.get(keys.node(vm.node), NodeRecord) is None:
             self._delete_without_node(vm, op, compares)
             return
-        if o is not None and o.error and not deleting:
+        if o is not None and o.error and o.operation_id == op.id and not deleting:
             failed = vm.replace(provisioning_state=ProvisioningState.FAILED, error=o.error)
             self.store.commit(compares, [Put(cur.key, failed), Put(op_v.key, operations.finished(op, o.error)),
                                          operations.step(op.id, SOURCE, "failed", o.error.get("message", ""))])

@@ -121,3 +121,22 @@ def test_delete_while_the_node_is_down_then_the_node_fences_on_return(lab: LabHa
         assert vm_id not in domains() and not resource_disk.exists()
     finally:
         store.close()
+
+
+def test_a_node_error_fails_the_operation_with_its_message(lab: LabHandle) -> None:
+    import json
+    broken = lab.root / "gallery" / "fabriclab" / "busybox" / "lab" / "0.0.1"
+    broken.mkdir(parents=True)
+    (broken / "image.json").write_text(json.dumps({
+        "disk": "missing.vhd", "diskFormat": "vpc", "kernel": "vmlinuz", "initrd": "initrd.img",
+        "cmdline": "console=ttyS0", "bootMarker": "never"}))
+    r = lab.fabric("vm", "create", "-g", "E2E", "-n", "broken", "--image", "fabriclab:busybox:lab:0.0.1",
+                   "--size", "Lab_A0", check=False)
+    assert r.returncode == 1
+    err = json.loads(r.stderr)["error"]
+    assert err["code"] == "NodeOperationFailed" and "missing.vhd" in err["message"]
+    vm = lab.json("vm", "show", "-g", "E2E", "-n", "broken")
+    assert vm["properties"]["provisioningState"] == "Failed"
+    assert vm["properties"]["error"]["code"] == "NodeOperationFailed"
+    lab.fabric("vm", "delete", "-g", "E2E", "-n", "broken", "--yes")
+    assert lab.fabric("vm", "show", "-g", "E2E", "-n", "broken", check=False).returncode == 1
