@@ -14,7 +14,7 @@ import grpc
 
 ERROR_METADATA_KEY = "fabric-error"
 
-# code -> gRPC status; codes not listed map to FAILED_PRECONDITION.
+# code -> gRPC status; codes not listed map by their HTTP status (_BY_HTTP), else FAILED_PRECONDITION.
 _GRPC_CODES: dict[str, grpc.StatusCode] = {
     "InvalidParameter": grpc.StatusCode.INVALID_ARGUMENT,
     "SkuNotAvailable": grpc.StatusCode.INVALID_ARGUMENT,
@@ -28,18 +28,28 @@ _GRPC_CODES: dict[str, grpc.StatusCode] = {
     "OperationNotAllowed": grpc.StatusCode.FAILED_PRECONDITION,
     "AllocationFailed": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "StoreUnavailable": grpc.StatusCode.UNAVAILABLE,
+    "StorageAccountNotFound": grpc.StatusCode.NOT_FOUND,
+    "ContainerNotFound": grpc.StatusCode.NOT_FOUND,
+    "BlobNotFound": grpc.StatusCode.NOT_FOUND,
+    "StorageAccountAlreadyTaken": grpc.StatusCode.ALREADY_EXISTS,
+    "ContainerAlreadyExists": grpc.StatusCode.ALREADY_EXISTS,
     "InternalError": grpc.StatusCode.INTERNAL,
 }
 
 
+_BY_HTTP = {400: grpc.StatusCode.INVALID_ARGUMENT, 403: grpc.StatusCode.PERMISSION_DENIED,
+            404: grpc.StatusCode.NOT_FOUND, 409: grpc.StatusCode.ABORTED, 412: grpc.StatusCode.FAILED_PRECONDITION}
+
+
 class ArmError(Exception):
     def __init__(self, code: str, message: str, target: str = "",
-                 details: list[dict[str, Any]] | None = None) -> None:
+                 details: list[dict[str, Any]] | None = None, http_status: int = 0) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.target = target
         self.details = details or []
+        self.http_status = http_status   # set by services with an HTTP face (the blob data plane)
 
     def body(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "target": self.target,
@@ -47,7 +57,7 @@ class ArmError(Exception):
 
     @property
     def grpc_code(self) -> grpc.StatusCode:
-        return _GRPC_CODES.get(self.code, grpc.StatusCode.FAILED_PRECONDITION)
+        return _GRPC_CODES.get(self.code) or _BY_HTTP.get(self.http_status, grpc.StatusCode.FAILED_PRECONDITION)
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> ArmError:

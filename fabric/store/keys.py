@@ -65,3 +65,31 @@ def trace_of(op_id: str) -> str:
 
 def trace_step(op_id: str, time_ns: int, source: str) -> str:
     return f"{TRACES}{op_id}/{time_ns:020d}-{source}"
+
+
+# ----- storage provider -----
+
+STORAGE_ACCOUNTS = ROOT + "storage/accounts/"
+CONTAINERS = ROOT + "storage/containers/"
+BLOBS = ROOT + "storage/blobs/"
+
+
+def storage_account(name: str) -> str:
+    return STORAGE_ACCOUNTS + name
+
+
+def containers_of(account: str) -> str:
+    return f"{CONTAINERS}{account}/"
+
+
+def container(account: str, name: str) -> str:
+    return f"{CONTAINERS}{account}/{name}"
+
+
+def blobs_of(account: str, container: str) -> str:
+    return f"{BLOBS}{account}/{container}/"
+
+
+def blob(account: str, container: str, name: str) -> str:
+    """Blob names may hold '/': etcd takes them as they are, under the container's prefix."""
+    return f"{BLOBS}{account}/{container}/{name}"

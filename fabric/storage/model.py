@@ -1,0 +1,47 @@
+"""Storage records kept in etcd (blob bodies live on disk, named by the record)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fabric.model import Record
+from fabric.storage.leases import Lease
+
+PUBLIC_ACCESS = ("off", "blob", "container")
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageAccountRecord(Record):
+    name: str
+    resource_group: str
+    location: str
+    key1: str
+    key2: str
+    created: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerRecord(Record):
+    account: str
+    name: str
+    public_access: str = "off"
+    created: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class BlobRecord(Record):
+    account: str
+    container: str
+    name: str
+    blob_type: str               # "BlockBlob" (files) or "PageBlob" (disks)
+    size: int
+    content_type: str
+    content_md5: str             # Base64 of the MD5 of the body ("" for disks, whose body changes in place)
+    etag: str
+    last_modified: str
+    body: str                    # file name under {blob root}/{account}/{container}/
+    lease: dict[str, Any] = dataclasses.field(default_factory=dict)
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def lease_value(self) -> Lease:
+        return Lease(**self.lease) if self.lease else Lease()

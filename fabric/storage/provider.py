@@ -1,0 +1,256 @@
+"""The storage provider: accounts, containers, blobs and leases over etcd + blob bodies on disk.
+
+Crash safety of bodies: a blob's body file is named by the record
+(`{quoted name}.{etag}`); an upload writes a new body file, commits the record
+by compare-and-swap, then removes the old body. A crash leaves at worst a body
+file that no record names (reported and removed by `fabric storage check`),
+never a record whose body is missing or half-written.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import hashlib
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from fabric.arm.errors import ArmError, invalid
+from fabric.model import ResourceGroupRecord, now
+from fabric.storage import leases, names, sas
+from fabric.storage.leases import Lease, LeaseError
+from fabric.storage.model import PUBLIC_ACCESS, BlobRecord, ContainerRecord, StorageAccountRecord
+from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
+
+CAS_ATTEMPTS = 20
+KEY_BYTES = 64
+MAX_SAS_HOURS = 24 * 365
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageConfig:
+    blob_root: Path        # bodies: {blob_root}/{account}/{container}/{body}
+    location: str
+    endpoint: str          # the data plane's base URL, e.g. http://127.0.0.1:7451
+
+
+def _etag() -> str:
+    return f"0x{uuid.uuid4().hex[:15].upper()}"
+
+
+def _lease_error(e: LeaseError) -> ArmError:
+    return ArmError(e.code, e.message, "leaseId" if e.status == 412 else "lease", http_status=e.status)
+
+
+class StorageProvider:
+    def __init__(self, store: Store, config: StorageConfig, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+
+    # ----- accounts -----
+
+    def create_account(self, rg: str, name: str, location: str = "") -> StorageAccountRecord:
+        names.check_account(name, "name")
+        group = self.store.get(keys.resource_group(rg), ResourceGroupRecord)
+        if group is None:
+            raise ArmError("ResourceGroupNotFound", f"Resource group '{rg}' could not be found.", "resourceGroupName")
+        location = location or group.value.location
+        if location.lower() != self.config.location.lower():
+            raise ArmError("LocationNotAvailable", f"Location '{location}' is not served by this fabric; "
+                                                   f"it serves '{self.config.location}'.", "location")
+        rec = StorageAccountRecord(name=name, resource_group=group.value.name, location=self.config.location,
+                                   key1=base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
+                                   key2=base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(), created=now())
+        if self.store.commit([Absent(keys.storage_account(name))], [Put(keys.storage_account(name), rec)]):
+            return rec
+        existing = self.account(name)
+        if existing.resource_group.lower() != group.value.name.lower():
+            raise ArmError("StorageAccountAlreadyTaken", f"The storage account named {name} is already taken.", "name")
+        return existing
+
+    def account(self, name: str) -> StorageAccountRecord:
+        names.check_account(name)
+        found = self.store.get(keys.storage_account(name), StorageAccountRecord)
+        if found is None:
+            raise ArmError("StorageAccountNotFound", f"The storage account '{name}' was not found.", "accountName")
+        return found.value
+
+    def list_accounts(self, rg: str = "") -> list[StorageAccountRecord]:
+        accounts = [a.value for a in self.store.list(keys.STORAGE_ACCOUNTS, StorageAccountRecord)]
+        return [a for a in accounts if not rg or a.resource_group.lower() == rg.lower()]
+
+    # ----- containers -----
+
+    def create_container(self, account: str, name: str, public_access: str = "off") -> ContainerRecord:
+        self.account(account)
+        names.check_container(name, "name")
+        self._check_access(public_access)
+        rec = ContainerRecord(account=account, name=name, public_access=public_access, created=now())
+        if not self.store.commit([Absent(keys.container(account, name))], [Put(keys.container(account, name), rec)]):
+            raise ArmError("ContainerAlreadyExists", "The specified container already exists.", "name")
+        (self.config.blob_root / account / name).mkdir(parents=True, exist_ok=True)
+        return rec
+
+    def container(self, account: str, name: str) -> Versioned[ContainerRecord]:
+        self.account(account)
+        names.check_container(name)
+        found = self.store.get(keys.container(account, name), ContainerRecord)
+        if found is None:
+            raise ArmError("ContainerNotFound", "The specified container does not exist.", "containerName")
+        return found
+
+    def list_containers(self, account: str) -> list[ContainerRecord]:
+        self.account(account)
+        return [c.value for c in self.store.list(keys.containers_of(account), ContainerRecord)]
+
+    @staticmethod
+    def _check_access(level: str) -> None:
+        if level not in PUBLIC_ACCESS:
+            raise invalid("publicAccess", f"one of {', '.join(PUBLIC_ACCESS)}")
+
+    def set_public_access(self, account: str, name: str, level: str) -> ContainerRecord:
+        self._check_access(level)
+        for _ in range(CAS_ATTEMPTS):
+            cur = self.container(account, name)
+            new = cur.value.replace(public_access=level)
+            if self.store.commit([Unchanged(cur.key, cur.mod_revision)], [Put(cur.key, new)]):
+                return new
+        raise ArmError("Conflict", "The container is changing too often; try again.", "name")
+
+    # ----- blobs -----
+
+    def body_path(self, rec: BlobRecord) -> Path:
+        return self.config.blob_root / rec.account / rec.container / rec.body
+
+    def blob(self, account: str, container: str, name: str) -> Versioned[BlobRecord]:
+        self.container(account, container)
+        names.check_blob(name)
+        found = self.store.get(keys.blob(account, container, name), BlobRecord)
+        if found is None:
+            raise ArmError("BlobNotFound", "The specified blob does not exist.", "blobName")
+        return found
+
+    def list_blobs(self, account: str, container: str, prefix: str = "") -> list[BlobRecord]:
+        self.container(account, container)
+        return [b.value for b in self.store.list(keys.blobs_of(account, container) + prefix, BlobRecord)]
+
+    def put_blob(self, account: str, container: str, name: str, chunks: Iterable[bytes],
+                 content_type: str = "application/octet-stream", lease_id: str = "") -> BlobRecord:
+        """Create or replace a block blob; refused (nothing changed) when a lease forbids it."""
+        self.container(account, container)
+        names.check_blob(name, "name")
+        folder = self.config.blob_root / account / container
+        folder.mkdir(parents=True, exist_ok=True)
+        etag = _etag()
+        body = f"{names.body_name(name)}.{etag}"
+        path = folder / body
+        md5 = hashlib.md5()
+        size = 0
+        try:
+            with open(path, "xb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+                    md5.update(chunk)
+                    size += len(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            rec = BlobRecord(account=account, container=container, name=name, blob_type="BlockBlob", size=size,
+                             content_type=content_type or "application/octet-stream",
+                             content_md5=base64.b64encode(md5.digest()).decode(), etag=etag,
+                             last_modified=now(), body=body)
+            old = self._commit_blob(rec, lease_id)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        if old is not None and old.body != body:
+            self.body_path(old).unlink(missing_ok=True)
+        return rec
+
+    def _commit_blob(self, rec: BlobRecord, lease_id: str) -> BlobRecord | None:
+        """Write the record unless a lease forbids it; returns the record it replaced."""
+        key = keys.blob(rec.account, rec.container, rec.name)
+        for _ in range(CAS_ATTEMPTS):
+            cur = self.store.get(key, BlobRecord)
+            if cur is not None:
+                try:
+                    leases.check_write(cur.value.lease_value(), lease_id, self.clock())
+                except LeaseError as e:
+                    raise _lease_error(e) from None
+                new = rec.replace(lease=cur.value.lease, metadata=cur.value.metadata or rec.metadata)
+                if self.store.commit([Unchanged(key, cur.mod_revision)], [Put(key, new)]):
+                    return cur.value
+            elif self.store.commit([Absent(key)], [Put(key, rec)]):
+                return None
+        raise ArmError("Conflict", "The blob is changing too often; try again.", "name")
+
+    def delete_blob(self, account: str, container: str, name: str, lease_id: str = "") -> None:
+        for _ in range(CAS_ATTEMPTS):
+            cur = self.blob(account, container, name)
+            try:
+                leases.check_write(cur.value.lease_value(), lease_id, self.clock())
+            except LeaseError as e:
+                raise _lease_error(e) from None
+            if self.store.commit([Unchanged(cur.key, cur.mod_revision)], [Delete(cur.key)]):
+                self.body_path(cur.value).unlink(missing_ok=True)
+                return
+        raise ArmError("Conflict", "The blob is changing too often; try again.", "name")
+
+    # ----- leases -----
+
+    def lease(self, account: str, container: str, name: str, action: str, duration_s: int = leases.INFINITE,
+              lease_id: str = "", proposed_id: str = "", break_period_s: int | None = None) -> BlobRecord:
+        """acquire | renew | change | release | break; returns the blob as it is afterwards."""
+        for _ in range(CAS_ATTEMPTS):
+            cur = self.blob(account, container, name)
+            lease, t = cur.value.lease_value(), self.clock()
+            try:
+                if action == "acquire":
+                    new = leases.acquire(lease, duration_s, proposed_id or lease_id, t)
+                elif action == "renew":
+                    new = leases.renew(lease, lease_id, t)
+                elif action == "release":
+                    new = leases.release(lease, lease_id, t)
+                elif action == "break":
+                    new = leases.break_(lease, break_period_s, t)
+                else:
+                    raise invalid("action", "acquire, renew, release or break")
+            except LeaseError as e:
+                raise _lease_error(e) from None
+            rec = cur.value.replace(lease=dataclasses.asdict(new) if new.id else {})
+            if self.store.commit([Unchanged(cur.key, cur.mod_revision)], [Put(cur.key, rec)]):
+                return rec
+        raise ArmError("Conflict", "The blob is changing too often; try again.", "name")
+
+    def lease_view(self, rec: BlobRecord) -> tuple[str, str, str]:
+        """(leaseState, leaseStatus, leaseDuration) as the service reports them now."""
+        lease, t = rec.lease_value(), self.clock()
+        return lease.state(t), lease.status(t), lease.duration(t)
+
+    # ----- SAS -----
+
+    def url(self, account: str, container: str, blob: str = "") -> str:
+        return f"{self.config.endpoint}/{account}/{container}" + (f"/{blob}" if blob else "")
+
+    def generate_sas(self, account: str, container: str, blob: str, permissions: str,
+                     expiry: dt.datetime) -> tuple[sas.SasToken, str]:
+        """(token, full URL) signed with key1; blob "" signs the whole container (sr=c)."""
+        acct = self.account(account)
+        self.container(account, container)
+        if blob:
+            names.check_blob(blob)
+        try:
+            perms = sas.canonical_permissions(permissions)
+        except ValueError as e:
+            raise invalid("permissions", str(e)) from None
+        now_dt = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc)
+        if expiry <= now_dt:
+            raise invalid("expiry", "the expiry must be in the future (UTC)")
+        if expiry - now_dt > dt.timedelta(hours=MAX_SAS_HOURS):
+            raise invalid("expiry", f"at most {MAX_SAS_HOURS // 24} days ahead")
+        token = sas.sign(acct.key1, account, container, blob, perms, expiry)
+        return token, f"{self.url(account, container, blob)}?{token.query()}"

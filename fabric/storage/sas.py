@@ -1,0 +1,122 @@
+"""Shared access signatures in the reference's shape (service SAS, sv=2015-04-05).
+
+    string-to-sign = sp \\n st \\n se \\n canonicalizedresource \\n si \\n sip \\n spr \\n sv
+                     \\n rscc \\n rscd \\n rsce \\n rscl \\n rsct
+    canonicalizedresource = /blob/{account}/{container}[/{blob}]
+    sig = Base64(HMAC-SHA256(Base64Decode(account key), UTF-8(string-to-sign)))
+
+`verify` checks every signed field: a change to any of them, or to the
+signature, makes the signature wrong (AuthenticationFailed); an expired `se`
+or a start in the future is AuthenticationFailed too; a missing permission or
+a resource outside the signed one is AuthorizationPermissionMismatch.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlencode
+
+SAS_VERSION = "2015-04-05"
+PERMISSION_ORDER = "racwdl"     # read, add, create, write, delete, list
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+class SasError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclasses.dataclass(frozen=True)
+class SasToken:
+    permissions: str
+    expiry: str
+    resource: str          # "c" (container) or "b" (blob)
+    start: str = ""
+    version: str = SAS_VERSION
+    protocol: str = ""
+    ip: str = ""
+    signature: str = ""
+
+    def query(self) -> str:
+        fields = [("sv", self.version), ("sr", self.resource), ("sp", self.permissions)]
+        fields += [(k, v) for k, v in (("st", self.start), ("sip", self.ip), ("spr", self.protocol)) if v]
+        fields += [("se", self.expiry), ("sig", self.signature)]
+        return urlencode(fields)
+
+
+def canonical_permissions(perms: str) -> str:
+    """Permissions in the service's order; ValueError naming a letter that is not one."""
+    bad = sorted(set(perms) - set(PERMISSION_ORDER))
+    if bad or not perms:
+        raise ValueError(f"permissions are letters of '{PERMISSION_ORDER}'" + (f"; not {''.join(bad)!r}" if bad else ""))
+    return "".join(p for p in PERMISSION_ORDER if p in perms)
+
+
+def _resource(account: str, container: str, blob: str) -> str:
+    return f"/blob/{account}/{container}" + (f"/{blob}" if blob else "")
+
+
+def string_to_sign(t: SasToken, account: str, container: str, blob: str) -> str:
+    return "\n".join([t.permissions, t.start, t.expiry, _resource(account, container, blob), "", t.ip,
+                      t.protocol, t.version, "", "", "", "", ""])
+
+
+def _hmac(key_b64: str, text: str) -> str:
+    digest = hmac.new(base64.b64decode(key_b64), text.encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def sign(key_b64: str, account: str, container: str, blob: str, permissions: str, expiry: dt.datetime,
+         start: dt.datetime | None = None) -> SasToken:
+    """A SAS for one blob (blob given, sr=b) or for a whole container (blob empty, sr=c)."""
+    t = SasToken(permissions=canonical_permissions(permissions), expiry=expiry.strftime(TIME_FORMAT),
+                 resource="b" if blob else "c", start=start.strftime(TIME_FORMAT) if start else "")
+    return dataclasses.replace(t, signature=_hmac(key_b64, string_to_sign(t, account, container, blob)))
+
+
+def parse(query: Mapping[str, Sequence[str]]) -> SasToken | None:
+    """The SAS in a parsed query string, None when there is no `sig`."""
+    def one(name: str) -> str:
+        v = query.get(name) or [""]
+        return v[0]
+    if not one("sig"):
+        return None
+    return SasToken(permissions=one("sp"), expiry=one("se"), resource=one("sr"), start=one("st"),
+                    version=one("sv"), protocol=one("spr"), ip=one("sip"), signature=one("sig"))
+
+
+def _time(value: str, name: str) -> dt.datetime:
+    try:
+        return dt.datetime.strptime(value, TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        raise SasError("AuthenticationFailed", f"Signed field {name} is not a UTC time like 2026-01-31T12:00:00Z.")
+
+
+def verify(t: SasToken, keys: Sequence[str], account: str, container: str, blob: str, need: str,
+           now: dt.datetime) -> None:
+    """Raise SasError unless the token grants `need` (one permission letter) on this blob or container."""
+    if t.version != SAS_VERSION:
+        raise SasError("AuthenticationFailed", f"Signed version {t.version!r} is not supported ({SAS_VERSION}).")
+    if t.resource not in ("b", "c"):
+        raise SasError("AuthenticationFailed", "Signed resource (sr) must be 'b' or 'c'.")
+    signed_blob = blob if t.resource == "b" else ""
+    expected = string_to_sign(t, account, container, signed_blob)
+    if not any(hmac.compare_digest(_hmac(k, expected).encode(), t.signature.encode()) for k in keys):
+        raise SasError("AuthenticationFailed",
+                       "Server failed to authenticate the request. Make sure the value of the signature is "
+                       "formed correctly including the signature.")
+    if now >= _time(t.expiry, "se"):
+        raise SasError("AuthenticationFailed", f"Signed expiry time [{t.expiry}] must be after signed start time "
+                                               f"and the current time.")
+    if t.start and now < _time(t.start, "st"):
+        raise SasError("AuthenticationFailed", f"Signed start time [{t.start}] is in the future.")
+    if need not in t.permissions:
+        raise SasError("AuthorizationPermissionMismatch",
+                       f"This request is not authorized to perform this operation using this permission "
+                       f"(needs '{need}', the SAS grants '{t.permissions}').")
