@@ -19,7 +19,7 @@ test: install
 	$(PY) -m pytest -q tests
 
 proto:
-	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --grpc_python_out=. --pyi_out=. proto/fabric/v1/fabric.proto
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --grpc_python_out=. --pyi_out=. proto/fabric/v1/*.proto
 
 bench: install
 	$(PY) bench/provision.py

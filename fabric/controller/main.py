@@ -21,22 +21,27 @@ from pathlib import Path
 import grpc
 
 from fabric.arm import server
+from fabric.arm.storage_server import add_storage_servicers
 from fabric.compute.reconciler import VmReconciler
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.gallery import Gallery
+from fabric.storage import dataplane
+from fabric.storage.provider import StorageConfig, StorageProvider
 from fabric.store import Store, StoreUnavailable, Watch, keys
 from fabric.v1 import fabric_pb2_grpc as rpc
 
 log = logging.getLogger("fabric.controller")
 
 DEFAULT_LISTEN = "127.0.0.1:7450"
+DEFAULT_BLOB_LISTEN = "127.0.0.1:7451"
 RECONCILE_INTERVAL_S = 2.0
 ETCD_WAIT_S = 30.0
 GRPC_WORKERS = 16
 
 
-def build_server(store: Store, compute: ComputeProvider, listen: str) -> grpc.Server:
+def build_server(store: Store, compute: ComputeProvider, storage: StorageProvider, listen: str) -> grpc.Server:
     srv = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS))
+    add_storage_servicers(srv, storage, compute.config.subscription)
     rpc.add_ResourceGroupsServicer_to_server(server.ResourceGroups(store, compute), srv)
     rpc.add_VirtualMachinesServicer_to_server(server.VirtualMachines(store, compute), srv)
     rpc.add_OperationsServicer_to_server(server.Operations(store), srv)
@@ -83,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gallery", required=True, type=Path, help="image gallery folder")
     ap.add_argument("--disk-root", required=True, type=Path, help="where OS disks (qcow2 overlays) live")
     ap.add_argument("--location", default="local", help="the location this fabric serves (default %(default)s)")
+    ap.add_argument("--state-dir", required=True, type=Path, help="the controller's folder (blob bodies live here)")
+    ap.add_argument("--blob-listen", default=DEFAULT_BLOB_LISTEN,
+                    help="HTTP address of the blob data plane (default %(default)s)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -93,8 +101,14 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s; start etcd first (fabric lab up starts one)", exc)
         return 1
     compute = ComputeProvider(store, Gallery(args.gallery), ComputeConfig(sub, args.location, args.disk_root))
-    srv = build_server(store, compute, args.listen)
+    blob_root = args.state_dir / "blobs"
+    blob_root.mkdir(parents=True, exist_ok=True)
+    host, port = args.blob_listen.rsplit(":", 1)
+    storage = StorageProvider(store, StorageConfig(blob_root, args.location, f"http://{host}:{port}"))
+    blob_srv = dataplane.serve(args.blob_listen, storage)
+    srv = build_server(store, compute, storage, args.listen)
     srv.start()
+    log.info("blob data plane on %s", storage.config.endpoint)
     log.info("controller serving %s on %s (subscription %s, location %s)", "fabric.v1", args.listen, sub,
              args.location)
     stop = threading.Event()
@@ -104,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.start()
     stop.wait()
     srv.stop(grace=2).wait()
+    blob_srv.shutdown()
     log.info("controller stopped")
     return 0
 

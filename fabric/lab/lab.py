@@ -72,14 +72,16 @@ class Lab:
         if len(running_nodes) > nodes:
             raise RuntimeError(f"the lab runs {len(running_nodes)} node agents; run `fabric lab down` before "
                                f"starting it with --nodes {nodes}")
-        for name, port in (("etcd", etcd_port), ("etcd", etcd_port + 1), ("controller", controller_port)):
+        for name, port in (("etcd", etcd_port), ("etcd", etcd_port + 1), ("controller", controller_port),
+                           ("controller", controller_port + 1)):
             if not self.procs.alive(name) and _port_open(port):
                 raise RuntimeError(f"port {port} for the lab's {name} is in use by another process; "
                                    f"choose another with --{name}-port")
         resolved = self._ensure_image(image)
         etcd_url = f"http://127.0.0.1:{etcd_port}"
+        blob_port = controller_port + 1
         cfg = {"etcd": etcd_url, "etcd_port": etcd_port, "controller": f"127.0.0.1:{controller_port}",
-               "controller_port": controller_port, "location": location, "gallery": str(self.gallery_dir),
+               "controller_port": controller_port, "blob_endpoint": f"http://127.0.0.1:{blob_port}", "location": location, "gallery": str(self.gallery_dir),
                "image": resolved, "nodes": [f"node-{i}" for i in range(1, nodes + 1)]}
         write_lab(self.root, cfg)
         cfg["fabric_id"] = self._start_etcd(etcd_port)
@@ -87,7 +89,9 @@ class Lab:
         py = sys.executable
         self.procs.start("controller", [py, "-m", "fabric.controller.main", "--etcd", etcd_url,
                                         "--listen", cfg["controller"], "--gallery", str(self.gallery_dir),
-                                        "--disk-root", str(self.root / "disks"), "--location", location],
+                                        "--disk-root", str(self.root / "disks"), "--location", location,
+                                        "--state-dir", str(self.root / "controller"),
+                                        "--blob-listen", f"127.0.0.1:{blob_port}"],
                          marker="fabric.controller.main")
         host_cores = os.cpu_count() or 1
         mem_mb = host_memory_mb()

@@ -29,6 +29,7 @@ from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
 CAS_ATTEMPTS = 20
 KEY_BYTES = 64
 MAX_SAS_HOURS = 24 * 365
+SYSTEM_GROUP = "fabriclab-system"   # owner of the fabric's own accounts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,10 @@ class StorageConfig:
 
 def _etag() -> str:
     return f"0x{uuid.uuid4().hex[:15].upper()}"
+
+
+def _new_key() -> str:
+    return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
 
 
 def _lease_error(e: LeaseError) -> ArmError:
@@ -64,14 +69,21 @@ class StorageProvider:
             raise ArmError("LocationNotAvailable", f"Location '{location}' is not served by this fabric; "
                                                    f"it serves '{self.config.location}'.", "location")
         rec = StorageAccountRecord(name=name, resource_group=group.value.name, location=self.config.location,
-                                   key1=base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
-                                   key2=base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(), created=now())
+                                   key1=_new_key(), key2=_new_key(), created=now())
         if self.store.commit([Absent(keys.storage_account(name))], [Put(keys.storage_account(name), rec)]):
             return rec
         existing = self.account(name)
         if existing.resource_group.lower() != group.value.name.lower():
             raise ArmError("StorageAccountAlreadyTaken", f"The storage account named {name} is already taken.", "name")
         return existing
+
+    def ensure_system_account(self, name: str) -> StorageAccountRecord:
+        """An account of the fabric itself (like the reference's temporary script store), in SYSTEM_GROUP."""
+        names.check_account(name, "name")
+        rec = StorageAccountRecord(name=name, resource_group=SYSTEM_GROUP, location=self.config.location,
+                                   key1=_new_key(), key2=_new_key(), created=now())
+        self.store.commit([Absent(keys.storage_account(name))], [Put(keys.storage_account(name), rec)])
+        return self.account(name)
 
     def account(self, name: str) -> StorageAccountRecord:
         names.check_account(name)

@@ -12,7 +12,10 @@ from fabric.controller.main import build_server
 from fabric.gallery import Gallery
 from fabric.model import NodeRecord
 from fabric.store import Store, keys
+from fabric.storage import dataplane
+from fabric.storage.provider import StorageConfig, StorageProvider
 from fabric.v1 import fabric_pb2_grpc as rpc
+from fabric.v1 import storage_pb2_grpc as srpc
 from tests.conftest import free_port
 
 
@@ -32,11 +35,15 @@ def register_node(store: Store, name: str, cores: int = 2, memory_mb: int = 4096
 
 
 class Api:
-    def __init__(self, address: str, store: Store, compute: ComputeProvider) -> None:
+    def __init__(self, address: str, store: Store, compute: ComputeProvider, storage: StorageProvider) -> None:
         self.address = address
         self.store = store
         self.compute = compute
+        self.storage = storage
         channel = grpc.insecure_channel(address)
+        self.accounts = srpc.StorageAccountsStub(channel)
+        self.containers = srpc.ContainersStub(channel)
+        self.blobs = srpc.BlobsStub(channel)
         self.groups = rpc.ResourceGroupsStub(channel)
         self.vms = rpc.VirtualMachinesStub(channel)
         self.ops = rpc.OperationsStub(channel)
@@ -50,7 +57,11 @@ def api(store: Store, tmp_path: Path) -> Iterator[Api]:
     compute = ComputeProvider(store, Gallery(tmp_path / "gallery"),
                               ComputeConfig("00000000-0000-0000-0000-000000000001", "local", tmp_path / "disks"))
     address = f"127.0.0.1:{free_port()}"
-    srv = build_server(store, compute, address)
+    blob_listen = f"127.0.0.1:{free_port()}"
+    storage = StorageProvider(store, StorageConfig(tmp_path / "blobs", "local", f"http://{blob_listen}"))
+    blob_srv = dataplane.serve(blob_listen, storage)
+    srv = build_server(store, compute, storage, address)
     srv.start()
-    yield Api(address, store, compute)
+    yield Api(address, store, compute, storage)
     srv.stop(grace=0)
+    blob_srv.shutdown()

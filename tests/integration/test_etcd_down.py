@@ -11,6 +11,7 @@ import pytest
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.controller.main import build_server
 from fabric.gallery import Gallery
+from fabric.storage.provider import StorageConfig, StorageProvider
 from fabric.store import Store
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import fabric_pb2_grpc as rpc
@@ -29,7 +30,8 @@ def test_create_while_etcd_is_down_writes_nothing() -> None:
         compute = ComputeProvider(store, Gallery(Path(tmp) / "gallery"),
                                   ComputeConfig("sub", "local", Path(tmp) / "disks"))
         addr = f"127.0.0.1:{free_port()}"
-        srv = build_server(store, compute, addr)
+        storage = StorageProvider(store, StorageConfig(Path(tmp) / "blobs", "local", "http://127.0.0.1:1"))
+        srv = build_server(store, compute, storage, addr)
         srv.start()
         try:
             vms = rpc.VirtualMachinesStub(grpc.insecure_channel(addr))
