@@ -11,6 +11,7 @@ import grpc
 from fabric.arm.errors import ERROR_METADATA_KEY, ArmError
 from fabric.lab.config import lab_dir, read_lab
 from fabric.v1 import fabric_pb2_grpc as rpc
+from fabric.v1 import storage_pb2_grpc as srpc
 
 DEFAULT_CONTROLLER = "127.0.0.1:7450"
 RPC_TIMEOUT_S = 30.0
@@ -43,6 +44,9 @@ class Client:
         self.vms = rpc.VirtualMachinesStub(self.channel)
         self.ops = rpc.OperationsStub(self.channel)
         self.nodes = rpc.NodesStub(self.channel)
+        self.accounts = srpc.StorageAccountsStub(self.channel)
+        self.containers = srpc.ContainersStub(self.channel)
+        self.blobs = srpc.BlobsStub(self.channel)
 
     def error(self, exc: grpc.RpcError) -> CliError:
         for key, value in (exc.trailing_metadata() or ()):

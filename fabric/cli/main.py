@@ -278,7 +278,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.set_defaults(fn=cmd_operation_wait)
 
+    from fabric.cli.storage import add_storage_commands
     from fabric.lab.cli import add_lab_commands
+    add_storage_commands(groups, COMMON)
     add_lab_commands(groups, COMMON)
     return top
 

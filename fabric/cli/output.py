@@ -11,7 +11,7 @@ from google.protobuf.message import Message
 
 
 def as_dict(msg: Message) -> dict[str, Any]:
-    out: dict[str, Any] = MessageToDict(msg, always_print_fields_with_no_presence=True)
+    out: dict[str, Any] = MessageToDict(msg, always_print_fields_with_no_presence=True, unquote_int64_if_possible=True)
     return out
 
 

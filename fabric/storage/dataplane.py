@@ -49,6 +49,8 @@ def _http_date(iso: str) -> str:
 class _Handler(BaseHTTPRequestHandler):
     provider: StorageProvider
     protocol_version = "HTTP/1.1"
+    server_version = "fabriclab-blob/1.0"
+    sys_version = ""
 
     # ----- plumbing -----
 
