@@ -34,6 +34,7 @@ from fabric.lab.lab import Lab  # noqa: E402
 from fabric.v1 import fabric_pb2 as pb  # noqa: E402
 from fabric.v1 import fabric_pb2_grpc as rpc  # noqa: E402
 from nodeagent.hypervisor import DomainSpec, domain_xml  # noqa: E402
+from nodeagent.storage_backends import LocalPathBackend  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 PHASES = [("validated", "placed", "api: validate + place + commit"),
@@ -60,7 +61,7 @@ def bare_run(lab_root: Path, image, size_cores: int, size_mb: int, work: Path) -
     spec = DomainSpec(name=f"bench-bare-{vm_id[:8]}", uuid=vm_id, node="bench", fabric_id="bench-bare",
                       resource_group="bench", vm_name="bare", domain_type=os.environ.get("BENCH_DOMAIN_TYPE", "qemu"),
                       cores=size_cores, memory_mb=size_mb, kernel=image.kernel, initrd=image.initrd,
-                      cmdline=f"{image.cmdline} fabric.hostname=bare", os_disk=str(overlay),
+                      cmdline=f"{image.cmdline} fabric.hostname=bare", os_disk=LocalPathBackend().source({"path": str(overlay)}),
                       resource_disk=str(resource), console_log=str(console))
     xml = work / f"{vm_id}.xml"
     xml.write_text(domain_xml(spec))

@@ -102,6 +102,8 @@ class VmRecord(Record):
     error: dict[str, Any] | None = None
     restart_generation: int = 0
     created: str = ""
+    # {"account", "container", "blob", "uri", "deleteOption", "leaseId", "ref": disk reference}
+    os_disk: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +119,7 @@ class Assignment(Record):
     memory_mb: int
     resource_disk_mb: int
     image: dict[str, Any]
-    os_disk: str               # absolute path of the qcow2 overlay
+    os_disk: dict[str, Any]    # a disk reference for the node's storage backend
     operation_id: str = ""
 
 

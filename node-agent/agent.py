@@ -24,6 +24,7 @@ from fabric.store import Store, StoreUnavailable, keys
 from nodeagent import disks
 from nodeagent.console import BootRecord, Consoles
 from nodeagent.hypervisor import DomainSpec, Host, HypervisorError, domain_xml
+from nodeagent.storage_backends import BackendError, backend_for
 
 log = logging.getLogger("nodeagent")
 
@@ -96,7 +97,7 @@ class NodeAgent:
         for vm_id, a in assigned.items():
             try:
                 obs = self._converge(a)
-            except (HypervisorError, disks.DiskError, OSError) as exc:
+            except (HypervisorError, BackendError, OSError) as exc:
                 log.warning("vm %s (%s/%s): %s", vm_id, a.resource_group, a.name, exc)
                 obs = Observed(vm_id=vm_id, node=self.config.node, power=PowerState.STOPPED,
                                generation=a.generation, operation_id=a.operation_id,
@@ -126,12 +127,12 @@ class NodeAgent:
         self.store.put(keys.observed(self.config.node, obs.vm_id), stamped)
         self._last_observed[obs.vm_id] = obs
 
-    def _paths(self, a: Assignment) -> tuple[Path, Path]:
-        return Path(a.os_disk), self.resource_dir / f"{a.vm_id}.raw"
+    def _resource_disk(self, a: Assignment) -> Path:
+        return self.resource_dir / f"{a.vm_id}.raw"
 
     def _converge(self, a: Assignment) -> Observed:
         node = self.config.node
-        os_disk, resource_disk = self._paths(a)
+        resource_disk = self._resource_disk(a)
         base = Observed(vm_id=a.vm_id, node=node, power=a.power, generation=a.generation,
                         operation_id=a.operation_id,
                         domain=self._domain_name(a), hypervisor=self.domain_type,
@@ -145,10 +146,8 @@ class NodeAgent:
                             f"temporary disk {resource_disk} wiped")
             if a.power == PowerState.DELETED:
                 self.consoles.forget(a.vm_id)
-                if disks.remove(os_disk):
-                    record_step(self.store, a.operation_id, node, "os-disk-removed", f"OS disk {os_disk} deleted")
             return base
-        self._ensure_defined(a, os_disk, resource_disk)
+        self._ensure_defined(a, resource_disk)
         if a.power == PowerState.STOPPED:
             if self._active(a.vm_id):
                 self.host.destroy(a.vm_id)
@@ -163,12 +162,10 @@ class NodeAgent:
         dom = self.host.owned().get(vm_id)
         return bool(dom and dom.active)
 
-    def _ensure_defined(self, a: Assignment, os_disk: Path, resource_disk: Path) -> None:
+    def _ensure_defined(self, a: Assignment, resource_disk: Path) -> None:
         node, img = self.config.node, a.image
-        if disks.ensure_overlay(os_disk, img["disk"], img["disk_format"]):
-            record_step(self.store, a.operation_id, node, "overlay-created",
-                        f"OS disk {os_disk}: qcow2 overlay over {img['disk']} ({img['disk_format']})",
-                        detail=disks.backing_chain(os_disk))
+        backend = backend_for(a.os_disk)
+        backend.check(a.os_disk)
         if disks.ensure_resource_disk(resource_disk, a.resource_disk_mb):
             record_step(self.store, a.operation_id, node, "resource-disk-created",
                         f"temporary disk {resource_disk} ({a.resource_disk_mb} MB, sparse, node-local)")
@@ -178,7 +175,7 @@ class NodeAgent:
                           resource_group=a.resource_group,
                           vm_name=a.name, domain_type=self.domain_type, cores=a.cores, memory_mb=a.memory_mb,
                           kernel=img["kernel"], initrd=img["initrd"],
-                          cmdline=f"{img['cmdline']} fabric.hostname={a.name}", os_disk=str(os_disk),
+                          cmdline=f"{img['cmdline']} fabric.hostname={a.name}", os_disk=backend.source(a.os_disk),
                           resource_disk=str(resource_disk), console_log=str(self.consoles.log_path(a.vm_id)))
         xml = domain_xml(spec)
         self.host.define(xml)

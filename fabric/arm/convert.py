@@ -28,6 +28,10 @@ def resource_group(sub: str, rg: ResourceGroupRecord) -> pb.ResourceGroup:
                             properties=pb.ResourceGroupProperties(provisioning_state="Succeeded"))
 
 
+def _gib(size_bytes: int) -> int:
+    return -(-size_bytes // (1024 ** 3))
+
+
 def instance_view(vm: VmRecord, obs: Observed | None, node: NodeRecord | None) -> pb.VirtualMachineInstanceView:
     """Power state as the node observed it; the controller's word while no node holds the VM."""
     if vm.node and obs is not None and not vm.power_state.endswith("ing"):
@@ -57,7 +61,9 @@ def vm(sub: str, rec: VmRecord, view: pb.VirtualMachineInstanceView | None = Non
             image_reference=pb.ImageReference(publisher=img["publisher"], offer=img["offer"], sku=img["sku"],
                                               version=img["version"], exact_version=img["exact_version"]),
             os_disk=pb.OsDisk(os_type="Linux", name=os_disk_name(rec.name, rec.vm_id), create_option="FromImage",
-                              caching="ReadWrite")),
+                              caching="ReadWrite", disk_size_gb=_gib(rec.os_disk.get("sizeBytes", 0)),
+                              vhd=pb.VirtualHardDisk(uri=rec.os_disk.get("uri", "")),
+                              delete_option=rec.os_disk.get("deleteOption", ""))),
         os_profile=pb.OsProfile(computer_name=rec.name),
         provisioning_state=rec.provisioning_state,
         instance_view=view,

@@ -114,7 +114,9 @@ def cmd_group_list(c: Client, a: argparse.Namespace) -> int:
 
 def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
     op = c.call(c.vms.Create, pb.CreateVirtualMachineRequest(resource_group=a.resource_group, name=a.name,
-                                                             location=a.location or "", image=a.image, size=a.size))
+                                                             location=a.location or "", image=a.image, size=a.size,
+                                                             storage_account=a.storage_account or "",
+                                                             os_disk_delete_option=a.os_disk_delete_option))
     return _finish(c, op, a, then_show=True)
 
 
@@ -239,6 +241,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--image", required=True, help="PUBLISHER:OFFER:SKU:VERSION (VERSION may be latest)")
     p.add_argument("--size", required=True)
     p.add_argument("--location", "-l")
+    p.add_argument("--storage-account", help="where the OS disk blob goes (default: the group's disk account)")
+    p.add_argument("--os-disk-delete-option", choices=("Delete", "Detach"), default="Delete",
+                   help="on vm delete: delete the OS disk blob, or keep it with its lease released")
     p.add_argument("--no-wait", action="store_true")
     p.set_defaults(fn=cmd_vm_create)
     p = v.add_parser("show", parents=[COMMON])

@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from fabric import operations
 from fabric.arm.errors import ArmError
-from fabric.model import (Assignment, NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, PowerState,
+from fabric.model import (NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, PowerState,
                           ProvisioningState, VmRecord)
+from fabric.compute.vms import os_disk_release
+from fabric.storage.disks import discard
+from fabric.storage.provider import StorageProvider
 from fabric.store import Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
 
@@ -40,8 +42,9 @@ def _elapsed_s(start: str) -> float:
 
 
 class VmReconciler:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, storage: StorageProvider) -> None:
         self.store = store
+        self.storage = storage
 
     def reconcile_all(self) -> None:
         for vm in self.store.list(keys.VMS, VmRecord):
@@ -94,17 +97,15 @@ class VmReconciler:
         self.store.commit(compares, [Put(cur.key, ok), *finish])
 
     def _delete_without_node(self, vm: VmRecord, op: OperationRecord, compares: Sequence[Compare]) -> None:
-        """Delete a VM whose node is down (lease expired): free everything here and remove the OS disk.
+        """Delete a VM whose node is down (lease expired): free everything here and end its OS disk's use.
 
         The node, if it ever returns, finds no assignment for the domain and fences it.
         """
-        assignment = self.store.get(keys.assignment(vm.node, vm.vm_id), Assignment)
         finish = [Put(keys.operation(op.id), operations.finished(op)),
                   operations.step(op.id, SOURCE, "completed",
                                   f"node {vm.node} is down (its heartbeat lease expired): VM deleted without it; "
                                   f"the node fences the domain if it returns")]
-        if self._release(vm, compares, finish, delete=True) and assignment is not None:
-            Path(assignment.value.os_disk).unlink(missing_ok=True)
+        self._release(vm, compares, finish, delete=True)
 
     def _release(self, vm: VmRecord, compares: Sequence[Compare], finish: Sequence[Put], delete: bool) -> bool:
         """Free the node's allocation and drop the assignment; delete or mark the VM deallocated.
@@ -116,6 +117,11 @@ class VmReconciler:
             ops: list[Put | Delete] = [*finish, Delete(keys.assignment(vm.node, vm.vm_id)),
                                        Delete(keys.observed(vm.node, vm.vm_id))]
             cmp = list(compares)
+            body = None
+            if delete:
+                disk_cmp, disk_ops, body, steps = os_disk_release(self.storage, vm, vm.operation_id)
+                cmp += disk_cmp
+                ops += [*disk_ops, *steps]
             if alloc is not None:
                 vms = {k: v for k, v in alloc.value.vms.items() if k != vm.vm_id}
                 ops.append(Put(alloc_key, alloc.value.replace(vms=vms)))
@@ -127,6 +133,8 @@ class VmReconciler:
                 ops.append(Put(vm_key, vm.replace(node="", provisioning_state=ProvisioningState.SUCCEEDED,
                                                   power_state=PowerState.DEALLOCATED)))
             if self.store.commit(cmp, ops):
+                if body is not None:
+                    discard(body)
                 return True
             if not all(self._holds(c) for c in compares):
                 return False

@@ -1,10 +1,12 @@
 """The compute provider: validates requests and writes desired VM state.
 
-Contract: every public method either raises ArmError having written nothing,
-or commits one etcd transaction (compare-and-swap) holding the VM record, the
-node assignment, the node allocation, the operation and its first trace steps,
-and returns the operation. The controller never calls libvirt: node agents
-converge to the assignments written here.
+Contract: every public method either raises ArmError having written nothing
+(bad input), or commits one etcd transaction (compare-and-swap) holding the VM
+record, its OS disk blob (leased in the VM's name), the node assignment, the
+node allocation, the operation and its first trace steps, and returns the
+operation. The one write before that transaction is the storage a create needs
+(the group's default disk account and its `vhds` container, made once). The
+controller never calls libvirt: node agents converge to the assignments.
 """
 from __future__ import annotations
 
@@ -21,18 +23,20 @@ from fabric.gallery import Gallery
 from fabric.model import (Assignment, NodeAllocation, NodeRecord, OperationRecord, OperationStatus,
                           PowerState, ProvisioningState, ResourceGroupRecord, VmRecord, now)
 from fabric.scheduler import HostState, Placement, Request, place
+from fabric.storage.disks import DELETE_OPTIONS, discard, disk_ref, ensure_vm_storage, prepare_os_disk, release_ops
+from fabric.storage.provider import StorageProvider
 from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
 
 CAS_ATTEMPTS = 20
 SOURCE = "controller"
+STORAGE_SOURCE = "storage"
 
 
 @dataclasses.dataclass(frozen=True)
 class ComputeConfig:
     subscription: str
     location: str
-    disk_root: Path
 
 
 def os_disk_name(name: str, vm_id: str) -> str:
@@ -40,9 +44,10 @@ def os_disk_name(name: str, vm_id: str) -> str:
 
 
 class ComputeProvider:
-    def __init__(self, store: Store, gallery: Gallery, config: ComputeConfig) -> None:
+    def __init__(self, store: Store, gallery: Gallery, storage: StorageProvider, config: ComputeConfig) -> None:
         self.store = store
         self.gallery = gallery
+        self.storage = storage
         self.config = config
 
     # ----- reads -----
@@ -76,7 +81,8 @@ class ComputeProvider:
 
     # ----- create -----
 
-    def create(self, rg: str, name: str, location: str, image_urn: str, size_name: str) -> OperationRecord:
+    def create(self, rg: str, name: str, location: str, image_urn: str, size_name: str,
+               storage_account: str = "", delete_option: str = "Delete") -> OperationRecord:
         group = self.resource_group(rg)
         ids.check_vm_name(name)
         location = location or group.location
@@ -86,9 +92,17 @@ class ComputeProvider:
                            "location")
         size = find_size(location, size_name)
         image = self.gallery.resolve(image_urn)
+        if delete_option not in DELETE_OPTIONS:
+            raise invalid("storageProfile.osDisk.deleteOption", f"one of {', '.join(DELETE_OPTIONS)}")
+        if storage_account:
+            self.storage.account(storage_account)
         key = keys.vm(rg, name)
         if self.store.get(key, VmRecord) is not None:
             raise ArmError("Conflict", f"A VM named '{name}' already exists in resource group '{group.name}'.", "name")
+        req = Request(size.number_of_cores, size.memory_in_mb, size.resource_disk_size_in_mb)
+        early = place(self._host_states()[0], req)
+        if early.node is None:
+            raise self._allocation_failed(size, early)
         vm_id = str(uuid.uuid4())
         vm = VmRecord(resource_group=group.name, name=name, vm_id=vm_id, location=location, size=size.name,
                       image=dataclasses.asdict(image), provisioning_state=ProvisioningState.CREATING,
@@ -99,20 +113,42 @@ class ComputeProvider:
             f"size {size.name} ({size.number_of_cores} cores, {size.memory_in_mb} MB); image "
             f"{image.publisher}:{image.offer}:{image.sku}:{image.version} resolved to {image.exact_version}",
             detail=f"gallery VHD {image.disk} (format {image.disk_format})")
-        self._place_and_commit(vm, size, op, [Absent(key)], [validated], conflict_key=key)
+        account = ensure_vm_storage(self.storage, self.config.subscription, group.name, storage_account)
+        disk = prepare_os_disk(self.storage, account, f"{os_disk_name(name, vm_id)}.qcow2", image.disk,
+                               image.disk_format, vm_id, self.resource_id(vm))
+        rec = disk.record
+        vm = vm.replace(os_disk={"account": account, "container": rec.container, "blob": rec.name,
+                                 "uri": self.storage.url(account, rec.container, rec.name),
+                                 "deleteOption": delete_option, "leaseId": vm_id, "sizeBytes": rec.size,
+                                 "ref": disk_ref(self.storage, rec)})
+        steps = [validated,
+                 operations.step(op.id, STORAGE_SOURCE, "os-disk-created",
+                                 f"page blob {vm.os_disk['uri']}: qcow2 overlay over the gallery VHD "
+                                 f"(copy-on-write, {rec.size // (1024 * 1024)} MiB virtual)", detail=disk.chain),
+                 operations.step(op.id, STORAGE_SOURCE, "lease-acquired",
+                                 f"infinite lease {vm_id} on the OS disk blob, held in the VM's name")]
+        try:
+            self._place_and_commit(vm, size, op, [Absent(key), *disk.compares], [*disk.ops, *steps],
+                                   conflict_key=key)
+        except BaseException:
+            discard(disk.path)
+            raise
         return op
 
+    def _allocation_failed(self, size: VmSize, placement: Placement) -> ArmError:
+        return ArmError("AllocationFailed",
+                        f"Allocation failed: no node has room for size '{size.name}'. {placement.reason()}",
+                        "hardwareProfile.vmSize")
+
     def _place_and_commit(self, vm: VmRecord, size: VmSize, op: OperationRecord,
-                          compares: list[Compare], steps: list[Put], conflict_key: str) -> None:
+                          compares: list[Compare], steps: list[Put | Delete], conflict_key: str) -> None:
         """Choose a node and commit VM + assignment + allocation + operation in one transaction."""
         req = Request(size.number_of_cores, size.memory_in_mb, size.resource_disk_size_in_mb)
         for _ in range(CAS_ATTEMPTS):
             hosts, allocs = self._host_states()
             placement = place(hosts, req)
             if placement.node is None:
-                raise ArmError("AllocationFailed",
-                               f"Allocation failed: no node has room for size '{size.name}'. {placement.reason()}",
-                               "hardwareProfile.vmSize")
+                raise self._allocation_failed(size, placement)
             node = placement.node
             alloc = allocs.get(node)
             alloc_rec = alloc.value if alloc else NodeAllocation(node=node)
@@ -147,15 +183,11 @@ class ComputeProvider:
                                    *used, vm_count=len(a.value.vms) if a else 0))
         return hosts, allocs
 
-    def _os_disk(self, vm: VmRecord) -> Path:
-        return self.config.disk_root / vm.resource_group.lower() / f"{os_disk_name(vm.name, vm.vm_id)}.qcow2"
-
     def _assignment(self, vm: VmRecord, size: VmSize, op_id: str, power: str) -> Assignment:
-        disk = self._os_disk(vm)
         return Assignment(vm_id=vm.vm_id, resource_group=vm.resource_group, name=vm.name, node=vm.node,
                           power=power, generation=vm.restart_generation, cores=size.number_of_cores,
                           memory_mb=size.memory_in_mb, resource_disk_mb=size.resource_disk_size_in_mb,
-                          image=vm.image, os_disk=str(disk), operation_id=op_id)
+                          image=vm.image, os_disk=vm.os_disk["ref"], operation_id=op_id)
 
     # ----- lifecycle actions -----
 
@@ -246,19 +278,30 @@ class ComputeProvider:
 
     def _delete_unplaced(self, cur: Versioned[VmRecord], op: OperationRecord,
                          superseded: list[Put]) -> OperationRecord | None:
-        """Delete a VM no node holds (deallocated): the controller removes the record and the OS disk.
-
-        None when the VM changed meanwhile (nothing written). The disk goes after the commit: a crash
-        in between leaves a disk without a VM, never a VM without its disk.
-        """
-        disk = self._os_disk(cur.value)
+        """Delete a VM no node holds (deallocated): the record goes and the OS disk's lease is released
+        (and the blob deleted, with deleteOption Delete). None when something changed meanwhile."""
         done = operations.finished(op)
-        ops: list[Put | Delete] = [Delete(cur.key), Put(keys.operation(op.id), done), *superseded,
-               operations.step(op.id, SOURCE, "deleted", f"VM removed (no node held it); OS disk {disk} deleted")]
-        if not self.store.commit([Unchanged(cur.key, cur.mod_revision)], ops):
+        compares, disk_ops, body, steps = os_disk_release(self.storage, cur.value, op.id)
+        ops: list[Put | Delete] = [Delete(cur.key), Put(keys.operation(op.id), done), *superseded, *disk_ops,
+                                   *steps, operations.step(op.id, SOURCE, "deleted", "VM removed (no node held it)")]
+        if not self.store.commit([Unchanged(cur.key, cur.mod_revision), *compares], ops):
             return None
-        disk.unlink(missing_ok=True)
+        if body is not None:
+            discard(body)
         return done
+
+
+def os_disk_release(storage: StorageProvider, vm: VmRecord,
+                    op_id: str) -> tuple[list[Compare], list[Put | Delete], Path | None, list[Put]]:
+    """The end of a VM's use of its OS disk: ops releasing the lease (and deleting the blob when the
+    disk's deleteOption is Delete), the body to remove after the commit, and the trace steps."""
+    d = vm.os_disk
+    if not d:
+        return [], [], None, []
+    delete = d.get("deleteOption", "Delete") == "Delete"
+    compares, ops, body = release_ops(storage, d["account"], d["blob"], d.get("leaseId", ""), delete)
+    what = "lease released and blob deleted" if delete else "lease released; the blob is kept (deleteOption Detach)"
+    return compares, ops, body, [operations.step(op_id, STORAGE_SOURCE, "os-disk-released", f"{d['uri']}: {what}")]
 
 
 def _placement_rows(p: Placement) -> list[dict[str, Any]]:

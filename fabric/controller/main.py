@@ -1,7 +1,7 @@
 """fabric-controller: serves the API and reconciles VM state; never calls libvirt.
 
     fabric-controller --etcd http://127.0.0.1:2379 --listen 127.0.0.1:7450 \\
-        --gallery DIR --disk-root DIR [--location local]
+        --gallery DIR --state-dir DIR [--blob-listen 127.0.0.1:7451] [--location local]
 
 Stops cleanly on SIGTERM/SIGINT. Killed with SIGKILL it loses nothing: every
 change it made is one etcd transaction, and on start it reconciles again.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -61,8 +62,8 @@ def subscription_id(store: Store) -> str:
             time.sleep(0.5)
 
 
-def reconcile_forever(store: Store, stop: threading.Event) -> None:
-    reconciler = VmReconciler(store)
+def reconcile_forever(store: Store, storage: StorageProvider, stop: threading.Event) -> None:
+    reconciler = VmReconciler(store, storage)
     changed = threading.Event()
     watches: list[Watch] = []
     while not stop.is_set():
@@ -86,7 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--etcd", default="http://127.0.0.1:2379", help="etcd client URLs, comma-separated")
     ap.add_argument("--listen", default=DEFAULT_LISTEN, help="gRPC address (default %(default)s)")
     ap.add_argument("--gallery", required=True, type=Path, help="image gallery folder")
-    ap.add_argument("--disk-root", required=True, type=Path, help="where OS disks (qcow2 overlays) live")
     ap.add_argument("--location", default="local", help="the location this fabric serves (default %(default)s)")
     ap.add_argument("--state-dir", required=True, type=Path, help="the controller's folder (blob bodies live here)")
     ap.add_argument("--blob-listen", default=DEFAULT_BLOB_LISTEN,
@@ -100,11 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     except StoreUnavailable as exc:
         log.error("%s; start etcd first (fabric lab up starts one)", exc)
         return 1
-    compute = ComputeProvider(store, Gallery(args.gallery), ComputeConfig(sub, args.location, args.disk_root))
     blob_root = args.state_dir / "blobs"
     blob_root.mkdir(parents=True, exist_ok=True)
+    os.chmod(args.state_dir, 0o755)      # qemu (as libvirt's user) opens OS disk blobs under it
     host, port = args.blob_listen.rsplit(":", 1)
     storage = StorageProvider(store, StorageConfig(blob_root, args.location, f"http://{host}:{port}"))
+    compute = ComputeProvider(store, Gallery(args.gallery), storage, ComputeConfig(sub, args.location))
     blob_srv = dataplane.serve(args.blob_listen, storage)
     srv = build_server(store, compute, storage, args.listen)
     srv.start()
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    worker = threading.Thread(target=reconcile_forever, args=(store, stop), daemon=True)
+    worker = threading.Thread(target=reconcile_forever, args=(store, storage, stop), daemon=True)
     worker.start()
     stop.wait()
     srv.stop(grace=2).wait()

@@ -89,7 +89,7 @@ class Lab:
         py = sys.executable
         self.procs.start("controller", [py, "-m", "fabric.controller.main", "--etcd", etcd_url,
                                         "--listen", cfg["controller"], "--gallery", str(self.gallery_dir),
-                                        "--disk-root", str(self.root / "disks"), "--location", location,
+                                        "--location", location,
                                         "--state-dir", str(self.root / "controller"),
                                         "--blob-listen", f"127.0.0.1:{blob_port}"],
                          marker="fabric.controller.main")

@@ -112,19 +112,29 @@ class ImageReference(_message.Message):
     exact_version: str
     def __init__(self, publisher: _Optional[str] = ..., offer: _Optional[str] = ..., sku: _Optional[str] = ..., version: _Optional[str] = ..., exact_version: _Optional[str] = ...) -> None: ...
 
+class VirtualHardDisk(_message.Message):
+    __slots__ = ("uri",)
+    URI_FIELD_NUMBER: _ClassVar[int]
+    uri: str
+    def __init__(self, uri: _Optional[str] = ...) -> None: ...
+
 class OsDisk(_message.Message):
-    __slots__ = ("os_type", "name", "create_option", "caching", "disk_size_gb")
+    __slots__ = ("os_type", "name", "create_option", "caching", "disk_size_gb", "vhd", "delete_option")
     OS_TYPE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATE_OPTION_FIELD_NUMBER: _ClassVar[int]
     CACHING_FIELD_NUMBER: _ClassVar[int]
     DISK_SIZE_GB_FIELD_NUMBER: _ClassVar[int]
+    VHD_FIELD_NUMBER: _ClassVar[int]
+    DELETE_OPTION_FIELD_NUMBER: _ClassVar[int]
     os_type: str
     name: str
     create_option: str
     caching: str
     disk_size_gb: int
-    def __init__(self, os_type: _Optional[str] = ..., name: _Optional[str] = ..., create_option: _Optional[str] = ..., caching: _Optional[str] = ..., disk_size_gb: _Optional[int] = ...) -> None: ...
+    vhd: VirtualHardDisk
+    delete_option: str
+    def __init__(self, os_type: _Optional[str] = ..., name: _Optional[str] = ..., create_option: _Optional[str] = ..., caching: _Optional[str] = ..., disk_size_gb: _Optional[int] = ..., vhd: _Optional[_Union[VirtualHardDisk, _Mapping]] = ..., delete_option: _Optional[str] = ...) -> None: ...
 
 class StorageProfile(_message.Message):
     __slots__ = ("image_reference", "os_disk")
@@ -191,18 +201,22 @@ class VirtualMachine(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., location: _Optional[str] = ..., properties: _Optional[_Union[VirtualMachineProperties, _Mapping]] = ...) -> None: ...
 
 class CreateVirtualMachineRequest(_message.Message):
-    __slots__ = ("resource_group", "name", "location", "image", "size")
+    __slots__ = ("resource_group", "name", "location", "image", "size", "storage_account", "os_disk_delete_option")
     RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    OS_DISK_DELETE_OPTION_FIELD_NUMBER: _ClassVar[int]
     resource_group: str
     name: str
     location: str
     image: str
     size: str
-    def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ..., location: _Optional[str] = ..., image: _Optional[str] = ..., size: _Optional[str] = ...) -> None: ...
+    storage_account: str
+    os_disk_delete_option: str
+    def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ..., location: _Optional[str] = ..., image: _Optional[str] = ..., size: _Optional[str] = ..., storage_account: _Optional[str] = ..., os_disk_delete_option: _Optional[str] = ...) -> None: ...
 
 class VirtualMachineRef(_message.Message):
     __slots__ = ("resource_group", "name", "instance_view")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from xml.sax.saxutils import escape, quoteattr
 
+from nodeagent.storage_backends import DiskSource
+
 METADATA_NS = "urn:fabriclab:domain:1"
 METADATA_PREFIX = "fabriclab"
 
@@ -27,8 +29,8 @@ class DomainSpec:
     kernel: str
     initrd: str
     cmdline: str
-    os_disk: str              # qcow2 overlay
-    resource_disk: str        # raw, node-local
+    os_disk: DiskSource       # from the node's storage backend
+    resource_disk: str        # raw file, node-local
     console_log: str
 
 
@@ -61,9 +63,9 @@ def domain_xml(s: DomainSpec) -> str:
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2' cache='writeback'/>
-      <source file={quoteattr(s.os_disk)}/>
+    <disk type={quoteattr(s.os_disk.disk_type)} device='disk'>
+      <driver name='qemu' type={quoteattr(s.os_disk.driver_type)} cache='writeback'/>
+      {s.os_disk.source_xml}
       <target dev='vda' bus='virtio'/>
     </disk>
     <disk type='file' device='disk'>

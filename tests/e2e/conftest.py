@@ -46,6 +46,10 @@ class LabHandle:
     def json(self, *args: str) -> Any:
         return json.loads(self.fabric(*args).stdout)
 
+    def os_disk_bodies(self, vm_id: str) -> list[Path]:
+        """The files holding this VM's OS disk blob (its body) in the controller's blob folder."""
+        return sorted(self.root.glob(f"controller/blobs/*/vhds/*{vm_id.replace('-', '')}*"))
+
     def store(self) -> Store:
         return Store(self.lab.config()["etcd"])
 

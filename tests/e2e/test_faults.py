@@ -7,6 +7,7 @@ import uuid
 from fabric.model import NodeRecord
 from fabric.store import keys
 from nodeagent.hypervisor import DomainSpec, Host, domain_xml
+from nodeagent.storage_backends import LocalPathBackend
 from tests.e2e.conftest import LabHandle
 from tests.e2e.test_vm_lifecycle import domains, power
 
@@ -31,8 +32,7 @@ def assert_one_running_domain_and_clean_delete(lab: LabHandle, name: str, vm_id:
     assert len(lab.json("vm", "list", "-g", "E2E")) == len({v["name"] for v in lab.json("vm", "list", "-g", "E2E")})
     lab.fabric("vm", "delete", "-g", "E2E", "-n", name, "--yes")
     assert vm_id not in domains()
-    assert list(lab.root.glob(f"disks/e2e/*{vm_id.replace('-', '')}*")) == []
-    assert list(lab.root.glob(f"disks/e2e/.tmp-*")) == []
+    assert list(lab.os_disk_bodies(vm_id)) == []
 
 
 def test_node_agent_killed_mid_provisioning_converges(lab: LabHandle) -> None:
@@ -58,7 +58,7 @@ def _spec(fabric_id: str, node: str, vm_uuid: str, lab: LabHandle) -> DomainSpec
     state = lab.root / "nodes" / node
     return DomainSpec(name=f"fl-orphan-{vm_uuid[:8]}", uuid=vm_uuid, node=node, fabric_id=fabric_id,
                       resource_group="E2E", vm_name="orphan", domain_type="qemu", cores=1, memory_mb=64,
-                      kernel="/nonexistent/vmlinuz", initrd="/nonexistent/initrd", cmdline="", os_disk="/nonexistent/a",
+                      kernel="/nonexistent/vmlinuz", initrd="/nonexistent/initrd", cmdline="", os_disk=LocalPathBackend().source({"path": "/nonexistent/a"}),
                       resource_disk="/nonexistent/b", console_log=str(state / "console" / "orphan.log"))
 
 
@@ -112,7 +112,7 @@ def test_delete_while_the_node_is_down_then_the_node_fences_on_return(lab: LabHa
         vm = lab.json("vm", "show", "-g", "E2E", "-n", "node-down", "--instance-view")
         assert power(vm) == "PowerState/unknown"
         lab.fabric("vm", "delete", "-g", "E2E", "-n", "node-down", "--yes")
-        assert list(lab.root.glob(f"disks/e2e/*{vm_id.replace('-', '')}*")) == []
+        assert list(lab.os_disk_bodies(vm_id)) == []
         assert domains().get(vm_id) == "running"     # nobody could stop it yet
         lab.up()                                     # the node returns and fences what it no longer owns
         deadline = time.monotonic() + 20
@@ -125,16 +125,25 @@ def test_delete_while_the_node_is_down_then_the_node_fences_on_return(lab: LabHa
 
 def test_a_node_error_fails_the_operation_with_its_message(lab: LabHandle) -> None:
     import json
-    broken = lab.root / "gallery" / "fabriclab" / "busybox" / "lab" / "0.0.1"
-    broken.mkdir(parents=True)
-    (broken / "image.json").write_text(json.dumps({
-        "disk": "missing.vhd", "diskFormat": "vpc", "kernel": "vmlinuz", "initrd": "initrd.img",
-        "cmdline": "console=ttyS0", "bootMarker": "never"}))
+    gallery = lab.root / "gallery" / "fabriclab" / "busybox" / "lab"
+    good = next(d for d in gallery.iterdir() if d.name.startswith("1.0."))
+    for version, disk, kernel in (("0.0.1", "missing.vhd", "vmlinuz"), ("0.0.2", str(good / "disk.vhd"),
+                                                                          "missing-vmlinuz")):
+        (gallery / version).mkdir()
+        (gallery / version / "image.json").write_text(json.dumps({
+            "disk": disk, "diskFormat": "vpc", "kernel": kernel, "initrd": "initrd.img",
+            "cmdline": "console=ttyS0", "bootMarker": "never"}))
+    # the storage service cannot make the OS disk: refused at once, nothing created
     r = lab.fabric("vm", "create", "-g", "E2E", "-n", "broken", "--image", "fabriclab:busybox:lab:0.0.1",
+                   "--size", "Lab_A0", check=False)
+    assert r.returncode == 1 and json.loads(r.stderr)["error"]["code"] == "DiskCreationFailed"
+    assert lab.fabric("vm", "show", "-g", "E2E", "-n", "broken", check=False).returncode == 1
+    # the node cannot start the domain: the operation fails with the node's message
+    r = lab.fabric("vm", "create", "-g", "E2E", "-n", "broken", "--image", "fabriclab:busybox:lab:0.0.2",
                    "--size", "Lab_A0", check=False)
     assert r.returncode == 1
     err = json.loads(r.stderr)["error"]
-    assert err["code"] == "NodeOperationFailed" and "missing.vhd" in err["message"]
+    assert err["code"] == "NodeOperationFailed" and "missing-vmlinuz" in err["message"]
     vm = lab.json("vm", "show", "-g", "E2E", "-n", "broken")
     assert vm["properties"]["provisioningState"] == "Failed"
     assert vm["properties"]["error"]["code"] == "NodeOperationFailed"

@@ -1,6 +1,7 @@
 """Real VMs under libvirt (TCG here, KVM where it works), driven only through the CLI."""
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def test_create_boots_the_guest_and_every_lifecycle_action_converges(lab: LabHan
     assert vm["properties"]["storageProfile"]["imageReference"]["exactVersion"].startswith("1.0.")
     assert MARKER in serial(lab, "life") and "hostname life" in serial(lab, "life")
     assert domains()[vm_id] == "running"
-    disk = next(lab.root.glob(f"disks/e2e/life_OsDisk_1_{vm_id.replace('-', '')}.qcow2"))
+    disk = lab.os_disk_bodies(vm_id)[0]
     info = subprocess.run(["qemu-img", "info", "-U", str(disk)], capture_output=True, text=True).stdout
     assert "backing file format: vpc" in info and "disk.vhd" in info   # an overlay, not a copy
 
@@ -99,7 +100,27 @@ def test_delete_of_a_deallocated_vm_removes_its_disk(lab: LabHandle) -> None:
                   "--size", "Lab_A0")
     vm_id = vm["properties"]["vmId"]
     lab.fabric("vm", "deallocate", "-g", "E2E", "-n", "dealloc-del")
-    disk = next(lab.root.glob(f"disks/e2e/*{vm_id.replace('-', '')}.qcow2"))
+    disk = lab.os_disk_bodies(vm_id)[0]
     lab.fabric("vm", "delete", "-g", "E2E", "-n", "dealloc-del", "--yes")
     assert not disk.exists() and vm_id not in domains()
     assert lab.fabric("vm", "show", "-g", "E2E", "-n", "dealloc-del", check=False).returncode == 1
+
+
+def test_vm_boots_from_a_leased_os_disk_blob_released_on_delete(lab: LabHandle) -> None:
+    vm = lab.json("vm", "create", "-g", "E2E", "-n", "leased", "--image", "fabriclab:busybox:lab:latest",
+                  "--size", "Lab_A0", "--os-disk-delete-option", "Detach")
+    assert power(vm) == "PowerState/running" and MARKER in serial(lab, "leased")
+    uri = vm["properties"]["storageProfile"]["osDisk"]["vhd"]["uri"]
+    account, container, blob = uri.split("/")[3:6]
+    ref = ["--account-name", account, "-c", container, "-n", blob]
+    shown = lab.json("storage", "blob", "show", *ref)
+    assert shown["properties"]["blobType"] == "PageBlob"
+    assert shown["properties"]["lease"] == {"state": "leased", "status": "locked", "duration": "infinite"}
+    r = lab.fabric("storage", "blob", "delete", *ref, check=False)
+    assert r.returncode == 1 and json.loads(r.stderr)["error"]["code"] == "LeaseIdMissing"
+    lab.fabric("vm", "delete", "-g", "E2E", "-n", "leased", "--yes")
+    kept = lab.json("storage", "blob", "show", *ref)          # Detach: the blob stays, unleased
+    assert kept["properties"]["lease"]["state"] == "available"
+    assert "attachedTo" not in kept["metadata"]
+    lab.fabric("storage", "blob", "delete", *ref)
+    assert lab.fabric("storage", "blob", "show", *ref, check=False).returncode == 1

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,13 +18,15 @@ from fabric.storage import dataplane
 from fabric.storage.provider import StorageConfig, StorageProvider
 from fabric.v1 import fabric_pb2_grpc as rpc
 from fabric.v1 import storage_pb2_grpc as srpc
-from tests.conftest import free_port
+from tests.conftest import free_port, require
 
 
 def publish_image(root: Path, version: str = "1.0.0") -> None:
-    """An image.json the controller can resolve (the controller never opens the disk itself)."""
+    """A gallery version with a real (empty) VHD that OS disk overlays can be made over."""
+    require(shutil.which("qemu-img") is not None, "qemu-img (Debian qemu-utils)")
     d = root / "fabriclab" / "busybox" / "lab" / version
     d.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vpc", str(d / "disk.vhd"), "16M"], check=True)
     (d / "image.json").write_text(json.dumps({"disk": "disk.vhd", "diskFormat": "vpc", "kernel": "vmlinuz",
                                               "initrd": "initrd.img", "cmdline": "console=ttyS0",
                                               "bootMarker": "fabriclab-guest: reached user space"}))
@@ -54,11 +58,11 @@ class Api:
 def api(store: Store, tmp_path: Path) -> Iterator[Api]:
     """The controller's gRPC API in-process, over the real etcd."""
     publish_image(tmp_path / "gallery")
-    compute = ComputeProvider(store, Gallery(tmp_path / "gallery"),
-                              ComputeConfig("00000000-0000-0000-0000-000000000001", "local", tmp_path / "disks"))
     address = f"127.0.0.1:{free_port()}"
     blob_listen = f"127.0.0.1:{free_port()}"
     storage = StorageProvider(store, StorageConfig(tmp_path / "blobs", "local", f"http://{blob_listen}"))
+    compute = ComputeProvider(store, Gallery(tmp_path / "gallery"), storage,
+                              ComputeConfig("00000000-0000-0000-0000-000000000001", "local"))
     blob_srv = dataplane.serve(blob_listen, storage)
     srv = build_server(store, compute, storage, address)
     srv.start()

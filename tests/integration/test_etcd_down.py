@@ -27,10 +27,9 @@ def test_create_while_etcd_is_down_writes_nothing() -> None:
         etcd.start()
         store = Store(etcd.url, timeout_s=1.0)
         publish_image(Path(tmp) / "gallery")
-        compute = ComputeProvider(store, Gallery(Path(tmp) / "gallery"),
-                                  ComputeConfig("sub", "local", Path(tmp) / "disks"))
         addr = f"127.0.0.1:{free_port()}"
         storage = StorageProvider(store, StorageConfig(Path(tmp) / "blobs", "local", "http://127.0.0.1:1"))
+        compute = ComputeProvider(store, Gallery(Path(tmp) / "gallery"), storage, ComputeConfig("sub", "local"))
         srv = build_server(store, compute, storage, addr)
         srv.start()
         try:

@@ -1,13 +1,14 @@
 import xml.etree.ElementTree as ET
 
 from nodeagent.hypervisor.domain_xml import METADATA_NS, DomainSpec, domain_xml
+from nodeagent.storage_backends import LocalPathBackend
 
 
 def spec(domain_type: str = "qemu") -> DomainSpec:
     return DomainSpec(name="fl-vm-1234", uuid="12345678-1234-1234-1234-123456789abc", node="node-1", fabric_id="f-1",
                       resource_group="RG", vm_name="vm<&>", domain_type=domain_type, cores=2, memory_mb=512,
                       kernel="/g/vmlinuz", initrd="/g/initrd.img", cmdline="console=ttyS0 fabric.hostname=vm",
-                      os_disk="/d/os.qcow2", resource_disk="/n/r.raw", console_log="/n/c.log")
+                      os_disk=LocalPathBackend().source({"path": "/d/os.qcow2"}), resource_disk="/n/r.raw", console_log="/n/c.log")
 
 
 def test_domain_boots_the_overlay_with_console_to_a_file() -> None:

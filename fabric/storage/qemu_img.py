@@ -1,0 +1,34 @@
+"""qemu-img, as the storage service uses it to make disk blob bodies."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+QEMU_IMG_TIMEOUT_S = 60
+
+
+class QemuImgError(Exception):
+    pass
+
+
+def _run(args: list[str]) -> str:
+    try:
+        out = subprocess.run(args, check=True, capture_output=True, text=True, timeout=QEMU_IMG_TIMEOUT_S)
+    except subprocess.CalledProcessError as exc:
+        raise QemuImgError(f"{' '.join(args[:2])}: {exc.stderr.strip()}") from None
+    except FileNotFoundError:
+        raise QemuImgError("qemu-img is not installed (Debian qemu-utils)") from None
+    return out.stdout
+
+
+def create_overlay(path: Path, backing: str, backing_format: str) -> int:
+    """A qcow2 overlay whose backing file is `backing` (never a copy); returns its virtual size in bytes.
+
+    `path` must not exist (the caller picks a fresh name)."""
+    _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", backing_format, "-b", backing, str(path)])
+    return int(json.loads(_run(["qemu-img", "info", "-U", "--output=json", str(path)]))["virtual-size"])
+
+
+def backing_chain(path: Path) -> str:
+    return _run(["qemu-img", "info", "--backing-chain", "-U", str(path)]).strip()
