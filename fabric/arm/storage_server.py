@@ -10,6 +10,7 @@ import grpc
 from fabric.arm import ids
 from fabric.arm.errors import invalid
 from fabric.arm.server import _stream, _unary
+from fabric.storage.check import check
 from fabric.storage.model import BlobRecord, ContainerRecord, StorageAccountRecord
 from fabric.storage.provider import StorageProvider
 from fabric.v1 import storage_pb2 as pb
@@ -170,8 +171,20 @@ class Blobs(rpc.BlobsServicer):
         return pb.SasResponse(token=token.query(), url=url)
 
 
+class StorageChecks(rpc.StorageChecksServicer):
+    def __init__(self, provider: StorageProvider) -> None:
+        self.p = provider
+
+    @_unary
+    def Check(self, req: pb.CheckRequest, ctx: grpc.ServicerContext) -> pb.CheckReport:
+        return pb.CheckReport(findings=[pb.CheckFinding(kind=f.kind, subject=f.subject, message=f.message,
+                                                        repairable=f.repairable, repaired=f.repaired)
+                                        for f in check(self.p, req.repair)])
+
+
 def add_storage_servicers(srv: grpc.Server, provider: StorageProvider, subscription: str) -> None:
     rpc.add_StorageAccountsServicer_to_server(StorageAccounts(provider, subscription), srv)
     rpc.add_ContainersServicer_to_server(Containers(provider), srv)
     rpc.add_BlobsServicer_to_server(Blobs(provider), srv)
+    rpc.add_StorageChecksServicer_to_server(StorageChecks(provider), srv)
 

@@ -47,6 +47,7 @@ class Client:
         self.accounts = srpc.StorageAccountsStub(self.channel)
         self.containers = srpc.ContainersStub(self.channel)
         self.blobs = srpc.BlobsStub(self.channel)
+        self.checks = srpc.StorageChecksStub(self.channel)
 
     def error(self, exc: grpc.RpcError) -> CliError:
         for key, value in (exc.trailing_metadata() or ()):

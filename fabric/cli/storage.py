@@ -164,6 +164,20 @@ def blob_generate_sas(c: Client, a: argparse.Namespace) -> int:
     return 0
 
 
+def storage_check(c: Client, a: argparse.Namespace) -> int:
+    """Exit 0 when nothing is wrong or everything found was repaired, 1 otherwise."""
+    res = c.call(c.checks.Check, pb.CheckRequest(repair=a.repair))
+    rows = [[f.kind, "yes" if f.repaired else ("no" if f.repairable else "cannot"), f.subject, f.message]
+            for f in res.findings]
+    if a.output == "json":
+        output.print_json([output.as_dict(f) for f in res.findings])
+    elif rows:
+        print(output.table(rows, ["Finding", "Repaired", "Subject", "Detail"]))
+    else:
+        print("storage is consistent: every attached disk is leased, every lease attached, every body named")
+    return 0 if all(f.repaired for f in res.findings) else 1
+
+
 # ----- parser -----
 
 def _blob_args(p: argparse.ArgumentParser, name_required: bool = True) -> None:
@@ -175,6 +189,10 @@ def _blob_args(p: argparse.ArgumentParser, name_required: bool = True) -> None:
 def add_storage_commands(groups: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
     storage = groups.add_parser("storage", help="storage accounts, containers and blobs").add_subparsers(
         dest="area", required=True)
+
+    p = storage.add_parser("check", parents=[common], help="find (and with --repair mend) inconsistent leases and bodies")
+    p.add_argument("--repair", action="store_true")
+    p.set_defaults(fn=storage_check)
 
     acct = storage.add_parser("account").add_subparsers(dest="cmd", required=True)
     p = acct.add_parser("create", parents=[common])

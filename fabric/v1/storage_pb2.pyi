@@ -298,3 +298,29 @@ class SasResponse(_message.Message):
     token: str
     url: str
     def __init__(self, token: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
+
+class CheckRequest(_message.Message):
+    __slots__ = ("repair",)
+    REPAIR_FIELD_NUMBER: _ClassVar[int]
+    repair: bool
+    def __init__(self, repair: _Optional[bool] = ...) -> None: ...
+
+class CheckFinding(_message.Message):
+    __slots__ = ("kind", "subject", "message", "repairable", "repaired")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REPAIRABLE_FIELD_NUMBER: _ClassVar[int]
+    REPAIRED_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    subject: str
+    message: str
+    repairable: bool
+    repaired: bool
+    def __init__(self, kind: _Optional[str] = ..., subject: _Optional[str] = ..., message: _Optional[str] = ..., repairable: _Optional[bool] = ..., repaired: _Optional[bool] = ...) -> None: ...
+
+class CheckReport(_message.Message):
+    __slots__ = ("findings",)
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
+    findings: _containers.RepeatedCompositeFieldContainer[CheckFinding]
+    def __init__(self, findings: _Optional[_Iterable[_Union[CheckFinding, _Mapping]]] = ...) -> None: ...

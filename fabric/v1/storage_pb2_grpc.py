@@ -713,3 +713,76 @@ class Blobs:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class StorageChecksStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Check = channel.unary_unary(
+                '/fabric.v1.StorageChecks/Check',
+                request_serializer=fabric_dot_v1_dot_storage__pb2.CheckRequest.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_storage__pb2.CheckReport.FromString,
+                _registered_method=True)
+
+
+class StorageChecksServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Check(self, request, context):
+        """Lists where leases, VMs and blob bodies disagree; with repair, mends what can be mended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_StorageChecksServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Check': grpc.unary_unary_rpc_method_handler(
+                    servicer.Check,
+                    request_deserializer=fabric_dot_v1_dot_storage__pb2.CheckRequest.FromString,
+                    response_serializer=fabric_dot_v1_dot_storage__pb2.CheckReport.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'fabric.v1.StorageChecks', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('fabric.v1.StorageChecks', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class StorageChecks:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Check(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.StorageChecks/Check',
+            fabric_dot_v1_dot_storage__pb2.CheckRequest.SerializeToString,
+            fabric_dot_v1_dot_storage__pb2.CheckReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

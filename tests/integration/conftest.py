@@ -48,6 +48,7 @@ class Api:
         self.accounts = srpc.StorageAccountsStub(channel)
         self.containers = srpc.ContainersStub(channel)
         self.blobs = srpc.BlobsStub(channel)
+        self.checks = srpc.StorageChecksStub(channel)
         self.groups = rpc.ResourceGroupsStub(channel)
         self.vms = rpc.VirtualMachinesStub(channel)
         self.ops = rpc.OperationsStub(channel)
