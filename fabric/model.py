@@ -102,8 +102,11 @@ class VmRecord(Record):
     error: dict[str, Any] | None = None
     restart_generation: int = 0
     created: str = ""
-    # {"account", "container", "blob", "uri", "deleteOption", "leaseId", "ref": disk reference}
+    # {"account", "container", "blob", "uri", "deleteOption", "leaseId", "sizeBytes", "ref": disk reference}
     os_disk: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # [{"name", "lun", "account", "container", "blob", "uri", "sizeBytes", "ref"}], ordered by lun
+    data_disks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    disk_generation: int = 0      # bumped by every attach and detach
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +124,8 @@ class Assignment(Record):
     image: dict[str, Any]
     os_disk: dict[str, Any]    # a disk reference for the node's storage backend
     operation_id: str = ""
+    data_disks: list[dict[str, Any]] = dataclasses.field(default_factory=list)   # [{"lun", "ref"}]
+    disk_generation: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +141,7 @@ class Observed(Record):
     console: str = ""
     error: dict[str, Any] | None = None
     operation_id: str = ""     # the operation the node was carrying out when it saw this
+    disk_generation: int = 0   # the assignment's data disks are attached as of this generation
     time: str = ""
 
 

@@ -15,6 +15,7 @@ from fabric.store import Put, Store, keys
 
 OPERATION_NAMES = {
     "create": "Microsoft.Compute/virtualMachines/write",
+    "write": "Microsoft.Compute/virtualMachines/write",
     "start": "Microsoft.Compute/virtualMachines/start/action",
     "powerOff": "Microsoft.Compute/virtualMachines/powerOff/action",
     "restart": "Microsoft.Compute/virtualMachines/restart/action",

@@ -24,7 +24,8 @@ from fabric.store import Store, StoreUnavailable, keys
 from nodeagent import disks
 from nodeagent.console import BootRecord, Consoles
 from nodeagent.hypervisor import DomainSpec, Host, HypervisorError, domain_xml
-from nodeagent.storage_backends import BackendError, backend_for
+from nodeagent.hypervisor.domain_xml import data_disk_xml
+from nodeagent.storage_backends import BackendError, DiskSource, backend_for
 
 log = logging.getLogger("nodeagent")
 
@@ -134,7 +135,7 @@ class NodeAgent:
         node = self.config.node
         resource_disk = self._resource_disk(a)
         base = Observed(vm_id=a.vm_id, node=node, power=a.power, generation=a.generation,
-                        operation_id=a.operation_id,
+                        operation_id=a.operation_id, disk_generation=a.disk_generation,
                         domain=self._domain_name(a), hypervisor=self.domain_type,
                         console=str(self.consoles.log_path(a.vm_id)))
         if a.power in (PowerState.DELETED, PowerState.DEALLOCATED):
@@ -148,6 +149,7 @@ class NodeAgent:
                 self.consoles.forget(a.vm_id)
             return base
         self._ensure_defined(a, resource_disk)
+        self._converge_data_disks(a)
         if a.power == PowerState.STOPPED:
             if self._active(a.vm_id):
                 self.host.destroy(a.vm_id)
@@ -176,11 +178,36 @@ class NodeAgent:
                           vm_name=a.name, domain_type=self.domain_type, cores=a.cores, memory_mb=a.memory_mb,
                           kernel=img["kernel"], initrd=img["initrd"],
                           cmdline=f"{img['cmdline']} fabric.hostname={a.name}", os_disk=backend.source(a.os_disk),
-                          resource_disk=str(resource_disk), console_log=str(self.consoles.log_path(a.vm_id)))
+                          resource_disk=str(resource_disk), console_log=str(self.consoles.log_path(a.vm_id)),
+                          data_disks=tuple((lun, src) for lun, (src, _) in self._data_disks(a).items()))
         xml = domain_xml(spec)
         self.host.define(xml)
         record_step(self.store, a.operation_id, node, "domain-defined",
                     f"libvirt domain {spec.name} (type {self.domain_type})", detail=xml)
+
+    def _data_disks(self, a: Assignment) -> dict[int, tuple[DiskSource, str]]:
+        """LUN -> (source, blob URL) of the assignment's data disks; each must be reachable."""
+        out = {}
+        for d in a.data_disks:
+            backend = backend_for(d["ref"])
+            backend.check(d["ref"])
+            out[d["lun"]] = (backend.source(d["ref"]), d["ref"].get("uri", ""))
+        return out
+
+    def _converge_data_disks(self, a: Assignment) -> None:
+        """Hot-plug or unplug SCSI LUNs until the domain has exactly the assignment's data disks."""
+        want = self._data_disks(a)
+        have = self.host.scsi_luns(a.vm_id)
+        for lun, (xml, source) in have.items():
+            if lun not in want or want[lun][0].identity != source:
+                self.host.detach_device(a.vm_id, xml)
+                record_step(self.store, a.operation_id, self.config.node, "data-disk-detached",
+                            f"LUN {lun} ({source}) unplugged")
+        for lun, (src, uri) in want.items():
+            if lun not in have or have[lun][1] != src.identity:
+                self.host.attach_device(a.vm_id, data_disk_xml(lun, src))
+                record_step(self.store, a.operation_id, self.config.node, "data-disk-attached",
+                            f"{uri} plugged in as LUN {lun} (/dev/sd{chr(ord('a') + lun)} in the guest)")
 
     def _ensure_running(self, a: Assignment, base: Observed) -> Observed:
         node = self.config.node

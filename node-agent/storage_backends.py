@@ -23,6 +23,7 @@ class DiskSource:
     disk_type: str      # libvirt <disk type=...>: "file", "network", "block"
     source_xml: str     # the <source .../> element
     driver_type: str    # "qcow2", "raw"
+    identity: str       # what libvirt reports as the source's file or name
 
 
 class StorageBackend(Protocol):
@@ -34,7 +35,7 @@ class LocalPathBackend:
     """Disk bodies on a path this node can open: one host, or a shared file system mounted on every host."""
 
     def source(self, ref: dict[str, Any]) -> DiskSource:
-        return DiskSource("file", f"<source file={quoteattr(ref['path'])}/>", ref.get("format", "qcow2"))
+        return DiskSource("file", f"<source file={quoteattr(ref['path'])}/>", ref.get("format", "qcow2"), ref["path"])
 
     def check(self, ref: dict[str, Any]) -> None:
         if not os.path.exists(ref["path"]):

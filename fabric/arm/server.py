@@ -18,6 +18,7 @@ from fabric import operations
 from fabric.arm import convert
 from fabric.arm.errors import ArmError, invalid
 from fabric.arm import ids
+from fabric.compute import data_disks
 from fabric.compute.sizes import sizes_for
 from fabric.compute.vms import ComputeProvider
 from fabric.model import NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, ResourceGroupRecord, now
@@ -130,6 +131,15 @@ class VirtualMachines(rpc.VirtualMachinesServicer):
     @_unary
     def Delete(self, req: pb.VirtualMachineRef, ctx: grpc.ServicerContext) -> pb.Operation:
         return self._op(self.compute.action("delete", req.resource_group, req.name))
+
+    @_unary
+    def AttachDisk(self, req: pb.AttachDiskRequest, ctx: grpc.ServicerContext) -> pb.Operation:
+        return self._op(data_disks.attach(self.compute, req.resource_group, req.vm_name, req.name, req.size_gb,
+                                          req.new))
+
+    @_unary
+    def DetachDisk(self, req: pb.DetachDiskRequest, ctx: grpc.ServicerContext) -> pb.Operation:
+        return self._op(data_disks.detach(self.compute, req.resource_group, req.vm_name, req.name))
 
     def _message(self, rec: Any, with_view: bool) -> pb.VirtualMachine:
         view = None

@@ -167,6 +167,20 @@ def cmd_vm_delete(c: Client, a: argparse.Namespace) -> int:
     return _finish(c, op, a, then_show=False)
 
 
+def cmd_vm_disk_attach(c: Client, a: argparse.Namespace) -> int:
+    if a.new and not a.size_gb:
+        raise CliError({"code": "InvalidParameter", "target": "size-gb", "message": "--new needs --size-gb N"})
+    op = c.call(c.vms.AttachDisk, pb.AttachDiskRequest(resource_group=a.resource_group, vm_name=a.vm_name,
+                                                       name=a.name, size_gb=a.size_gb or 0, new=a.new))
+    return _finish(c, op, a, then_show=False)
+
+
+def cmd_vm_disk_detach(c: Client, a: argparse.Namespace) -> int:
+    op = c.call(c.vms.DetachDisk, pb.DetachDiskRequest(resource_group=a.resource_group, vm_name=a.vm_name,
+                                                       name=a.name))
+    return _finish(c, op, a, then_show=False)
+
+
 def cmd_vm_serial(c: Client, a: argparse.Namespace) -> int:
     res = c.call(c.vms.GetSerialOutput, pb.SerialOutputRequest(resource_group=a.resource_group, name=a.name,
                                                               tail_lines=a.tail))
@@ -270,6 +284,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--name", "-n", required=True)
     p.add_argument("--tail", type=int, default=0, help="only the last N lines")
     p.set_defaults(fn=cmd_vm_serial)
+
+    d = v.add_parser("disk", help="data disks").add_subparsers(dest="sub", required=True)
+    for verb, fn in (("attach", cmd_vm_disk_attach), ("detach", cmd_vm_disk_detach)):
+        p = d.add_parser(verb, parents=[COMMON])
+        p.add_argument("--resource-group", "-g", required=True)
+        p.add_argument("--vm-name", required=True)
+        p.add_argument("--name", "-n", required=True, help="the disk (blob NAME.qcow2 in the VM's storage account)")
+        p.add_argument("--no-wait", action="store_true")
+        if verb == "attach":
+            p.add_argument("--new", action="store_true", help="create an empty disk")
+            p.add_argument("--size-gb", type=int, help="size of a new disk, 1-1023")
+        p.set_defaults(fn=fn)
 
     n = groups.add_parser("node", help="node agents").add_subparsers(dest="cmd", required=True)
     n.add_parser("list", parents=[COMMON]).set_defaults(fn=cmd_node_list)

@@ -16,7 +16,7 @@ from fabric import operations
 from fabric.arm.errors import ArmError
 from fabric.model import (NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, PowerState,
                           ProvisioningState, VmRecord)
-from fabric.compute.vms import os_disk_release
+from fabric.compute.vms import disks_release
 from fabric.storage.disks import discard
 from fabric.storage.provider import StorageProvider
 from fabric.store import Delete, Put, Store, Unchanged, Versioned, keys
@@ -66,6 +66,8 @@ class VmReconciler:
         o = obs.value if obs else None
         deleting = vm.provisioning_state == ProvisioningState.DELETING
         target = PowerState.DELETED if deleting else TARGETS.get(PowerState(vm.power_state))
+        if target is None and vm.provisioning_state == ProvisioningState.UPDATING:
+            target = PowerState(vm.power_state)       # an update (data disks) at a steady power state
         if target is None:
             return
         compares = [Unchanged(cur.key, cur.mod_revision), Unchanged(op_v.key, op_v.mod_revision)]
@@ -77,8 +79,10 @@ class VmReconciler:
             self.store.commit(compares, [Put(cur.key, failed), Put(op_v.key, operations.finished(op, o.error)),
                                          operations.step(op.id, SOURCE, "failed", o.error.get("message", ""))])
             return
-        if o is None or o.power != target or (target == PowerState.RUNNING and
-                                               (not o.booted or o.generation < vm.restart_generation)):
+        reached = o is not None and o.power == target and (
+            target == PowerState.DELETED or o.disk_generation >= vm.disk_generation) and (
+            target != PowerState.RUNNING or (o.booted and o.generation >= vm.restart_generation))
+        if not reached:
             if _elapsed_s(op.start_time) > PROVISION_TIMEOUT_S and not deleting:
                 err = ArmError("OSProvisioningTimedOut",
                                f"The VM did not reach power state '{target}' within {PROVISION_TIMEOUT_S:g} s.").body()
@@ -119,7 +123,7 @@ class VmReconciler:
             cmp = list(compares)
             body = None
             if delete:
-                disk_cmp, disk_ops, body, steps = os_disk_release(self.storage, vm, vm.operation_id)
+                disk_cmp, disk_ops, body, steps = disks_release(self.storage, vm, vm.operation_id)
                 cmp += disk_cmp
                 ops += [*disk_ops, *steps]
             if alloc is not None:

@@ -155,7 +155,7 @@ class ComputeProvider:
             new_alloc = alloc_rec.replace(vms={**alloc_rec.vms, vm.vm_id: [req.cores, req.memory_mb,
                                                                              req.resource_disk_mb]})
             placed = vm.replace(node=node, operation_id=op.id, error=None)
-            assignment = self._assignment(placed, size, op.id, PowerState.RUNNING)
+            assignment = self.assignment(placed, size, op.id, PowerState.RUNNING)
             placed_step = operations.step(op.id, SOURCE, "placed", f"node {node} chosen",
                                           placement=_placement_rows(placement))
             ok = self.store.commit(
@@ -183,11 +183,13 @@ class ComputeProvider:
                                    *used, vm_count=len(a.value.vms) if a else 0))
         return hosts, allocs
 
-    def _assignment(self, vm: VmRecord, size: VmSize, op_id: str, power: str) -> Assignment:
+    def assignment(self, vm: VmRecord, size: VmSize, op_id: str, power: str) -> Assignment:
         return Assignment(vm_id=vm.vm_id, resource_group=vm.resource_group, name=vm.name, node=vm.node,
                           power=power, generation=vm.restart_generation, cores=size.number_of_cores,
                           memory_mb=size.memory_in_mb, resource_disk_mb=size.resource_disk_size_in_mb,
-                          image=vm.image, os_disk=vm.os_disk["ref"], operation_id=op_id)
+                          image=vm.image, os_disk=vm.os_disk["ref"], operation_id=op_id,
+                          data_disks=[{"lun": d["lun"], "ref": d["ref"]} for d in vm.data_disks],
+                          disk_generation=vm.disk_generation)
 
     # ----- lifecycle actions -----
 
@@ -218,7 +220,7 @@ class ComputeProvider:
                                        operations.step(op.id, SOURCE, "accepted",
                                                        f"{kind}: desired power state '{power}'")]
             if vm.node:
-                ops.append(Put(keys.assignment(vm.node, vm.vm_id), self._assignment(new_vm, size, op.id, power)))
+                ops.append(Put(keys.assignment(vm.node, vm.vm_id), self.assignment(new_vm, size, op.id, power)))
             if self.store.commit([Unchanged(cur.key, cur.mod_revision)], ops):
                 return op
         raise ArmError("Conflict", f"VM '{name}' is changing too often; try again.", "name")
@@ -228,10 +230,7 @@ class ComputeProvider:
             raise ArmError("OperationNotAllowed", f"VM '{vm.name}' is being deleted.", "name")
         if kind == "delete":
             return
-        busy = self._in_progress(vm)
-        if busy:
-            raise ArmError("Conflict", f"Operation '{busy}' is in progress on VM '{vm.name}'; "
-                                       f"wait for it (fabric operation show {busy}) or delete the VM.", "name")
+        self.check_idle(vm)
         allowed = {
             "start": {PowerState.STOPPED, PowerState.DEALLOCATED, PowerState.RUNNING},
             "powerOff": {PowerState.RUNNING, PowerState.STOPPED},
@@ -242,6 +241,13 @@ class ComputeProvider:
                                                   and kind in ("start", "powerOff", "deallocate")):
             raise ArmError("OperationNotAllowed",
                            f"Cannot {kind} VM '{vm.name}' while its power state is '{vm.power_state}'.", "name")
+
+    def check_idle(self, vm: VmRecord) -> None:
+        """Conflict while another operation is in progress on the VM."""
+        busy = self._in_progress(vm)
+        if busy:
+            raise ArmError("Conflict", f"Operation '{busy}' is in progress on VM '{vm.name}'; "
+                                       f"wait for it (fabric operation show {busy}) or delete the VM.", "name")
 
     def _in_progress(self, vm: VmRecord) -> str:
         if not vm.operation_id:
@@ -281,7 +287,7 @@ class ComputeProvider:
         """Delete a VM no node holds (deallocated): the record goes and the OS disk's lease is released
         (and the blob deleted, with deleteOption Delete). None when something changed meanwhile."""
         done = operations.finished(op)
-        compares, disk_ops, body, steps = os_disk_release(self.storage, cur.value, op.id)
+        compares, disk_ops, body, steps = disks_release(self.storage, cur.value, op.id)
         ops: list[Put | Delete] = [Delete(cur.key), Put(keys.operation(op.id), done), *superseded, *disk_ops,
                                    *steps, operations.step(op.id, SOURCE, "deleted", "VM removed (no node held it)")]
         if not self.store.commit([Unchanged(cur.key, cur.mod_revision), *compares], ops):
@@ -291,17 +297,28 @@ class ComputeProvider:
         return done
 
 
-def os_disk_release(storage: StorageProvider, vm: VmRecord,
-                    op_id: str) -> tuple[list[Compare], list[Put | Delete], Path | None, list[Put]]:
-    """The end of a VM's use of its OS disk: ops releasing the lease (and deleting the blob when the
-    disk's deleteOption is Delete), the body to remove after the commit, and the trace steps."""
-    d = vm.os_disk
-    if not d:
-        return [], [], None, []
-    delete = d.get("deleteOption", "Delete") == "Delete"
-    compares, ops, body = release_ops(storage, d["account"], d["blob"], d.get("leaseId", ""), delete)
-    what = "lease released and blob deleted" if delete else "lease released; the blob is kept (deleteOption Detach)"
-    return compares, ops, body, [operations.step(op_id, STORAGE_SOURCE, "os-disk-released", f"{d['uri']}: {what}")]
+def disks_release(storage: StorageProvider, vm: VmRecord,
+                  op_id: str) -> tuple[list[Compare], list[Put | Delete], Path | None, list[Put]]:
+    """The end of a deleted VM's use of its disks: ops releasing each lease (and deleting the OS disk blob
+    when its deleteOption is Delete; data disks are kept, as in the reference), the OS disk body to remove
+    after the commit, and the trace steps."""
+    compares: list[Compare] = []
+    ops: list[Put | Delete] = []
+    steps: list[Put] = []
+    body = None
+    if vm.os_disk:
+        d = vm.os_disk
+        delete = d.get("deleteOption", "Delete") == "Delete"
+        compares, ops, body = release_ops(storage, d["account"], d["blob"], d.get("leaseId", ""), delete)
+        what = "lease released and blob deleted" if delete else "lease released; blob kept (deleteOption Detach)"
+        steps.append(operations.step(op_id, STORAGE_SOURCE, "os-disk-released", f"{d['uri']}: {what}"))
+    for d in vm.data_disks:
+        c, o, _ = release_ops(storage, d["account"], d["blob"], vm.vm_id, delete=False)
+        compares += c
+        ops += o
+        steps.append(operations.step(op_id, STORAGE_SOURCE, "data-disk-released",
+                                     f"{d['uri']}: lease released; blob kept"))
+    return compares, ops, body, steps
 
 
 def _placement_rows(p: Placement) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from fabric.model import now
 from fabric.storage import leases, names
 from fabric.storage.model import BlobRecord
 from fabric.storage.provider import StorageProvider
-from fabric.storage.qemu_img import QemuImgError, backing_chain, create_overlay
+from fabric.storage.qemu_img import QemuImgError, backing_chain, create_empty, create_overlay
 from fabric.arm.errors import ArmError
 from fabric.store import Absent, Delete, Put, Unchanged, keys
 from fabric.store.client import Compare
@@ -74,27 +75,61 @@ def ensure_vm_storage(provider: StorageProvider, subscription: str, resource_gro
 
 def prepare_os_disk(provider: StorageProvider, account: str, blob: str, backing: str, backing_format: str,
                     vm_id: str, vm_resource_id: str) -> PreparedDisk:
+    return _prepare(provider, account, blob, vm_id, vm_resource_id, "osDisk", "storageProfile.osDisk",
+                    lambda path: create_overlay(path, backing, backing_format))
+
+
+def prepare_data_disk(provider: StorageProvider, account: str, blob: str, size_bytes: int, vm_id: str,
+                      vm_resource_id: str) -> PreparedDisk:
+    return _prepare(provider, account, blob, vm_id, vm_resource_id, "dataDisk", "storageProfile.dataDisks",
+                    lambda path: create_empty(path, size_bytes))
+
+
+def _prepare(provider: StorageProvider, account: str, blob: str, vm_id: str, vm_resource_id: str, role: str,
+             target: str, make: Callable[[Path], int]) -> PreparedDisk:
+    """A new disk blob: its body made by `make` under a fresh file name, its record leased in the VM's name."""
     names.check_blob(blob)
     key = keys.blob(account, DISK_CONTAINER, blob)
     if provider.store.get(key, BlobRecord) is not None:
-        raise ArmError("Conflict", f"The OS disk blob '{blob}' already exists in {account}/{DISK_CONTAINER}.",
-                       "storageProfile.osDisk.vhd.uri")
+        raise ArmError("Conflict", f"The disk blob '{blob}' already exists in {account}/{DISK_CONTAINER}.", target)
     body = f"{names.body_name(blob)}.{uuid.uuid4().hex[:12]}"
     path = provider.config.blob_root / account / DISK_CONTAINER / body
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        size = create_overlay(path, backing, backing_format)
+        size = make(path)
         chain = backing_chain(path)
     except QemuImgError as e:
         path.unlink(missing_ok=True)
-        raise ArmError("DiskCreationFailed", f"The OS disk could not be created: {e}",
-                       "storageProfile.osDisk") from None
+        raise ArmError("DiskCreationFailed", f"The disk could not be created: {e}", target) from None
     lease = leases.acquire(leases.Lease(), leases.INFINITE, vm_id, provider.clock())
     rec = BlobRecord(account=account, container=DISK_CONTAINER, name=blob, blob_type="PageBlob", size=size,
                      content_type="application/octet-stream", content_md5="", etag=f"0x{uuid.uuid4().hex[:15].upper()}",
                      last_modified=now(), body=body, lease=dataclasses.asdict(lease),
-                     metadata={"vmId": vm_id, "attachedTo": vm_resource_id, "role": "osDisk"})
+                     metadata={"vmId": vm_id, "attachedTo": vm_resource_id, "role": role})
     return PreparedDisk(rec, [Absent(key)], [Put(key, rec)], path, chain)
+
+
+def lease_existing_disk(provider: StorageProvider, account: str, blob: str, vm_id: str,
+                        vm_resource_id: str) -> tuple[BlobRecord, list[Compare], list[Put]]:
+    """Ops leasing an existing, unleased disk blob to a VM (attach without --new)."""
+    names.check_blob(blob)
+    found = provider.store.get(keys.blob(account, DISK_CONTAINER, blob), BlobRecord)
+    if found is None:
+        raise ArmError("BlobNotFound", f"No disk blob '{blob}' in {account}/{DISK_CONTAINER}; "
+                                       f"use --new to create an empty one.", "name")
+    if found.value.blob_type != "PageBlob":
+        raise ArmError("OperationNotAllowed", f"'{blob}' is a {found.value.blob_type}, not a disk.", "name")
+    try:
+        lease = leases.acquire(found.value.lease_value(), leases.INFINITE, vm_id, provider.clock())
+    except leases.LeaseError as e:
+        if e.code == "LeaseAlreadyPresent":
+            raise ArmError(e.code, f"The disk blob '{blob}' is leased (attached elsewhere).", "name",
+                           http_status=e.status) from None
+        raise
+    rec = found.value.replace(lease=dataclasses.asdict(lease),
+                              metadata={**found.value.metadata, "vmId": vm_id, "attachedTo": vm_resource_id,
+                                        "role": "dataDisk"})
+    return rec, [Unchanged(found.key, found.mod_revision)], [Put(found.key, rec)]
 
 
 def discard(path: Path) -> None:

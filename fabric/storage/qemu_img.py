@@ -30,5 +30,11 @@ def create_overlay(path: Path, backing: str, backing_format: str) -> int:
     return int(json.loads(_run(["qemu-img", "info", "-U", "--output=json", str(path)]))["virtual-size"])
 
 
+def create_empty(path: Path, size_bytes: int) -> int:
+    """An empty qcow2 disk of size_bytes (sparse: it grows as the guest writes); returns its size."""
+    _run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), str(size_bytes)])
+    return size_bytes
+
+
 def backing_chain(path: Path) -> str:
     return _run(["qemu-img", "info", "--backing-chain", "-U", str(path)]).strip()

@@ -136,13 +136,31 @@ class OsDisk(_message.Message):
     delete_option: str
     def __init__(self, os_type: _Optional[str] = ..., name: _Optional[str] = ..., create_option: _Optional[str] = ..., caching: _Optional[str] = ..., disk_size_gb: _Optional[int] = ..., vhd: _Optional[_Union[VirtualHardDisk, _Mapping]] = ..., delete_option: _Optional[str] = ...) -> None: ...
 
+class DataDisk(_message.Message):
+    __slots__ = ("lun", "name", "vhd", "create_option", "disk_size_gb", "caching")
+    LUN_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VHD_FIELD_NUMBER: _ClassVar[int]
+    CREATE_OPTION_FIELD_NUMBER: _ClassVar[int]
+    DISK_SIZE_GB_FIELD_NUMBER: _ClassVar[int]
+    CACHING_FIELD_NUMBER: _ClassVar[int]
+    lun: int
+    name: str
+    vhd: VirtualHardDisk
+    create_option: str
+    disk_size_gb: int
+    caching: str
+    def __init__(self, lun: _Optional[int] = ..., name: _Optional[str] = ..., vhd: _Optional[_Union[VirtualHardDisk, _Mapping]] = ..., create_option: _Optional[str] = ..., disk_size_gb: _Optional[int] = ..., caching: _Optional[str] = ...) -> None: ...
+
 class StorageProfile(_message.Message):
-    __slots__ = ("image_reference", "os_disk")
+    __slots__ = ("image_reference", "os_disk", "data_disks")
     IMAGE_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     OS_DISK_FIELD_NUMBER: _ClassVar[int]
+    DATA_DISKS_FIELD_NUMBER: _ClassVar[int]
     image_reference: ImageReference
     os_disk: OsDisk
-    def __init__(self, image_reference: _Optional[_Union[ImageReference, _Mapping]] = ..., os_disk: _Optional[_Union[OsDisk, _Mapping]] = ...) -> None: ...
+    data_disks: _containers.RepeatedCompositeFieldContainer[DataDisk]
+    def __init__(self, image_reference: _Optional[_Union[ImageReference, _Mapping]] = ..., os_disk: _Optional[_Union[OsDisk, _Mapping]] = ..., data_disks: _Optional[_Iterable[_Union[DataDisk, _Mapping]]] = ...) -> None: ...
 
 class OsProfile(_message.Message):
     __slots__ = ("computer_name",)
@@ -227,6 +245,30 @@ class VirtualMachineRef(_message.Message):
     name: str
     instance_view: bool
     def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ..., instance_view: _Optional[bool] = ...) -> None: ...
+
+class AttachDiskRequest(_message.Message):
+    __slots__ = ("resource_group", "vm_name", "name", "size_gb", "new")
+    RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    VM_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_GB_FIELD_NUMBER: _ClassVar[int]
+    NEW_FIELD_NUMBER: _ClassVar[int]
+    resource_group: str
+    vm_name: str
+    name: str
+    size_gb: int
+    new: bool
+    def __init__(self, resource_group: _Optional[str] = ..., vm_name: _Optional[str] = ..., name: _Optional[str] = ..., size_gb: _Optional[int] = ..., new: _Optional[bool] = ...) -> None: ...
+
+class DetachDiskRequest(_message.Message):
+    __slots__ = ("resource_group", "vm_name", "name")
+    RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    VM_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    resource_group: str
+    vm_name: str
+    name: str
+    def __init__(self, resource_group: _Optional[str] = ..., vm_name: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class ListVirtualMachinesRequest(_message.Message):
     __slots__ = ("resource_group",)

@@ -223,6 +223,16 @@ class VirtualMachinesStub:
                 request_serializer=fabric_dot_v1_dot_fabric__pb2.VirtualMachineRef.SerializeToString,
                 response_deserializer=fabric_dot_v1_dot_fabric__pb2.Operation.FromString,
                 _registered_method=True)
+        self.AttachDisk = channel.unary_unary(
+                '/fabric.v1.VirtualMachines/AttachDisk',
+                request_serializer=fabric_dot_v1_dot_fabric__pb2.AttachDiskRequest.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_fabric__pb2.Operation.FromString,
+                _registered_method=True)
+        self.DetachDisk = channel.unary_unary(
+                '/fabric.v1.VirtualMachines/DetachDisk',
+                request_serializer=fabric_dot_v1_dot_fabric__pb2.DetachDiskRequest.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_fabric__pb2.Operation.FromString,
+                _registered_method=True)
         self.Get = channel.unary_unary(
                 '/fabric.v1.VirtualMachines/Get',
                 request_serializer=fabric_dot_v1_dot_fabric__pb2.VirtualMachineRef.SerializeToString,
@@ -285,6 +295,19 @@ class VirtualMachinesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AttachDisk(self, request, context):
+        """Data disks, at most the size's maxDataDiskCount; hot-plugged into a running VM.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DetachDisk(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Get(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -340,6 +363,16 @@ def add_VirtualMachinesServicer_to_server(servicer, server):
             'Delete': grpc.unary_unary_rpc_method_handler(
                     servicer.Delete,
                     request_deserializer=fabric_dot_v1_dot_fabric__pb2.VirtualMachineRef.FromString,
+                    response_serializer=fabric_dot_v1_dot_fabric__pb2.Operation.SerializeToString,
+            ),
+            'AttachDisk': grpc.unary_unary_rpc_method_handler(
+                    servicer.AttachDisk,
+                    request_deserializer=fabric_dot_v1_dot_fabric__pb2.AttachDiskRequest.FromString,
+                    response_serializer=fabric_dot_v1_dot_fabric__pb2.Operation.SerializeToString,
+            ),
+            'DetachDisk': grpc.unary_unary_rpc_method_handler(
+                    servicer.DetachDisk,
+                    request_deserializer=fabric_dot_v1_dot_fabric__pb2.DetachDiskRequest.FromString,
                     response_serializer=fabric_dot_v1_dot_fabric__pb2.Operation.SerializeToString,
             ),
             'Get': grpc.unary_unary_rpc_method_handler(
@@ -524,6 +557,60 @@ class VirtualMachines:
             target,
             '/fabric.v1.VirtualMachines/Delete',
             fabric_dot_v1_dot_fabric__pb2.VirtualMachineRef.SerializeToString,
+            fabric_dot_v1_dot_fabric__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttachDisk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.VirtualMachines/AttachDisk',
+            fabric_dot_v1_dot_fabric__pb2.AttachDiskRequest.SerializeToString,
+            fabric_dot_v1_dot_fabric__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DetachDisk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.VirtualMachines/DetachDisk',
+            fabric_dot_v1_dot_fabric__pb2.DetachDiskRequest.SerializeToString,
             fabric_dot_v1_dot_fabric__pb2.Operation.FromString,
             options,
             channel_credentials,

@@ -54,7 +54,8 @@ rm -f "$work/root.img"
 init="$work/initramfs"
 populate "$init"
 mkdir -p "$init/lib/modules" "$init/newroot"
-modules="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net virtio_blk"
+# dependency order; the SCSI ones carry data disks (virtio-scsi LUNs, hot-pluggable)
+modules="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net virtio_blk scsi_common scsi_mod virtio_scsi sd_mod"
 for m in $modules; do
     ko=$(find "/lib/modules/$kver/kernel" -name "$m.ko" | head -n 1)
     [ -n "$ko" ] || { echo "module $m.ko not found for kernel $kver" >&2; exit 1; }

@@ -32,6 +32,7 @@ class DomainSpec:
     os_disk: DiskSource       # from the node's storage backend
     resource_disk: str        # raw file, node-local
     console_log: str
+    data_disks: tuple[tuple[int, DiskSource], ...] = ()   # (lun, source)
 
 
 def metadata_xml(fabric_id: str, node: str, vm_id: str, resource_group: str, vm_name: str) -> str:
@@ -39,6 +40,14 @@ def metadata_xml(fabric_id: str, node: str, vm_id: str, resource_group: str, vm_
     fields = {"fabric": fabric_id, "node": node, "vmId": vm_id, "resourceGroup": resource_group, "name": vm_name}
     inner = "".join(f"<{p}:{k}>{escape(v)}</{p}:{k}>" for k, v in fields.items())
     return f"<{p}:instance xmlns:{p}={quoteattr(METADATA_NS)}>{inner}</{p}:instance>"
+
+
+def data_disk_xml(lun: int, src: DiskSource) -> str:
+    """A data disk: a LUN on the virtio-scsi controller (hot-pluggable; the guest sees /dev/sdX)."""
+    return (f"<disk type={quoteattr(src.disk_type)} device='disk'>"
+            f"<driver name='qemu' type={quoteattr(src.driver_type)} cache='none'/>{src.source_xml}"
+            f"<target dev='sd{chr(ord('a') + lun)}' bus='scsi'/>"
+            f"<address type='drive' controller='0' bus='0' target='0' unit='{lun}'/></disk>")
 
 
 def domain_xml(s: DomainSpec) -> str:
@@ -73,6 +82,8 @@ def domain_xml(s: DomainSpec) -> str:
       <source file={quoteattr(s.resource_disk)}/>
       <target dev='vdb' bus='virtio'/>
     </disk>
+    <controller type='scsi' index='0' model='virtio-scsi'/>
+    {"".join(data_disk_xml(lun, src) for lun, src in s.data_disks)}
     <serial type='file'>
       <source path={quoteattr(s.console_log)} append='on'/>
       <target port='0'/>

@@ -108,6 +108,34 @@ class Host:
             self._call("destroy", dom.destroy)
         self._call("undefine", dom.undefineFlags, libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
 
+    def scsi_luns(self, uuid: str) -> dict[int, tuple[str, str]]:
+        """LUN -> (the <disk> element, its source file or name) for the data disks of the domain's definition."""
+        dom = self._lookup(uuid)
+        if dom is None:
+            return {}
+        out = {}
+        for disk in ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).iter("disk"):
+            target, addr, src = disk.find("target"), disk.find("address"), disk.find("source")
+            if target is not None and target.get("bus") == "scsi" and addr is not None:
+                source = (src.get("file") or src.get("name") or "") if src is not None else ""
+                out[int(addr.get("unit", "0"))] = (ET.tostring(disk).decode(), source)
+        return out
+
+    def attach_device(self, uuid: str, xml: str) -> None:
+        """Attach to the definition, and to the running domain when it runs (hot-plug)."""
+        self._device("attach", uuid, xml)
+
+    def detach_device(self, uuid: str, xml: str) -> None:
+        self._device("detach", uuid, xml)
+
+    def _device(self, verb: str, uuid: str, xml: str) -> None:
+        dom = self._lookup(uuid)
+        if dom is None:
+            raise HypervisorError(f"{verb}: domain {uuid} is not defined on node {self.node}")
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
+        fn = dom.attachDeviceFlags if verb == "attach" else dom.detachDeviceFlags
+        self._call(f"{verb} device", fn, xml, flags)
+
     def xml(self, uuid: str) -> str:
         dom = self._lookup(uuid)
         return dom.XMLDesc() if dom is not None else ""

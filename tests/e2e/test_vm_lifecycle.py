@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 from tests.e2e.conftest import LabHandle
@@ -124,3 +125,42 @@ def test_vm_boots_from_a_leased_os_disk_blob_released_on_delete(lab: LabHandle) 
     assert "attachedTo" not in kept["metadata"]
     lab.fabric("storage", "blob", "delete", *ref)
     assert lab.fabric("storage", "blob", "show", *ref, check=False).returncode == 1
+
+
+def test_data_disks_hot_plug_into_a_running_guest_within_the_size_limit(lab: LabHandle) -> None:
+    vm = lab.json("vm", "create", "-g", "E2E", "-n", "disks", "--image", "fabriclab:busybox:lab:latest",
+                  "--size", "Lab_A0")                                  # Lab_A0: maxDataDiskCount 1
+    vm_id = vm["properties"]["vmId"]
+    lab.fabric("vm", "disk", "attach", "-g", "E2E", "--vm-name", "disks", "--name", "data1", "--new",
+               "--size-gb", "1")
+    vm = lab.json("vm", "show", "-g", "E2E", "-n", "disks", "--instance-view")
+    data = vm["properties"]["storageProfile"]["dataDisks"]
+    assert [(d["lun"], d["name"], d["createOption"], d["diskSizeGb"]) for d in data] == [(0, "data1", "Empty", 1)]
+    assert vm["properties"]["provisioningState"] == "Succeeded"
+    deadline = time.monotonic() + 30          # the guest's watcher looks once a second
+    while "block device sda" not in serial(lab, "disks") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "fabriclab-guest: block device sda (2097152 sectors)" in serial(lab, "disks")
+    account, container, blob = data[0]["vhd"]["uri"].split("/")[3:6]
+    leased = lab.json("storage", "blob", "show", "--account-name", account, "-c", container, "-n", blob)
+    assert leased["properties"]["lease"]["state"] == "leased" and leased["metadata"]["role"] == "dataDisk"
+
+    r = lab.fabric("vm", "disk", "attach", "-g", "E2E", "--vm-name", "disks", "--name", "data2", "--new",
+                   "--size-gb", "1", check=False)
+    err = json.loads(r.stderr)["error"]
+    assert r.returncode == 1 and err["code"] == "OperationNotAllowed" and "Lab_A0 is 1" in err["message"]
+
+    lab.fabric("vm", "disk", "detach", "-g", "E2E", "--vm-name", "disks", "--name", "data1")
+    assert lab.json("vm", "show", "-g", "E2E", "-n", "disks")["properties"]["storageProfile"]["dataDisks"] == []
+    kept = lab.json("storage", "blob", "show", "--account-name", account, "-c", container, "-n", blob)
+    assert kept["properties"]["lease"]["state"] == "available"
+    # an existing unleased disk can be attached again (to a stopped VM: it is there at the next boot)
+    lab.fabric("vm", "stop", "-g", "E2E", "-n", "disks")
+    lab.fabric("vm", "disk", "attach", "-g", "E2E", "--vm-name", "disks", "--name", "data1")
+    lab.fabric("vm", "start", "-g", "E2E", "-n", "disks")
+    boots = serial(lab, "disks").split("fabriclab-guest: reached user space")
+    assert "block device sda" in boots[-1]
+    lab.fabric("vm", "delete", "-g", "E2E", "-n", "disks", "--yes")
+    assert vm_id not in domains()
+    released = lab.json("storage", "blob", "show", "--account-name", account, "-c", container, "-n", blob)
+    assert released["properties"]["lease"]["state"] == "available"       # data disks outlive the VM
