@@ -29,8 +29,12 @@ fi
 stamp=.venv/.fabriclab-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "install: pip install -e .[test]"
-    .venv/bin/pip install -q --upgrade pip >/dev/null
-    .venv/bin/pip install -q -e '.[test]'
+    if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[test]'; } \
+            > .venv/pip.log 2>&1; then
+        cat .venv/pip.log >&2
+        echo "install: pip install failed (log above, kept in .venv/pip.log)" >&2
+        exit 1
+    fi
     touch "$stamp"
 fi
 
