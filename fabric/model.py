@@ -107,6 +107,9 @@ class VmRecord(Record):
     # [{"name", "lun", "account", "container", "blob", "uri", "sizeBytes", "ref"}], ordered by lun
     data_disks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     disk_generation: int = 0      # bumped by every attach and detach
+    # [{"key", "id", "made" (by vm create: deleted with the VM), "mac", "ip", "vnet", "vni", "prefix",
+    #   "gateway", "dnsSuffix"}]
+    nics: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +129,7 @@ class Assignment(Record):
     operation_id: str = ""
     data_disks: list[dict[str, Any]] = dataclasses.field(default_factory=list)   # [{"lun", "ref"}]
     disk_generation: int = 0
+    nics: list[dict[str, Any]] = dataclasses.field(default_factory=list)   # as VmRecord.nics
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,9 +16,8 @@ from fabric import operations
 from fabric.arm.errors import ArmError
 from fabric.model import (NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, PowerState,
                           ProvisioningState, VmRecord)
-from fabric.compute.vms import disks_release
+from fabric.compute.vms import ComputeProvider
 from fabric.storage.disks import discard
-from fabric.storage.provider import StorageProvider
 from fabric.store import Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
 
@@ -42,9 +41,9 @@ def _elapsed_s(start: str) -> float:
 
 
 class VmReconciler:
-    def __init__(self, store: Store, storage: StorageProvider) -> None:
+    def __init__(self, store: Store, compute: ComputeProvider) -> None:
         self.store = store
-        self.storage = storage
+        self.compute = compute
 
     def reconcile_all(self) -> None:
         for vm in self.store.list(keys.VMS, VmRecord):
@@ -123,7 +122,7 @@ class VmReconciler:
             cmp = list(compares)
             body = None
             if delete:
-                disk_cmp, disk_ops, body, steps = disks_release(self.storage, vm, vm.operation_id)
+                disk_cmp, disk_ops, body, steps = self.compute.release_all(vm, vm.operation_id)
                 cmp += disk_cmp
                 ops += [*disk_ops, *steps]
             if alloc is not None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Callable
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +25,19 @@ from fabric.gallery import Gallery
 from fabric.model import (Assignment, NodeAllocation, NodeRecord, OperationRecord, OperationStatus,
                           PowerState, ProvisioningState, ResourceGroupRecord, VmRecord, now)
 from fabric.scheduler import HostState, Placement, Request, place
+from fabric.network.addressing import gateway
+from fabric.network.model import NicRecord
+from fabric.network.provider import NetworkProvider
 from fabric.storage.disks import DELETE_OPTIONS, discard, disk_ref, ensure_vm_storage, prepare_os_disk, release_ops
 from fabric.storage.provider import StorageProvider
 from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
 
 CAS_ATTEMPTS = 20
+Refresh = Callable[[VmRecord], tuple[VmRecord, list[Compare], list[Put | Delete]]]
 SOURCE = "controller"
 STORAGE_SOURCE = "storage"
+NETWORK_SOURCE = "network"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,10 +51,12 @@ def os_disk_name(name: str, vm_id: str) -> str:
 
 
 class ComputeProvider:
-    def __init__(self, store: Store, gallery: Gallery, storage: StorageProvider, config: ComputeConfig) -> None:
+    def __init__(self, store: Store, gallery: Gallery, storage: StorageProvider, network: NetworkProvider,
+                 config: ComputeConfig) -> None:
         self.store = store
         self.gallery = gallery
         self.storage = storage
+        self.network = network
         self.config = config
 
     # ----- reads -----
@@ -82,7 +91,8 @@ class ComputeProvider:
     # ----- create -----
 
     def create(self, rg: str, name: str, location: str, image_urn: str, size_name: str,
-               storage_account: str = "", delete_option: str = "Delete") -> OperationRecord:
+               storage_account: str = "", delete_option: str = "Delete", vnet: str = "", subnet: str = "",
+               nic_names: list[str] | None = None, private_ip: str = "") -> OperationRecord:
         group = self.resource_group(rg)
         ids.check_vm_name(name)
         location = location or group.location
@@ -113,6 +123,18 @@ class ComputeProvider:
             f"size {size.name} ({size.number_of_cores} cores, {size.memory_in_mb} MB); image "
             f"{image.publisher}:{image.offer}:{image.sku}:{image.version} resolved to {image.exact_version}",
             detail=f"gallery VHD {image.disk} (format {image.disk_format})")
+
+        def claim_nics(vm: VmRecord) -> tuple[VmRecord, list[Compare], list[Put | Delete]]:
+            """The VM's NICs claimed afresh (a concurrent create may have taken an address meanwhile)."""
+            nics, nic_cmp, nic_ops = self.network.vm_nics(group.name, name, vm_id, vnet, subnet, nic_names or [],
+                                                          private_ip)
+            vm = vm.replace(nics=[self._nic_entry(n, not nic_names) for n in nics])
+            claimed = [operations.step(op.id, NETWORK_SOURCE, "nic-claimed",
+                                       f"NIC {n['id'].rsplit('/', 1)[1]}: MAC {n['mac']}, private IP {n['ip']} in "
+                                       f"{n['prefix']}, DNS {name.lower()}.{n['dnsSuffix']}") for n in vm.nics]
+            return vm, nic_cmp, [*nic_ops, *claimed]
+
+        claim_nics(vm)          # bad network input is refused here, before any disk is made
         account = ensure_vm_storage(self.storage, self.config.subscription, group.name, storage_account)
         disk = prepare_os_disk(self.storage, account, f"{os_disk_name(name, vm_id)}.qcow2", image.disk,
                                image.disk_format, vm_id, self.resource_id(vm))
@@ -129,11 +151,32 @@ class ComputeProvider:
                                  f"infinite lease {vm_id} on the OS disk blob, held in the VM's name")]
         try:
             self._place_and_commit(vm, size, op, [Absent(key), *disk.compares], [*disk.ops, *steps],
-                                   conflict_key=key)
+                                   conflict_key=key, refresh=claim_nics)
         except BaseException:
             discard(disk.path)
             raise
         return op
+
+    def _nic_entry(self, n: NicRecord, made: bool) -> dict[str, Any]:
+        vrg, vname = n.vnet.split("/", 1)
+        v = self.network.vnet(vrg, vname).value
+        prefix = next(s["prefix"] for s in v.subnets if s["name"] == n.subnet)
+        return {"key": keys.nic(n.resource_group, n.name), "id": self.network.nic_id(n), "made": made,
+                "mac": n.mac, "ip": n.private_ip, "vnet": n.vnet, "vni": v.vni, "prefix": prefix,
+                "gateway": str(gateway(IPv4Network(prefix))), "dnsSuffix": v.dns_suffix}
+
+    def release_all(self, vm: VmRecord, op_id: str) -> tuple[list[Compare], list[Put | Delete], Path | None,
+                                                              list[Put]]:
+        """A deleted VM's disks (leases released, OS disk blob deleted per its deleteOption) and NICs (made by
+        vm create: deleted, freeing their addresses; named ones: detached)."""
+        compares, ops, body, steps = disks_release(self.storage, vm, op_id)
+        nic_cmp, nic_ops = self.network.vm_release_ops(vm.vm_id, [n["key"] for n in vm.nics if n.get("made")])
+        if vm.nics:
+            steps.append(operations.step(op_id, NETWORK_SOURCE, "nics-released",
+                                         "; ".join(f"{n['id'].rsplit('/', 1)[1]} "
+                                                   f"{'deleted, ' + n['ip'] + ' freed' if n.get('made') else 'detached'}"
+                                                   for n in vm.nics)))
+        return compares + nic_cmp, ops + nic_ops, body, steps
 
     def _allocation_failed(self, size: VmSize, placement: Placement) -> ArmError:
         return ArmError("AllocationFailed",
@@ -141,10 +184,18 @@ class ComputeProvider:
                         "hardwareProfile.vmSize")
 
     def _place_and_commit(self, vm: VmRecord, size: VmSize, op: OperationRecord,
-                          compares: list[Compare], steps: list[Put | Delete], conflict_key: str) -> None:
-        """Choose a node and commit VM + assignment + allocation + operation in one transaction."""
+                          compares: list[Compare], steps: list[Put | Delete], conflict_key: str,
+                          refresh: Refresh | None = None) -> None:
+        """Choose a node and commit VM + assignment + allocation + operation in one transaction.
+
+        `refresh`, when given, recomputes part of the VM and its extra compares and ops on every attempt."""
         req = Request(size.number_of_cores, size.memory_in_mb, size.resource_disk_size_in_mb)
+        base_vm, base_compares, base_steps = vm, compares, steps
         for _ in range(CAS_ATTEMPTS):
+            vm, compares, steps = base_vm, base_compares, base_steps
+            if refresh is not None:
+                vm, more_compares, more_ops = refresh(vm)
+                compares, steps = [*compares, *more_compares], [*more_ops, *steps]
             hosts, allocs = self._host_states()
             placement = place(hosts, req)
             if placement.node is None:
@@ -189,7 +240,7 @@ class ComputeProvider:
                           memory_mb=size.memory_in_mb, resource_disk_mb=size.resource_disk_size_in_mb,
                           image=vm.image, os_disk=vm.os_disk["ref"], operation_id=op_id,
                           data_disks=[{"lun": d["lun"], "ref": d["ref"]} for d in vm.data_disks],
-                          disk_generation=vm.disk_generation)
+                          disk_generation=vm.disk_generation, nics=vm.nics)
 
     # ----- lifecycle actions -----
 
@@ -287,7 +338,7 @@ class ComputeProvider:
         """Delete a VM no node holds (deallocated): the record goes and the OS disk's lease is released
         (and the blob deleted, with deleteOption Delete). None when something changed meanwhile."""
         done = operations.finished(op)
-        compares, disk_ops, body, steps = disks_release(self.storage, cur.value, op.id)
+        compares, disk_ops, body, steps = self.release_all(cur.value, op.id)
         ops: list[Put | Delete] = [Delete(cur.key), Put(keys.operation(op.id), done), *superseded, *disk_ops,
                                    *steps, operations.step(op.id, SOURCE, "deleted", "VM removed (no node held it)")]
         if not self.store.commit([Unchanged(cur.key, cur.mod_revision), *compares], ops):

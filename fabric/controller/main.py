@@ -22,10 +22,12 @@ from pathlib import Path
 import grpc
 
 from fabric.arm import server
+from fabric.arm.network_server import add_network_servicers
 from fabric.arm.storage_server import add_storage_servicers
 from fabric.compute.reconciler import VmReconciler
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.gallery import Gallery
+from fabric.network.provider import DEFAULT_FABRIC_DOMAIN, NetworkConfig, NetworkProvider
 from fabric.storage import dataplane
 from fabric.storage.provider import StorageConfig, StorageProvider
 from fabric.store import Store, StoreUnavailable, Watch, keys
@@ -40,9 +42,10 @@ ETCD_WAIT_S = 30.0
 GRPC_WORKERS = 16
 
 
-def build_server(store: Store, compute: ComputeProvider, storage: StorageProvider, listen: str) -> grpc.Server:
+def build_server(store: Store, compute: ComputeProvider, listen: str) -> grpc.Server:
     srv = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS))
-    add_storage_servicers(srv, storage, compute.config.subscription)
+    add_storage_servicers(srv, compute.storage, compute.config.subscription)
+    add_network_servicers(srv, compute.network)
     rpc.add_ResourceGroupsServicer_to_server(server.ResourceGroups(store, compute), srv)
     rpc.add_VirtualMachinesServicer_to_server(server.VirtualMachines(store, compute), srv)
     rpc.add_OperationsServicer_to_server(server.Operations(store), srv)
@@ -62,8 +65,8 @@ def subscription_id(store: Store) -> str:
             time.sleep(0.5)
 
 
-def reconcile_forever(store: Store, storage: StorageProvider, stop: threading.Event) -> None:
-    reconciler = VmReconciler(store, storage)
+def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Event) -> None:
+    reconciler = VmReconciler(store, compute)
     changed = threading.Event()
     watches: list[Watch] = []
     while not stop.is_set():
@@ -88,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--listen", default=DEFAULT_LISTEN, help="gRPC address (default %(default)s)")
     ap.add_argument("--gallery", required=True, type=Path, help="image gallery folder")
     ap.add_argument("--location", default="local", help="the location this fabric serves (default %(default)s)")
+    ap.add_argument("--domain", default=DEFAULT_FABRIC_DOMAIN,
+                    help="the fabric's DNS domain: VMs are NAME.<hash>.internal.DOMAIN (default %(default)s)")
     ap.add_argument("--state-dir", required=True, type=Path, help="the controller's folder (blob bodies live here)")
     ap.add_argument("--blob-listen", default=DEFAULT_BLOB_LISTEN,
                     help="HTTP address of the blob data plane (default %(default)s)")
@@ -105,9 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     os.chmod(args.state_dir, 0o755)      # qemu (as libvirt's user) opens OS disk blobs under it
     host, port = args.blob_listen.rsplit(":", 1)
     storage = StorageProvider(store, StorageConfig(blob_root, args.location, f"http://{host}:{port}"))
-    compute = ComputeProvider(store, Gallery(args.gallery), storage, ComputeConfig(sub, args.location))
+    network = NetworkProvider(store, NetworkConfig(sub, args.location, args.domain))
+    compute = ComputeProvider(store, Gallery(args.gallery), storage, network, ComputeConfig(sub, args.location))
     blob_srv = dataplane.serve(args.blob_listen, storage)
-    srv = build_server(store, compute, storage, args.listen)
+    srv = build_server(store, compute, args.listen)
     srv.start()
     log.info("blob data plane on %s", storage.config.endpoint)
     log.info("controller serving %s on %s (subscription %s, location %s)", "fabric.v1", args.listen, sub,
@@ -115,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    worker = threading.Thread(target=reconcile_forever, args=(store, storage, stop), daemon=True)
+    worker = threading.Thread(target=reconcile_forever, args=(store, compute, stop), daemon=True)
     worker.start()
     stop.wait()
     srv.stop(grace=2).wait()

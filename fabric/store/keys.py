@@ -93,3 +93,31 @@ def blobs_of(account: str, container: str) -> str:
 def blob(account: str, container: str, name: str) -> str:
     """Blob names may hold '/': etcd takes them as they are, under the container's prefix."""
     return f"{BLOBS}{account}/{container}/{name}"
+
+
+# ----- network provider -----
+
+VNETS = ROOT + "network/vnets/"
+NICS = ROOT + "network/nics/"
+IPS = ROOT + "network/ips/"
+VNIS = ROOT + "network/vnis/"
+
+
+def vnet(resource_group: str, name: str) -> str:
+    return f"{VNETS}{resource_group.lower()}/{name.lower()}"
+
+
+def nic(resource_group: str, name: str) -> str:
+    return f"{NICS}{resource_group.lower()}/{name.lower()}"
+
+
+def ips_of(vnet_key: str, subnet: str) -> str:
+    return f"{IPS}{vnet_key}/{subnet.lower()}/"
+
+
+def ip_claim(vnet_key: str, subnet: str, ip: str) -> str:
+    return f"{IPS}{vnet_key}/{subnet.lower()}/{ip}"
+
+
+def vni(number: int) -> str:
+    return f"{VNIS}{number}"

@@ -14,9 +14,11 @@ from fabric.controller.main import build_server
 from fabric.gallery import Gallery
 from fabric.model import NodeRecord
 from fabric.store import Store, keys
+from fabric.network.provider import NetworkConfig, NetworkProvider
 from fabric.storage import dataplane
 from fabric.storage.provider import StorageConfig, StorageProvider
 from fabric.v1 import fabric_pb2_grpc as rpc
+from fabric.v1 import network_pb2_grpc as nrpc
 from fabric.v1 import storage_pb2_grpc as srpc
 from tests.conftest import free_port, require
 
@@ -49,6 +51,8 @@ class Api:
         self.containers = srpc.ContainersStub(channel)
         self.blobs = srpc.BlobsStub(channel)
         self.checks = srpc.StorageChecksStub(channel)
+        self.vnets = nrpc.VirtualNetworksStub(channel)
+        self.nics = nrpc.NetworkInterfacesStub(channel)
         self.groups = rpc.ResourceGroupsStub(channel)
         self.vms = rpc.VirtualMachinesStub(channel)
         self.ops = rpc.OperationsStub(channel)
@@ -62,10 +66,11 @@ def api(store: Store, tmp_path: Path) -> Iterator[Api]:
     address = f"127.0.0.1:{free_port()}"
     blob_listen = f"127.0.0.1:{free_port()}"
     storage = StorageProvider(store, StorageConfig(tmp_path / "blobs", "local", f"http://{blob_listen}"))
-    compute = ComputeProvider(store, Gallery(tmp_path / "gallery"), storage,
-                              ComputeConfig("00000000-0000-0000-0000-000000000001", "local"))
+    sub = "00000000-0000-0000-0000-000000000001"
+    network = NetworkProvider(store, NetworkConfig(sub, "local"))
+    compute = ComputeProvider(store, Gallery(tmp_path / "gallery"), storage, network, ComputeConfig(sub, "local"))
     blob_srv = dataplane.serve(blob_listen, storage)
-    srv = build_server(store, compute, storage, address)
+    srv = build_server(store, compute, address)
     srv.start()
     yield Api(address, store, compute, storage)
     srv.stop(grace=0)

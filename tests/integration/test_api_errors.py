@@ -90,9 +90,10 @@ def test_create_writes_desired_state_and_an_explained_placement(ready: Api) -> N
     assert vm.properties.instance_view.node_name in ("node-1", "node-2")
     full = ready.ops.Get(pb.GetOperationRequest(id=op.id, trace=True))
     steps = [s.step for s in full.trace]
-    assert steps[:4] == ["validated", "os-disk-created", "lease-acquired", "placed"]
+    assert steps[:5] == ["validated", "os-disk-created", "lease-acquired", "nic-claimed", "placed"]
+    assert "private IP 10.0.0.4 in 10.0.0.0/24" in full.trace[3].message
     assert "backing file format: vpc" in full.trace[1].detail
-    placed = full.trace[3]
+    placed = full.trace[4]
     assert sorted(c.node for c in placed.placement) == ["node-1", "node-2"]
     assert sum(c.chosen for c in placed.placement) == 1
     assert all(f.passed for c in placed.placement for f in c.filters)

@@ -11,6 +11,7 @@ import pytest
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.controller.main import build_server
 from fabric.gallery import Gallery
+from fabric.network.provider import NetworkConfig, NetworkProvider
 from fabric.storage.provider import StorageConfig, StorageProvider
 from fabric.store import Store
 from fabric.v1 import fabric_pb2 as pb
@@ -29,8 +30,10 @@ def test_create_while_etcd_is_down_writes_nothing() -> None:
         publish_image(Path(tmp) / "gallery")
         addr = f"127.0.0.1:{free_port()}"
         storage = StorageProvider(store, StorageConfig(Path(tmp) / "blobs", "local", "http://127.0.0.1:1"))
-        compute = ComputeProvider(store, Gallery(Path(tmp) / "gallery"), storage, ComputeConfig("sub", "local"))
-        srv = build_server(store, compute, storage, addr)
+        network = NetworkProvider(store, NetworkConfig("sub", "local"))
+        compute = ComputeProvider(store, Gallery(Path(tmp) / "gallery"), storage, network,
+                                  ComputeConfig("sub", "local"))
+        srv = build_server(store, compute, addr)
         srv.start()
         try:
             vms = rpc.VirtualMachinesStub(grpc.insecure_channel(addr))

@@ -1,0 +1,1 @@
+"""Network resource provider: virtual networks, subnets, NICs, private IP allocation, internal DNS names."""

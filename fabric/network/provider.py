@@ -1,0 +1,318 @@
+"""The network provider: virtual networks with subnets, NICs with a MAC and a private address.
+
+Every change is one compare-and-swap transaction: an address is claimed by a
+key of its own (`keys.ip_claim`), so two NICs can never hold one address, and
+a VNI likewise. `prepare_nic` returns the ops of a NIC without committing
+them, so that `vm create` commits its NIC in the VM's own transaction.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import ipaddress
+import re
+import secrets
+
+from fabric.arm import ids
+from fabric.arm.errors import ArmError, invalid
+from fabric.model import ResourceGroupRecord, now
+from fabric.network import addressing
+from fabric.network.model import IpClaim, NicRecord, VnetRecord, VniClaim
+from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
+from fabric.store.client import Compare
+
+CAS_ATTEMPTS = 20
+VNI_FIRST = 4096
+DEFAULT_FABRIC_DOMAIN = "fabriclab.test"
+VNET_TYPE = "Microsoft.Network/virtualNetworks"
+NIC_TYPE = "Microsoft.Network/networkInterfaces"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    subscription: str
+    location: str
+    domain: str = DEFAULT_FABRIC_DOMAIN
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedNic:
+    record: NicRecord
+    key: str
+    compares: list[Compare]
+    ops: list[Put | Delete]
+
+
+def check_name(name: str, target: str = "name") -> None:
+    if not _NAME.match(name or "") or name.endswith((".", "-")):
+        raise invalid(target, "a network resource name is 1-64 letters, digits, '_', '-' or '.', starts with a "
+                              "letter or digit and does not end with '.' or '-'")
+
+
+def vnet_key_of(rg: str, name: str) -> str:
+    return f"{rg.lower()}/{name.lower()}"
+
+
+class NetworkProvider:
+    def __init__(self, store: Store, config: NetworkConfig) -> None:
+        self.store = store
+        self.config = config
+
+    # ----- ids -----
+
+    def vnet_id(self, v: VnetRecord) -> str:
+        return f"{ids.resource_group_id(self.config.subscription, v.resource_group)}/providers/{VNET_TYPE}/{v.name}"
+
+    def nic_id(self, n: NicRecord) -> str:
+        return f"{ids.resource_group_id(self.config.subscription, n.resource_group)}/providers/{NIC_TYPE}/{n.name}"
+
+    def dns_suffix(self, rg: str, name: str) -> str:
+        digest = hashlib.sha256(f"{self.config.subscription}/{rg.lower()}/{name.lower()}".encode()).digest()
+        return f"{base64.b32encode(digest).decode().lower()[:26]}.internal.{self.config.domain}"
+
+    def _group(self, rg: str) -> ResourceGroupRecord:
+        ids.check_resource_group_name(rg)
+        found = self.store.get(keys.resource_group(rg), ResourceGroupRecord)
+        if found is None:
+            raise ArmError("ResourceGroupNotFound", f"Resource group '{rg}' could not be found.", "resourceGroupName")
+        return found.value
+
+    # ----- virtual networks -----
+
+    def create_vnet(self, rg: str, name: str, prefixes: list[str], subnet_name: str = "",
+                    subnet_prefix: str = "") -> VnetRecord:
+        check_name(name)
+        group = self._group(rg)
+        if not prefixes:
+            raise invalid("addressSpace.addressPrefixes", "at least one address prefix")
+        spaces = [addressing.parse_prefix(p, "addressSpace.addressPrefixes") for p in prefixes]
+        addressing.check_no_overlap([("address prefix", s) for s in spaces], "addressSpace.addressPrefixes",
+                                    "NetcfgInvalidAddressSpace")
+        subnets = []
+        if subnet_name or subnet_prefix:
+            check_name(subnet_name, "subnets.name")
+            sub = addressing.parse_prefix(subnet_prefix, "subnets.addressPrefix")
+            addressing.check_subnet(sub, spaces, "subnets.addressPrefix")
+            subnets.append({"name": subnet_name, "prefix": str(sub)})
+        key = keys.vnet(rg, name)
+        for _ in range(CAS_ATTEMPTS):
+            vni = self._free_vni()
+            rec = VnetRecord(name=name, resource_group=group.name, location=self.config.location,
+                             address_prefixes=[str(s) for s in spaces], subnets=subnets, vni=vni,
+                             dns_suffix=self.dns_suffix(rg, name), created=now())
+            if self.store.commit([Absent(key), Absent(keys.vni(vni))],
+                                 [Put(key, rec), Put(keys.vni(vni), VniClaim(vnet=vnet_key_of(rg, name)))]):
+                return rec
+            if self.store.get(key, VnetRecord) is not None:
+                raise ArmError("Conflict", f"A virtual network named '{name}' already exists in '{group.name}'.",
+                               "name")
+        raise ArmError("Conflict", "Too many concurrent network changes; try again.")
+
+    def _free_vni(self) -> int:
+        used = {int(v.key.rsplit("/", 1)[1]) for v in self.store.list(keys.VNIS, VniClaim)}
+        n = VNI_FIRST
+        while n in used:
+            n += 1
+        return n
+
+    def vnet(self, rg: str, name: str) -> Versioned[VnetRecord]:
+        self._group(rg)
+        check_name(name, "vnetName")
+        found = self.store.get(keys.vnet(rg, name), VnetRecord)
+        if found is None:
+            raise ArmError("ResourceNotFound", f"The virtual network '{name}' under resource group '{rg}' "
+                                               f"was not found.", "vnetName")
+        return found
+
+    def list_vnets(self, rg: str = "") -> list[VnetRecord]:
+        prefix = f"{keys.VNETS}{rg.lower()}/" if rg else keys.VNETS
+        return [v.value for v in self.store.list(prefix, VnetRecord)]
+
+    def add_subnet(self, rg: str, vnet: str, name: str, prefix: str) -> VnetRecord:
+        check_name(name)
+        sub = addressing.parse_prefix(prefix, "addressPrefix")
+        for _ in range(CAS_ATTEMPTS):
+            cur = self.vnet(rg, vnet)
+            v = cur.value
+            if any(s["name"].lower() == name.lower() for s in v.subnets):
+                raise ArmError("Conflict", f"Subnet '{name}' already exists in virtual network '{v.name}'.", "name")
+            spaces = [ipaddress.IPv4Network(p) for p in v.address_prefixes]
+            addressing.check_subnet(sub, spaces, "addressPrefix")
+            addressing.check_no_overlap([*((f"subnet {s['name']}", ipaddress.IPv4Network(s["prefix"]))
+                                           for s in v.subnets), (f"subnet {name}", sub)],
+                                        "addressPrefix", "NetcfgOverlappingSubnets")
+            new = v.replace(subnets=[*v.subnets, {"name": name, "prefix": str(sub)}])
+            if self.store.commit([Unchanged(cur.key, cur.mod_revision)], [Put(cur.key, new)]):
+                return new
+        raise ArmError("Conflict", "The virtual network is changing too often; try again.", "name")
+
+    def delete_vnet(self, rg: str, name: str) -> None:
+        cur = self.vnet(rg, name)
+        vkey = vnet_key_of(rg, name)
+        users = [n.value.name for n in self.store.list(keys.NICS, NicRecord) if n.value.vnet == vkey]
+        if users:
+            raise ArmError("InUseSubnetCannotBeDeleted",
+                           f"Virtual network '{name}' is in use by network interfaces {', '.join(users)}.", "name")
+        if not self.store.commit([Unchanged(cur.key, cur.mod_revision)],
+                                 [Delete(cur.key), Delete(keys.vni(cur.value.vni)),
+                                  Delete(f"{keys.IPS}{vkey}/", prefix=True)]):
+            raise ArmError("Conflict", "The virtual network changed during the request; try again.", "name")
+
+    # ----- network interfaces -----
+
+    def prepare_nic(self, rg: str, name: str, vnet_rg: str, vnet: str, subnet: str, private_ip: str = "",
+                    vm_id: str = "", vm_name: str = "") -> PreparedNic:
+        """A new NIC with its address claimed: ops to commit (alone, or inside a VM's transaction)."""
+        check_name(name)
+        group = self._group(rg)
+        key = keys.nic(rg, name)
+        if self.store.get(key, NicRecord) is not None:
+            raise ArmError("Conflict", f"A network interface named '{name}' already exists in '{group.name}'.", "name")
+        cur = self.vnet(vnet_rg, vnet)
+        sub = next((s for s in cur.value.subnets if s["name"].lower() == subnet.lower()), None)
+        if sub is None:
+            raise ArmError("NotFound", f"Subnet '{subnet}' was not found in virtual network '{vnet}'.", "subnet")
+        prefix = ipaddress.IPv4Network(sub["prefix"])
+        vkey = vnet_key_of(vnet_rg, vnet)
+        taken = {c.key.rsplit("/", 1)[1] for c in self.store.list(keys.ips_of(vkey, sub["name"]), IpClaim)}
+        if private_ip:
+            try:
+                ip = ipaddress.IPv4Address(private_ip)
+            except ValueError:
+                raise invalid("privateIPAddress", f"'{private_ip}' is not an IPv4 address") from None
+            if ip not in prefix:
+                raise ArmError("PrivateIPAddressNotInSubnet",
+                               f"Private address {ip} is not in subnet {sub['name']} ({prefix}).", "privateIPAddress")
+            if ip not in set(addressing.usable(prefix)):
+                raise ArmError("PrivateIPAddressIsReserved",
+                               f"{ip} is reserved in {prefix}: .0-.3 and the last address are the platform's.",
+                               "privateIPAddress")
+            if str(ip) in taken:
+                raise ArmError("PrivateIPAddressInUse", f"Private address {ip} is already in use.", "privateIPAddress")
+            allocation = "Static"
+        else:
+            ip = next((a for a in addressing.usable(prefix) if str(a) not in taken), None)  # type: ignore[assignment]
+            if ip is None:
+                raise ArmError("SubnetIsFull", f"Subnet {sub['name']} ({prefix}) has no free address.", "subnet")
+            allocation = "Dynamic"
+        rec = NicRecord(name=name, resource_group=group.name, location=self.config.location, vnet=vkey,
+                        subnet=sub["name"], mac=_mac(), private_ip=str(ip), allocation=allocation, vm_id=vm_id,
+                        vm_name=vm_name, created=now())
+        claim = keys.ip_claim(vkey, sub["name"], str(ip))
+        return PreparedNic(rec, key, [Absent(key), Absent(claim), Unchanged(cur.key, cur.mod_revision)],
+                           [Put(key, rec), Put(claim, IpClaim(nic=vnet_key_of(rg, name)))])
+
+    def create_nic(self, rg: str, name: str, vnet: str, subnet: str, private_ip: str = "") -> NicRecord:
+        for _ in range(CAS_ATTEMPTS):
+            p = self.prepare_nic(rg, name, rg, vnet, subnet, private_ip)
+            if self.store.commit(p.compares, p.ops):
+                return p.record
+        raise ArmError("Conflict", "Too many concurrent network changes; try again.")
+
+    def nic(self, rg: str, name: str) -> Versioned[NicRecord]:
+        self._group(rg)
+        check_name(name)
+        found = self.store.get(keys.nic(rg, name), NicRecord)
+        if found is None:
+            raise ArmError("ResourceNotFound", f"The network interface '{name}' under resource group '{rg}' "
+                                               f"was not found.", "name")
+        return found
+
+    def list_nics(self, rg: str = "") -> list[NicRecord]:
+        prefix = f"{keys.NICS}{rg.lower()}/" if rg else keys.NICS
+        return [n.value for n in self.store.list(prefix, NicRecord)]
+
+    def delete_nic(self, rg: str, name: str) -> None:
+        cur = self.nic(rg, name)
+        if cur.value.vm_id:
+            raise ArmError("NicInUse", f"Network interface {name} is used by virtual machine {cur.value.vm_name}.",
+                           "name")
+        compares, ops = self.release_ops(cur)
+        if not self.store.commit(compares, ops):
+            raise ArmError("Conflict", "The network interface changed during the request; try again.", "name")
+
+    def vm_nics(self, rg: str, vm_name: str, vm_id: str, vnet: str, subnet: str, nic_names: list[str],
+                private_ip: str) -> tuple[list[NicRecord], list[Compare], list[Put | Delete]]:
+        """The NICs of a VM being created, with the compares and ops that claim them in its transaction.
+
+        Named NICs must be free; otherwise one NIC is made in the named vnet/subnet, or in the group's
+        default vnet (`<group>-vnet`, 10.0.0.0/16, subnet default 10.0.0.0/24, created on first use)."""
+        if nic_names:
+            if vnet or subnet or private_ip:
+                raise invalid("networkProfile", "give either --nics or --vnet-name/--subnet/--private-ip-address")
+            recs: list[NicRecord] = []
+            compares: list[Compare] = []
+            ops: list[Put | Delete] = []
+            for ref in nic_names:
+                nrg, nname = _nic_ref(ref, rg)
+                cur = self.nic(nrg, nname)
+                if cur.value.vm_id:
+                    raise ArmError("NicInUse", f"Network interface {nname} is used by virtual machine "
+                                               f"{cur.value.vm_name}.", "networkProfile.networkInterfaces")
+                attached = cur.value.replace(vm_id=vm_id, vm_name=vm_name)
+                recs.append(attached)
+                compares.append(Unchanged(cur.key, cur.mod_revision))
+                ops.append(Put(cur.key, attached))
+            return recs, compares, ops
+        if not vnet:
+            vnet = f"{rg}-vnet"
+            if self.store.get(keys.vnet(rg, vnet), VnetRecord) is None:
+                try:
+                    self.create_vnet(rg, vnet, [DEFAULT_VNET_PREFIX], *DEFAULT_SUBNET)
+                except ArmError as e:
+                    if e.code != "Conflict":
+                        raise
+        v = self.vnet(rg, vnet).value
+        if not subnet:
+            if len(v.subnets) != 1:
+                raise invalid("subnet", f"virtual network '{vnet}' has {len(v.subnets)} subnets: name one")
+            subnet = v.subnets[0]["name"]
+        p = self.prepare_nic(rg, vm_nic_name(vm_name, vm_id), rg, vnet, subnet, private_ip, vm_id, vm_name)
+        return [p.record], p.compares, p.ops
+
+    def vm_release_ops(self, vm_id: str, made_with_vm: list[str]) -> tuple[list[Compare], list[Put | Delete]]:
+        """On VM delete: NICs made by `vm create` go (their addresses are freed); named ones are detached."""
+        compares: list[Compare] = []
+        ops: list[Put | Delete] = []
+        for cur in self.store.list(keys.NICS, NicRecord):
+            if cur.value.vm_id != vm_id:
+                continue
+            if cur.key in made_with_vm:
+                c, o = self.release_ops(cur)
+            else:
+                c, o = [Unchanged(cur.key, cur.mod_revision)], [Put(cur.key, cur.value.replace(vm_id="", vm_name=""))]
+            compares += c
+            ops += o
+        return compares, ops
+
+    def release_ops(self, cur: Versioned[NicRecord]) -> tuple[list[Compare], list[Put | Delete]]:
+        """Delete a NIC and free its address."""
+        n = cur.value
+        return ([Unchanged(cur.key, cur.mod_revision)],
+                [Delete(cur.key), Delete(keys.ip_claim(n.vnet, n.subnet, n.private_ip))])
+
+
+DEFAULT_VNET_PREFIX = "10.0.0.0/16"
+DEFAULT_SUBNET = ("default", "10.0.0.0/24")
+
+
+def vm_nic_name(vm_name: str, vm_id: str) -> str:
+    """The NIC `vm create` makes, named like the reference's `blogwindowsvm91`."""
+    return f"{vm_name.lower()}{int(vm_id.replace('-', '')[:4], 16) % 1000}"
+
+
+def _nic_ref(ref: str, rg: str) -> tuple[str, str]:
+    """A NIC given by name (in the VM's group) or by resource id."""
+    parts = ref.strip("/").split("/")
+    if len(parts) == 8 and parts[0] == "subscriptions" and parts[6].lower() == "networkinterfaces":
+        return parts[3], parts[7]
+    if "/" in ref:
+        raise invalid("networkProfile.networkInterfaces", f"'{ref}' is neither a NIC name nor a NIC resource id")
+    return rg, ref
+
+
+def _mac() -> str:
+    """A locally administered unicast MAC in the 52:54:00 range guests on this hypervisor use."""
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))
