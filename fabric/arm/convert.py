@@ -68,6 +68,8 @@ def vm(sub: str, rec: VmRecord, view: pb.VirtualMachineInstanceView | None = Non
                                     create_option=d.get("createOption", "Attach"), caching="None",
                                     disk_size_gb=_gib(d.get("sizeBytes", 0))) for d in rec.data_disks]),
         os_profile=pb.OsProfile(computer_name=rec.name),
+        network_profile=pb.NetworkProfile(network_interfaces=[pb.NetworkInterfaceReference(id=n["id"])
+                                                              for n in rec.nics]),
         provisioning_state=rec.provisioning_state,
         instance_view=view,
         last_operation_id=rec.operation_id,

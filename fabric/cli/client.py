@@ -11,6 +11,7 @@ import grpc
 from fabric.arm.errors import ERROR_METADATA_KEY, ArmError
 from fabric.lab.config import lab_dir, read_lab
 from fabric.v1 import fabric_pb2_grpc as rpc
+from fabric.v1 import network_pb2_grpc as nrpc
 from fabric.v1 import storage_pb2_grpc as srpc
 
 DEFAULT_CONTROLLER = "127.0.0.1:7450"
@@ -48,6 +49,8 @@ class Client:
         self.containers = srpc.ContainersStub(self.channel)
         self.blobs = srpc.BlobsStub(self.channel)
         self.checks = srpc.StorageChecksStub(self.channel)
+        self.vnets = nrpc.VirtualNetworksStub(self.channel)
+        self.nics = nrpc.NetworkInterfacesStub(self.channel)
 
     def error(self, exc: grpc.RpcError) -> CliError:
         for key, value in (exc.trailing_metadata() or ()):

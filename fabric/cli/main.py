@@ -116,7 +116,10 @@ def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
     op = c.call(c.vms.Create, pb.CreateVirtualMachineRequest(resource_group=a.resource_group, name=a.name,
                                                              location=a.location or "", image=a.image, size=a.size,
                                                              storage_account=a.storage_account or "",
-                                                             os_disk_delete_option=a.os_disk_delete_option))
+                                                             os_disk_delete_option=a.os_disk_delete_option,
+                                                             vnet_name=a.vnet_name or "", subnet=a.subnet or "",
+                                                             nics=a.nics or [],
+                                                             private_ip_address=a.private_ip_address or ""))
     return _finish(c, op, a, then_show=True)
 
 
@@ -256,6 +259,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--size", required=True)
     p.add_argument("--location", "-l")
     p.add_argument("--storage-account", help="where the OS disk blob goes (default: the group's disk account)")
+    p.add_argument("--vnet-name", help="default: the group's <group>-vnet, made on first use")
+    p.add_argument("--subnet")
+    p.add_argument("--nics", nargs="+", help="existing free NICs (names or ids) instead of a new one")
+    p.add_argument("--private-ip-address", help="a static address for the new NIC")
     p.add_argument("--os-disk-delete-option", choices=("Delete", "Detach"), default="Delete",
                    help="on vm delete: delete the OS disk blob, or keep it with its lease released")
     p.add_argument("--no-wait", action="store_true")
@@ -309,8 +316,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.set_defaults(fn=cmd_operation_wait)
 
+    from fabric.cli.network import add_network_commands
     from fabric.cli.storage import add_storage_commands
     from fabric.lab.cli import add_lab_commands
+    add_network_commands(groups, COMMON)
     add_storage_commands(groups, COMMON)
     add_lab_commands(groups, COMMON)
     return top

@@ -168,6 +168,18 @@ class OsProfile(_message.Message):
     computer_name: str
     def __init__(self, computer_name: _Optional[str] = ...) -> None: ...
 
+class NetworkInterfaceReference(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class NetworkProfile(_message.Message):
+    __slots__ = ("network_interfaces",)
+    NETWORK_INTERFACES_FIELD_NUMBER: _ClassVar[int]
+    network_interfaces: _containers.RepeatedCompositeFieldContainer[NetworkInterfaceReference]
+    def __init__(self, network_interfaces: _Optional[_Iterable[_Union[NetworkInterfaceReference, _Mapping]]] = ...) -> None: ...
+
 class VirtualMachineInstanceView(_message.Message):
     __slots__ = ("computer_name", "platform_fault_domain", "node_name", "hypervisor", "domain_name", "statuses")
     COMPUTER_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -185,7 +197,7 @@ class VirtualMachineInstanceView(_message.Message):
     def __init__(self, computer_name: _Optional[str] = ..., platform_fault_domain: _Optional[int] = ..., node_name: _Optional[str] = ..., hypervisor: _Optional[str] = ..., domain_name: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[InstanceViewStatus, _Mapping]]] = ...) -> None: ...
 
 class VirtualMachineProperties(_message.Message):
-    __slots__ = ("vm_id", "hardware_profile", "storage_profile", "os_profile", "provisioning_state", "instance_view", "last_operation_id", "error")
+    __slots__ = ("vm_id", "hardware_profile", "storage_profile", "os_profile", "provisioning_state", "instance_view", "last_operation_id", "error", "network_profile")
     VM_ID_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_PROFILE_FIELD_NUMBER: _ClassVar[int]
     STORAGE_PROFILE_FIELD_NUMBER: _ClassVar[int]
@@ -194,6 +206,7 @@ class VirtualMachineProperties(_message.Message):
     INSTANCE_VIEW_FIELD_NUMBER: _ClassVar[int]
     LAST_OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_PROFILE_FIELD_NUMBER: _ClassVar[int]
     vm_id: str
     hardware_profile: HardwareProfile
     storage_profile: StorageProfile
@@ -202,7 +215,8 @@ class VirtualMachineProperties(_message.Message):
     instance_view: VirtualMachineInstanceView
     last_operation_id: str
     error: ErrorDetail
-    def __init__(self, vm_id: _Optional[str] = ..., hardware_profile: _Optional[_Union[HardwareProfile, _Mapping]] = ..., storage_profile: _Optional[_Union[StorageProfile, _Mapping]] = ..., os_profile: _Optional[_Union[OsProfile, _Mapping]] = ..., provisioning_state: _Optional[str] = ..., instance_view: _Optional[_Union[VirtualMachineInstanceView, _Mapping]] = ..., last_operation_id: _Optional[str] = ..., error: _Optional[_Union[ErrorDetail, _Mapping]] = ...) -> None: ...
+    network_profile: NetworkProfile
+    def __init__(self, vm_id: _Optional[str] = ..., hardware_profile: _Optional[_Union[HardwareProfile, _Mapping]] = ..., storage_profile: _Optional[_Union[StorageProfile, _Mapping]] = ..., os_profile: _Optional[_Union[OsProfile, _Mapping]] = ..., provisioning_state: _Optional[str] = ..., instance_view: _Optional[_Union[VirtualMachineInstanceView, _Mapping]] = ..., last_operation_id: _Optional[str] = ..., error: _Optional[_Union[ErrorDetail, _Mapping]] = ..., network_profile: _Optional[_Union[NetworkProfile, _Mapping]] = ...) -> None: ...
 
 class VirtualMachine(_message.Message):
     __slots__ = ("id", "name", "type", "location", "properties")
@@ -219,7 +233,7 @@ class VirtualMachine(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., location: _Optional[str] = ..., properties: _Optional[_Union[VirtualMachineProperties, _Mapping]] = ...) -> None: ...
 
 class CreateVirtualMachineRequest(_message.Message):
-    __slots__ = ("resource_group", "name", "location", "image", "size", "storage_account", "os_disk_delete_option")
+    __slots__ = ("resource_group", "name", "location", "image", "size", "storage_account", "os_disk_delete_option", "vnet_name", "subnet", "nics", "private_ip_address")
     RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
@@ -227,6 +241,10 @@ class CreateVirtualMachineRequest(_message.Message):
     SIZE_FIELD_NUMBER: _ClassVar[int]
     STORAGE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     OS_DISK_DELETE_OPTION_FIELD_NUMBER: _ClassVar[int]
+    VNET_NAME_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_FIELD_NUMBER: _ClassVar[int]
+    NICS_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     resource_group: str
     name: str
     location: str
@@ -234,7 +252,11 @@ class CreateVirtualMachineRequest(_message.Message):
     size: str
     storage_account: str
     os_disk_delete_option: str
-    def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ..., location: _Optional[str] = ..., image: _Optional[str] = ..., size: _Optional[str] = ..., storage_account: _Optional[str] = ..., os_disk_delete_option: _Optional[str] = ...) -> None: ...
+    vnet_name: str
+    subnet: str
+    nics: _containers.RepeatedScalarFieldContainer[str]
+    private_ip_address: str
+    def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ..., location: _Optional[str] = ..., image: _Optional[str] = ..., size: _Optional[str] = ..., storage_account: _Optional[str] = ..., os_disk_delete_option: _Optional[str] = ..., vnet_name: _Optional[str] = ..., subnet: _Optional[str] = ..., nics: _Optional[_Iterable[str]] = ..., private_ip_address: _Optional[str] = ...) -> None: ...
 
 class VirtualMachineRef(_message.Message):
     __slots__ = ("resource_group", "name", "instance_view")
