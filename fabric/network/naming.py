@@ -1,0 +1,27 @@
+"""Names of a network's pieces on a node, shared by the node agent (which makes them) and the API (which shows them).
+
+Linux interface names are at most 15 characters; a node's `tag` (4 hex digits
+of its fabric id and name) keeps two lab nodes on one host apart.
+"""
+from __future__ import annotations
+
+import hashlib
+
+
+def node_tag(fabric_id: str, node: str) -> str:
+    return hashlib.sha256(f"{fabric_id}/{node}".encode()).hexdigest()[:4]
+
+
+def bridge(tag: str, vni: int) -> str:
+    return f"flb{tag}{vni}"
+
+
+def host_veth(tag: str, vni: int) -> str:
+    return f"flv{tag}{vni}"
+
+
+def service_ns(tag: str, vni: int) -> str:
+    return f"fabriclab-{tag}-{vni}"
+
+
+SERVICE_IFACE = "svc0"     # the service namespace's end of the veth

@@ -1,0 +1,107 @@
+"""dnsmasq for one network on one node, run inside the network's service namespace.
+
+Static reservations only (MAC -> IP, hostname = VM name, infinite lease); DNS
+for every VM of the network by short name and FQDN (`--expand-hosts` over an
+addn-hosts file); router and DNS server = the gateway; option 245 = the
+wireserver address. No upstream resolvers: nothing is forwarded outside.
+Reservations change by rewriting the files and sending SIGHUP; the process is
+found again after an agent restart by its pid file, and only a pid whose
+command line names this network's folder is ever signalled.
+"""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+START_TIMEOUT_S = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Host:
+    mac: str
+    ip: str
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DnsmasqSpec:
+    ns: str
+    interface: str
+    prefix: str          # the subnet, e.g. 10.0.0.0/24
+    gateway: str         # where dnsmasq listens; also the router, the DNS server and the wireserver (option 245)
+    domain: str          # the network's DNS suffix
+    dhcp_hosts: tuple[Host, ...]   # reservations of this node's VMs
+    dns_hosts: tuple[Host, ...]    # every VM of the network, for DNS
+
+
+class Dnsmasq:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.pid_file = folder / "dnsmasq.pid"
+        self.hosts_file = folder / "dhcp-hosts"
+        self.addn_hosts = folder / "addn-hosts"
+        self.log_file = folder / "dnsmasq.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError):
+            return None
+        return pid if str(self.folder) in cmd and "dnsmasq" in cmd else None
+
+    def _write(self, path: Path, text: str) -> bool:
+        if path.exists() and path.read_text() == text:
+            return False
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        return True
+
+    def converge(self, spec: DnsmasqSpec) -> str:
+        """Start, reload or leave dnsmasq; returns what it did ("started", "reloaded" or "")."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        changed = self._write(self.hosts_file, "".join(f"{h.mac},{h.ip},{h.name},infinite\n"
+                                                       for h in spec.dhcp_hosts))
+        changed |= self._write(self.addn_hosts, "".join(f"{h.ip} {h.name}\n" for h in spec.dns_hosts))
+        pid = self.pid()
+        if pid is None:
+            self._start(spec)
+            return "started"
+        if changed:
+            os.kill(pid, signal.SIGHUP)
+            return "reloaded"
+        return ""
+
+    def _start(self, spec: DnsmasqSpec) -> None:
+        net = ipaddress.IPv4Network(spec.prefix)
+        self.pid_file.unlink(missing_ok=True)
+        argv = ["ip", "netns", "exec", spec.ns, "dnsmasq", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                "--strict-order", "--bind-interfaces", f"--interface={spec.interface}", "--except-interface=lo",
+                f"--listen-address={spec.gateway}",
+                f"--dhcp-range={net.network_address},static,{net.netmask},infinite",
+                f"--dhcp-hostsfile={self.hosts_file}", f"--addn-hosts={self.addn_hosts}", "--expand-hosts",
+                f"--domain={spec.domain}", f"--local=/{spec.domain}/",
+                f"--dhcp-option=option:router,{spec.gateway}", f"--dhcp-option=option:dns-server,{spec.gateway}",
+                f"--dhcp-option=option:domain-search,{spec.domain}", f"--dhcp-option=245,{spec.gateway}",
+                f"--dhcp-leasefile={self.folder / 'leases'}", f"--pid-file={self.pid_file}", "--log-dhcp",
+                f"--log-facility={self.log_file}"]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=START_TIMEOUT_S)
+        if r.returncode != 0:
+            raise RuntimeError(f"dnsmasq did not start: {r.stderr.strip()}")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while self.pid() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while self.pid() is not None and time.monotonic() < deadline:
+                time.sleep(0.02)

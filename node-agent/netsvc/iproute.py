@@ -1,0 +1,76 @@
+"""The `ip` commands the node agent runs, each idempotent, each named by what it creates."""
+from __future__ import annotations
+
+import subprocess
+
+IP_TIMEOUT_S = 10
+
+
+class NetError(Exception):
+    pass
+
+
+def run(*args: str, ns: str = "", check: bool = True) -> str:
+    argv = (["ip", "netns", "exec", ns] if ns else []) + list(args)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=IP_TIMEOUT_S)
+    if check and r.returncode != 0:
+        raise NetError(f"{' '.join(argv)}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def link_exists(name: str, ns: str = "") -> bool:
+    return subprocess.run((["ip", "-n", ns] if ns else ["ip"]) + ["link", "show", name],
+                          capture_output=True).returncode == 0
+
+
+def netns_exists(name: str) -> bool:
+    return name in run("ip", "netns", "list").split()
+
+
+def ensure_netns(name: str) -> bool:
+    if netns_exists(name):
+        return False
+    run("ip", "netns", "add", name)
+    run("ip", "link", "set", "lo", "up", ns=name)
+    return True
+
+
+def ensure_bridge(name: str) -> bool:
+    """A bridge that carries only layer 2: it never gets an address."""
+    if link_exists(name):
+        return False
+    run("ip", "link", "add", name, "type", "bridge")
+    run("ip", "link", "set", name, "addrgenmode", "none")     # not even an IPv6 link-local address
+    run("ip", "link", "set", name, "up")
+    return True
+
+
+def ensure_veth(bridge: str, host_end: str, ns: str, ns_end: str, addresses: list[str]) -> bool:
+    """A veth from the bridge into the namespace, the namespace end named ns_end and holding addresses."""
+    created = False
+    if not link_exists(ns_end, ns):
+        if link_exists(host_end):
+            run("ip", "link", "del", host_end)
+        run("ip", "link", "add", host_end, "type", "veth", "peer", "name", f"{host_end}p")
+        run("ip", "link", "set", host_end, "addrgenmode", "none")
+        run("ip", "link", "set", f"{host_end}p", "netns", ns)
+        run("ip", "link", "set", f"{host_end}p", "name", ns_end, ns=ns)
+        created = True
+    run("ip", "link", "set", host_end, "master", bridge)
+    run("ip", "link", "set", host_end, "up")
+    run("ip", "link", "set", ns_end, "up", ns=ns)
+    have = run("ip", "-o", "addr", "show", "dev", ns_end, ns=ns)
+    for addr in addresses:
+        if f" {addr} " not in have:
+            run("ip", "addr", "add", addr, "dev", ns_end, ns=ns)
+    return created
+
+
+def delete_link(name: str) -> None:
+    if link_exists(name):
+        run("ip", "link", "del", name)
+
+
+def delete_netns(name: str) -> None:
+    if netns_exists(name):
+        run("ip", "netns", "del", name)

@@ -1,0 +1,92 @@
+"""A node's network services for real: bridge, service namespace and dnsmasq, queried with dig inside it."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fabric.network import naming
+from nodeagent.netsvc import iproute
+from nodeagent.netsvc.dnsmasq import Host
+from nodeagent.netsvc.networks import Networks, NetSpec
+from tests.conftest import require
+
+DOMAIN = "abcdefghijklmnopqrstuvwxyz.internal.fabriclab.test"
+
+
+@pytest.fixture
+def networks() -> Iterator[Networks]:
+    require(os.geteuid() == 0, "root (network namespaces)")
+    require(all(shutil.which(t) for t in ("ip", "dnsmasq", "dig")), "iproute2, dnsmasq-base and dnsutils")
+    # a state folder dnsmasq can read after it drops root (as a node's is, under /var/lib)
+    state = Path("/var/lib/fabriclab") / f"test-net-{uuid.uuid4().hex[:8]}"
+    state.mkdir(parents=True, mode=0o755)
+    n = Networks(state, uuid.uuid4().hex[:4])
+    yield n
+    n.converge({})          # tears down everything it made
+    shutil.rmtree(state)
+
+
+def spec(vni: int, dhcp: tuple[Host, ...], dns: tuple[Host, ...]) -> NetSpec:
+    return NetSpec(vni=vni, prefix="10.77.0.0/24", gateway="10.77.0.1", domain=DOMAIN, dhcp_hosts=dhcp, dns_hosts=dns)
+
+
+def dig(ns: str, name: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", ns, "dig", "+short", "+time=2", "+tries=1", "@10.77.0.1", name],
+                          capture_output=True, text=True).stdout.strip()
+
+
+A = Host("52:54:00:00:00:0a", "10.77.0.4", "vm-a")
+B = Host("52:54:00:00:00:0b", "10.77.0.5", "vm-b")
+
+
+def test_dns_answers_short_names_and_fqdns_and_nothing_outside(networks: Networks) -> None:
+    events = networks.converge({9001: spec(9001, (A,), (A, B))})
+    assert any("dnsmasq started" in e for e in events[9001])
+    ns = naming.service_ns(networks.tag, 9001)
+    assert dig(ns, "vm-a") == "10.77.0.4"
+    assert dig(ns, f"vm-b.{DOMAIN}") == "10.77.0.5"
+    assert dig(ns, "example.com") == ""                       # no upstream: nothing is forwarded
+    bridge = networks.bridge(9001)
+    assert "inet" not in subprocess.run(["ip", "-o", "addr", "show", "dev", bridge], capture_output=True,
+                                        text=True).stdout          # layer 2 only in the root namespace
+
+
+def test_reservations_change_by_reload_and_a_killed_dnsmasq_comes_back(networks: Networks) -> None:
+    networks.converge({9002: spec(9002, (A,), (A,))})
+    ns = naming.service_ns(networks.tag, 9002)
+    events = networks.converge({9002: spec(9002, (A, B), (A, B))})
+    assert any("dnsmasq reloaded" in e for e in events[9002])
+    assert dig(ns, "vm-b") == "10.77.0.5"
+    hosts = (networks.root / "9002" / "dhcp-hosts").read_text()
+    assert "52:54:00:00:00:0b,10.77.0.5,vm-b,infinite" in hosts
+    dm = networks._dnsmasq(9002)
+    pid = dm.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    events = networks.converge({9002: spec(9002, (A, B), (A, B))})
+    assert any("dnsmasq started" in e for e in events[9002])
+    assert dig(ns, "vm-a") == "10.77.0.4"
+
+
+def test_removal_leaves_nothing_and_touches_nothing_else(networks: Networks) -> None:
+    other_ns = f"not-ours-{uuid.uuid4().hex[:6]}"
+    iproute.ensure_netns(other_ns)
+    try:
+        networks.converge({9003: spec(9003, (A,), (A,))})
+        ns, bridge = naming.service_ns(networks.tag, 9003), networks.bridge(9003)
+        pid = networks._dnsmasq(9003).pid()
+        networks.converge({})
+        assert not iproute.netns_exists(ns) and not iproute.link_exists(bridge)
+        assert pid is not None and networks._dnsmasq(9003).pid() is None
+        assert iproute.netns_exists(other_ns)
+    finally:
+        iproute.delete_netns(other_ns)
