@@ -159,6 +159,7 @@ class NodeRecord(Record):
     memory_mb: int
     local_disk_mb: int
     diagnostics_url: str = ""   # the agent's HTTP endpoint for serial output
+    net_tag: str = ""           # names this node's bridges and namespaces (fabric.network.naming)
     pid: int = 0
     registered: str = ""
 

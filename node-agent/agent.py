@@ -19,12 +19,17 @@ import time
 from pathlib import Path
 
 from fabric.model import Assignment, NodeRecord, Observed, PowerState, now
+from fabric.network import naming
+from fabric.network.model import NicRecord
 from fabric.operations import record_step
 from fabric.store import Store, StoreUnavailable, keys
 from nodeagent import disks
 from nodeagent.console import BootRecord, Consoles
 from nodeagent.hypervisor import DomainSpec, Host, HypervisorError, domain_xml
 from nodeagent.hypervisor.domain_xml import data_disk_xml
+from nodeagent.netsvc.dnsmasq import Reservation
+from nodeagent.netsvc.iproute import NetError
+from nodeagent.netsvc.networks import NetSpec, Networks
 from nodeagent.storage_backends import BackendError, DiskSource, backend_for
 
 log = logging.getLogger("nodeagent")
@@ -53,6 +58,7 @@ class NodeAgent:
         self.config = config
         self.domain_type = domain_type
         self.consoles = Consoles(config.state_dir)
+        self.networks = Networks(config.state_dir, naming.node_tag(host.fabric_id, config.node))
         self.resource_dir = config.state_dir / "resource-disks"
         self.lease_id: int | None = None
         self.changed = threading.Event()
@@ -65,7 +71,7 @@ class NodeAgent:
         c = self.config
         return NodeRecord(name=c.node, fault_domain=c.fault_domain, hypervisor=self.domain_type, cores=c.cores,
                           memory_mb=c.memory_mb, local_disk_mb=c.local_disk_mb, diagnostics_url=c.diagnostics_url,
-                          pid=os.getpid(), registered=now())
+                          net_tag=self.networks.tag, pid=os.getpid(), registered=now())
 
     def register(self) -> None:
         self.lease_id = self.store.grant_lease(NODE_LEASE_TTL_S)
@@ -94,11 +100,12 @@ class NodeAgent:
                     self.store.list(keys.assignments_of(self.config.node), Assignment)}
         self._assigned = set(assigned)
         self._last_observed = {k: v for k, v in self._last_observed.items() if k in assigned}
+        self._converge_networks(assigned)
         booting = False
         for vm_id, a in assigned.items():
             try:
                 obs = self._converge(a)
-            except (HypervisorError, BackendError, OSError) as exc:
+            except (HypervisorError, BackendError, NetError, OSError) as exc:
                 log.warning("vm %s (%s/%s): %s", vm_id, a.resource_group, a.name, exc)
                 obs = Observed(vm_id=vm_id, node=self.config.node, power=PowerState.STOPPED,
                                generation=a.generation, operation_id=a.operation_id,
@@ -111,6 +118,26 @@ class NodeAgent:
             if uuid not in assigned:
                 self.fence(uuid, dom.name)
         return booting
+
+    def _converge_networks(self, assigned: dict[str, Assignment]) -> None:
+        """Each network with a VM placed here gets its bridge, service namespace and dnsmasq; others go."""
+        local = [a for a in assigned.values() if a.power not in (PowerState.DELETED, PowerState.DEALLOCATED)]
+        vnis = {n["vni"]: n for a in local for n in a.nics}
+        if not vnis:
+            self.networks.converge({})
+            return
+        attached = [n for n in (v.value for v in self.store.list(keys.NICS, NicRecord)) if n.vm_id]
+        specs = {}
+        for vni, n in vnis.items():
+            dhcp = tuple(Reservation(x["mac"], x["ip"], a.name) for a in local for x in a.nics if x["vni"] == vni)
+            dns = tuple(Reservation(x.mac, x.private_ip, x.vm_name) for x in attached if x.vnet == n["vnet"])
+            specs[vni] = NetSpec(vni=vni, prefix=n["prefix"], gateway=n["gateway"], domain=n["dnsSuffix"],
+                                 dhcp_hosts=dhcp, dns_hosts=dns)
+        for vni, events in self.networks.converge(specs).items():
+            for a in local:
+                if any(x["vni"] == vni for x in a.nics):
+                    for event in events:
+                        record_step(self.store, a.operation_id, self.config.node, "network", event)
 
     def fence(self, vm_id: str, domain: str) -> None:
         """A domain of ours that no assignment names (e.g. deleted while this node was down):
@@ -179,7 +206,8 @@ class NodeAgent:
                           kernel=img["kernel"], initrd=img["initrd"],
                           cmdline=f"{img['cmdline']} fabric.hostname={a.name}", os_disk=backend.source(a.os_disk),
                           resource_disk=str(resource_disk), console_log=str(self.consoles.log_path(a.vm_id)),
-                          data_disks=tuple((lun, src) for lun, (src, _) in self._data_disks(a).items()))
+                          data_disks=tuple((lun, src) for lun, (src, _) in self._data_disks(a).items()),
+                          nics=tuple((n["mac"], self.networks.bridge(n["vni"])) for n in a.nics))
         xml = domain_xml(spec)
         self.host.define(xml)
         record_step(self.store, a.operation_id, node, "domain-defined",
@@ -266,3 +294,4 @@ class NodeAgent:
         """Destroy and undefine every domain this node owns (disks and assignments stay)."""
         for uuid in self.host.owned():
             self.host.undefine(uuid)
+        self.networks.converge({})

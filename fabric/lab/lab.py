@@ -156,6 +156,7 @@ class Lab:
                 stopped.append(name)
         if purge:
             self._remove_domains(cfg.get("fabric_id", ""), cfg.get("nodes", []))
+            self._remove_networks(cfg.get("fabric_id", ""), cfg.get("nodes", []))
             if self.root.exists():
                 shutil.rmtree(self.root)
         return stopped
@@ -172,6 +173,15 @@ class Lab:
             for uuid in host.owned():
                 host.undefine(uuid)
             host.close()
+
+    def _remove_networks(self, fabric_id: str, nodes: list[str]) -> None:
+        """Bridges, namespaces and dnsmasq a node made and did not remove (it died before it could)."""
+        from fabric.network import naming
+        from nodeagent.netsvc.networks import Networks
+        for node in nodes:
+            state = self.root / "nodes" / node
+            if (state / "networks").is_dir():
+                Networks(state, naming.node_tag(fabric_id, node)).converge({})
 
     def status(self) -> list[list[str]]:
         cfg = self.config()

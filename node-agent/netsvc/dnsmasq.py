@@ -22,7 +22,7 @@ START_TIMEOUT_S = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
-class Host:
+class Reservation:
     mac: str
     ip: str
     name: str
@@ -35,8 +35,8 @@ class DnsmasqSpec:
     prefix: str          # the subnet, e.g. 10.0.0.0/24
     gateway: str         # where dnsmasq listens; also the router, the DNS server and the wireserver (option 245)
     domain: str          # the network's DNS suffix
-    dhcp_hosts: tuple[Host, ...]   # reservations of this node's VMs
-    dns_hosts: tuple[Host, ...]    # every VM of the network, for DNS
+    dhcp_hosts: tuple[Reservation, ...]   # reservations of this node's VMs
+    dns_hosts: tuple[Reservation, ...]    # every VM of the network, for DNS
 
 
 class Dnsmasq:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fabric.network import naming
 from nodeagent.netsvc import iproute
-from nodeagent.netsvc.dnsmasq import Dnsmasq, DnsmasqSpec, Host
+from nodeagent.netsvc.dnsmasq import Dnsmasq, DnsmasqSpec, Reservation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,8 +23,8 @@ class NetSpec:
     prefix: str
     gateway: str
     domain: str
-    dhcp_hosts: tuple[Host, ...]
-    dns_hosts: tuple[Host, ...]
+    dhcp_hosts: tuple[Reservation, ...]
+    dns_hosts: tuple[Reservation, ...]
 
 
 class Networks:

@@ -14,7 +14,7 @@ import pytest
 
 from fabric.network import naming
 from nodeagent.netsvc import iproute
-from nodeagent.netsvc.dnsmasq import Host
+from nodeagent.netsvc.dnsmasq import Reservation
 from nodeagent.netsvc.networks import Networks, NetSpec
 from tests.conftest import require
 
@@ -34,7 +34,7 @@ def networks() -> Iterator[Networks]:
     shutil.rmtree(state)
 
 
-def spec(vni: int, dhcp: tuple[Host, ...], dns: tuple[Host, ...]) -> NetSpec:
+def spec(vni: int, dhcp: tuple[Reservation, ...], dns: tuple[Reservation, ...]) -> NetSpec:
     return NetSpec(vni=vni, prefix="10.77.0.0/24", gateway="10.77.0.1", domain=DOMAIN, dhcp_hosts=dhcp, dns_hosts=dns)
 
 
@@ -43,8 +43,8 @@ def dig(ns: str, name: str) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
-A = Host("52:54:00:00:00:0a", "10.77.0.4", "vm-a")
-B = Host("52:54:00:00:00:0b", "10.77.0.5", "vm-b")
+A = Reservation("52:54:00:00:00:0a", "10.77.0.4", "vm-a")
+B = Reservation("52:54:00:00:00:0b", "10.77.0.5", "vm-b")
 
 
 def test_dns_answers_short_names_and_fqdns_and_nothing_outside(networks: Networks) -> None:

@@ -1,0 +1,49 @@
+"""VMs on a virtual network: the reserved DIP, hostname and DNS suffix over DHCP, DNS, and a clean teardown."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+from tests.e2e.conftest import LabHandle
+from tests.e2e.test_vm_lifecycle import serial
+
+
+def netns() -> set[str]:
+    return set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split())
+
+
+def test_two_vms_get_their_reservations_and_resolve_by_name(lab: LabHandle) -> None:
+    lab.fabric("network", "vnet", "create", "-g", "E2E", "-n", "blog-vnet", "--address-prefix", "10.9.0.0/16",
+               "--subnet-name", "default", "--subnet-prefix", "10.9.0.0/24")
+    vnet = lab.json("network", "vnet", "show", "-g", "E2E", "-n", "blog-vnet")
+    suffix, vni = vnet["properties"]["dnsSuffix"], vnet["properties"]["vni"]
+    names = ["netvm-a", "netvm-b"]
+    for name in names:
+        lab.fabric("vm", "create", "-g", "E2E", "-n", name, "--image", "fabriclab:busybox:lab:latest",
+                   "--size", "Lab_A0", "--vnet-name", "blog-vnet", "--subnet", "default", "--no-wait")
+    nodes = {}
+    for name in names:
+        op = lab.json("vm", "show", "-g", "E2E", "-n", name)["properties"]["lastOperationId"]
+        assert lab.fabric("operation", "wait", op, check=False).returncode == 0
+        vm = lab.json("vm", "show", "-g", "E2E", "-n", name, "--instance-view")
+        nic_name = vm["properties"]["networkProfile"]["networkInterfaces"][0]["id"].rsplit("/", 1)[1]
+        nic = lab.json("network", "nic", "show", "-g", "E2E", "-n", nic_name)
+        ip = nic["properties"]["ipConfigurations"][0]["properties"]["privateIpAddress"]
+        node = vm["properties"]["instanceView"]["nodeName"]
+        nodes[name] = node
+        assert nic["properties"]["node"] == node and nic["properties"]["bridge"].endswith(str(vni))
+        out = serial(lab, name)
+        lease = re.search(r"fabriclab-guest: dhcp eth0 (\S+) router (\S+) dns (\S+) domain (\S+) hostname (\S+) "
+                          r"lease (\S+) wireserver (\S+)", out)
+        assert lease is not None, out
+        assert lease.groups() == (f"{ip}/24", "10.9.0.1", "10.9.0.1", suffix, name, "4294967295s", "10.9.0.1")
+        assert f"fabriclab-guest: dns {name}.{suffix} -> {ip}" in out
+    assert set(nodes.values()) == {"node-1", "node-2"}          # spread: one network on two nodes
+    trace = lab.fabric("operation", "show", lab.json("vm", "show", "-g", "E2E", "-n", "netvm-b")["properties"][
+        "lastOperationId"], "--trace").stdout
+    assert "nic-claimed" in trace and "dnsmasq" in trace
+    for name in names:
+        lab.fabric("vm", "delete", "-g", "E2E", "-n", name, "--yes")
+    assert not any(ns.endswith(f"-{vni}") and ns.startswith("fabriclab-") for ns in netns())
+    assert lab.json("network", "nic", "list", "-g", "E2E") == []
+    lab.fabric("network", "vnet", "delete", "-g", "E2E", "-n", "blog-vnet")
