@@ -110,6 +110,7 @@ class VmRecord(Record):
     # [{"key", "id", "made" (by vm create: deleted with the VM), "mac", "ip", "vnet", "vni", "prefix",
     #   "gateway", "dnsSuffix"}]
     nics: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    user_data: str = ""           # base64, served to the guest by IMDS (compute.userData)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +131,7 @@ class Assignment(Record):
     data_disks: list[dict[str, Any]] = dataclasses.field(default_factory=list)   # [{"lun", "ref"}]
     disk_generation: int = 0
     nics: list[dict[str, Any]] = dataclasses.field(default_factory=list)   # as VmRecord.nics
+    instance_metadata: dict[str, Any] = dataclasses.field(default_factory=dict)   # IMDS "compute", from the VM
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +148,7 @@ class Observed(Record):
     error: dict[str, Any] | None = None
     operation_id: str = ""     # the operation the node was carrying out when it saw this
     disk_generation: int = 0   # the assignment's data disks are attached as of this generation
+    agent: dict[str, str] = dataclasses.field(default_factory=dict)   # guest agent: status, version, time
     time: str = ""
 
 

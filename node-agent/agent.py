@@ -12,11 +12,15 @@ Contract:
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import ipaddress
 import logging
 import os
+import re
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from fabric.model import Assignment, NodeRecord, Observed, PowerState, now
 from fabric.network import naming
@@ -131,13 +135,26 @@ class NodeAgent:
         for vni, n in vnis.items():
             dhcp = tuple(Reservation(x["mac"], x["ip"], a.name) for a in local for x in a.nics if x["vni"] == vni)
             dns = tuple(Reservation(x.mac, x.private_ip, x.vm_name) for x in attached if x.vnet == n["vnet"])
+            docs = {x["ip"]: self._metadata(a, x) for a in local for x in a.nics if x["vni"] == vni}
             specs[vni] = NetSpec(vni=vni, prefix=n["prefix"], gateway=n["gateway"], domain=n["dnsSuffix"],
-                                 dhcp_hosts=dhcp, dns_hosts=dns)
+                                 dhcp_hosts=dhcp, dns_hosts=dns, metadata=docs)
         for vni, events in self.networks.converge(specs).items():
             for a in local:
                 if any(x["vni"] == vni for x in a.nics):
                     for event in events:
                         record_step(self.store, a.operation_id, self.config.node, "network", event)
+
+    def _metadata(self, a: Assignment, nic: dict[str, Any]) -> dict[str, Any]:
+        """What IMDS and the wireserver answer this VM: its compute section (plus this node's fault domain),
+        its network section, and the goal state's incarnation (changes with restarts and disk changes)."""
+        net = ipaddress.IPv4Network(nic["prefix"])
+        return {"incarnation": 1 + a.generation + a.disk_generation,
+                "compute": {**a.instance_metadata, "platformFaultDomain": str(self.config.fault_domain)},
+                "network": {"interface": [{
+                    "macAddress": nic["mac"].replace(":", "").upper(),
+                    "ipv4": {"ipAddress": [{"privateIpAddress": nic["ip"], "publicIpAddress": ""}],
+                             "subnet": [{"address": str(net.network_address), "prefix": str(net.prefixlen)}]},
+                    "ipv6": {"ipAddress": []}}]}}
 
     def fence(self, vm_id: str, domain: str) -> None:
         """A domain of ours that no assignment names (e.g. deleted while this node was down):
@@ -247,7 +264,7 @@ class NodeAgent:
             if active:
                 self.host.destroy(a.vm_id)
                 record_step(self.store, a.operation_id, node, "domain-reset", f"domain {base.domain} restarting")
-            boot = BootRecord(a.generation, self.consoles.size(a.vm_id))
+            boot = BootRecord(a.generation, self.consoles.size(a.vm_id), started=time.time())
             self.consoles.save_boot(a.vm_id, boot)
             self.host.start(a.vm_id)
             record_step(self.store, a.operation_id, node, "domain-started",
@@ -260,7 +277,19 @@ class NodeAgent:
                 self.consoles.save_boot(a.vm_id, boot)
                 record_step(self.store, a.operation_id, node, "guest-ready", "guest reached user space",
                             detail=line)
-        return base.replace(generation=boot.generation, booted=boot.booted)
+        return base.replace(generation=boot.generation, booted=boot.booted, agent=self._agent_status(a, boot))
+
+    def _agent_status(self, a: Assignment, boot: BootRecord) -> dict[str, str]:
+        """Ready when the guest agent reported health to the wireserver during this boot."""
+        reports = [h for n in a.nics if (h := self.networks.health(n["vni"], n["ip"])) is not None]
+        if not reports:
+            return {"status": "Not Ready", "version": "", "time": ""}
+        last = max(reports, key=lambda h: float(h["time"]))
+        version = re.search(r"<AgentVersion>([^<]*)</AgentVersion>", last.get("report", ""))
+        state = re.search(r"<State>([^<]*)</State>", last.get("report", ""))
+        ready = float(last["time"]) >= boot.started and state is not None and state[1] == "Ready"
+        when = dt.datetime.fromtimestamp(float(last["time"]), dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        return {"status": "Ready" if ready else "Not Ready", "version": version[1] if version else "", "time": when}
 
     # ----- loops -----
 

@@ -20,6 +20,7 @@ class BootRecord:
     generation: int
     offset: int
     booted: bool = False
+    started: float = 0.0      # epoch seconds of this boot's start
 
 
 class Consoles:

@@ -47,7 +47,20 @@ def instance_view(vm: VmRecord, obs: Observed | None, node: NodeRecord | None) -
                               message=(vm.error or {}).get("message", ""), time=obs.time if obs else ""),
         pb.InstanceViewStatus(code=f"PowerState/{power}", level="Info", display_status=POWER_DISPLAY[power]),
     ]
+    agent = None
+    if obs is not None and obs.agent and power == PowerState.RUNNING:
+        a = obs.agent
+        ready = a.get("status") == "Ready"
+        heard = f"last heard {a['time']}" if a.get("time") else "never heard from"
+        agent = pb.VirtualMachineAgentInstanceView(
+            vm_agent_version=a.get("version") or "Unknown",
+            statuses=[pb.InstanceViewStatus(code="ProvisioningState/succeeded" if ready else "ProvisioningState/Unavailable",
+                                            level="Info" if ready else "Warning",
+                                            display_status="Ready" if ready else "Not Ready",
+                                            message="Guest Agent is running" if ready else
+                                            f"VM Agent is unresponsive ({heard})", time=a.get("time", ""))])
     return pb.VirtualMachineInstanceView(
+        vm_agent=agent,
         computer_name=vm.name, platform_fault_domain=node.fault_domain if node else 0, node_name=vm.node,
         hypervisor=obs.hypervisor if obs else "", domain_name=obs.domain if obs else "", statuses=statuses)
 

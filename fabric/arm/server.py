@@ -111,7 +111,8 @@ class VirtualMachines(rpc.VirtualMachinesServicer):
     def Create(self, req: pb.CreateVirtualMachineRequest, ctx: grpc.ServicerContext) -> pb.Operation:
         return self._op(self.compute.create(req.resource_group, req.name, req.location, req.image, req.size,
                                             req.storage_account, req.os_disk_delete_option or "Delete",
-                                            req.vnet_name, req.subnet, list(req.nics), req.private_ip_address))
+                                            req.vnet_name, req.subnet, list(req.nics), req.private_ip_address,
+                                            req.user_data))
 
     @_unary
     def Start(self, req: pb.VirtualMachineRef, ctx: grpc.ServicerContext) -> pb.Operation:

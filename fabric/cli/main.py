@@ -13,9 +13,11 @@ Output is ARM JSON unless `-o table`. Errors are ARM error bodies on stderr, exi
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from fabric.arm import ids
@@ -119,8 +121,19 @@ def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
                                                              os_disk_delete_option=a.os_disk_delete_option,
                                                              vnet_name=a.vnet_name or "", subnet=a.subnet or "",
                                                              nics=a.nics or [],
-                                                             private_ip_address=a.private_ip_address or ""))
+                                                             private_ip_address=a.private_ip_address or "",
+                                                             user_data=_user_data(a.user_data)))
     return _finish(c, op, a, then_show=True)
+
+
+def _user_data(path: str | None) -> str:
+    if not path:
+        return ""
+    try:
+        return base64.b64encode(Path(path).read_bytes()).decode()
+    except OSError as e:
+        raise CliError({"code": "InvalidParameter", "target": "user-data",
+                        "message": f"--user-data: cannot read {path}: {e.strerror}"}) from None
 
 
 def cmd_vm_show(c: Client, a: argparse.Namespace) -> int:
@@ -263,6 +276,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--subnet")
     p.add_argument("--nics", nargs="+", help="existing free NICs (names or ids) instead of a new one")
     p.add_argument("--private-ip-address", help="a static address for the new NIC")
+    p.add_argument("--user-data", help="a file the guest gets from IMDS (compute.userData) and runs at first boot")
     p.add_argument("--os-disk-delete-option", choices=("Delete", "Detach"), default="Delete",
                    help="on vm delete: delete the OS disk blob, or keep it with its lease released")
     p.add_argument("--no-wait", action="store_true")

@@ -10,6 +10,8 @@ controller never calls libvirt: node agents converge to the assignments.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import uuid
 from collections.abc import Callable
@@ -92,7 +94,7 @@ class ComputeProvider:
 
     def create(self, rg: str, name: str, location: str, image_urn: str, size_name: str,
                storage_account: str = "", delete_option: str = "Delete", vnet: str = "", subnet: str = "",
-               nic_names: list[str] | None = None, private_ip: str = "") -> OperationRecord:
+               nic_names: list[str] | None = None, private_ip: str = "", user_data: str = "") -> OperationRecord:
         group = self.resource_group(rg)
         ids.check_vm_name(name)
         location = location or group.location
@@ -102,6 +104,7 @@ class ComputeProvider:
                            "location")
         size = find_size(location, size_name)
         image = self.gallery.resolve(image_urn)
+        _check_user_data(user_data)
         if delete_option not in DELETE_OPTIONS:
             raise invalid("storageProfile.osDisk.deleteOption", f"one of {', '.join(DELETE_OPTIONS)}")
         if storage_account:
@@ -116,7 +119,7 @@ class ComputeProvider:
         vm_id = str(uuid.uuid4())
         vm = VmRecord(resource_group=group.name, name=name, vm_id=vm_id, location=location, size=size.name,
                       image=dataclasses.asdict(image), provisioning_state=ProvisioningState.CREATING,
-                      power_state=PowerState.STARTING, created=now())
+                      power_state=PowerState.STARTING, created=now(), user_data=user_data)
         op = operations.new_operation("create", self.resource_id(vm))
         validated = operations.step(
             op.id, SOURCE, "validated",
@@ -240,7 +243,18 @@ class ComputeProvider:
                           memory_mb=size.memory_in_mb, resource_disk_mb=size.resource_disk_size_in_mb,
                           image=vm.image, os_disk=vm.os_disk["ref"], operation_id=op_id,
                           data_disks=[{"lun": d["lun"], "ref": d["ref"]} for d in vm.data_disks],
-                          disk_generation=vm.disk_generation, nics=vm.nics)
+                          disk_generation=vm.disk_generation, nics=vm.nics,
+                          instance_metadata=self.instance_metadata(vm))
+
+    def instance_metadata(self, vm: VmRecord) -> dict[str, Any]:
+        """The IMDS `compute` section of a VM (the node adds what only it knows: platformFaultDomain)."""
+        img = vm.image
+        return {"name": vm.name, "vmId": vm.vm_id, "location": vm.location, "vmSize": vm.size,
+                "resourceGroupName": vm.resource_group, "subscriptionId": self.config.subscription,
+                "osType": "Linux", "platformUpdateDomain": "0", "tags": "", "userData": vm.user_data,
+                "resourceId": self.resource_id(vm),
+                "storageProfile": {"imageReference": {"publisher": img["publisher"], "offer": img["offer"],
+                                                      "sku": img["sku"], "version": img["exact_version"]}}}
 
     # ----- lifecycle actions -----
 
@@ -346,6 +360,20 @@ class ComputeProvider:
         if body is not None:
             discard(body)
         return done
+
+
+MAX_USER_DATA_BYTES = 64 * 1024
+
+
+def _check_user_data(value: str) -> None:
+    if not value:
+        return
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid("userData", "base64 text") from None
+    if len(raw) > MAX_USER_DATA_BYTES:
+        raise invalid("userData", f"at most {MAX_USER_DATA_BYTES // 1024} KiB")
 
 
 def disks_release(storage: StorageProvider, vm: VmRecord,

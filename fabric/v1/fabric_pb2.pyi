@@ -180,21 +180,31 @@ class NetworkProfile(_message.Message):
     network_interfaces: _containers.RepeatedCompositeFieldContainer[NetworkInterfaceReference]
     def __init__(self, network_interfaces: _Optional[_Iterable[_Union[NetworkInterfaceReference, _Mapping]]] = ...) -> None: ...
 
+class VirtualMachineAgentInstanceView(_message.Message):
+    __slots__ = ("vm_agent_version", "statuses")
+    VM_AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    vm_agent_version: str
+    statuses: _containers.RepeatedCompositeFieldContainer[InstanceViewStatus]
+    def __init__(self, vm_agent_version: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[InstanceViewStatus, _Mapping]]] = ...) -> None: ...
+
 class VirtualMachineInstanceView(_message.Message):
-    __slots__ = ("computer_name", "platform_fault_domain", "node_name", "hypervisor", "domain_name", "statuses")
+    __slots__ = ("computer_name", "platform_fault_domain", "node_name", "hypervisor", "domain_name", "statuses", "vm_agent")
     COMPUTER_NAME_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_FAULT_DOMAIN_FIELD_NUMBER: _ClassVar[int]
     NODE_NAME_FIELD_NUMBER: _ClassVar[int]
     HYPERVISOR_FIELD_NUMBER: _ClassVar[int]
     DOMAIN_NAME_FIELD_NUMBER: _ClassVar[int]
     STATUSES_FIELD_NUMBER: _ClassVar[int]
+    VM_AGENT_FIELD_NUMBER: _ClassVar[int]
     computer_name: str
     platform_fault_domain: int
     node_name: str
     hypervisor: str
     domain_name: str
     statuses: _containers.RepeatedCompositeFieldContainer[InstanceViewStatus]
-    def __init__(self, computer_name: _Optional[str] = ..., platform_fault_domain: _Optional[int] = ..., node_name: _Optional[str] = ..., hypervisor: _Optional[str] = ..., domain_name: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[InstanceViewStatus, _Mapping]]] = ...) -> None: ...
+    vm_agent: VirtualMachineAgentInstanceView
+    def __init__(self, computer_name: _Optional[str] = ..., platform_fault_domain: _Optional[int] = ..., node_name: _Optional[str] = ..., hypervisor: _Optional[str] = ..., domain_name: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[InstanceViewStatus, _Mapping]]] = ..., vm_agent: _Optional[_Union[VirtualMachineAgentInstanceView, _Mapping]] = ...) -> None: ...
 
 class VirtualMachineProperties(_message.Message):
     __slots__ = ("vm_id", "hardware_profile", "storage_profile", "os_profile", "provisioning_state", "instance_view", "last_operation_id", "error", "network_profile")
@@ -233,7 +243,7 @@ class VirtualMachine(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., location: _Optional[str] = ..., properties: _Optional[_Union[VirtualMachineProperties, _Mapping]] = ...) -> None: ...
 
 class CreateVirtualMachineRequest(_message.Message):
-    __slots__ = ("resource_group", "name", "location", "image", "size", "storage_account", "os_disk_delete_option", "vnet_name", "subnet", "nics", "private_ip_address")
+    __slots__ = ("resource_group", "name", "location", "image", "size", "storage_account", "os_disk_delete_option", "vnet_name", "subnet", "nics", "private_ip_address", "user_data")
     RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
@@ -245,6 +255,7 @@ class CreateVirtualMachineRequest(_message.Message):
     SUBNET_FIELD_NUMBER: _ClassVar[int]
     NICS_FIELD_NUMBER: _ClassVar[int]
     PRIVATE_IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    USER_DATA_FIELD_NUMBER: _ClassVar[int]
     resource_group: str
     name: str
     location: str
@@ -256,7 +267,8 @@ class CreateVirtualMachineRequest(_message.Message):
     subnet: str
     nics: _containers.RepeatedScalarFieldContainer[str]
     private_ip_address: str
-    def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ..., location: _Optional[str] = ..., image: _Optional[str] = ..., size: _Optional[str] = ..., storage_account: _Optional[str] = ..., os_disk_delete_option: _Optional[str] = ..., vnet_name: _Optional[str] = ..., subnet: _Optional[str] = ..., nics: _Optional[_Iterable[str]] = ..., private_ip_address: _Optional[str] = ...) -> None: ...
+    user_data: str
+    def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ..., location: _Optional[str] = ..., image: _Optional[str] = ..., size: _Optional[str] = ..., storage_account: _Optional[str] = ..., os_disk_delete_option: _Optional[str] = ..., vnet_name: _Optional[str] = ..., subnet: _Optional[str] = ..., nics: _Optional[_Iterable[str]] = ..., private_ip_address: _Optional[str] = ..., user_data: _Optional[str] = ...) -> None: ...
 
 class VirtualMachineRef(_message.Message):
     __slots__ = ("resource_group", "name", "instance_view")

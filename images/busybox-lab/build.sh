@@ -43,7 +43,7 @@ populate() {  # populate DIR: busybox and its applet links
 root="$work/root"
 populate "$root"
 cp -r "$here/rootfs/." "$root/"
-chmod 0755 "$root/etc/init.d/rcS" "$root/etc/udhcpc.script"
+chmod 0755 "$root/etc/init.d/rcS" "$root/etc/udhcpc.script" "$root/usr/sbin/fabriclab-agent"
 echo "fabriclab:busybox:lab:$version" > "$root/etc/fabriclab-image"
 truncate -s 64M "$work/root.img"
 mkfs.ext4 -q -F -L cloudimg-rootfs -d "$root" "$work/root.img"

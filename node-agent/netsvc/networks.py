@@ -9,12 +9,31 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from fabric.network import naming
 from nodeagent.netsvc import iproute
 from nodeagent.netsvc.dnsmasq import Dnsmasq, DnsmasqSpec, Reservation
+
+
+IMDS_ADDRESS = "169.254.169.254"
+METADATA_START_TIMEOUT_S = 5.0
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if path.exists() and path.read_text() == text:
+        return
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +44,7 @@ class NetSpec:
     domain: str
     dhcp_hosts: tuple[Reservation, ...]
     dns_hosts: tuple[Reservation, ...]
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)   # private ip -> IMDS/goal-state doc
 
 
 class Networks:
@@ -62,17 +82,53 @@ class Networks:
             events.append(f"bridge {bridge} created (layer 2 only, no address)")
         if iproute.ensure_netns(ns):
             events.append(f"service namespace {ns} created")
-        if iproute.ensure_veth(bridge, veth, ns, naming.SERVICE_IFACE, [f"{spec.gateway}/{plen}"]):
-            events.append(f"veth {veth} <-> {ns}:{naming.SERVICE_IFACE} ({spec.gateway}/{plen})")
+        if iproute.ensure_veth(bridge, veth, ns, naming.SERVICE_IFACE, [f"{spec.gateway}/{plen}", f"{IMDS_ADDRESS}/32"]):
+            events.append(f"veth {veth} <-> {ns}:{naming.SERVICE_IFACE} ({spec.gateway}/{plen}, {IMDS_ADDRESS})")
         action = self._dnsmasq(spec.vni).converge(DnsmasqSpec(
             ns=ns, interface=naming.SERVICE_IFACE, prefix=spec.prefix, gateway=spec.gateway, domain=spec.domain,
             dhcp_hosts=spec.dhcp_hosts, dns_hosts=spec.dns_hosts))
         if action:
             events.append(f"dnsmasq {action}: {len(spec.dhcp_hosts)} reservations, {len(spec.dns_hosts)} DNS names")
+        folder = self.root / str(spec.vni)
+        _write_if_changed(folder / "metadata.json", json.dumps(spec.metadata, sort_keys=True, indent=1))
+        if self._metadata_pid(spec.vni) is None:
+            self._start_metadata(spec.vni, ns)
+            events.append(f"metadata service and wireserver started on {IMDS_ADDRESS}:80 and {spec.gateway}:80")
         return events
+
+    def _metadata_pid(self, vni: int) -> int | None:
+        folder = self.root / str(vni)
+        try:
+            pid = int((folder / "metadata.pid").read_text())
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError):
+            return None
+        return pid if "nodeagent.netsvc.metadata" in cmd and str(folder) in cmd else None
+
+    def _start_metadata(self, vni: int, ns: str) -> None:
+        folder = self.root / str(vni)
+        (folder / "metadata.pid").unlink(missing_ok=True)
+        with open(folder / "metadata.log", "ab") as log:
+            subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "nodeagent.netsvc.metadata",
+                              "--folder", str(folder), "--pid-file", str(folder / "metadata.pid")],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + METADATA_START_TIMEOUT_S
+        while self._metadata_pid(vni) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def health(self, vni: int, ip: str) -> dict[str, Any] | None:
+        """The last health report a guest posted to the wireserver, with its time."""
+        try:
+            data: dict[str, Any] = json.loads((self.root / str(vni) / "health" / f"{ip}.json").read_text())
+            return data
+        except (OSError, ValueError):
+            return None
 
     def remove(self, vni: int) -> None:
         self._dnsmasq(vni).stop()
+        pid = self._metadata_pid(vni)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
         iproute.delete_link(naming.host_veth(self.tag, vni))
         iproute.delete_netns(naming.service_ns(self.tag, vni))
         iproute.delete_link(self.bridge(vni))

@@ -1,6 +1,8 @@
 """A node's network services for real: bridge, service namespace and dnsmasq, queried with dig inside it."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -90,3 +92,57 @@ def test_removal_leaves_nothing_and_touches_nothing_else(networks: Networks) -> 
         assert iproute.netns_exists(other_ns)
     finally:
         iproute.delete_netns(other_ns)
+
+
+def http_from(ns: str, *curl_args: str) -> tuple[int, str]:
+    r = subprocess.run(["ip", "netns", "exec", ns, "curl", "-s", "-m", "3", "-w", "\n%{http_code}", *curl_args],
+                       capture_output=True, text=True)
+    body, _, code = r.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+@pytest.fixture
+def guest(networks: Networks) -> Iterator[str]:
+    """A client namespace on the network's bridge holding VM A's address, as the guest would."""
+    require(shutil.which("curl") is not None, "curl")
+    doc = {"incarnation": 3, "compute": {"vmId": "vm-a-id", "name": "vm-a", "userData": "ZWNobyBoaQ=="},
+           "network": {"interface": [{"macAddress": "52540000000A"}]}}
+    other = {"incarnation": 1, "compute": {"vmId": "vm-b-id", "name": "vm-b"}, "network": {}}
+    networks.converge({9004: dataclasses.replace(spec(9004, (A, B), (A, B)),
+                                                 metadata={A.ip: doc, B.ip: other})})
+    ns, veth = f"fabriclab-test-guest-{networks.tag}", f"flt{networks.tag}"
+    iproute.ensure_netns(ns)
+    iproute.ensure_veth(networks.bridge(9004), veth, ns, "eth0", [f"{A.ip}/24"])
+    subprocess.run(["ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", "10.77.0.1"], check=True)
+    yield ns
+    iproute.delete_link(veth)
+    iproute.delete_netns(ns)
+
+
+IMDS = "http://169.254.169.254/metadata/instance?api-version=2021-02-01"
+
+
+def test_imds_answers_the_calling_vm_only_and_refuses_bad_requests(guest: str) -> None:
+    code, body = http_from(guest, "-H", "Metadata: true", IMDS)
+    assert code == 200
+    doc = json.loads(body)
+    assert doc["compute"]["vmId"] == "vm-a-id" and "vm-b-id" not in body
+    assert http_from(guest, IMDS)[0] == 400                                   # no Metadata header
+    assert http_from(guest, "-H", "Metadata: true", "-H", "X-Forwarded-For: 1.2.3.4", IMDS)[0] == 400
+    assert http_from(guest, "-H", "Metadata: true", "http://169.254.169.254/metadata/instance")[0] == 400
+    time.sleep(1.0)
+    codes = [http_from(guest, "-H", "Metadata: true", IMDS)[0] for _ in range(8)]
+    assert codes[:5] == [200] * 5 and 429 in codes[5:]                         # 5 requests a second
+
+
+def test_wireserver_goal_state_and_health(guest: str, networks: Networks) -> None:
+    code, body = http_from(guest, "-H", "x-ms-version: 2012-11-30", "http://10.77.0.1/machine?comp=goalstate")
+    assert code == 200 and "<Incarnation>3</Incarnation>" in body and "<InstanceId>vm-a-id</InstanceId>" in body
+    assert http_from(guest, "http://10.77.0.1/machine?comp=goalstate")[0] == 400   # no x-ms-version
+    code, _ = http_from(guest, "-X", "POST", "-H", "x-ms-version: 2012-11-30", "--data",
+                        "<Health><State>Ready</State><AgentVersion>9.9</AgentVersion></Health>",
+                        "http://10.77.0.1/machine?comp=health")
+    assert code == 200
+    report = networks.health(9004, A.ip)
+    assert report is not None and "<State>Ready</State>" in report["report"]
+    assert networks.health(9004, B.ip) is None

@@ -1,0 +1,172 @@
+"""The metadata service and the wireserver of one network, run inside its service namespace.
+
+    python -m nodeagent.netsvc.metadata --folder DIR --pid-file FILE
+
+Listens on port 80 of every address of the namespace: 169.254.169.254 (IMDS)
+and the gateway (the wireserver, DHCP option 245). It answers only from
+DIR/metadata.json, which the node agent rewrites atomically:
+    {"<private ip>": {"compute": {...}, "network": {...}, "incarnation": N}}
+and identifies the calling VM by its source address (the namespace only sees
+its own network's bridge, so an address names one VM).
+
+IMDS:  GET /metadata/instance?api-version=...  with `Metadata: true`; refused
+       without the header or api-version (400), with X-Forwarded-For (400);
+       more than RATE_LIMIT_PER_S requests a second from one VM: 429.
+Wire:  GET /machine?comp=goalstate (x-ms-version) -> the goal state with its
+       incarnation; POST /machine?comp=health -> the guest's health report,
+       kept in DIR/health/<ip>.json for the node agent.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from collections import defaultdict, deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from xml.sax.saxutils import escape
+
+RATE_LIMIT_PER_S = 5
+MAX_HEALTH_BYTES = 64 * 1024
+PORT = 80
+
+
+class Documents:
+    """metadata.json, re-read when it changes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "metadata.json"
+        self._mtime = 0.0
+        self._docs: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def for_ip(self, ip: str) -> dict[str, Any] | None:
+        with self._lock:
+            try:
+                mtime = self.path.stat().st_mtime
+                if mtime != self._mtime:
+                    self._docs, self._mtime = json.loads(self.path.read_text()), mtime
+            except (OSError, ValueError):
+                pass
+            doc = self._docs.get(ip)
+            return doc if isinstance(doc, dict) else None
+
+
+class RateLimit:
+    def __init__(self, per_s: int) -> None:
+        self.per_s = per_s
+        self.seen: dict[str, deque[float]] = defaultdict(deque)
+        self.lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            q = self.seen[key]
+            while q and now - q[0] >= 1.0:
+                q.popleft()
+            if len(q) >= self.per_s:
+                return False
+            q.append(now)
+            return True
+
+
+def goal_state_xml(ip: str, doc: dict[str, Any]) -> str:
+    c = doc.get("compute", {})
+    return ('<?xml version="1.0" encoding="utf-8"?><GoalState><Version>2012-11-30</Version>'
+            f"<Incarnation>{int(doc.get('incarnation', 1))}</Incarnation><Machine><ExpectedState>Started"
+            "</ExpectedState></Machine><Container><ContainerId>" + escape(c.get("resourceGroupName", "")) +
+            "</ContainerId><RoleInstanceList><RoleInstance><InstanceId>" + escape(c.get("vmId", "")) +
+            "</InstanceId><State>Started</State></RoleInstance></RoleInstanceList></Container></GoalState>")
+
+
+def make_handler(folder: Path, docs: Documents, limit: RateLimit) -> type[BaseHTTPRequestHandler]:
+    health = folder / "health"
+    health.mkdir(exist_ok=True)
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "fabriclab-metadata/1.0"
+        sys_version = ""
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+        def _send(self, status: int, body: str, ctype: str = "application/json; charset=utf-8") -> None:
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _error(self, status: int, message: str) -> None:
+            self._send(status, json.dumps({"error": message}))
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            url = urlsplit(self.path)
+            q = parse_qs(url.query)
+            ip = self.client_address[0]
+            doc = docs.for_ip(ip)
+            if url.path.startswith("/metadata/"):
+                if self.headers.get("X-Forwarded-For"):
+                    return self._error(400, "Bad request. X-Forwarded-For header is not allowed.")
+                if self.headers.get("Metadata", "").lower() != "true":
+                    return self._error(400, "Bad request. Required metadata header not specified")
+                if not q.get("api-version"):
+                    return self._error(400, "Bad request. api-version was not specified in the request.")
+                if not limit.allow(ip):
+                    return self._error(429, "Too many requests")
+                if doc is None:
+                    return self._error(404, f"no VM with address {ip} on this network")
+                if url.path.rstrip("/") == "/metadata/instance":
+                    return self._send(200, json.dumps({"compute": doc.get("compute", {}),
+                                                       "network": doc.get("network", {})}))
+                return self._error(404, "Not found")
+            if url.path == "/machine" and q.get("comp") == ["goalstate"]:
+                if not self.headers.get("x-ms-version"):
+                    return self._error(400, "x-ms-version header is required")
+                if doc is None:
+                    return self._error(404, f"no VM with address {ip} on this network")
+                return self._send(200, goal_state_xml(ip, doc), "text/xml; charset=utf-8")
+            return self._error(404, "Not found")
+
+        def do_POST(self) -> None:  # noqa: N802
+            url = urlsplit(self.path)
+            ip = self.client_address[0]
+            length = int(self.headers.get("Content-Length") or 0)
+            if url.path != "/machine" or parse_qs(url.query).get("comp") != ["health"]:
+                return self._error(404, "Not found")
+            if length > MAX_HEALTH_BYTES:
+                return self._error(413, "health report too large")
+            body = self.rfile.read(length).decode(errors="replace")
+            if docs.for_ip(ip) is None:
+                return self._error(404, f"no VM with address {ip} on this network")
+            report = {"time": time.time(), "report": body}
+            tmp = health / f"{ip}.json.tmp"
+            tmp.write_text(json.dumps(report))
+            os.replace(tmp, health / f"{ip}.json")
+            return self._send(200, "", "text/plain")
+
+    return Handler
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="fabriclab-metadata")
+    ap.add_argument("--folder", required=True, type=Path)
+    ap.add_argument("--pid-file", required=True, type=Path)
+    ap.add_argument("--port", type=int, default=PORT)
+    args = ap.parse_args()
+    srv = ThreadingHTTPServer(("0.0.0.0", args.port),
+                              make_handler(args.folder, Documents(args.folder), RateLimit(RATE_LIMIT_PER_S)))
+    srv.daemon_threads = True
+    tmp = args.pid_file.with_suffix(".tmp")
+    tmp.write_text(str(os.getpid()))
+    os.replace(tmp, args.pid_file)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
