@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 
 from tests.e2e.conftest import LabHandle
 from tests.e2e.test_vm_lifecycle import serial
@@ -47,3 +48,41 @@ def test_two_vms_get_their_reservations_and_resolve_by_name(lab: LabHandle) -> N
     assert not any(ns.endswith(f"-{vni}") and ns.startswith("fabriclab-") for ns in netns())
     assert lab.json("network", "nic", "list", "-g", "E2E") == []
     lab.fabric("network", "vnet", "delete", "-g", "E2E", "-n", "blog-vnet")
+
+
+def test_guest_agent_imds_user_data_and_resolving_the_other_vm(lab: LabHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    names = ["agent-a", "agent-b"]
+    for me, other in (names, names[::-1]):
+        script = tmp_path / f"{me}.sh"
+        script.write_text(f"for i in $(seq 1 30); do\n"
+                          f"  a=$(nslookup {other} 2>/dev/null | sed -n 's/^Address: *\\([0-9.]*\\)$/\\1/p' | tail -n 1)\n"
+                          f"  [ -n \"$a\" ] && break; sleep 1\ndone\necho \"{other} is at $a\"\n")
+        lab.fabric("vm", "create", "-g", "E2E", "-n", me, "--image", "fabriclab:busybox:lab:latest",
+                   "--size", "Lab_A0", "--user-data", str(script), "--no-wait")
+    ips = {}
+    for name in names:
+        op = lab.json("vm", "show", "-g", "E2E", "-n", name)["properties"]["lastOperationId"]
+        assert lab.fabric("operation", "wait", op, check=False).returncode == 0
+        vm = lab.json("vm", "show", "-g", "E2E", "-n", name)
+        nic = vm["properties"]["networkProfile"]["networkInterfaces"][0]["id"].rsplit("/", 1)[1]
+        ips[name] = lab.json("network", "nic", "show", "-g", "E2E", "-n", nic)[
+            "properties"]["ipConfigurations"][0]["properties"]["privateIpAddress"]
+    for me, other in (names, names[::-1]):
+        vm = lab.json("vm", "show", "-g", "E2E", "-n", me, "--instance-view")
+        deadline = time.monotonic() + 60
+        while "user data exited" not in serial(lab, me) and time.monotonic() < deadline:
+            time.sleep(1)
+        out = serial(lab, me)
+        assert f"fabriclab-agent: IMDS: vmId {vm['properties']['vmId']}" in out   # its own id, no other
+        assert f"user-data: {other} is at {ips[other]}" in out
+        assert "fabriclab-agent: reported Ready" in out
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            agent = lab.json("vm", "show", "-g", "E2E", "-n", me, "--instance-view")["properties"][
+                "instanceView"].get("vmAgent") or {}
+            if agent.get("statuses", [{}])[0].get("displayStatus") == "Ready":
+                break
+            time.sleep(1)
+        assert agent["vmAgentVersion"] == "0.1.0" and agent["statuses"][0]["code"] == "ProvisioningState/succeeded"
+    for name in names:
+        lab.fabric("vm", "delete", "-g", "E2E", "-n", name, "--yes")
