@@ -163,6 +163,7 @@ class NodeRecord(Record):
     local_disk_mb: int
     diagnostics_url: str = ""   # the agent's HTTP endpoint for serial output
     net_tag: str = ""           # names this node's bridges and namespaces (fabric.network.naming)
+    underlay_ip: str = ""       # where other nodes send this node's VXLAN traffic
     pid: int = 0
     registered: str = ""
 

@@ -53,6 +53,8 @@ class AgentConfig:
     memory_mb: int
     local_disk_mb: int
     diagnostics_url: str = ""
+    underlay_ns: str = ""
+    underlay_ip: str = ""
 
 
 class NodeAgent:
@@ -62,7 +64,8 @@ class NodeAgent:
         self.config = config
         self.domain_type = domain_type
         self.consoles = Consoles(config.state_dir)
-        self.networks = Networks(config.state_dir, naming.node_tag(host.fabric_id, config.node))
+        self.networks = Networks(config.state_dir, naming.node_tag(host.fabric_id, config.node),
+                                 config.underlay_ns, config.underlay_ip)
         self.resource_dir = config.state_dir / "resource-disks"
         self.lease_id: int | None = None
         self.changed = threading.Event()
@@ -75,7 +78,7 @@ class NodeAgent:
         c = self.config
         return NodeRecord(name=c.node, fault_domain=c.fault_domain, hypervisor=self.domain_type, cores=c.cores,
                           memory_mb=c.memory_mb, local_disk_mb=c.local_disk_mb, diagnostics_url=c.diagnostics_url,
-                          net_tag=self.networks.tag, pid=os.getpid(), registered=now())
+                          net_tag=self.networks.tag, underlay_ip=c.underlay_ip, pid=os.getpid(), registered=now())
 
     def register(self) -> None:
         self.lease_id = self.store.grant_lease(NODE_LEASE_TTL_S)
@@ -131,18 +134,33 @@ class NodeAgent:
             self.networks.converge({})
             return
         attached = [n for n in (v.value for v in self.store.list(keys.NICS, NicRecord)) if n.vm_id]
+        peers = self._peers(set(vnis))
         specs = {}
         for vni, n in vnis.items():
             dhcp = tuple(Reservation(x["mac"], x["ip"], a.name) for a in local for x in a.nics if x["vni"] == vni)
             dns = tuple(Reservation(x.mac, x.private_ip, x.vm_name) for x in attached if x.vnet == n["vnet"])
             docs = {x["ip"]: self._metadata(a, x) for a in local for x in a.nics if x["vni"] == vni}
             specs[vni] = NetSpec(vni=vni, prefix=n["prefix"], gateway=n["gateway"], domain=n["dnsSuffix"],
-                                 dhcp_hosts=dhcp, dns_hosts=dns, metadata=docs)
+                                 dhcp_hosts=dhcp, dns_hosts=dns, metadata=docs,
+                                 peers=frozenset(peers.get(vni, set())))
         for vni, events in self.networks.converge(specs).items():
             for a in local:
                 if any(x["vni"] == vni for x in a.nics):
                     for event in events:
                         record_step(self.store, a.operation_id, self.config.node, "network", event)
+
+    def _peers(self, vnis: set[int]) -> dict[int, set[str]]:
+        """vni -> underlay addresses of the other nodes running VMs of that network."""
+        underlay = {n.value.name: n.value.underlay_ip for n in self.store.list(keys.NODES, NodeRecord)}
+        out: dict[int, set[str]] = {}
+        for a in (v.value for v in self.store.list(keys.ASSIGNMENTS, Assignment)):
+            ip = underlay.get(a.node, "")
+            if a.node == self.config.node or not ip or a.power in (PowerState.DELETED, PowerState.DEALLOCATED):
+                continue
+            for n in a.nics:
+                if n["vni"] in vnis:
+                    out.setdefault(n["vni"], set()).add(ip)
+        return out
 
     def _metadata(self, a: Assignment, nic: dict[str, Any]) -> dict[str, Any]:
         """What IMDS and the wireserver answer this VM: its compute section (plus this node's fault domain),

@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-mb", type=int, default=host_memory_mb())
     ap.add_argument("--local-disk-mb", type=int, default=0, help="default: free space of the state folder")
     ap.add_argument("--diagnostics-listen", default="127.0.0.1:0", help="HTTP address for serial output")
+    ap.add_argument("--underlay-ip", default="", help="this host's address VXLAN tunnels use (empty: no VXLAN)")
+    ap.add_argument("--underlay-ns", default="", help="the namespace holding the underlay (the lab's; empty: root)")
     ap.add_argument("--power-off-on-exit", action="store_true",
                     help="on SIGTERM, destroy and undefine this node's domains (the lab does this)")
     args = ap.parse_args(argv)
@@ -75,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     srv = diagnostics.serve(args.diagnostics_listen, lambda: agent)
     url = f"http://{srv.server_address[0]!s}:{srv.server_address[1]}"
     config = AgentConfig(node=args.name, fault_domain=args.fault_domain, state_dir=args.state_dir, cores=args.cores,
-                         memory_mb=args.memory_mb, local_disk_mb=local_disk_mb, diagnostics_url=url)
+                         memory_mb=args.memory_mb, local_disk_mb=local_disk_mb, diagnostics_url=url,
+                         underlay_ns=args.underlay_ns, underlay_ip=args.underlay_ip)
     agent = NodeAgent(store, host, config, domain_type)
     while not stop.is_set():
         try:

@@ -95,12 +95,16 @@ class Lab:
                          marker="fabric.controller.main")
         host_cores = os.cpu_count() or 1
         mem_mb = host_memory_mb()
+        from fabric.lab import underlay
+        underlays = underlay.ensure(self.root, cfg["nodes"])
         for i, name in enumerate(cfg["nodes"]):
             state = self.root / "nodes" / name
+            ul_ns, ul_ip = underlays[name]
             self.procs.start(name, [py, "-m", "nodeagent.main", "--name", name, "--fault-domain", str(i),
                                     "--state-dir", str(state), "--etcd", etcd_url, "--hypervisor", hypervisor,
                                     "--cores", str(max(1, host_cores // nodes)),
-                                    "--memory-mb", str(mem_mb // nodes), "--power-off-on-exit"],
+                                    "--memory-mb", str(mem_mb // nodes), "--underlay-ns", ul_ns,
+                                    "--underlay-ip", ul_ip, "--power-off-on-exit"],
                              marker=f"--name {name}")
         store = Store(etcd_url)
         try:
@@ -157,6 +161,8 @@ class Lab:
         if purge:
             self._remove_domains(cfg.get("fabric_id", ""), cfg.get("nodes", []))
             self._remove_networks(cfg.get("fabric_id", ""), cfg.get("nodes", []))
+            from fabric.lab import underlay
+            underlay.remove(self.root, cfg.get("nodes", []))
             if self.root.exists():
                 shutil.rmtree(self.root)
         return stopped

@@ -24,4 +24,10 @@ def service_ns(tag: str, vni: int) -> str:
     return f"fabriclab-{tag}-{vni}"
 
 
+def vxlan(tag: str, vni: int) -> str:
+    return f"flx{tag}{vni}"
+
+
 SERVICE_IFACE = "svc0"     # the service namespace's end of the veth
+VXLAN_PORT = 4789
+VXLAN_MTU = 1450           # 1500 on the underlay less the VXLAN/UDP/IP/Ethernet headers; given to guests by DHCP

@@ -18,6 +18,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from fabric.network import naming
+
 START_TIMEOUT_S = 5.0
 
 
@@ -89,6 +91,7 @@ class Dnsmasq:
                 f"--domain={spec.domain}", f"--local=/{spec.domain}/",
                 f"--dhcp-option=option:router,{spec.gateway}", f"--dhcp-option=option:dns-server,{spec.gateway}",
                 f"--dhcp-option=option:domain-search,{spec.domain}", f"--dhcp-option=245,{spec.gateway}",
+                f"--dhcp-option=option:mtu,{naming.VXLAN_MTU}",
                 f"--dhcp-leasefile={self.folder / 'leases'}", f"--pid-file={self.pid_file}", "--log-dhcp",
                 f"--log-facility={self.log_file}"]
         r = subprocess.run(argv, capture_output=True, text=True, timeout=START_TIMEOUT_S)

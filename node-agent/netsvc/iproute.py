@@ -1,6 +1,7 @@
 """The `ip` commands the node agent runs, each idempotent, each named by what it creates."""
 from __future__ import annotations
 
+import os
 import subprocess
 
 IP_TIMEOUT_S = 10
@@ -64,6 +65,48 @@ def ensure_veth(bridge: str, host_end: str, ns: str, ns_end: str, addresses: lis
         if f" {addr} " not in have:
             run("ip", "addr", "add", addr, "dev", ns_end, ns=ns)
     return created
+
+
+def ensure_vxlan(name: str, vni: int, bridge: str, underlay_ns: str, local_ip: str, port: int, mtu: int) -> bool:
+    """A VXLAN device on the bridge whose UDP socket lives in the underlay namespace (the host's network;
+    in the one-machine lab a namespace per node): made there, then moved into this (the root) namespace."""
+    created = False
+    if not link_exists(name):
+        args = ["ip", "link", "add", name, "type", "vxlan", "id", str(vni), "local", local_ip, "dstport", str(port),
+                "nolearning"]
+        run(*args, ns=underlay_ns)
+        if underlay_ns:
+            run("ip", "link", "set", name, "netns", str(os.getpid()), ns=underlay_ns)
+        run("ip", "link", "set", name, "addrgenmode", "none")
+        created = True
+    run("ip", "link", "set", name, "mtu", str(mtu))
+    run("ip", "link", "set", name, "master", bridge)
+    run("ip", "link", "set", name, "up")
+    return created
+
+
+def isolate(dev: str) -> None:
+    """Isolated bridge ports talk to the VMs' taps but never to each other: the service namespace's veth
+    and the VXLAN device are both isolated, so each node's gateway, DHCP and metadata answer only its own
+    VMs, while VM-to-VM traffic crosses between nodes."""
+    run("bridge", "link", "set", "dev", dev, "isolated", "on")
+
+
+def flood_peers(dev: str) -> set[str]:
+    """Underlay addresses the VXLAN device floods broadcast and unknown traffic to."""
+    out = run("bridge", "fdb", "show", "dev", dev)
+    return {line.split(" dst ")[1].split()[0] for line in out.splitlines()
+            if line.startswith("00:00:00:00:00:00") and " dst " in line}
+
+
+def set_flood_peers(dev: str, peers: set[str]) -> tuple[set[str], set[str]]:
+    """Make the device's flood list exactly `peers`; returns (added, removed)."""
+    have = flood_peers(dev)
+    for p in sorted(peers - have):
+        run("bridge", "fdb", "append", "00:00:00:00:00:00", "dev", dev, "dst", p)
+    for p in sorted(have - peers):
+        run("bridge", "fdb", "del", "00:00:00:00:00:00", "dev", dev, "dst", p)
+    return peers - have, have - peers
 
 
 def delete_link(name: str) -> None:

@@ -45,10 +45,13 @@ class NetSpec:
     dhcp_hosts: tuple[Reservation, ...]
     dns_hosts: tuple[Reservation, ...]
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)   # private ip -> IMDS/goal-state doc
+    peers: frozenset[str] = frozenset()   # underlay addresses of the other nodes with VMs of this network
 
 
 class Networks:
-    def __init__(self, state_dir: Path, tag: str) -> None:
+    def __init__(self, state_dir: Path, tag: str, underlay_ns: str = "", underlay_ip: str = "") -> None:
+        self.underlay_ns = underlay_ns
+        self.underlay_ip = underlay_ip
         self.root = state_dir / "networks"
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)        # dnsmasq reads its files here after dropping root
@@ -84,6 +87,16 @@ class Networks:
             events.append(f"service namespace {ns} created")
         if iproute.ensure_veth(bridge, veth, ns, naming.SERVICE_IFACE, [f"{spec.gateway}/{plen}", f"{IMDS_ADDRESS}/32"]):
             events.append(f"veth {veth} <-> {ns}:{naming.SERVICE_IFACE} ({spec.gateway}/{plen}, {IMDS_ADDRESS})")
+        if self.underlay_ip:
+            vx = naming.vxlan(self.tag, spec.vni)
+            if iproute.ensure_vxlan(vx, spec.vni, bridge, self.underlay_ns, self.underlay_ip, naming.VXLAN_PORT,
+                                    naming.VXLAN_MTU):
+                events.append(f"vxlan {vx} (VNI {spec.vni}) on {bridge}, underlay {self.underlay_ip}")
+            iproute.isolate(vx)
+            iproute.isolate(veth)
+            added, removed = iproute.set_flood_peers(vx, set(spec.peers))
+            if added or removed:
+                events.append(f"vxlan peers: {', '.join(sorted(spec.peers)) or 'none'}")
         action = self._dnsmasq(spec.vni).converge(DnsmasqSpec(
             ns=ns, interface=naming.SERVICE_IFACE, prefix=spec.prefix, gateway=spec.gateway, domain=spec.domain,
             dhcp_hosts=spec.dhcp_hosts, dns_hosts=spec.dns_hosts))
@@ -129,6 +142,7 @@ class Networks:
         pid = self._metadata_pid(vni)
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
+        iproute.delete_link(naming.vxlan(self.tag, vni))
         iproute.delete_link(naming.host_veth(self.tag, vni))
         iproute.delete_netns(naming.service_ns(self.tag, vni))
         iproute.delete_link(self.bridge(vni))

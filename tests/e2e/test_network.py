@@ -56,17 +56,21 @@ def test_guest_agent_imds_user_data_and_resolving_the_other_vm(lab: LabHandle, t
         script = tmp_path / f"{me}.sh"
         script.write_text(f"for i in $(seq 1 30); do\n"
                           f"  a=$(nslookup {other} 2>/dev/null | sed -n 's/^Address: *\\([0-9.]*\\)$/\\1/p' | tail -n 1)\n"
-                          f"  [ -n \"$a\" ] && break; sleep 1\ndone\necho \"{other} is at $a\"\n")
+                          f"  [ -n \"$a\" ] && break; sleep 1\ndone\necho \"{other} is at $a\"\n"
+                          f"for i in $(seq 1 30); do ping -c 1 -W 1 {other} >/dev/null 2>&1 && break; done\n"
+                          f"ping -c 3 -W 2 {other} | grep 'packets transmitted'\n")
         lab.fabric("vm", "create", "-g", "E2E", "-n", me, "--image", "fabriclab:busybox:lab:latest",
                    "--size", "Lab_A0", "--user-data", str(script), "--no-wait")
-    ips = {}
+    ips, placed = {}, set()
     for name in names:
         op = lab.json("vm", "show", "-g", "E2E", "-n", name)["properties"]["lastOperationId"]
         assert lab.fabric("operation", "wait", op, check=False).returncode == 0
-        vm = lab.json("vm", "show", "-g", "E2E", "-n", name)
+        vm = lab.json("vm", "show", "-g", "E2E", "-n", name, "--instance-view")
+        placed.add(vm["properties"]["instanceView"]["nodeName"])
         nic = vm["properties"]["networkProfile"]["networkInterfaces"][0]["id"].rsplit("/", 1)[1]
         ips[name] = lab.json("network", "nic", "show", "-g", "E2E", "-n", nic)[
             "properties"]["ipConfigurations"][0]["properties"]["privateIpAddress"]
+    assert placed == {"node-1", "node-2"}
     for me, other in (names, names[::-1]):
         vm = lab.json("vm", "show", "-g", "E2E", "-n", me, "--instance-view")
         deadline = time.monotonic() + 60
@@ -75,6 +79,7 @@ def test_guest_agent_imds_user_data_and_resolving_the_other_vm(lab: LabHandle, t
         out = serial(lab, me)
         assert f"fabriclab-agent: IMDS: vmId {vm['properties']['vmId']}" in out   # its own id, no other
         assert f"user-data: {other} is at {ips[other]}" in out
+        assert "user-data: 3 packets transmitted, 3 packets received" in out     # across nodes, over VXLAN
         assert "fabriclab-agent: reported Ready" in out
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
