@@ -200,3 +200,11 @@ class TraceRecord(Record):
     message: str
     detail: str = ""
     placement: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class BlobService(Record):
+    """Where nodes relay guests' blob requests, and the names guests use for them."""
+    endpoint: str          # the controller's data plane, e.g. http://127.0.0.1:7451
+    domain: str            # accounts are {account}.blob.{domain}
+    stamp_host: str        # ... a CNAME of this name, which resolves to each network's gateway

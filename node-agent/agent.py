@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fabric.model import Assignment, NodeRecord, Observed, PowerState, now
+from fabric.model import Assignment, BlobService, NodeRecord, Observed, PowerState, now
+from fabric.storage.model import StorageAccountRecord
 from fabric.network import naming
 from fabric.network.model import NicRecord
 from fabric.operations import record_step
@@ -64,8 +65,9 @@ class NodeAgent:
         self.config = config
         self.domain_type = domain_type
         self.consoles = Consoles(config.state_dir)
+        self.blob_relay_path = config.state_dir / "blob-relay.sock"
         self.networks = Networks(config.state_dir, naming.node_tag(host.fabric_id, config.node),
-                                 config.underlay_ns, config.underlay_ip)
+                                 config.underlay_ns, config.underlay_ip, str(self.blob_relay_path))
         self.resource_dir = config.state_dir / "resource-disks"
         self.lease_id: int | None = None
         self.changed = threading.Event()
@@ -135,6 +137,9 @@ class NodeAgent:
             return
         attached = [n for n in (v.value for v in self.store.list(keys.NICS, NicRecord)) if n.vm_id]
         peers = self._peers(set(vnis))
+        blob = self.store.get(keys.BLOB_SERVICE, BlobService)
+        accounts = sorted(a.key.rsplit("/", 1)[1] for a in self.store.list(keys.STORAGE_ACCOUNTS, StorageAccountRecord))
+        blob_names = tuple(naming.blob_host(a, blob.value.domain) for a in accounts) if blob else ()
         specs = {}
         for vni, n in vnis.items():
             dhcp = tuple(Reservation(x["mac"], x["ip"], a.name) for a in local for x in a.nics if x["vni"] == vni)
@@ -142,7 +147,8 @@ class NodeAgent:
             docs = {x["ip"]: self._metadata(a, x) for a in local for x in a.nics if x["vni"] == vni}
             specs[vni] = NetSpec(vni=vni, prefix=n["prefix"], gateway=n["gateway"], domain=n["dnsSuffix"],
                                  dhcp_hosts=dhcp, dns_hosts=dns, metadata=docs,
-                                 peers=frozenset(peers.get(vni, set())))
+                                 peers=frozenset(peers.get(vni, set())), blob_names=blob_names,
+                                 blob_stamp=blob.value.stamp_host if blob else "")
         for vni, events in self.networks.converge(specs).items():
             for a in local:
                 if any(x["vni"] == vni for x in a.nics):
@@ -310,6 +316,11 @@ class NodeAgent:
         return {"status": "Ready" if ready else "Not Ready", "version": version[1] if version else "", "time": when}
 
     # ----- loops -----
+
+    def blob_endpoint(self) -> str:
+        """Where guests' blob requests go: the controller's data plane, as it registered it."""
+        found = self.store.get(keys.BLOB_SERVICE, BlobService)
+        return found.value.endpoint if found else "http://127.0.0.1:1"
 
     def run(self, stop: threading.Event) -> None:
         """Heartbeat in a thread; reconcile on every change under our assignments and on a timer."""

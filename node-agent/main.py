@@ -19,6 +19,7 @@ from pathlib import Path
 from fabric.hostinfo import host_memory_mb
 from fabric.store import Store, StoreUnavailable
 from nodeagent import diagnostics
+from nodeagent.netsvc import relay
 from nodeagent.agent import AgentConfig, NodeAgent
 from nodeagent.hypervisor import Host, HypervisorError, choose_domain_type
 
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                          memory_mb=args.memory_mb, local_disk_mb=local_disk_mb, diagnostics_url=url,
                          underlay_ns=args.underlay_ns, underlay_ip=args.underlay_ip)
     agent = NodeAgent(store, host, config, domain_type)
+    relay_srv = relay.serve_unix(agent.blob_relay_path, agent.blob_endpoint)
     while not stop.is_set():
         try:
             agent.register()
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     except StoreUnavailable:
         pass
     srv.shutdown()
+    relay_srv.shutdown()
     log.info("node agent stopped")
     return 0
 

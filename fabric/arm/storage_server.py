@@ -168,7 +168,8 @@ class Blobs(rpc.BlobsServicer):
     def GenerateSas(self, req: pb.GenerateSasRequest, ctx: grpc.ServicerContext) -> pb.SasResponse:
         token, url = self.p.generate_sas(req.account_name, req.container, req.name, req.permissions,
                                          parse_expiry(req.expiry))
-        return pb.SasResponse(token=token.query(), url=url)
+        guest = f"{self.p.guest_url(req.account_name, req.container, req.name)}?{token.query()}"
+        return pb.SasResponse(token=token.query(), url=url, guest_url=guest)
 
 
 class StorageChecks(rpc.StorageChecksServicer):

@@ -156,7 +156,7 @@ def blob_generate_sas(c: Client, a: argparse.Namespace) -> int:
     res = c.call(c.blobs.GenerateSas, pb.GenerateSasRequest(account_name=a.account_name, container=a.container_name,
                                                             name=a.name or "", permissions=a.permissions,
                                                             expiry=a.expiry))
-    value = res.url if a.full_uri else res.token
+    value = res.guest_url if a.guest_uri else res.url if a.full_uri else res.token
     if a.output == "table":
         print(value)
         return 0
@@ -253,6 +253,8 @@ def add_storage_commands(groups: argparse._SubParsersAction, common: argparse.Ar
     p.add_argument("--permissions", required=True, help="letters of racwdl")
     p.add_argument("--expiry", required=True, help="UTC, e.g. 2026-11-28T08:00:00Z")
     p.add_argument("--full-uri", action="store_true", help="print the whole URL, not only the token")
+    p.add_argument("--guest-uri", action="store_true",
+                   help="print the URL as VMs reach it: http://ACCOUNT.blob.DOMAIN/...")
     p.set_defaults(fn=blob_generate_sas)
 
     lease = blob.add_parser("lease").add_subparsers(dest="sub", required=True)

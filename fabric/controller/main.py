@@ -27,6 +27,8 @@ from fabric.arm.storage_server import add_storage_servicers
 from fabric.compute.reconciler import VmReconciler
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.gallery import Gallery
+from fabric.model import BlobService
+from fabric.network import naming
 from fabric.network.provider import DEFAULT_FABRIC_DOMAIN, NetworkConfig, NetworkProvider
 from fabric.storage import dataplane
 from fabric.storage.provider import StorageConfig, StorageProvider
@@ -109,10 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     blob_root.mkdir(parents=True, exist_ok=True)
     os.chmod(args.state_dir, 0o755)      # qemu (as libvirt's user) opens OS disk blobs under it
     host, port = args.blob_listen.rsplit(":", 1)
-    storage = StorageProvider(store, StorageConfig(blob_root, args.location, f"http://{host}:{port}"))
+    storage = StorageProvider(store, StorageConfig(blob_root, args.location, f"http://{host}:{port}", args.domain))
     network = NetworkProvider(store, NetworkConfig(sub, args.location, args.domain))
     compute = ComputeProvider(store, Gallery(args.gallery), storage, network, ComputeConfig(sub, args.location))
     blob_srv = dataplane.serve(args.blob_listen, storage)
+    store.put(keys.BLOB_SERVICE, BlobService(endpoint=storage.config.endpoint, domain=args.domain,
+                                             stamp_host=naming.blob_stamp_host(args.location, args.domain)))
     srv = build_server(store, compute, args.listen)
     srv.start()
     log.info("blob data plane on %s", storage.config.endpoint)

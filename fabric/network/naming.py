@@ -31,3 +31,13 @@ def vxlan(tag: str, vni: int) -> str:
 SERVICE_IFACE = "svc0"     # the service namespace's end of the veth
 VXLAN_PORT = 4789
 VXLAN_MTU = 1450           # 1500 on the underlay less the VXLAN/UDP/IP/Ethernet headers; given to guests by DHCP
+
+
+def blob_host(account: str, domain: str) -> str:
+    """A storage account's blob endpoint as guests name it."""
+    return f"{account}.blob.{domain}"
+
+
+def blob_stamp_host(location: str, domain: str) -> str:
+    """The canonical name every account's blob endpoint is a CNAME of (the storage stamp)."""
+    return f"blob.{location.lower()}-stamp1.store.{domain}"

@@ -74,8 +74,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _route(self) -> tuple[str, str, str, dict[str, list[str]]]:
+        """(account, container, blob, query): host style `{account}.blob.{domain}/{container}/{blob}`, as
+        guests use it, or path style `/{account}/{container}/{blob}`, as the lab's loopback endpoint does."""
         url = urlsplit(self.path)
-        parts = unquote(url.path).lstrip("/").split("/", 2)
+        path = unquote(url.path).lstrip("/")
+        host = (self.headers.get("Host") or "").split(":")[0].lower()
+        if ".blob." in host:
+            path = f"{host.split('.blob.', 1)[0]}/{path}"
+        parts = path.split("/", 2)
         while len(parts) < 3:
             parts.append("")
         return parts[0], parts[1], parts[2], parse_qs(url.query)

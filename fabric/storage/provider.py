@@ -37,6 +37,7 @@ class StorageConfig:
     blob_root: Path        # bodies: {blob_root}/{account}/{container}/{body}
     location: str
     endpoint: str          # the data plane's base URL, e.g. http://127.0.0.1:7451
+    domain: str = "fabriclab.test"   # guests reach account A at A.blob.{domain}
 
 
 def _etag() -> str:
@@ -247,6 +248,9 @@ class StorageProvider:
 
     def url(self, account: str, container: str, blob: str = "") -> str:
         return f"{self.config.endpoint}/{account}/{container}" + (f"/{blob}" if blob else "")
+
+    def guest_url(self, account: str, container: str, blob: str = "") -> str:
+        return f"http://{account}.blob.{self.config.domain}/{container}" + (f"/{blob}" if blob else "")
 
     def generate_sas(self, account: str, container: str, blob: str, permissions: str,
                      expiry: dt.datetime) -> tuple[sas.SasToken, str]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 ROOT = "/fabriclab/v1/"
 
 SUBSCRIPTION = ROOT + "config/subscription"
-FABRIC_ID = ROOT + "config/fabric-id"   # tells this fabric's domains from another's on a shared host
+FABRIC_ID = ROOT + "config/fabric-id"
+BLOB_SERVICE = ROOT + "config/blob-service"   # tells this fabric's domains from another's on a shared host
 RESOURCE_GROUPS = ROOT + "resourcegroups/"
 VMS = ROOT + "vms/"
 NODES = ROOT + "nodes/"

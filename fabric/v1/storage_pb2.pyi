@@ -292,12 +292,14 @@ class GenerateSasRequest(_message.Message):
     def __init__(self, account_name: _Optional[str] = ..., container: _Optional[str] = ..., name: _Optional[str] = ..., permissions: _Optional[str] = ..., expiry: _Optional[str] = ...) -> None: ...
 
 class SasResponse(_message.Message):
-    __slots__ = ("token", "url")
+    __slots__ = ("token", "url", "guest_url")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
+    GUEST_URL_FIELD_NUMBER: _ClassVar[int]
     token: str
     url: str
-    def __init__(self, token: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
+    guest_url: str
+    def __init__(self, token: _Optional[str] = ..., url: _Optional[str] = ..., guest_url: _Optional[str] = ...) -> None: ...
 
 class CheckRequest(_message.Message):
     __slots__ = ("repair",)

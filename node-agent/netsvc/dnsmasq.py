@@ -39,6 +39,8 @@ class DnsmasqSpec:
     domain: str          # the network's DNS suffix
     dhcp_hosts: tuple[Reservation, ...]   # reservations of this node's VMs
     dns_hosts: tuple[Reservation, ...]    # every VM of the network, for DNS
+    cnames: tuple[tuple[str, str], ...] = ()        # (alias, target): storage accounts' blob names
+    host_records: tuple[tuple[str, str], ...] = ()  # (name, address): the storage stamp's name
 
 
 class Dnsmasq:
@@ -72,18 +74,23 @@ class Dnsmasq:
                                                        for h in spec.dhcp_hosts))
         changed |= self._write(self.addn_hosts, "".join(f"{h.ip} {h.name}\n" for h in spec.dns_hosts))
         pid = self.pid()
+        argv = self._argv(spec)
+        args_file = self.folder / "argv"
+        if pid is not None and args_file.exists() and args_file.read_text() != "\n".join(argv):
+            self.stop()                 # new CNAMEs or records: dnsmasq reads those only at start
+            pid = None
         if pid is None:
-            self._start(spec)
+            self._start(argv)
+            args_file.write_text("\n".join(argv))
             return "started"
         if changed:
             os.kill(pid, signal.SIGHUP)
             return "reloaded"
         return ""
 
-    def _start(self, spec: DnsmasqSpec) -> None:
+    def _argv(self, spec: DnsmasqSpec) -> list[str]:
         net = ipaddress.IPv4Network(spec.prefix)
-        self.pid_file.unlink(missing_ok=True)
-        argv = ["ip", "netns", "exec", spec.ns, "dnsmasq", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+        return ["ip", "netns", "exec", spec.ns, "dnsmasq", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
                 "--strict-order", "--bind-interfaces", f"--interface={spec.interface}", "--except-interface=lo",
                 f"--listen-address={spec.gateway}",
                 f"--dhcp-range={net.network_address},static,{net.netmask},infinite",
@@ -93,7 +100,12 @@ class Dnsmasq:
                 f"--dhcp-option=option:domain-search,{spec.domain}", f"--dhcp-option=245,{spec.gateway}",
                 f"--dhcp-option=option:mtu,{naming.VXLAN_MTU}",
                 f"--dhcp-leasefile={self.folder / 'leases'}", f"--pid-file={self.pid_file}", "--log-dhcp",
-                f"--log-facility={self.log_file}"]
+                f"--log-facility={self.log_file}",
+                *(f"--host-record={name},{addr}" for name, addr in spec.host_records),
+                *(f"--cname={alias},{target}" for alias, target in spec.cnames)]
+
+    def _start(self, argv: list[str]) -> None:
+        self.pid_file.unlink(missing_ok=True)
         r = subprocess.run(argv, capture_output=True, text=True, timeout=START_TIMEOUT_S)
         if r.returncode != 0:
             raise RuntimeError(f"dnsmasq did not start: {r.stderr.strip()}")

@@ -30,6 +30,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
+from nodeagent.netsvc.relay import UnixHTTPConnection, relay
+
 RATE_LIMIT_PER_S = 5
 MAX_HEALTH_BYTES = 64 * 1024
 PORT = 80
@@ -83,7 +85,7 @@ def goal_state_xml(ip: str, doc: dict[str, Any]) -> str:
             "</InstanceId><State>Started</State></RoleInstance></RoleInstanceList></Container></GoalState>")
 
 
-def make_handler(folder: Path, docs: Documents, limit: RateLimit) -> type[BaseHTTPRequestHandler]:
+def make_handler(folder: Path, docs: Documents, limit: RateLimit, blob_relay: str) -> type[BaseHTTPRequestHandler]:
     health = folder / "health"
     health.mkdir(exist_ok=True)
 
@@ -105,7 +107,28 @@ def make_handler(folder: Path, docs: Documents, limit: RateLimit) -> type[BaseHT
         def _error(self, status: int, message: str) -> None:
             self._send(status, json.dumps({"error": message}))
 
+        def _blob(self) -> bool:
+            """Requests for {account}.blob.{domain} go to the node agent, and on to the blob service."""
+            if blob_relay and ".blob." in (self.headers.get("Host") or ""):
+                relay(self, UnixHTTPConnection(blob_relay))
+                return True
+            return False
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            if not self._blob():
+                self._error(405, "Method not allowed")
+
+        def do_PUT(self) -> None:  # noqa: N802
+            if not self._blob():
+                self._error(405, "Method not allowed")
+
+        def do_DELETE(self) -> None:  # noqa: N802
+            if not self._blob():
+                self._error(405, "Method not allowed")
+
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if self._blob():
+                return
             url = urlsplit(self.path)
             q = parse_qs(url.query)
             ip = self.client_address[0]
@@ -134,6 +157,8 @@ def make_handler(folder: Path, docs: Documents, limit: RateLimit) -> type[BaseHT
             return self._error(404, "Not found")
 
         def do_POST(self) -> None:  # noqa: N802
+            if self._blob():
+                return
             url = urlsplit(self.path)
             ip = self.client_address[0]
             length = int(self.headers.get("Content-Length") or 0)
@@ -158,9 +183,10 @@ def main() -> None:
     ap.add_argument("--folder", required=True, type=Path)
     ap.add_argument("--pid-file", required=True, type=Path)
     ap.add_argument("--port", type=int, default=PORT)
+    ap.add_argument("--blob-relay", default="", help="the node agent's UNIX socket for blob requests")
     args = ap.parse_args()
-    srv = ThreadingHTTPServer(("0.0.0.0", args.port),
-                              make_handler(args.folder, Documents(args.folder), RateLimit(RATE_LIMIT_PER_S)))
+    srv = ThreadingHTTPServer(("0.0.0.0", args.port), make_handler(args.folder, Documents(args.folder),
+                                                                  RateLimit(RATE_LIMIT_PER_S), args.blob_relay))
     srv.daemon_threads = True
     tmp = args.pid_file.with_suffix(".tmp")
     tmp.write_text(str(os.getpid()))

@@ -46,10 +46,14 @@ class NetSpec:
     dns_hosts: tuple[Reservation, ...]
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)   # private ip -> IMDS/goal-state doc
     peers: frozenset[str] = frozenset()   # underlay addresses of the other nodes with VMs of this network
+    blob_names: tuple[str, ...] = ()      # {account}.blob.{domain} of every storage account
+    blob_stamp: str = ""                  # their CNAME target, answered with the gateway
 
 
 class Networks:
-    def __init__(self, state_dir: Path, tag: str, underlay_ns: str = "", underlay_ip: str = "") -> None:
+    def __init__(self, state_dir: Path, tag: str, underlay_ns: str = "", underlay_ip: str = "",
+                 blob_relay: str = "") -> None:
+        self.blob_relay = blob_relay
         self.underlay_ns = underlay_ns
         self.underlay_ip = underlay_ip
         self.root = state_dir / "networks"
@@ -99,7 +103,9 @@ class Networks:
                 events.append(f"vxlan peers: {', '.join(sorted(spec.peers)) or 'none'}")
         action = self._dnsmasq(spec.vni).converge(DnsmasqSpec(
             ns=ns, interface=naming.SERVICE_IFACE, prefix=spec.prefix, gateway=spec.gateway, domain=spec.domain,
-            dhcp_hosts=spec.dhcp_hosts, dns_hosts=spec.dns_hosts))
+            dhcp_hosts=spec.dhcp_hosts, dns_hosts=spec.dns_hosts,
+            cnames=tuple((n, spec.blob_stamp) for n in spec.blob_names) if spec.blob_stamp else (),
+            host_records=((spec.blob_stamp, spec.gateway),) if spec.blob_stamp else ()))
         if action:
             events.append(f"dnsmasq {action}: {len(spec.dhcp_hosts)} reservations, {len(spec.dns_hosts)} DNS names")
         folder = self.root / str(spec.vni)
@@ -123,7 +129,8 @@ class Networks:
         (folder / "metadata.pid").unlink(missing_ok=True)
         with open(folder / "metadata.log", "ab") as log:
             subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "nodeagent.netsvc.metadata",
-                              "--folder", str(folder), "--pid-file", str(folder / "metadata.pid")],
+                              "--folder", str(folder), "--pid-file", str(folder / "metadata.pid"),
+                              "--blob-relay", self.blob_relay],
                              stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + METADATA_START_TIMEOUT_S
         while self._metadata_pid(vni) is None and time.monotonic() < deadline:

@@ -1,6 +1,7 @@
 """VMs on a virtual network: the reserved DIP, hostname and DNS suffix over DHCP, DNS, and a clean teardown."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -91,3 +92,30 @@ def test_guest_agent_imds_user_data_and_resolving_the_other_vm(lab: LabHandle, t
         assert agent["vmAgentVersion"] == "0.1.0" and agent["statuses"][0]["code"] == "ProvisioningState/succeeded"
     for name in names:
         lab.fabric("vm", "delete", "-g", "E2E", "-n", name, "--yes")
+
+
+def test_a_guest_resolves_its_storage_account_and_reads_a_blob_by_sas(lab: LabHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lab.fabric("storage", "account", "create", "-n", "e2escripts", "-g", "E2E")
+    lab.fabric("storage", "container", "create", "-n", "scripts", "--account-name", "e2escripts")
+    (tmp_path / "simple.sh").write_text("echo hello from a blob\n")
+    lab.fabric("storage", "blob", "upload", "--account-name", "e2escripts", "-c", "scripts",
+               "-f", str(tmp_path / "simple.sh"))
+    expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    url = json.loads(lab.fabric("storage", "blob", "generate-sas", "--account-name", "e2escripts", "-c", "scripts",
+                                "-n", "simple.sh", "--permissions", "r", "--expiry", expiry, "--guest-uri").stdout)
+    assert url.startswith("http://e2escripts.blob.fabriclab.test/scripts/simple.sh?")
+    script = tmp_path / "ud.sh"
+    script.write_text(f"nslookup e2escripts.blob.fabriclab.test | grep 'canonical name'\n"
+                      f"wget -q -O - '{url}'\n"
+                      f"wget -q -O - '{url.split('sig=')[0]}sig=AAAA' || echo 'tampered SAS refused'\n")
+    lab.fabric("vm", "create", "-g", "E2E", "-n", "blobreader", "--image", "fabriclab:busybox:lab:latest",
+               "--size", "Lab_A0", "--user-data", str(script))
+    deadline = time.monotonic() + 60
+    while "user data exited" not in serial(lab, "blobreader") and time.monotonic() < deadline:
+        time.sleep(1)
+    out = serial(lab, "blobreader")
+    assert re.search(r"user-data: e2escripts\.blob\.fabriclab\.test\s+canonical name = "
+                     r"blob\.local-stamp1\.store\.fabriclab\.test", out), out
+    assert "user-data: echo hello from a blob" in out          # the blob's content, printed by wget
+    assert "user-data: tampered SAS refused" in out
+    lab.fabric("vm", "delete", "-g", "E2E", "-n", "blobreader", "--yes")
