@@ -67,11 +67,13 @@ class Dnsmasq:
         os.replace(tmp, path)
         return True
 
-    def converge(self, spec: DnsmasqSpec) -> str:
-        """Start, reload or leave dnsmasq; returns what it did ("started", "reloaded" or "")."""
+    def converge(self, spec: DnsmasqSpec) -> tuple[str, list[str]]:
+        """Start, reload or leave dnsmasq: (what it did: "started", "reloaded" or "", reservations added)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        changed = self._write(self.hosts_file, "".join(f"{h.mac},{h.ip},{h.name},infinite\n"
-                                                       for h in spec.dhcp_hosts))
+        before = set(self.hosts_file.read_text().splitlines()) if self.hosts_file.exists() else set()
+        lines = [f"{h.mac},{h.ip},{h.name},infinite" for h in spec.dhcp_hosts]
+        added = [line for line in lines if line not in before]
+        changed = self._write(self.hosts_file, "".join(f"{line}\n" for line in lines))
         changed |= self._write(self.addn_hosts, "".join(f"{h.ip} {h.name}\n" for h in spec.dns_hosts))
         pid = self.pid()
         argv = self._argv(spec)
@@ -82,11 +84,11 @@ class Dnsmasq:
         if pid is None:
             self._start(argv)
             args_file.write_text("\n".join(argv))
-            return "started"
+            return "started", added
         if changed:
             os.kill(pid, signal.SIGHUP)
-            return "reloaded"
-        return ""
+            return "reloaded", added
+        return "", added
 
     def _argv(self, spec: DnsmasqSpec) -> list[str]:
         net = ipaddress.IPv4Network(spec.prefix)

@@ -98,14 +98,15 @@ class Networks:
                 events.append(f"vxlan {vx} (VNI {spec.vni}) on {bridge}, underlay {self.underlay_ip}")
             iproute.isolate(vx)
             iproute.isolate(veth)
-            added, removed = iproute.set_flood_peers(vx, set(spec.peers))
-            if added or removed:
+            new_peers, gone_peers = iproute.set_flood_peers(vx, set(spec.peers))
+            if new_peers or gone_peers:
                 events.append(f"vxlan peers: {', '.join(sorted(spec.peers)) or 'none'}")
-        action = self._dnsmasq(spec.vni).converge(DnsmasqSpec(
+        action, reserved = self._dnsmasq(spec.vni).converge(DnsmasqSpec(
             ns=ns, interface=naming.SERVICE_IFACE, prefix=spec.prefix, gateway=spec.gateway, domain=spec.domain,
             dhcp_hosts=spec.dhcp_hosts, dns_hosts=spec.dns_hosts,
             cnames=tuple((n, spec.blob_stamp) for n in spec.blob_names) if spec.blob_stamp else (),
             host_records=((spec.blob_stamp, spec.gateway),) if spec.blob_stamp else ()))
+        events += [f"DHCP reservation written: {line}" for line in reserved]
         if action:
             events.append(f"dnsmasq {action}: {len(spec.dhcp_hosts)} reservations, {len(spec.dns_hosts)} DNS names")
         folder = self.root / str(spec.vni)

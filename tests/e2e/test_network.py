@@ -43,7 +43,7 @@ def test_two_vms_get_their_reservations_and_resolve_by_name(lab: LabHandle) -> N
     assert set(nodes.values()) == {"node-1", "node-2"}          # spread: one network on two nodes
     trace = lab.fabric("operation", "show", lab.json("vm", "show", "-g", "E2E", "-n", "netvm-b")["properties"][
         "lastOperationId"], "--trace").stdout
-    assert "nic-claimed" in trace and "dnsmasq" in trace
+    assert "nic-claimed" in trace and "DHCP reservation written: " in trace and "dnsmasq" in trace
     for name in names:
         lab.fabric("vm", "delete", "-g", "E2E", "-n", name, "--yes")
     assert not any(ns.endswith(f"-{vni}") and ns.startswith("fabriclab-") for ns in netns())
