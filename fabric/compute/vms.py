@@ -24,6 +24,7 @@ from fabric.arm import ids
 from fabric.arm.errors import ArmError, invalid
 from fabric.compute.sizes import VmSize, find_size
 from fabric.gallery import Gallery
+from fabric.groups import require_group
 from fabric.model import (Assignment, NodeAllocation, NodeRecord, OperationRecord, OperationStatus,
                           PowerState, ProvisioningState, ResourceGroupRecord, VmRecord, now)
 from fabric.scheduler import HostState, Placement, Request, place
@@ -64,12 +65,7 @@ class ComputeProvider:
     # ----- reads -----
 
     def resource_group(self, name: str) -> ResourceGroupRecord:
-        ids.check_resource_group_name(name)
-        found = self.store.get(keys.resource_group(name), ResourceGroupRecord)
-        if found is None:
-            raise ArmError("ResourceGroupNotFound", f"Resource group '{name}' could not be found.",
-                           "resourceGroupName")
-        return found.value
+        return require_group(self.store, name)
 
     def get(self, rg: str, name: str) -> Versioned[VmRecord]:
         self.resource_group(rg)

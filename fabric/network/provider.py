@@ -16,6 +16,7 @@ import secrets
 
 from fabric.arm import ids
 from fabric.arm.errors import ArmError, invalid
+from fabric.groups import require_group
 from fabric.model import ResourceGroupRecord, now
 from fabric.network import addressing
 from fabric.network.model import IpClaim, NicRecord, VnetRecord, VniClaim
@@ -73,11 +74,7 @@ class NetworkProvider:
         return f"{base64.b32encode(digest).decode().lower()[:26]}.internal.{self.config.domain}"
 
     def _group(self, rg: str) -> ResourceGroupRecord:
-        ids.check_resource_group_name(rg)
-        found = self.store.get(keys.resource_group(rg), ResourceGroupRecord)
-        if found is None:
-            raise ArmError("ResourceGroupNotFound", f"Resource group '{rg}' could not be found.", "resourceGroupName")
-        return found.value
+        return require_group(self.store, rg)
 
     # ----- virtual networks -----
 

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from fabric.arm.errors import ArmError, invalid
-from fabric.model import ResourceGroupRecord, now
+from fabric.groups import require_group
+from fabric.model import now
 from fabric.storage import leases, names, sas
 from fabric.storage.leases import Lease, LeaseError
 from fabric.storage.model import PUBLIC_ACCESS, BlobRecord, ContainerRecord, StorageAccountRecord
@@ -62,19 +63,17 @@ class StorageProvider:
 
     def create_account(self, rg: str, name: str, location: str = "") -> StorageAccountRecord:
         names.check_account(name, "name")
-        group = self.store.get(keys.resource_group(rg), ResourceGroupRecord)
-        if group is None:
-            raise ArmError("ResourceGroupNotFound", f"Resource group '{rg}' could not be found.", "resourceGroupName")
-        location = location or group.value.location
+        group = require_group(self.store, rg)
+        location = location or group.location
         if location.lower() != self.config.location.lower():
             raise ArmError("LocationNotAvailable", f"Location '{location}' is not served by this fabric; "
                                                    f"it serves '{self.config.location}'.", "location")
-        rec = StorageAccountRecord(name=name, resource_group=group.value.name, location=self.config.location,
+        rec = StorageAccountRecord(name=name, resource_group=group.name, location=self.config.location,
                                    key1=_new_key(), key2=_new_key(), created=now())
         if self.store.commit([Absent(keys.storage_account(name))], [Put(keys.storage_account(name), rec)]):
             return rec
         existing = self.account(name)
-        if existing.resource_group.lower() != group.value.name.lower():
+        if existing.resource_group.lower() != group.name.lower():
             raise ArmError("StorageAccountAlreadyTaken", f"The storage account named {name} is already taken.", "name")
         return existing
 

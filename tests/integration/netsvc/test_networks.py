@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from fabric.lab import underlay
 from fabric.network import naming
 from nodeagent.netsvc import iproute
 from nodeagent.netsvc.dnsmasq import Reservation
@@ -149,30 +150,20 @@ def test_wireserver_goal_state_and_health(guest: str, networks: Networks) -> Non
 
 
 def test_vxlan_carries_a_network_between_two_nodes_underlays(networks: Networks) -> None:
-    """Two nodes, each with its underlay in a namespace joined by a switch namespace, as in the lab."""
+    """Two nodes, each with its underlay in a namespace joined by a switch namespace, as the lab builds them."""
     t = uuid.uuid4().hex[:4]
-    switch, uls = f"fabriclab-test-sw-{t}", [f"fabriclab-test-ul{i}-{t}" for i in (1, 2)]
-    ips = ["192.168.254.1", "192.168.254.2"]
-    made: list[str] = [switch, *uls]
-    iproute.ensure_netns(switch)
-    iproute.run("ip", "link", "add", "sw0", "type", "bridge", ns=switch)
-    iproute.run("ip", "link", "set", "sw0", "up", ns=switch)
-    states = []
+    lab_root = Path("/var/lib/fabriclab") / f"test-ul-{t}"
+    underlays = underlay.ensure(lab_root, ["n1", "n2"])
+    made: list[str] = []
+    states: list[Path] = []
+    nodes: list[Networks] = []
     try:
-        for i, (ul, ip) in enumerate(zip(uls, ips)):
-            iproute.ensure_netns(ul)
-            iproute.run("ip", "link", "add", "ul0", "type", "veth", "peer", "name", f"port{i}", ns=ul)
-            iproute.run("ip", "link", "set", f"port{i}", "netns", switch, ns=ul)
-            iproute.run("ip", "link", "set", f"port{i}", "master", "sw0", ns=switch)
-            iproute.run("ip", "link", "set", f"port{i}", "up", ns=switch)
-            iproute.run("ip", "addr", "add", f"{ip}/24", "dev", "ul0", ns=ul)
-            iproute.run("ip", "link", "set", "ul0", "up", ns=ul)
-        nodes = []
-        for i in range(2):
+        for i, name in enumerate(["n1", "n2"]):
             state = Path("/var/lib/fabriclab") / f"test-net-{t}-{i}"
             state.mkdir(parents=True, mode=0o755)
             states.append(state)
-            nodes.append(Networks(state, f"{t[:3]}{i}", uls[i], ips[i]))
+            nodes.append(Networks(state, f"{t[:3]}{i}", *underlays[name]))
+        ips = [underlays["n1"][1], underlays["n2"][1]]
         guests = [(A, nodes[0]), (B, nodes[1])]
         for i, n in enumerate(nodes):
             n.converge({9005: dataclasses.replace(spec(9005, (guests[i][0],), (A, B)),
@@ -183,22 +174,23 @@ def test_vxlan_carries_a_network_between_two_nodes_underlays(networks: Networks)
             iproute.ensure_netns(ns)
             iproute.ensure_veth(n.bridge(9005), f"flg{t}{i}", ns, "eth0", [f"{host.ip}/24"])
             iproute.run("ip", "link", "set", "eth0", "mtu", "1450", ns=ns)
-        r = subprocess.run(["ip", "netns", "exec", made[-2], "busybox", "ping", "-c", "3", "-W", "2", B.ip],
+        r = subprocess.run(["ip", "netns", "exec", made[0], "busybox", "ping", "-c", "3", "-W", "2", B.ip],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stdout + r.stderr
         # each node's gateway answers only its own side: the MAC guest A learns for .1 is its node's
-        arp = subprocess.run(["ip", "netns", "exec", made[-2], "busybox", "ping", "-c", "1", "-W", "2", "10.77.0.1"],
+        arp = subprocess.run(["ip", "netns", "exec", made[0], "busybox", "ping", "-c", "1", "-W", "2", "10.77.0.1"],
                              capture_output=True, text=True)
         assert arp.returncode == 0
-        neigh = iproute.run("ip", "neigh", "show", "10.77.0.1", ns=made[-2])
+        neigh = iproute.run("ip", "neigh", "show", "10.77.0.1", ns=made[0])
         svc_mac = iproute.run("ip", "-br", "link", "show", "svc0", ns=naming.service_ns(nodes[0].tag, 9005)).split()[2]
         assert svc_mac in neigh
     finally:
-        for n in locals().get("nodes", []):
+        for n in nodes:
             n.converge({})
         for ns in made:
             iproute.delete_netns(ns)
         for i in range(2):
             iproute.delete_link(f"flg{t}{i}")
+        underlay.remove(lab_root, ["n1", "n2"])
         for state in states:
             shutil.rmtree(state, ignore_errors=True)

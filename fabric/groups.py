@@ -1,0 +1,16 @@
+"""Resource groups, as every provider looks them up."""
+from __future__ import annotations
+
+from fabric.arm import ids
+from fabric.arm.errors import ArmError
+from fabric.model import ResourceGroupRecord
+from fabric.store import Store, keys
+
+
+def require_group(store: Store, name: str) -> ResourceGroupRecord:
+    """The group called `name` (case-insensitive), or InvalidParameter / ResourceGroupNotFound."""
+    ids.check_resource_group_name(name)
+    found = store.get(keys.resource_group(name), ResourceGroupRecord)
+    if found is None:
+        raise ArmError("ResourceGroupNotFound", f"Resource group '{name}' could not be found.", "resourceGroupName")
+    return found.value
