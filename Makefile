@@ -13,7 +13,7 @@ demo: install
 	$(FABRIC) vm show -g BlogRG -n BlogVM >/dev/null 2>&1 || \
 	  $(FABRIC) vm create -g BlogRG -n BlogVM --image fabriclab:busybox:lab:latest --size Standard_DS1_v2 -o table
 	$(FABRIC) vm show -g BlogRG -n BlogVM --instance-view
-	$(FABRIC) vm get-serial-output -g BlogRG -n BlogVM --tail 6
+	$(FABRIC) vm get-serial-output -g BlogRG -n BlogVM --tail 14
 
 test: install
 	$(PY) -m pytest -q tests
