@@ -164,3 +164,28 @@ def test_data_disks_hot_plug_into_a_running_guest_within_the_size_limit(lab: Lab
     assert vm_id not in domains()
     released = lab.json("storage", "blob", "show", "--account-name", account, "-c", container, "-n", blob)
     assert released["properties"]["lease"]["state"] == "available"       # data disks outlive the VM
+
+
+def _last_boot_resource_line(lab: LabHandle, name: str) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        last = serial(lab, name).split(MARKER)[-1]
+        for line in last.splitlines():
+            if "fabriclab-agent: resource disk" in line:
+                return line
+        time.sleep(1)
+    raise AssertionError(serial(lab, name))
+
+
+def test_the_temporary_disk_holds_swap_survives_restart_and_is_fresh_after_deallocate(lab: LabHandle) -> None:
+    lab.fabric("vm", "create", "-g", "E2E", "-n", "tempdisk", "--image", "fabriclab:busybox:lab:latest",
+               "--size", "Lab_A0")
+    first = _last_boot_resource_line(lab, "tempdisk")
+    assert "formatted now" in first and "DATALOSS_WARNING_README.txt" in first and "swapfile" in first
+    assert "swap 65532 kB" in first
+    lab.fabric("vm", "restart", "-g", "E2E", "-n", "tempdisk")
+    assert "kept: it survived this restart" in _last_boot_resource_line(lab, "tempdisk")
+    lab.fabric("vm", "deallocate", "-g", "E2E", "-n", "tempdisk")
+    lab.fabric("vm", "start", "-g", "E2E", "-n", "tempdisk")
+    assert "formatted now: a fresh disk" in _last_boot_resource_line(lab, "tempdisk")
+    lab.fabric("vm", "delete", "-g", "E2E", "-n", "tempdisk", "--yes")
