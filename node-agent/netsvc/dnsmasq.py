@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from fabric.network import naming
+from nodeagent.netsvc.files import write_if_changed
 
 START_TIMEOUT_S = 5.0
 
@@ -59,22 +60,14 @@ class Dnsmasq:
             return None
         return pid if str(self.folder) in cmd and "dnsmasq" in cmd else None
 
-    def _write(self, path: Path, text: str) -> bool:
-        if path.exists() and path.read_text() == text:
-            return False
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-        return True
-
     def converge(self, spec: DnsmasqSpec) -> tuple[str, list[str]]:
         """Start, reload or leave dnsmasq: (what it did: "started", "reloaded" or "", reservations added)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         before = set(self.hosts_file.read_text().splitlines()) if self.hosts_file.exists() else set()
         lines = [f"{h.mac},{h.ip},{h.name},infinite" for h in spec.dhcp_hosts]
         added = [line for line in lines if line not in before]
-        changed = self._write(self.hosts_file, "".join(f"{line}\n" for line in lines))
-        changed |= self._write(self.addn_hosts, "".join(f"{h.ip} {h.name}\n" for h in spec.dns_hosts))
+        changed = write_if_changed(self.hosts_file, "".join(f"{line}\n" for line in lines))
+        changed |= write_if_changed(self.addn_hosts, "".join(f"{h.ip} {h.name}\n" for h in spec.dns_hosts))
         pid = self.pid()
         argv = self._argv(spec)
         args_file = self.folder / "argv"

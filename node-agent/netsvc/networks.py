@@ -21,19 +21,12 @@ from typing import Any
 
 from fabric.network import naming
 from nodeagent.netsvc import iproute
+from nodeagent.netsvc.files import write_if_changed
 from nodeagent.netsvc.dnsmasq import Dnsmasq, DnsmasqSpec, Reservation
 
 
 IMDS_ADDRESS = "169.254.169.254"
 METADATA_START_TIMEOUT_S = 5.0
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    if path.exists() and path.read_text() == text:
-        return
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +103,7 @@ class Networks:
         if action:
             events.append(f"dnsmasq {action}: {len(spec.dhcp_hosts)} reservations, {len(spec.dns_hosts)} DNS names")
         folder = self.root / str(spec.vni)
-        _write_if_changed(folder / "metadata.json", json.dumps(spec.metadata, sort_keys=True, indent=1))
+        write_if_changed(folder / "metadata.json", json.dumps(spec.metadata, sort_keys=True, indent=1))
         if self._metadata_pid(spec.vni) is None:
             self._start_metadata(spec.vni, ns)
             events.append(f"metadata service and wireserver started on {IMDS_ADDRESS}:80 and {spec.gateway}:80")
