@@ -110,8 +110,12 @@ def set_flood_peers(dev: str, peers: set[str]) -> tuple[set[str], set[str]]:
 
 
 def delete_link(name: str) -> None:
+    """Delete a link if it exists; one that vanishes meanwhile (a veth whose peer's namespace was just
+    deleted goes with it) is not an error."""
     if link_exists(name):
-        run("ip", "link", "del", name)
+        run("ip", "link", "del", name, check=False)
+        if link_exists(name):
+            raise NetError(f"ip link del {name}: the link is still there")
 
 
 def delete_netns(name: str) -> None:
