@@ -111,6 +111,11 @@ class VmRecord(Record):
     #   "gateway", "dnsSuffix"}]
     nics: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     user_data: str = ""           # base64, served to the guest by IMDS (compute.userData)
+    # child resources Microsoft.Compute/virtualMachines/extensions, ordered by name:
+    # [{"name", "publisher", "type", "typeHandlerVersion", "handlerVersion", "autoUpgradeMinorVersion",
+    #   "settings", "protectedSettings", "forceUpdateTag", "seq", "provisioningState", "operationId", "error"}]
+    extensions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    extension_generation: int = 0   # bumped by every extension change: a new goal state incarnation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +137,10 @@ class Assignment(Record):
     disk_generation: int = 0
     nics: list[dict[str, Any]] = dataclasses.field(default_factory=list)   # as VmRecord.nics
     instance_metadata: dict[str, Any] = dataclasses.field(default_factory=dict)   # IMDS "compute", from the VM
+    # what the guest agent runs: [{"name", "handler", "version", "seq", "settings", "protectedSettings",
+    #   "timeoutSeconds"}]
+    extensions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    extension_generation: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +158,9 @@ class Observed(Record):
     operation_id: str = ""     # the operation the node was carrying out when it saw this
     disk_generation: int = 0   # the assignment's data disks are attached as of this generation
     agent: dict[str, str] = dataclasses.field(default_factory=dict)   # guest agent: status, version, time
+    # extension name -> the guest agent's last status for it: {"seq", "handler", "version", "status",
+    #   "code", "message", "substatuses": [{"name", "status", "message"}], "time", "log" (handler log tail)}
+    extensions: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     time: str = ""
 
 

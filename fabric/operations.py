@@ -21,6 +21,8 @@ OPERATION_NAMES = {
     "restart": "Microsoft.Compute/virtualMachines/restart/action",
     "deallocate": "Microsoft.Compute/virtualMachines/deallocate/action",
     "delete": "Microsoft.Compute/virtualMachines/delete",
+    "extensionWrite": "Microsoft.Compute/virtualMachines/extensions/write",
+    "extensionDelete": "Microsoft.Compute/virtualMachines/extensions/delete",
 }
 
 

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf.struct_pb2 import Struct
+
 from fabric.arm import ids
+from fabric.compute.extensions import EXTENSION_TYPE
 from fabric.compute.vms import os_disk_name
 from fabric.model import (NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState, ResourceGroupRecord,
                           TraceRecord, VmRecord)
@@ -59,10 +62,58 @@ def instance_view(vm: VmRecord, obs: Observed | None, node: NodeRecord | None) -
                                             display_status="Ready" if ready else "Not Ready",
                                             message="Guest Agent is running" if ready else
                                             f"VM Agent is unresponsive ({heard})", time=a.get("time", ""))])
+    disk = None
+    if obs is not None and obs.agent.get("resourceDisk") and power == PowerState.RUNNING:
+        fresh = obs.agent["resourceDisk"] == "formatted"
+        disk = pb.ResourceDiskInstanceView(
+            state="Fresh" if fresh else "Kept", mount_point="/mnt/resource",
+            message="formatted at this boot: a new, empty temporary disk (first boot, deallocation, redeploy or a "
+                    "move to another node)" if fresh else "kept from before: the VM restarted on the same node")
+    exts = [extension_view(e, (obs.extensions if obs else {}).get(e["name"])) for e in vm.extensions]
     return pb.VirtualMachineInstanceView(
-        vm_agent=agent,
+        vm_agent=agent, extensions=exts, resource_disk=disk,
         computer_name=vm.name, platform_fault_domain=node.fault_domain if node else 0, node_name=vm.node,
         hypervisor=obs.hypervisor if obs else "", domain_name=obs.domain if obs else "", statuses=statuses)
+
+
+_EXT_LEVEL = {"success": ("succeeded", "Info", "Provisioning succeeded"),
+              "error": ("failed", "Error", "Provisioning failed"),
+              "transitioning": ("transitioning", "Info", "Transitioning")}
+
+
+def extension_view(e: dict[str, Any], st: dict[str, Any] | None) -> pb.VirtualMachineExtensionInstanceView:
+    """An extension's instance view from the guest agent's last status for its current sequence number."""
+    view = pb.VirtualMachineExtensionInstanceView(name=e["name"], type=f"{e['publisher']}.{e['type']}",
+                                                  type_handler_version=e["handlerVersion"])
+    if not st or st.get("seq") != e["seq"]:
+        view.statuses.append(pb.InstanceViewStatus(
+            code="ProvisioningState/transitioning", level="Info", display_status="Transitioning",
+            message=f"waiting for the guest agent to run sequence {e['seq']}"))
+        return view
+    word, level, display = _EXT_LEVEL.get(st.get("status", ""), _EXT_LEVEL["transitioning"])
+    view.statuses.append(pb.InstanceViewStatus(code=f"ProvisioningState/{word}", level=level,
+                                               display_status=display, message=st.get("message", ""),
+                                               time=st.get("time", "")))
+    for sub in st.get("substatuses") or []:
+        sw, sl, sd = _EXT_LEVEL.get(sub.get("status", ""), _EXT_LEVEL["transitioning"])
+        view.substatuses.append(pb.InstanceViewStatus(code=f"ComponentStatus/{sub.get('name', '')}/{sw}",
+                                                      level=sl, display_status=sd, message=sub.get("message", "")))
+    return view
+
+
+def extension(sub: str, vm: VmRecord, e: dict[str, Any], st: dict[str, Any] | None = None,
+              with_view: bool = False, with_log: bool = False) -> pb.VirtualMachineExtension:
+    settings = Struct()
+    settings.update(e.get("settings") or {})
+    props = pb.VirtualMachineExtensionProperties(
+        publisher=e["publisher"], type=e["type"], type_handler_version=e["typeHandlerVersion"],
+        auto_upgrade_minor_version=e["autoUpgradeMinorVersion"], settings=settings,
+        provisioning_state=e["provisioningState"], force_update_tag=e.get("forceUpdateTag", ""),
+        error=error(e.get("error")), last_operation_id=e.get("operationId", ""), sequence_number=e["seq"],
+        instance_view=extension_view(e, st) if with_view else None,
+        handler_log=(st or {}).get("log", "") if with_log else "")
+    return pb.VirtualMachineExtension(id=f"{ids.vm_id(sub, vm.resource_group, vm.name)}/extensions/{e['name']}",
+                                      name=e["name"], type=EXTENSION_TYPE, location=vm.location, properties=props)
 
 
 def vm(sub: str, rec: VmRecord, view: pb.VirtualMachineInstanceView | None = None) -> pb.VirtualMachine:
@@ -88,7 +139,8 @@ def vm(sub: str, rec: VmRecord, view: pb.VirtualMachineInstanceView | None = Non
         last_operation_id=rec.operation_id,
         error=error(rec.error))
     return pb.VirtualMachine(id=ids.vm_id(sub, rec.resource_group, rec.name), name=rec.name, type=ids.VM_TYPE,
-                             location=rec.location, properties=props)
+                             location=rec.location, properties=props,
+                             resources=[extension(sub, rec, e) for e in rec.extensions])
 
 
 def operation(op: OperationRecord, trace: list[TraceRecord] | None = None) -> pb.Operation:

@@ -16,6 +16,7 @@ from fabric import operations
 from fabric.arm.errors import ArmError
 from fabric.model import (NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, PowerState,
                           ProvisioningState, VmRecord)
+from fabric.compute import extensions
 from fabric.compute.vms import ComputeProvider
 from fabric.storage.disks import discard
 from fabric.store import Delete, Put, Store, Unchanged, Versioned, keys
@@ -47,12 +48,21 @@ class VmReconciler:
 
     def reconcile_all(self) -> None:
         for vm in self.store.list(keys.VMS, VmRecord):
-            if not vm.value.operation_id:
-                continue
             try:
-                self.reconcile(vm)
+                if vm.value.operation_id:
+                    self.reconcile(vm)
+                if vm.value.extensions and vm.value.node:
+                    self.reconcile_extensions(vm)
             except ArmError as exc:
                 log.warning("reconcile %s: %s", vm.key, exc.message)
+
+    def reconcile_extensions(self, cur: Versioned[VmRecord]) -> None:
+        fresh = self.store.get(cur.key, VmRecord)     # reconcile() may have just written the VM
+        if fresh is None:
+            return
+        obs = self.store.get(keys.observed(fresh.value.node, fresh.value.vm_id), Observed)
+        extensions.reconcile_extensions(self.compute, fresh, obs.value if obs else None,
+                                        self.compute.config.extension_timeout_s, _elapsed_s)
 
     def reconcile(self, cur: Versioned[VmRecord]) -> None:
         """Finish the VM's operation in progress when the node reports its target state."""

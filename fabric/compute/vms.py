@@ -22,6 +22,7 @@ from typing import Any
 from fabric import operations
 from fabric.arm import ids
 from fabric.arm.errors import ArmError, invalid
+from fabric.compute import extensions
 from fabric.compute.sizes import VmSize, find_size
 from fabric.gallery import Gallery
 from fabric.groups import require_group
@@ -47,6 +48,7 @@ NETWORK_SOURCE = "network"
 class ComputeConfig:
     subscription: str
     location: str
+    extension_timeout_s: int = 300    # the guest agent kills a handler command after this long
 
 
 def os_disk_name(name: str, vm_id: str) -> str:
@@ -240,7 +242,9 @@ class ComputeProvider:
                           image=vm.image, os_disk=vm.os_disk["ref"], operation_id=op_id,
                           data_disks=[{"lun": d["lun"], "ref": d["ref"]} for d in vm.data_disks],
                           disk_generation=vm.disk_generation, nics=vm.nics,
-                          instance_metadata=self.instance_metadata(vm))
+                          instance_metadata=self.instance_metadata(vm),
+                          extensions=extensions.goal(vm, self.config.extension_timeout_s),
+                          extension_generation=vm.extension_generation)
 
     def instance_metadata(self, vm: VmRecord) -> dict[str, Any]:
         """The IMDS `compute` section of a VM (the node adds what only it knows: platformFaultDomain)."""

@@ -25,6 +25,7 @@ from fabric.arm import server
 from fabric.arm.network_server import add_network_servicers
 from fabric.arm.storage_server import add_storage_servicers
 from fabric.compute.reconciler import VmReconciler
+from fabric.arm.extension_server import VirtualMachineExtensions
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.gallery import Gallery
 from fabric.model import BlobService
@@ -50,6 +51,7 @@ def build_server(store: Store, compute: ComputeProvider, listen: str) -> grpc.Se
     add_network_servicers(srv, compute.network)
     rpc.add_ResourceGroupsServicer_to_server(server.ResourceGroups(store, compute), srv)
     rpc.add_VirtualMachinesServicer_to_server(server.VirtualMachines(store, compute), srv)
+    rpc.add_VirtualMachineExtensionsServicer_to_server(VirtualMachineExtensions(store, compute), srv)
     rpc.add_OperationsServicer_to_server(server.Operations(store), srv)
     rpc.add_NodesServicer_to_server(server.Nodes(store), srv)
     srv.add_insecure_port(listen)
@@ -98,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir", required=True, type=Path, help="the controller's folder (blob bodies live here)")
     ap.add_argument("--blob-listen", default=DEFAULT_BLOB_LISTEN,
                     help="HTTP address of the blob data plane (default %(default)s)")
+    ap.add_argument("--extension-timeout", type=int, default=300, metavar="SECONDS",
+                    help="how long the guest agent lets an extension's command run (default %(default)s)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -113,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     host, port = args.blob_listen.rsplit(":", 1)
     storage = StorageProvider(store, StorageConfig(blob_root, args.location, f"http://{host}:{port}", args.domain))
     network = NetworkProvider(store, NetworkConfig(sub, args.location, args.domain))
-    compute = ComputeProvider(store, Gallery(args.gallery), storage, network, ComputeConfig(sub, args.location))
+    compute = ComputeProvider(store, Gallery(args.gallery), storage, network, ComputeConfig(sub, args.location,
+                                                                                          args.extension_timeout))
     blob_srv = dataplane.serve(args.blob_listen, storage)
     store.put(keys.BLOB_SERVICE, BlobService(endpoint=storage.config.endpoint, domain=args.domain,
                                              stamp_host=naming.blob_stamp_host(args.location, args.domain)))

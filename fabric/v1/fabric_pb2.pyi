@@ -1,3 +1,4 @@
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -188,8 +189,32 @@ class VirtualMachineAgentInstanceView(_message.Message):
     statuses: _containers.RepeatedCompositeFieldContainer[InstanceViewStatus]
     def __init__(self, vm_agent_version: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[InstanceViewStatus, _Mapping]]] = ...) -> None: ...
 
+class VirtualMachineExtensionInstanceView(_message.Message):
+    __slots__ = ("name", "type", "type_handler_version", "substatuses", "statuses")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_HANDLER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SUBSTATUSES_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    type_handler_version: str
+    substatuses: _containers.RepeatedCompositeFieldContainer[InstanceViewStatus]
+    statuses: _containers.RepeatedCompositeFieldContainer[InstanceViewStatus]
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., type_handler_version: _Optional[str] = ..., substatuses: _Optional[_Iterable[_Union[InstanceViewStatus, _Mapping]]] = ..., statuses: _Optional[_Iterable[_Union[InstanceViewStatus, _Mapping]]] = ...) -> None: ...
+
+class ResourceDiskInstanceView(_message.Message):
+    __slots__ = ("state", "message", "mount_point")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MOUNT_POINT_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    message: str
+    mount_point: str
+    def __init__(self, state: _Optional[str] = ..., message: _Optional[str] = ..., mount_point: _Optional[str] = ...) -> None: ...
+
 class VirtualMachineInstanceView(_message.Message):
-    __slots__ = ("computer_name", "platform_fault_domain", "node_name", "hypervisor", "domain_name", "statuses", "vm_agent")
+    __slots__ = ("computer_name", "platform_fault_domain", "node_name", "hypervisor", "domain_name", "statuses", "vm_agent", "extensions", "resource_disk")
     COMPUTER_NAME_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_FAULT_DOMAIN_FIELD_NUMBER: _ClassVar[int]
     NODE_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -197,6 +222,8 @@ class VirtualMachineInstanceView(_message.Message):
     DOMAIN_NAME_FIELD_NUMBER: _ClassVar[int]
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     VM_AGENT_FIELD_NUMBER: _ClassVar[int]
+    EXTENSIONS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_DISK_FIELD_NUMBER: _ClassVar[int]
     computer_name: str
     platform_fault_domain: int
     node_name: str
@@ -204,7 +231,9 @@ class VirtualMachineInstanceView(_message.Message):
     domain_name: str
     statuses: _containers.RepeatedCompositeFieldContainer[InstanceViewStatus]
     vm_agent: VirtualMachineAgentInstanceView
-    def __init__(self, computer_name: _Optional[str] = ..., platform_fault_domain: _Optional[int] = ..., node_name: _Optional[str] = ..., hypervisor: _Optional[str] = ..., domain_name: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[InstanceViewStatus, _Mapping]]] = ..., vm_agent: _Optional[_Union[VirtualMachineAgentInstanceView, _Mapping]] = ...) -> None: ...
+    extensions: _containers.RepeatedCompositeFieldContainer[VirtualMachineExtensionInstanceView]
+    resource_disk: ResourceDiskInstanceView
+    def __init__(self, computer_name: _Optional[str] = ..., platform_fault_domain: _Optional[int] = ..., node_name: _Optional[str] = ..., hypervisor: _Optional[str] = ..., domain_name: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[InstanceViewStatus, _Mapping]]] = ..., vm_agent: _Optional[_Union[VirtualMachineAgentInstanceView, _Mapping]] = ..., extensions: _Optional[_Iterable[_Union[VirtualMachineExtensionInstanceView, _Mapping]]] = ..., resource_disk: _Optional[_Union[ResourceDiskInstanceView, _Mapping]] = ...) -> None: ...
 
 class VirtualMachineProperties(_message.Message):
     __slots__ = ("vm_id", "hardware_profile", "storage_profile", "os_profile", "provisioning_state", "instance_view", "last_operation_id", "error", "network_profile")
@@ -229,18 +258,20 @@ class VirtualMachineProperties(_message.Message):
     def __init__(self, vm_id: _Optional[str] = ..., hardware_profile: _Optional[_Union[HardwareProfile, _Mapping]] = ..., storage_profile: _Optional[_Union[StorageProfile, _Mapping]] = ..., os_profile: _Optional[_Union[OsProfile, _Mapping]] = ..., provisioning_state: _Optional[str] = ..., instance_view: _Optional[_Union[VirtualMachineInstanceView, _Mapping]] = ..., last_operation_id: _Optional[str] = ..., error: _Optional[_Union[ErrorDetail, _Mapping]] = ..., network_profile: _Optional[_Union[NetworkProfile, _Mapping]] = ...) -> None: ...
 
 class VirtualMachine(_message.Message):
-    __slots__ = ("id", "name", "type", "location", "properties")
+    __slots__ = ("id", "name", "type", "location", "properties", "resources")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
     PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     type: str
     location: str
     properties: VirtualMachineProperties
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., location: _Optional[str] = ..., properties: _Optional[_Union[VirtualMachineProperties, _Mapping]] = ...) -> None: ...
+    resources: _containers.RepeatedCompositeFieldContainer[VirtualMachineExtension]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., location: _Optional[str] = ..., properties: _Optional[_Union[VirtualMachineProperties, _Mapping]] = ..., resources: _Optional[_Iterable[_Union[VirtualMachineExtension, _Mapping]]] = ...) -> None: ...
 
 class CreateVirtualMachineRequest(_message.Message):
     __slots__ = ("resource_group", "name", "location", "image", "size", "storage_account", "os_disk_delete_option", "vnet_name", "subnet", "nics", "private_ip_address", "user_data")
@@ -347,6 +378,126 @@ class SerialOutput(_message.Message):
     path: str
     output: str
     def __init__(self, node_name: _Optional[str] = ..., path: _Optional[str] = ..., output: _Optional[str] = ...) -> None: ...
+
+class VirtualMachineExtensionProperties(_message.Message):
+    __slots__ = ("publisher", "type", "type_handler_version", "auto_upgrade_minor_version", "settings", "provisioning_state", "instance_view", "force_update_tag", "error", "last_operation_id", "sequence_number", "handler_log")
+    PUBLISHER_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_HANDLER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    AUTO_UPGRADE_MINOR_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    PROVISIONING_STATE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_VIEW_FIELD_NUMBER: _ClassVar[int]
+    FORCE_UPDATE_TAG_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAST_OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    HANDLER_LOG_FIELD_NUMBER: _ClassVar[int]
+    publisher: str
+    type: str
+    type_handler_version: str
+    auto_upgrade_minor_version: bool
+    settings: _struct_pb2.Struct
+    provisioning_state: str
+    instance_view: VirtualMachineExtensionInstanceView
+    force_update_tag: str
+    error: ErrorDetail
+    last_operation_id: str
+    sequence_number: int
+    handler_log: str
+    def __init__(self, publisher: _Optional[str] = ..., type: _Optional[str] = ..., type_handler_version: _Optional[str] = ..., auto_upgrade_minor_version: _Optional[bool] = ..., settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., provisioning_state: _Optional[str] = ..., instance_view: _Optional[_Union[VirtualMachineExtensionInstanceView, _Mapping]] = ..., force_update_tag: _Optional[str] = ..., error: _Optional[_Union[ErrorDetail, _Mapping]] = ..., last_operation_id: _Optional[str] = ..., sequence_number: _Optional[int] = ..., handler_log: _Optional[str] = ...) -> None: ...
+
+class VirtualMachineExtension(_message.Message):
+    __slots__ = ("id", "name", "type", "location", "properties")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    type: str
+    location: str
+    properties: VirtualMachineExtensionProperties
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., location: _Optional[str] = ..., properties: _Optional[_Union[VirtualMachineExtensionProperties, _Mapping]] = ...) -> None: ...
+
+class SetExtensionRequest(_message.Message):
+    __slots__ = ("resource_group", "vm_name", "name", "publisher", "type", "type_handler_version", "auto_upgrade_minor_version", "settings", "protected_settings", "force_update_tag")
+    RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    VM_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_HANDLER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    AUTO_UPGRADE_MINOR_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    PROTECTED_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    FORCE_UPDATE_TAG_FIELD_NUMBER: _ClassVar[int]
+    resource_group: str
+    vm_name: str
+    name: str
+    publisher: str
+    type: str
+    type_handler_version: str
+    auto_upgrade_minor_version: bool
+    settings: _struct_pb2.Struct
+    protected_settings: _struct_pb2.Struct
+    force_update_tag: str
+    def __init__(self, resource_group: _Optional[str] = ..., vm_name: _Optional[str] = ..., name: _Optional[str] = ..., publisher: _Optional[str] = ..., type: _Optional[str] = ..., type_handler_version: _Optional[str] = ..., auto_upgrade_minor_version: _Optional[bool] = ..., settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., protected_settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., force_update_tag: _Optional[str] = ...) -> None: ...
+
+class ExtensionRef(_message.Message):
+    __slots__ = ("resource_group", "vm_name", "name", "instance_view", "logs")
+    RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    VM_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_VIEW_FIELD_NUMBER: _ClassVar[int]
+    LOGS_FIELD_NUMBER: _ClassVar[int]
+    resource_group: str
+    vm_name: str
+    name: str
+    instance_view: bool
+    logs: bool
+    def __init__(self, resource_group: _Optional[str] = ..., vm_name: _Optional[str] = ..., name: _Optional[str] = ..., instance_view: _Optional[bool] = ..., logs: _Optional[bool] = ...) -> None: ...
+
+class ListExtensionsRequest(_message.Message):
+    __slots__ = ("resource_group", "vm_name")
+    RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    VM_NAME_FIELD_NUMBER: _ClassVar[int]
+    resource_group: str
+    vm_name: str
+    def __init__(self, resource_group: _Optional[str] = ..., vm_name: _Optional[str] = ...) -> None: ...
+
+class ListExtensionsResponse(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: _containers.RepeatedCompositeFieldContainer[VirtualMachineExtension]
+    def __init__(self, value: _Optional[_Iterable[_Union[VirtualMachineExtension, _Mapping]]] = ...) -> None: ...
+
+class ExtensionImage(_message.Message):
+    __slots__ = ("publisher", "type", "version", "description")
+    PUBLISHER_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    publisher: str
+    type: str
+    version: str
+    description: str
+    def __init__(self, publisher: _Optional[str] = ..., type: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class ListExtensionImagesRequest(_message.Message):
+    __slots__ = ("publisher", "type")
+    PUBLISHER_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    publisher: str
+    type: str
+    def __init__(self, publisher: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...
+
+class ListExtensionImagesResponse(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: _containers.RepeatedCompositeFieldContainer[ExtensionImage]
+    def __init__(self, value: _Optional[_Iterable[_Union[ExtensionImage, _Mapping]]] = ...) -> None: ...
 
 class FilterVerdict(_message.Message):
     __slots__ = ("filter", "passed", "reason")

@@ -731,6 +731,252 @@ class VirtualMachines:
             _registered_method=True)
 
 
+class VirtualMachineExtensionsStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Set = channel.unary_unary(
+                '/fabric.v1.VirtualMachineExtensions/Set',
+                request_serializer=fabric_dot_v1_dot_fabric__pb2.SetExtensionRequest.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_fabric__pb2.Operation.FromString,
+                _registered_method=True)
+        self.Delete = channel.unary_unary(
+                '/fabric.v1.VirtualMachineExtensions/Delete',
+                request_serializer=fabric_dot_v1_dot_fabric__pb2.ExtensionRef.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_fabric__pb2.Operation.FromString,
+                _registered_method=True)
+        self.Get = channel.unary_unary(
+                '/fabric.v1.VirtualMachineExtensions/Get',
+                request_serializer=fabric_dot_v1_dot_fabric__pb2.ExtensionRef.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_fabric__pb2.VirtualMachineExtension.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/fabric.v1.VirtualMachineExtensions/List',
+                request_serializer=fabric_dot_v1_dot_fabric__pb2.ListExtensionsRequest.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_fabric__pb2.ListExtensionsResponse.FromString,
+                _registered_method=True)
+        self.ListImages = channel.unary_unary(
+                '/fabric.v1.VirtualMachineExtensions/ListImages',
+                request_serializer=fabric_dot_v1_dot_fabric__pb2.ListExtensionImagesRequest.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_fabric__pb2.ListExtensionImagesResponse.FromString,
+                _registered_method=True)
+
+
+class VirtualMachineExtensionsServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Set(self, request, context):
+        """Asynchronous: the operation ends when the guest agent reports the extension's status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Delete(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Get(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListImages(self, request, context):
+        """The handler catalogue: every published version of every handler.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_VirtualMachineExtensionsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Set': grpc.unary_unary_rpc_method_handler(
+                    servicer.Set,
+                    request_deserializer=fabric_dot_v1_dot_fabric__pb2.SetExtensionRequest.FromString,
+                    response_serializer=fabric_dot_v1_dot_fabric__pb2.Operation.SerializeToString,
+            ),
+            'Delete': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delete,
+                    request_deserializer=fabric_dot_v1_dot_fabric__pb2.ExtensionRef.FromString,
+                    response_serializer=fabric_dot_v1_dot_fabric__pb2.Operation.SerializeToString,
+            ),
+            'Get': grpc.unary_unary_rpc_method_handler(
+                    servicer.Get,
+                    request_deserializer=fabric_dot_v1_dot_fabric__pb2.ExtensionRef.FromString,
+                    response_serializer=fabric_dot_v1_dot_fabric__pb2.VirtualMachineExtension.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=fabric_dot_v1_dot_fabric__pb2.ListExtensionsRequest.FromString,
+                    response_serializer=fabric_dot_v1_dot_fabric__pb2.ListExtensionsResponse.SerializeToString,
+            ),
+            'ListImages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListImages,
+                    request_deserializer=fabric_dot_v1_dot_fabric__pb2.ListExtensionImagesRequest.FromString,
+                    response_serializer=fabric_dot_v1_dot_fabric__pb2.ListExtensionImagesResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'fabric.v1.VirtualMachineExtensions', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('fabric.v1.VirtualMachineExtensions', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class VirtualMachineExtensions:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Set(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.VirtualMachineExtensions/Set',
+            fabric_dot_v1_dot_fabric__pb2.SetExtensionRequest.SerializeToString,
+            fabric_dot_v1_dot_fabric__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.VirtualMachineExtensions/Delete',
+            fabric_dot_v1_dot_fabric__pb2.ExtensionRef.SerializeToString,
+            fabric_dot_v1_dot_fabric__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Get(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.VirtualMachineExtensions/Get',
+            fabric_dot_v1_dot_fabric__pb2.ExtensionRef.SerializeToString,
+            fabric_dot_v1_dot_fabric__pb2.VirtualMachineExtension.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.VirtualMachineExtensions/List',
+            fabric_dot_v1_dot_fabric__pb2.ListExtensionsRequest.SerializeToString,
+            fabric_dot_v1_dot_fabric__pb2.ListExtensionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListImages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.VirtualMachineExtensions/ListImages',
+            fabric_dot_v1_dot_fabric__pb2.ListExtensionImagesRequest.SerializeToString,
+            fabric_dot_v1_dot_fabric__pb2.ListExtensionImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class OperationsStub:
     """Missing associated documentation comment in .proto file."""
 

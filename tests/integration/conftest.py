@@ -55,6 +55,7 @@ class Api:
         self.nics = nrpc.NetworkInterfacesStub(channel)
         self.groups = rpc.ResourceGroupsStub(channel)
         self.vms = rpc.VirtualMachinesStub(channel)
+        self.extensions = rpc.VirtualMachineExtensionsStub(channel)
         self.ops = rpc.OperationsStub(channel)
         self.nodes = rpc.NodesStub(channel)
 
