@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import ipaddress
+import json
 import logging
 import os
 import re
@@ -43,6 +44,47 @@ NODE_LEASE_TTL_S = 10
 NODE_HEARTBEAT_S = 3.0
 RESYNC_S = 5.0            # full reconcile at least this often
 BOOT_POLL_S = 0.1         # console polling while a guest is booting
+AGENT_STALE_S = 60.0      # a guest agent heard from longer ago than this is Not Ready (it reports every 15 s)
+STATUS_TEXT_MAX = 4096    # what an Observed record keeps of any text a guest sent
+
+
+def _utc(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _text(v: Any) -> str:
+    return (v if isinstance(v, str) else "" if v is None else json.dumps(v))[-STATUS_TEXT_MAX:]
+
+
+def _obj(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def _list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
+
+
+def extension_status(posted: dict[str, Any]) -> dict[str, Any]:
+    """A guest's posted extension status (the handler's status file, wrapped by the guest agent) in the Observed
+    shape. The guest is not trusted: anything missing or malformed becomes empty, texts are capped."""
+    raw = _obj(posted.get("status"))
+    files = _list(raw.get("status"))
+    top = _obj(_obj(files[0]).get("status")) if files else {}
+
+    def message(d: dict[str, Any]) -> str:
+        fm = d.get("formattedMessage")
+        return _text(fm.get("message") if isinstance(fm, dict) else "")
+
+    subs = _list(top.get("substatus"))
+    code = top.get("code")
+    return {"seq": raw.get("seqNo") if isinstance(raw.get("seqNo"), int) else -1,
+            "handler": _text(raw.get("handler"))[:200], "version": _text(raw.get("version"))[:20],
+            "status": top.get("status") if top.get("status") in ("transitioning", "success", "error") else "error",
+            "code": code if isinstance(code, int) else None, "message": message(top),
+            "substatuses": [{"name": _text(x.get("name"))[:100], "status": _text(x.get("status"))[:20],
+                             "message": message(x)} for x in subs[:8] if isinstance(x, dict)],
+            "operation": _text(top.get("operation"))[:40],
+            "time": _utc(float(posted.get("time", 0))), "log": _text(raw.get("handlerLog"))}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,7 +214,8 @@ class NodeAgent:
         """What IMDS and the wireserver answer this VM: its compute section (plus this node's fault domain),
         its network section, and the goal state's incarnation (changes with restarts and disk changes)."""
         net = ipaddress.IPv4Network(nic["prefix"])
-        return {"incarnation": 1 + a.generation + a.disk_generation,
+        return {"incarnation": 1 + a.generation + a.disk_generation + a.extension_generation,
+                "extensions": a.extensions,
                 "compute": {**a.instance_metadata, "platformFaultDomain": str(self.config.fault_domain)},
                 "network": {"interface": [{
                     "macAddress": nic["mac"].replace(":", "").upper(),
@@ -301,7 +344,18 @@ class NodeAgent:
                 self.consoles.save_boot(a.vm_id, boot)
                 record_step(self.store, a.operation_id, node, "guest-ready", "guest reached user space",
                             detail=line)
-        return base.replace(generation=boot.generation, booted=boot.booted, agent=self._agent_status(a, boot))
+        return base.replace(generation=boot.generation, booted=boot.booted, agent=self._agent_status(a, boot),
+                            extensions=self._extension_statuses(a))
+
+    def _extension_statuses(self, a: Assignment) -> dict[str, dict[str, Any]]:
+        """The guest agent's last status for each extension of the assignment."""
+        wanted = {e["name"] for e in a.extensions}
+        out: dict[str, dict[str, Any]] = {}
+        for n in a.nics:
+            for name, posted in self.networks.extension_statuses(n["vni"], n["ip"]).items():
+                if name in wanted:
+                    out[name] = extension_status(posted)
+        return out
 
     def _agent_status(self, a: Assignment, boot: BootRecord) -> dict[str, str]:
         """Ready when the guest agent reported health to the wireserver during this boot."""
@@ -311,9 +365,12 @@ class NodeAgent:
         last = max(reports, key=lambda h: float(h["time"]))
         version = re.search(r"<AgentVersion>([^<]*)</AgentVersion>", last.get("report", ""))
         state = re.search(r"<State>([^<]*)</State>", last.get("report", ""))
-        ready = float(last["time"]) >= boot.started and state is not None and state[1] == "Ready"
-        when = dt.datetime.fromtimestamp(float(last["time"]), dt.timezone.utc).isoformat().replace("+00:00", "Z")
-        return {"status": "Ready" if ready else "Not Ready", "version": version[1] if version else "", "time": when}
+        disk = re.search(r"<ResourceDisk>(formatted|kept)</ResourceDisk>", last.get("report", ""))
+        heard = float(last["time"])
+        ready = (heard >= boot.started and time.time() - heard <= AGENT_STALE_S and state is not None
+                 and state[1] == "Ready")
+        return {"status": "Ready" if ready else "Not Ready", "version": version[1] if version else "",
+                "time": _utc(heard), "resourceDisk": disk[1] if disk and heard >= boot.started else ""}
 
     # ----- loops -----
 

@@ -35,10 +35,10 @@ def container_msg(rec: ContainerRecord) -> pb.Container:
                                                                          last_modified=rec.created))
 
 
-def blob_msg(p: StorageProvider, rec: BlobRecord, sas_url: str = "") -> pb.Blob:
+def blob_msg(p: StorageProvider, rec: BlobRecord) -> pb.Blob:
     state, status, duration = p.lease_view(rec)
     return pb.Blob(name=rec.name, container=rec.container, metadata=rec.metadata,
-                   url=p.url(rec.account, rec.container, rec.name), sas_url=sas_url,
+                   url=p.url(rec.account, rec.container, rec.name),
                    properties=pb.BlobProperties(
                        blob_type=rec.blob_type, content_length=rec.size, etag=rec.etag,
                        last_modified=rec.last_modified,
@@ -126,12 +126,13 @@ class Blobs(rpc.BlobsServicer):
         elif not account or not container:
             raise invalid("accountName", "give the account and the container (or neither, with sasHours)")
         rec = self.p.put_blob(account, container, h.name, (c.data for c in chunks), h.content_type, h.lease_id)
-        sas_url = ""
+        msg = blob_msg(self.p, rec)
         if h.sas_hours > 0:
             expiry = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(hours=h.sas_hours)
             token, _ = self.p.generate_sas(account, container, "", "r", expiry)   # sr=c, as the reference's
-            sas_url = f"{self.p.url(account, container, h.name)}?{token.query()}"
-        return blob_msg(self.p, rec, sas_url)
+            msg.sas_url = f"{self.p.url(account, container, h.name)}?{token.query()}"
+            msg.guest_sas_url = f"{self.p.guest_url(account, container, h.name)}?{token.query()}"
+        return msg
 
     @_stream
     def Download(self, req: pb.BlobRef, ctx: grpc.ServicerContext) -> Iterator[pb.BlobChunk]:

@@ -43,6 +43,7 @@ class Client:
         self.channel = grpc.insecure_channel(self.address)
         self.groups = rpc.ResourceGroupsStub(self.channel)
         self.vms = rpc.VirtualMachinesStub(self.channel)
+        self.extensions = rpc.VirtualMachineExtensionsStub(self.channel)
         self.ops = rpc.OperationsStub(self.channel)
         self.nodes = rpc.NodesStub(self.channel)
         self.accounts = srpc.StorageAccountsStub(self.channel)

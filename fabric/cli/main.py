@@ -5,6 +5,8 @@
     fabric vm show -g RG -n NAME [--instance-view]
     fabric vm start|stop|restart|deallocate|delete -g RG -n NAME [--no-wait] [--yes]
     fabric vm list [-g RG] | fabric vm list-sizes -l LOCATION | fabric vm get-serial-output -g RG -n NAME
+    fabric vm create ... --custom-script FILE [--command CMD]
+    fabric vm extension set|show|list|delete -g RG --vm-name NAME ... | fabric vm extension image list
     fabric node list | fabric operation show ID [--trace] | fabric operation wait ID
     fabric lab up [--nodes N] | fabric lab down [--purge] | fabric lab status
 
@@ -55,20 +57,26 @@ def _follow(client: Client, op: pb.Operation) -> pb.Operation:
     return last
 
 
-def _finish(client: Client, op: pb.Operation, args: argparse.Namespace, then_show: bool) -> int:
+def _finish_op(client: Client, op: pb.Operation, args: argparse.Namespace) -> None:
+    """With --no-wait, print the operation; otherwise follow it, and raise its error when it failed."""
     if args.no_wait:
         out = output.as_dict(op)
         out.pop("trace", None)
         output.print_json(out)
-        return 0
+        return
     if sys.stderr.isatty():
         sys.stderr.write(f"Running {op.name} ({op.id}) ...\n")
     final = _follow(client, op)
     if final.status != "Succeeded":
-        raise CliError({**output.as_dict(final.error),
-                        "details": [{"code": "OperationFailed", "message":
-                                     f"see `fabric operation show {final.id} --trace`"}]})
-    if then_show:
+        err = output.as_dict(final.error)
+        raise CliError({**err, "details": [*err.get("details", []),
+                                           {"code": "OperationFailed", "message":
+                                            f"see `fabric operation show {final.id} --trace`"}]})
+
+
+def _finish(client: Client, op: pb.Operation, args: argparse.Namespace, then_show: bool) -> int:
+    _finish_op(client, op, args)
+    if then_show and not args.no_wait:
         vm = client.call(client.vms.Get, _vm_ref(args, instance_view=True))
         _print_vm(vm, args.output)
     return 0
@@ -115,6 +123,14 @@ def cmd_group_list(c: Client, a: argparse.Namespace) -> int:
 
 
 def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
+    if a.command and not a.custom_script:
+        raise CliError({"code": "InvalidParameter", "target": "command", "message": "--command goes with --custom-script"})
+    if a.custom_script and a.no_wait:
+        raise CliError({"code": "InvalidParameter", "target": "no-wait",
+                        "message": "--custom-script adds the extension once the VM runs; drop --no-wait"})
+    if a.custom_script and not Path(a.custom_script).is_file():
+        raise CliError({"code": "InvalidParameter", "target": "custom-script",
+                        "message": f"--custom-script: no such file {a.custom_script}"})
     op = c.call(c.vms.Create, pb.CreateVirtualMachineRequest(resource_group=a.resource_group, name=a.name,
                                                              location=a.location or "", image=a.image, size=a.size,
                                                              storage_account=a.storage_account or "",
@@ -123,7 +139,18 @@ def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
                                                              nics=a.nics or [],
                                                              private_ip_address=a.private_ip_address or "",
                                                              user_data=_user_data(a.user_data)))
-    return _finish(c, op, a, then_show=True)
+    if not a.custom_script:
+        return _finish(c, op, a, then_show=True)
+    _finish_op(c, op, a)
+    from fabric.cli import extensions as ext
+    name, publisher = ext.CUSTOM_SCRIPT[1], ext.CUSTOM_SCRIPT[0]
+    req = ext.set_request(c, a.resource_group, a.name, name, publisher, None,
+                          ext.custom_script_settings(c, a.custom_script, a.command), None)
+    try:
+        _finish_op(c, c.call(c.extensions.Set, req), a)
+    finally:
+        _print_vm(c.call(c.vms.Get, _vm_ref(a, instance_view=True)), a.output)
+    return 0
 
 
 def _user_data(path: str | None) -> str:
@@ -279,6 +306,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--user-data", help="a file the guest gets from IMDS (compute.userData) and runs at first boot")
     p.add_argument("--os-disk-delete-option", choices=("Delete", "Detach"), default="Delete",
                    help="on vm delete: delete the OS disk blob, or keep it with its lease released")
+    p.add_argument("--custom-script", metavar="FILE",
+                   help="then run FILE with the CustomScript extension (uploaded, read SAS valid 24 h)")
+    p.add_argument("--command", help="with --custom-script: the command to run (default: sh FILE)")
     p.add_argument("--no-wait", action="store_true")
     p.set_defaults(fn=cmd_vm_create)
     p = v.add_parser("show", parents=[COMMON])
@@ -305,6 +335,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--name", "-n", required=True)
     p.add_argument("--tail", type=int, default=0, help="only the last N lines")
     p.set_defaults(fn=cmd_vm_serial)
+
+    from fabric.cli.extensions import add_extension_commands
+    add_extension_commands(v, COMMON)
 
     d = v.add_parser("disk", help="data disks").add_subparsers(dest="sub", required=True)
     for verb, fn in (("attach", cmd_vm_disk_attach), ("detach", cmd_vm_disk_detach)):

@@ -61,7 +61,7 @@ class Lab:
         return read_lab(self.root) or {}
 
     def up(self, nodes: int, image: str, hypervisor: str, etcd_port: int, controller_port: int,
-           location: str) -> dict[str, Any]:
+           location: str, extension_timeout_s: int = 300) -> dict[str, Any]:
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o755)
         cfg = self.config()
@@ -91,7 +91,8 @@ class Lab:
                                         "--listen", cfg["controller"], "--gallery", str(self.gallery_dir),
                                         "--location", location,
                                         "--state-dir", str(self.root / "controller"),
-                                        "--blob-listen", f"127.0.0.1:{blob_port}"],
+                                        "--blob-listen", f"127.0.0.1:{blob_port}",
+                                        "--extension-timeout", str(extension_timeout_s)],
                          marker="fabric.controller.main")
         host_cores = os.cpu_count() or 1
         mem_mb = host_memory_mb()

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66\x61\x62ric/v1/storage.proto\x12\tfabric.v1\" \n\x10PrimaryEndpoints\x12\x0c\n\x04\x62lob\x18\x01 \x01(\t\"\x85\x01\n\x18StorageAccountProperties\x12\x1a\n\x12provisioning_state\x18\x01 \x01(\t\x12\x36\n\x11primary_endpoints\x18\x02 \x01(\x0b\x32\x1b.fabric.v1.PrimaryEndpoints\x12\x15\n\rcreation_time\x18\x03 \x01(\t\"\x83\x01\n\x0eStorageAccount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x37\n\nproperties\x18\x05 \x01(\x0b\x32#.fabric.v1.StorageAccountProperties\"I\n\x11StorageAccountKey\x12\x10\n\x08key_name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x13\n\x0bpermissions\x18\x03 \x01(\t\"U\n\x1b\x43reateStorageAccountRequest\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08location\x18\x03 \x01(\t\"!\n\x11StorageAccountRef\x12\x0c\n\x04name\x18\x01 \x01(\t\"4\n\x1aListStorageAccountsRequest\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\"G\n\x1bListStorageAccountsResponse\x12(\n\x05value\x18\x01 \x03(\x0b\x32\x19.fabric.v1.StorageAccount\"L\n\x1eListStorageAccountKeysResponse\x12*\n\x04keys\x18\x01 \x03(\x0b\x32\x1c.fabric.v1.StorageAccountKey\"C\n\x13\x43ontainerProperties\x12\x15\n\rpublic_access\x18\x01 \x01(\t\x12\x15\n\rlast_modified\x18\x02 \x01(\t\"M\n\tContainer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x32\n\nproperties\x18\x02 \x01(\x0b\x32\x1e.fabric.v1.ContainerProperties\"S\n\x16\x43reateContainerRequest\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rpublic_access\x18\x03 \x01(\t\"Z\n\x1dSetContainerPermissionRequest\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rpublic_access\x18\x03 \x01(\t\"-\n\x15ListContainersRequest\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\"=\n\x16ListContainersResponse\x12#\n\x05value\x18\x01 \x03(\x0b\x32\x14.fabric.v1.Container\"<\n\x0f\x43ontentSettings\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\x12\x13\n\x0b\x63ontent_md5\x18\x02 \x01(\t\"B\n\x0fLeaseProperties\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x10\n\x08\x64uration\x18\x03 \x01(\t\"\xc1\x01\n\x0e\x42lobProperties\x12\x11\n\tblob_type\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontent_length\x18\x02 \x01(\x03\x12\x34\n\x10\x63ontent_settings\x18\x03 \x01(\x0b\x32\x1a.fabric.v1.ContentSettings\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12\x15\n\rlast_modified\x18\x05 \x01(\t\x12)\n\x05lease\x18\x06 \x01(\x0b\x32\x1a.fabric.v1.LeaseProperties\"\xd6\x01\n\x04\x42lob\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12-\n\nproperties\x18\x03 \x01(\x0b\x32\x19.fabric.v1.BlobProperties\x12/\n\x08metadata\x18\x04 \x03(\x0b\x32\x1d.fabric.v1.Blob.MetadataEntry\x12\x0b\n\x03url\x18\x05 \x01(\t\x12\x0f\n\x07sas_url\x18\x06 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x84\x01\n\x10\x42lobUploadHeader\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x10\n\x08lease_id\x18\x05 \x01(\t\x12\x11\n\tsas_hours\x18\x06 \x01(\x05\"X\n\x0fUploadBlobChunk\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.fabric.v1.BlobUploadHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"R\n\x07\x42lobRef\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08lease_id\x18\x04 \x01(\t\"\x19\n\tBlobChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"K\n\x10ListBlobsRequest\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\"3\n\x11ListBlobsResponse\x12\x1e\n\x05value\x18\x01 \x03(\x0b\x32\x0f.fabric.v1.Blob\"\x14\n\x12\x44\x65leteBlobResponse\"\xc0\x01\n\x0cLeaseRequest\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x10\n\x08\x64uration\x18\x05 \x01(\x05\x12\x10\n\x08lease_id\x18\x06 \x01(\t\x12\x19\n\x11proposed_lease_id\x18\x07 \x01(\t\x12\x19\n\x0c\x62reak_period\x18\x08 \x01(\x05H\x00\x88\x01\x01\x42\x0f\n\r_break_period\"T\n\rLeaseResponse\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x12\n\nlease_time\x18\x02 \x01(\x05\x12\x1d\n\x04\x62lob\x18\x03 \x01(\x0b\x32\x0f.fabric.v1.Blob\"p\n\x12GenerateSasRequest\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0bpermissions\x18\x04 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x05 \x01(\t\"<\n\x0bSasResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x11\n\tguest_url\x18\x03 \x01(\t\"\x1e\n\x0c\x43heckRequest\x12\x0e\n\x06repair\x18\x01 \x01(\x08\"d\n\x0c\x43heckFinding\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x12\n\nrepairable\x18\x04 \x01(\x08\x12\x10\n\x08repaired\x18\x05 \x01(\x08\"8\n\x0b\x43heckReport\x12)\n\x08\x66indings\x18\x01 \x03(\x0b\x32\x17.fabric.v1.CheckFinding2\xca\x02\n\x0fStorageAccounts\x12K\n\x06\x43reate\x12&.fabric.v1.CreateStorageAccountRequest\x1a\x19.fabric.v1.StorageAccount\x12>\n\x03Get\x12\x1c.fabric.v1.StorageAccountRef\x1a\x19.fabric.v1.StorageAccount\x12U\n\x04List\x12%.fabric.v1.ListStorageAccountsRequest\x1a&.fabric.v1.ListStorageAccountsResponse\x12S\n\x08ListKeys\x12\x1c.fabric.v1.StorageAccountRef\x1a).fabric.v1.ListStorageAccountKeysResponse2\xed\x01\n\nContainers\x12\x41\n\x06\x43reate\x12!.fabric.v1.CreateContainerRequest\x1a\x14.fabric.v1.Container\x12K\n\x04List\x12 .fabric.v1.ListContainersRequest\x1a!.fabric.v1.ListContainersResponse\x12O\n\rSetPermission\x12(.fabric.v1.SetContainerPermissionRequest\x1a\x14.fabric.v1.Container2\xa6\x03\n\x05\x42lobs\x12\x37\n\x06Upload\x12\x1a.fabric.v1.UploadBlobChunk\x1a\x0f.fabric.v1.Blob(\x01\x12\x36\n\x08\x44ownload\x12\x12.fabric.v1.BlobRef\x1a\x14.fabric.v1.BlobChunk0\x01\x12*\n\x03Get\x12\x12.fabric.v1.BlobRef\x1a\x0f.fabric.v1.Blob\x12\x41\n\x04List\x12\x1b.fabric.v1.ListBlobsRequest\x1a\x1c.fabric.v1.ListBlobsResponse\x12;\n\x06\x44\x65lete\x12\x12.fabric.v1.BlobRef\x1a\x1d.fabric.v1.DeleteBlobResponse\x12:\n\x05Lease\x12\x17.fabric.v1.LeaseRequest\x1a\x18.fabric.v1.LeaseResponse\x12\x44\n\x0bGenerateSas\x12\x1d.fabric.v1.GenerateSasRequest\x1a\x16.fabric.v1.SasResponse2I\n\rStorageChecks\x12\x38\n\x05\x43heck\x12\x17.fabric.v1.CheckRequest\x1a\x16.fabric.v1.CheckReportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66\x61\x62ric/v1/storage.proto\x12\tfabric.v1\" \n\x10PrimaryEndpoints\x12\x0c\n\x04\x62lob\x18\x01 \x01(\t\"\x85\x01\n\x18StorageAccountProperties\x12\x1a\n\x12provisioning_state\x18\x01 \x01(\t\x12\x36\n\x11primary_endpoints\x18\x02 \x01(\x0b\x32\x1b.fabric.v1.PrimaryEndpoints\x12\x15\n\rcreation_time\x18\x03 \x01(\t\"\x83\x01\n\x0eStorageAccount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x37\n\nproperties\x18\x05 \x01(\x0b\x32#.fabric.v1.StorageAccountProperties\"I\n\x11StorageAccountKey\x12\x10\n\x08key_name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x13\n\x0bpermissions\x18\x03 \x01(\t\"U\n\x1b\x43reateStorageAccountRequest\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08location\x18\x03 \x01(\t\"!\n\x11StorageAccountRef\x12\x0c\n\x04name\x18\x01 \x01(\t\"4\n\x1aListStorageAccountsRequest\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\"G\n\x1bListStorageAccountsResponse\x12(\n\x05value\x18\x01 \x03(\x0b\x32\x19.fabric.v1.StorageAccount\"L\n\x1eListStorageAccountKeysResponse\x12*\n\x04keys\x18\x01 \x03(\x0b\x32\x1c.fabric.v1.StorageAccountKey\"C\n\x13\x43ontainerProperties\x12\x15\n\rpublic_access\x18\x01 \x01(\t\x12\x15\n\rlast_modified\x18\x02 \x01(\t\"M\n\tContainer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x32\n\nproperties\x18\x02 \x01(\x0b\x32\x1e.fabric.v1.ContainerProperties\"S\n\x16\x43reateContainerRequest\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rpublic_access\x18\x03 \x01(\t\"Z\n\x1dSetContainerPermissionRequest\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rpublic_access\x18\x03 \x01(\t\"-\n\x15ListContainersRequest\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\"=\n\x16ListContainersResponse\x12#\n\x05value\x18\x01 \x03(\x0b\x32\x14.fabric.v1.Container\"<\n\x0f\x43ontentSettings\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\x12\x13\n\x0b\x63ontent_md5\x18\x02 \x01(\t\"B\n\x0fLeaseProperties\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x10\n\x08\x64uration\x18\x03 \x01(\t\"\xc1\x01\n\x0e\x42lobProperties\x12\x11\n\tblob_type\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontent_length\x18\x02 \x01(\x03\x12\x34\n\x10\x63ontent_settings\x18\x03 \x01(\x0b\x32\x1a.fabric.v1.ContentSettings\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12\x15\n\rlast_modified\x18\x05 \x01(\t\x12)\n\x05lease\x18\x06 \x01(\x0b\x32\x1a.fabric.v1.LeaseProperties\"\xed\x01\n\x04\x42lob\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12-\n\nproperties\x18\x03 \x01(\x0b\x32\x19.fabric.v1.BlobProperties\x12/\n\x08metadata\x18\x04 \x03(\x0b\x32\x1d.fabric.v1.Blob.MetadataEntry\x12\x0b\n\x03url\x18\x05 \x01(\t\x12\x0f\n\x07sas_url\x18\x06 \x01(\t\x12\x15\n\rguest_sas_url\x18\x07 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x84\x01\n\x10\x42lobUploadHeader\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x10\n\x08lease_id\x18\x05 \x01(\t\x12\x11\n\tsas_hours\x18\x06 \x01(\x05\"X\n\x0fUploadBlobChunk\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.fabric.v1.BlobUploadHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"R\n\x07\x42lobRef\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08lease_id\x18\x04 \x01(\t\"\x19\n\tBlobChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"K\n\x10ListBlobsRequest\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\"3\n\x11ListBlobsResponse\x12\x1e\n\x05value\x18\x01 \x03(\x0b\x32\x0f.fabric.v1.Blob\"\x14\n\x12\x44\x65leteBlobResponse\"\xc0\x01\n\x0cLeaseRequest\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x10\n\x08\x64uration\x18\x05 \x01(\x05\x12\x10\n\x08lease_id\x18\x06 \x01(\t\x12\x19\n\x11proposed_lease_id\x18\x07 \x01(\t\x12\x19\n\x0c\x62reak_period\x18\x08 \x01(\x05H\x00\x88\x01\x01\x42\x0f\n\r_break_period\"T\n\rLeaseResponse\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x12\n\nlease_time\x18\x02 \x01(\x05\x12\x1d\n\x04\x62lob\x18\x03 \x01(\x0b\x32\x0f.fabric.v1.Blob\"p\n\x12GenerateSasRequest\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0bpermissions\x18\x04 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x05 \x01(\t\"<\n\x0bSasResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x11\n\tguest_url\x18\x03 \x01(\t\"\x1e\n\x0c\x43heckRequest\x12\x0e\n\x06repair\x18\x01 \x01(\x08\"d\n\x0c\x43heckFinding\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x12\n\nrepairable\x18\x04 \x01(\x08\x12\x10\n\x08repaired\x18\x05 \x01(\x08\"8\n\x0b\x43heckReport\x12)\n\x08\x66indings\x18\x01 \x03(\x0b\x32\x17.fabric.v1.CheckFinding2\xca\x02\n\x0fStorageAccounts\x12K\n\x06\x43reate\x12&.fabric.v1.CreateStorageAccountRequest\x1a\x19.fabric.v1.StorageAccount\x12>\n\x03Get\x12\x1c.fabric.v1.StorageAccountRef\x1a\x19.fabric.v1.StorageAccount\x12U\n\x04List\x12%.fabric.v1.ListStorageAccountsRequest\x1a&.fabric.v1.ListStorageAccountsResponse\x12S\n\x08ListKeys\x12\x1c.fabric.v1.StorageAccountRef\x1a).fabric.v1.ListStorageAccountKeysResponse2\xed\x01\n\nContainers\x12\x41\n\x06\x43reate\x12!.fabric.v1.CreateContainerRequest\x1a\x14.fabric.v1.Container\x12K\n\x04List\x12 .fabric.v1.ListContainersRequest\x1a!.fabric.v1.ListContainersResponse\x12O\n\rSetPermission\x12(.fabric.v1.SetContainerPermissionRequest\x1a\x14.fabric.v1.Container2\xa6\x03\n\x05\x42lobs\x12\x37\n\x06Upload\x12\x1a.fabric.v1.UploadBlobChunk\x1a\x0f.fabric.v1.Blob(\x01\x12\x36\n\x08\x44ownload\x12\x12.fabric.v1.BlobRef\x1a\x14.fabric.v1.BlobChunk0\x01\x12*\n\x03Get\x12\x12.fabric.v1.BlobRef\x1a\x0f.fabric.v1.Blob\x12\x41\n\x04List\x12\x1b.fabric.v1.ListBlobsRequest\x1a\x1c.fabric.v1.ListBlobsResponse\x12;\n\x06\x44\x65lete\x12\x12.fabric.v1.BlobRef\x1a\x1d.fabric.v1.DeleteBlobResponse\x12:\n\x05Lease\x12\x17.fabric.v1.LeaseRequest\x1a\x18.fabric.v1.LeaseResponse\x12\x44\n\x0bGenerateSas\x12\x1d.fabric.v1.GenerateSasRequest\x1a\x16.fabric.v1.SasResponse2I\n\rStorageChecks\x12\x38\n\x05\x43heck\x12\x17.fabric.v1.CheckRequest\x1a\x16.fabric.v1.CheckReportb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -70,43 +70,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BLOBPROPERTIES']._serialized_start=1310
   _globals['_BLOBPROPERTIES']._serialized_end=1503
   _globals['_BLOB']._serialized_start=1506
-  _globals['_BLOB']._serialized_end=1720
-  _globals['_BLOB_METADATAENTRY']._serialized_start=1673
-  _globals['_BLOB_METADATAENTRY']._serialized_end=1720
-  _globals['_BLOBUPLOADHEADER']._serialized_start=1723
-  _globals['_BLOBUPLOADHEADER']._serialized_end=1855
-  _globals['_UPLOADBLOBCHUNK']._serialized_start=1857
-  _globals['_UPLOADBLOBCHUNK']._serialized_end=1945
-  _globals['_BLOBREF']._serialized_start=1947
-  _globals['_BLOBREF']._serialized_end=2029
-  _globals['_BLOBCHUNK']._serialized_start=2031
-  _globals['_BLOBCHUNK']._serialized_end=2056
-  _globals['_LISTBLOBSREQUEST']._serialized_start=2058
-  _globals['_LISTBLOBSREQUEST']._serialized_end=2133
-  _globals['_LISTBLOBSRESPONSE']._serialized_start=2135
-  _globals['_LISTBLOBSRESPONSE']._serialized_end=2186
-  _globals['_DELETEBLOBRESPONSE']._serialized_start=2188
-  _globals['_DELETEBLOBRESPONSE']._serialized_end=2208
-  _globals['_LEASEREQUEST']._serialized_start=2211
-  _globals['_LEASEREQUEST']._serialized_end=2403
-  _globals['_LEASERESPONSE']._serialized_start=2405
-  _globals['_LEASERESPONSE']._serialized_end=2489
-  _globals['_GENERATESASREQUEST']._serialized_start=2491
-  _globals['_GENERATESASREQUEST']._serialized_end=2603
-  _globals['_SASRESPONSE']._serialized_start=2605
-  _globals['_SASRESPONSE']._serialized_end=2665
-  _globals['_CHECKREQUEST']._serialized_start=2667
-  _globals['_CHECKREQUEST']._serialized_end=2697
-  _globals['_CHECKFINDING']._serialized_start=2699
-  _globals['_CHECKFINDING']._serialized_end=2799
-  _globals['_CHECKREPORT']._serialized_start=2801
-  _globals['_CHECKREPORT']._serialized_end=2857
-  _globals['_STORAGEACCOUNTS']._serialized_start=2860
-  _globals['_STORAGEACCOUNTS']._serialized_end=3190
-  _globals['_CONTAINERS']._serialized_start=3193
-  _globals['_CONTAINERS']._serialized_end=3430
-  _globals['_BLOBS']._serialized_start=3433
-  _globals['_BLOBS']._serialized_end=3855
-  _globals['_STORAGECHECKS']._serialized_start=3857
-  _globals['_STORAGECHECKS']._serialized_end=3930
+  _globals['_BLOB']._serialized_end=1743
+  _globals['_BLOB_METADATAENTRY']._serialized_start=1696
+  _globals['_BLOB_METADATAENTRY']._serialized_end=1743
+  _globals['_BLOBUPLOADHEADER']._serialized_start=1746
+  _globals['_BLOBUPLOADHEADER']._serialized_end=1878
+  _globals['_UPLOADBLOBCHUNK']._serialized_start=1880
+  _globals['_UPLOADBLOBCHUNK']._serialized_end=1968
+  _globals['_BLOBREF']._serialized_start=1970
+  _globals['_BLOBREF']._serialized_end=2052
+  _globals['_BLOBCHUNK']._serialized_start=2054
+  _globals['_BLOBCHUNK']._serialized_end=2079
+  _globals['_LISTBLOBSREQUEST']._serialized_start=2081
+  _globals['_LISTBLOBSREQUEST']._serialized_end=2156
+  _globals['_LISTBLOBSRESPONSE']._serialized_start=2158
+  _globals['_LISTBLOBSRESPONSE']._serialized_end=2209
+  _globals['_DELETEBLOBRESPONSE']._serialized_start=2211
+  _globals['_DELETEBLOBRESPONSE']._serialized_end=2231
+  _globals['_LEASEREQUEST']._serialized_start=2234
+  _globals['_LEASEREQUEST']._serialized_end=2426
+  _globals['_LEASERESPONSE']._serialized_start=2428
+  _globals['_LEASERESPONSE']._serialized_end=2512
+  _globals['_GENERATESASREQUEST']._serialized_start=2514
+  _globals['_GENERATESASREQUEST']._serialized_end=2626
+  _globals['_SASRESPONSE']._serialized_start=2628
+  _globals['_SASRESPONSE']._serialized_end=2688
+  _globals['_CHECKREQUEST']._serialized_start=2690
+  _globals['_CHECKREQUEST']._serialized_end=2720
+  _globals['_CHECKFINDING']._serialized_start=2722
+  _globals['_CHECKFINDING']._serialized_end=2822
+  _globals['_CHECKREPORT']._serialized_start=2824
+  _globals['_CHECKREPORT']._serialized_end=2880
+  _globals['_STORAGEACCOUNTS']._serialized_start=2883
+  _globals['_STORAGEACCOUNTS']._serialized_end=3213
+  _globals['_CONTAINERS']._serialized_start=3216
+  _globals['_CONTAINERS']._serialized_end=3453
+  _globals['_BLOBS']._serialized_start=3456
+  _globals['_BLOBS']._serialized_end=3878
+  _globals['_STORAGECHECKS']._serialized_start=3880
+  _globals['_STORAGECHECKS']._serialized_end=3953
 # @@protoc_insertion_point(module_scope)

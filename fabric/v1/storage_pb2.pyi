@@ -163,7 +163,7 @@ class BlobProperties(_message.Message):
     def __init__(self, blob_type: _Optional[str] = ..., content_length: _Optional[int] = ..., content_settings: _Optional[_Union[ContentSettings, _Mapping]] = ..., etag: _Optional[str] = ..., last_modified: _Optional[str] = ..., lease: _Optional[_Union[LeaseProperties, _Mapping]] = ...) -> None: ...
 
 class Blob(_message.Message):
-    __slots__ = ("name", "container", "properties", "metadata", "url", "sas_url")
+    __slots__ = ("name", "container", "properties", "metadata", "url", "sas_url", "guest_sas_url")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -177,13 +177,15 @@ class Blob(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     SAS_URL_FIELD_NUMBER: _ClassVar[int]
+    GUEST_SAS_URL_FIELD_NUMBER: _ClassVar[int]
     name: str
     container: str
     properties: BlobProperties
     metadata: _containers.ScalarMap[str, str]
     url: str
     sas_url: str
-    def __init__(self, name: _Optional[str] = ..., container: _Optional[str] = ..., properties: _Optional[_Union[BlobProperties, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., url: _Optional[str] = ..., sas_url: _Optional[str] = ...) -> None: ...
+    guest_sas_url: str
+    def __init__(self, name: _Optional[str] = ..., container: _Optional[str] = ..., properties: _Optional[_Union[BlobProperties, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., url: _Optional[str] = ..., sas_url: _Optional[str] = ..., guest_sas_url: _Optional[str] = ...) -> None: ...
 
 class BlobUploadHeader(_message.Message):
     __slots__ = ("account_name", "container", "name", "content_type", "lease_id", "sas_hours")

@@ -5,11 +5,16 @@ import os
 from pathlib import Path
 
 
-def write_if_changed(path: Path, text: str) -> bool:
-    """Replace path's content atomically (temp file + rename) when it differs; True when it changed."""
-    if path.exists() and path.read_text() == text:
-        return False
-    tmp = path.with_suffix(".tmp")
+def write_atomic(path: Path, text: str) -> None:
+    """Replace path's content whole: a temp file beside it, renamed over it."""
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """write_atomic when the content differs; True when it changed."""
+    if path.exists() and path.read_text() == text:
+        return False
+    write_atomic(path, text)
     return True

@@ -15,11 +15,19 @@ IMDS:  GET /metadata/instance?api-version=...  with `Metadata: true`; refused
 Wire:  GET /machine?comp=goalstate (x-ms-version) -> the goal state with its
        incarnation; POST /machine?comp=health -> the guest's health report,
        kept in DIR/health/<ip>.json for the node agent.
+       GET /machine?comp=extensionsconfig -> the VM's extensions, one element a
+       line for a shell agent: each plugin's settings flattened to
+       <Setting name="fileUris.0">base64</Setting> (protected="true" for the
+       protected ones, which only this VM ever receives).
+       POST /machine?comp=status&extension=NAME -> one extension's status (JSON),
+       kept in DIR/status/<ip>/<NAME>.json for the node agent.
 """
 from __future__ import annotations
 
 import argparse
+import base64
 import json
+import re
 import os
 import threading
 import time
@@ -30,10 +38,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
+from nodeagent.netsvc.files import write_atomic
 from nodeagent.netsvc.relay import UnixHTTPConnection, relay
 
 RATE_LIMIT_PER_S = 5
 MAX_HEALTH_BYTES = 64 * 1024
+MAX_STATUS_BYTES = 64 * 1024
 PORT = 80
 
 
@@ -76,18 +86,58 @@ class RateLimit:
             return True
 
 
-def goal_state_xml(ip: str, doc: dict[str, Any]) -> str:
+def goal_state_xml(ip: str, doc: dict[str, Any], host: str) -> str:
     c = doc.get("compute", {})
+    inc = int(doc.get("incarnation", 1))
     return ('<?xml version="1.0" encoding="utf-8"?><GoalState><Version>2012-11-30</Version>'
-            f"<Incarnation>{int(doc.get('incarnation', 1))}</Incarnation><Machine><ExpectedState>Started"
+            f"<Incarnation>{inc}</Incarnation><Machine><ExpectedState>Started"
             "</ExpectedState></Machine><Container><ContainerId>" + escape(c.get("resourceGroupName", "")) +
             "</ContainerId><RoleInstanceList><RoleInstance><InstanceId>" + escape(c.get("vmId", "")) +
-            "</InstanceId><State>Started</State></RoleInstance></RoleInstanceList></Container></GoalState>")
+            "</InstanceId><State>Started</State><Configuration><ExtensionsConfig>" +
+            escape(f"http://{host}/machine?comp=extensionsconfig&incarnation={inc}") +
+            "</ExtensionsConfig></Configuration></RoleInstance></RoleInstanceList></Container></GoalState>")
+
+
+def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """JSON settings as (path, text) pairs: {"fileUris": ["a"]} -> [("fileUris.0", "a")]."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in flatten(v, f"{prefix}.{k}" if prefix else str(k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in flatten(v, f"{prefix}.{i}" if prefix else str(i))]
+    return [(prefix, value if isinstance(value, str) else json.dumps(value))]
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def extensions_config_xml(doc: dict[str, Any]) -> str:
+    """The VM's extensions; one element a line so that a shell agent can read it with `while read`."""
+    lines = ['<?xml version="1.0" encoding="utf-8"?>', f'<Extensions incarnation="{int(doc.get("incarnation", 1))}">']
+    for e in doc.get("extensions", []):
+        lines.append(f'<Plugin name="{escape(e["name"])}" handler="{escape(e["handler"])}" '
+                     f'version="{escape(e["version"])}" seqNo="{int(e["seq"])}" '
+                     f'timeoutSeconds="{int(e["timeoutSeconds"])}">')
+        lines.append(f"<PublicSettings>{_b64(json.dumps(e.get('settings', {})))}</PublicSettings>")
+        lines.append(f"<ProtectedSettingKeys>{_b64(' '.join(sorted(e.get('protectedSettings', {}))))}"
+                     "</ProtectedSettingKeys>")
+        for path, text in flatten(e.get("settings", {})):
+            lines.append(f'<Setting name="{escape(path)}">{_b64(text)}</Setting>')
+        for path, text in flatten(e.get("protectedSettings", {})):
+            lines.append(f'<Setting name="{escape(path)}" protected="true">{_b64(text)}</Setting>')
+        lines.append("</Plugin>")
+    lines.append("</Extensions>")
+    return "\n".join(lines) + "\n"
+
+
+_EXT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def make_handler(folder: Path, docs: Documents, limit: RateLimit, blob_relay: str) -> type[BaseHTTPRequestHandler]:
     health = folder / "health"
     health.mkdir(exist_ok=True)
+    statuses = folder / "status"
+    statuses.mkdir(exist_ok=True)
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "fabriclab-metadata/1.0"
@@ -153,7 +203,12 @@ def make_handler(folder: Path, docs: Documents, limit: RateLimit, blob_relay: st
                     return self._error(400, "x-ms-version header is required")
                 if doc is None:
                     return self._error(404, f"no VM with address {ip} on this network")
-                return self._send(200, goal_state_xml(ip, doc), "text/xml; charset=utf-8")
+                return self._send(200, goal_state_xml(ip, doc, self.headers.get("Host") or ""),
+                                  "text/xml; charset=utf-8")
+            if url.path == "/machine" and q.get("comp") == ["extensionsconfig"]:
+                if doc is None:
+                    return self._error(404, f"no VM with address {ip} on this network")
+                return self._send(200, extensions_config_xml(doc), "text/xml; charset=utf-8")
             return self._error(404, "Not found")
 
         def do_POST(self) -> None:  # noqa: N802
@@ -162,17 +217,30 @@ def make_handler(folder: Path, docs: Documents, limit: RateLimit, blob_relay: st
             url = urlsplit(self.path)
             ip = self.client_address[0]
             length = int(self.headers.get("Content-Length") or 0)
-            if url.path != "/machine" or parse_qs(url.query).get("comp") != ["health"]:
+            q = parse_qs(url.query)
+            if url.path != "/machine" or q.get("comp") not in (["health"], ["status"]):
                 return self._error(404, "Not found")
-            if length > MAX_HEALTH_BYTES:
-                return self._error(413, "health report too large")
+            if length > (MAX_HEALTH_BYTES if q["comp"] == ["health"] else MAX_STATUS_BYTES):
+                return self._error(413, "report too large")
             body = self.rfile.read(length).decode(errors="replace")
-            if docs.for_ip(ip) is None:
+            doc = docs.for_ip(ip)
+            if doc is None:
                 return self._error(404, f"no VM with address {ip} on this network")
-            report = {"time": time.time(), "report": body}
-            tmp = health / f"{ip}.json.tmp"
-            tmp.write_text(json.dumps(report))
-            os.replace(tmp, health / f"{ip}.json")
+            if q["comp"] == ["health"]:
+                write_atomic(health / f"{ip}.json", json.dumps({"time": time.time(), "report": body}))
+                return self._send(200, "", "text/plain")
+            name = (q.get("extension") or [""])[0]
+            if not _EXT_NAME.match(name) or not any(e["name"] == name for e in doc.get("extensions", [])):
+                return self._error(404, f"no extension '{name}' in this VM's goal state")
+            try:
+                status = json.loads(body)
+            except ValueError as e:
+                return self._error(400, f"the status is not JSON: {e}")
+            if not isinstance(status, dict):
+                return self._error(400, "the status is not a JSON object")
+            mine = statuses / ip
+            mine.mkdir(exist_ok=True)
+            write_atomic(mine / f"{name}.json", json.dumps({"time": time.time(), "status": status}))
             return self._send(200, "", "text/plain")
 
     return Handler
@@ -188,9 +256,7 @@ def main() -> None:
     srv = ThreadingHTTPServer(("0.0.0.0", args.port), make_handler(args.folder, Documents(args.folder),
                                                                   RateLimit(RATE_LIMIT_PER_S), args.blob_relay))
     srv.daemon_threads = True
-    tmp = args.pid_file.with_suffix(".tmp")
-    tmp.write_text(str(os.getpid()))
-    os.replace(tmp, args.pid_file)
+    write_atomic(args.pid_file, str(os.getpid()))
     srv.serve_forever()
 
 

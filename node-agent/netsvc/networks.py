@@ -138,6 +138,18 @@ class Networks:
         except (OSError, ValueError):
             return None
 
+    def extension_statuses(self, vni: int, ip: str) -> dict[str, dict[str, Any]]:
+        """Extension name -> the last status the guest posted for it, with its time."""
+        out = {}
+        for f in sorted((self.root / str(vni) / "status" / ip).glob("*.json")):
+            try:
+                data = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict):
+                out[f.stem] = data
+        return out
+
     def remove(self, vni: int) -> None:
         self._dnsmasq(vni).stop()
         pid = self._metadata_pid(vni)

@@ -17,6 +17,7 @@ from fabric.store import Store
 from tests.conftest import free_port, require
 
 E2E_ROOT = Path("/var/lib/fabriclab")
+EXTENSION_TIMEOUT_S = 20       # short, so that a hanging extension command is killed within the test
 
 
 def _libvirt_ok() -> bool:
@@ -34,7 +35,8 @@ class LabHandle:
         self.env.pop("FABRIC_CONTROLLER", None)
 
     def up(self) -> dict[str, Any]:
-        return self.lab.up(2, "fabriclab:busybox:lab:latest", "auto", self.etcd_port, self.controller_port, "local")
+        return self.lab.up(2, "fabriclab:busybox:lab:latest", "auto", self.etcd_port, self.controller_port, "local",
+                           extension_timeout_s=EXTENSION_TIMEOUT_S)
 
     def fabric(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         r = subprocess.run([sys.executable, "-m", "fabric.cli.main", *args], capture_output=True, text=True,

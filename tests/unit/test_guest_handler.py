@@ -1,0 +1,106 @@
+"""The CustomScript handler of the guest image, run on this host by the same busybox the image carries.
+
+What a VM's guest agent does on a new sequence number, minus the VM: the status file it writes must be
+valid JSON in the reference's status-file shape, whatever the command printed, with the exit code in words."""
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import require
+
+LIB = Path(__file__).resolve().parents[2] / "images" / "busybox-lab" / "rootfs" / "usr" / "lib" / "fabriclab"
+ENABLE = LIB / "handlers" / "Microsoft.Compute.CustomScriptExtension" / "1.8" / "enable"
+
+
+def busybox() -> str:
+    found = shutil.which("busybox")
+    require(found is not None, "busybox (Debian busybox-static)")
+    assert found is not None
+    return found
+
+
+def run(tmp: Path, settings_: dict[str, str], timeout_s: int = 30) -> tuple[dict[str, Any], str]:
+    """Run `enable` with flattened settings; (the status, the handler log)."""
+    bb = busybox()
+    bindir = tmp / "bin"
+    if not bindir.exists():      # busybox applets first on PATH, as in the guest
+        bindir.mkdir()
+        for applet in subprocess.run([bb, "--list"], capture_output=True, text=True, check=True).stdout.split():
+            (bindir / applet).symlink_to(bb)
+    config = tmp / "settings"
+    config.write_text("".join(f"{k}={base64.b64encode(v.encode()).decode()}\n" for k, v in settings_.items()))
+    work, downloads = tmp / "work", tmp / "downloads"
+    work.mkdir(exist_ok=True)
+    env = {"PATH": str(bindir), "FABRICLAB_LIB": str(LIB), "CONFIG": str(config), "PUBLIC_JSON": "{}",
+           "PROTECTED_KEYS": "", "HANDLER_LOG": str(tmp / "handler.log"), "DOWNLOADS": str(downloads),
+           "WORK": str(work), "SEQ": "0", "TIMEOUT": str(timeout_s)}
+    subprocess.run([bb, "sh", str(ENABLE)], env=env, check=True, timeout=timeout_s + 30)
+    return json.loads((work / "status").read_text())[0]["status"], (tmp / "handler.log").read_text()
+
+
+def test_a_missing_script_is_explained(tmp_path: Path) -> None:
+    status, log = run(tmp_path, {"commandToExecute": "sh sample.sh"})
+    assert status["status"] == "error" and status["code"] == 2
+    assert status["formattedMessage"]["message"] == (
+        "Command 'sh sample.sh' exited with code 2: sh: can't open 'sample.sh': No such file or directory")
+    assert [s["name"] for s in status["substatus"]] == ["StdOut", "StdErr"]
+    assert "[ERROR] Command execution finished. Command exited with code: 2" in log
+    assert "Command execution task started" in log
+
+
+def test_success_keeps_stdout_and_protected_values_stay_out_of_the_log(tmp_path: Path) -> None:
+    status, log = run(tmp_path, {"protected.commandToExecute": "echo hello; echo secret-token > /dev/null"})
+    assert (status["status"], status["code"]) == ("success", 0)
+    assert status["substatus"][0]["formattedMessage"]["message"] == "hello"
+    assert "secret-token" not in log and "secret-token" not in json.dumps(status)
+    assert status["formattedMessage"]["message"] == "Command (protected commandToExecute) exited with code 0"
+    assert "Command exited with code: 0" in log
+
+
+def test_a_hanging_command_is_killed_and_reported(tmp_path: Path) -> None:
+    t = time.monotonic()
+    status, log = run(tmp_path, {"commandToExecute": "echo started; sleep 600 & sleep 600"}, timeout_s=2)
+    assert time.monotonic() - t < 20
+    assert status["status"] == "error"
+    assert status["formattedMessage"]["message"] == (
+        "Command 'echo started; sleep 600 & sleep 600' timed out after 2 s and was killed")
+    assert status["substatus"][0]["formattedMessage"]["message"] == "started"
+    assert "timed out after 2 s" in log
+
+
+def test_megabytes_of_output_keep_a_capped_tail(tmp_path: Path) -> None:
+    status, _ = run(tmp_path, {"commandToExecute": "yes 0123456789 | head -c 5000000; echo END; exit 3"})
+    out = status["substatus"][0]["formattedMessage"]["message"]
+    assert status["code"] == 3 and len(out) == 4095 and out.endswith("END")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                    max_size=60))
+def test_any_output_gives_valid_json(tmp_path: Path, text: str) -> None:
+    (tmp_path / "out.txt").write_text(text)
+    status, _ = run(tmp_path, {"commandToExecute": f"cat {tmp_path}/out.txt; cat {tmp_path}/out.txt >&2; exit 1"})
+    expected = "".join(c for c in text if c in "\t\n\r" or ord(c) >= 32).rstrip("\n")
+    assert status["substatus"][0]["formattedMessage"]["message"] == expected
+
+
+def test_a_failed_download_says_which_file(tmp_path: Path) -> None:
+    status, log = run(tmp_path, {"commandToExecute": "sh x.sh", "fileUris.0": "http://127.0.0.1:9/c/x.sh?sig=a"})
+    assert status["status"] == "error"
+    assert status["formattedMessage"]["message"].startswith("Failed to download 'x.sh' (fileUris[0]): ")
+    assert "DownloadFiles: fileUri = http://127.0.0.1:9/c/x.sh?sig=a" in log
+
+
+@pytest.mark.parametrize("version", ["1.7", "1.8"])
+def test_both_versions_are_published(version: str) -> None:
+    assert (LIB / "handlers" / "Microsoft.Compute.CustomScriptExtension" / version / "enable").stat().st_mode & 0o111
