@@ -177,15 +177,29 @@ def _last_boot_resource_line(lab: LabHandle, name: str) -> str:
     raise AssertionError(serial(lab, name))
 
 
+def _resource_disk_view(lab: LabHandle, name: str) -> str:
+    """The instance view's word for the temporary disk, once the guest agent has reported it for this boot."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        view = lab.json("vm", "show", "-g", "E2E", "-n", name, "--instance-view")["properties"]["instanceView"]
+        if view.get("resourceDisk", {}).get("state"):
+            return str(view["resourceDisk"]["state"])
+        time.sleep(1)
+    raise AssertionError(f"no resourceDisk in the instance view of {name}")
+
+
 def test_the_temporary_disk_holds_swap_survives_restart_and_is_fresh_after_deallocate(lab: LabHandle) -> None:
     lab.fabric("vm", "create", "-g", "E2E", "-n", "tempdisk", "--image", "fabriclab:busybox:lab:latest",
                "--size", "Lab_A0")
     first = _last_boot_resource_line(lab, "tempdisk")
     assert "formatted now" in first and "DATALOSS_WARNING_README.txt" in first and "swapfile" in first
     assert "swap 65532 kB" in first
+    assert _resource_disk_view(lab, "tempdisk") == "Fresh"
     lab.fabric("vm", "restart", "-g", "E2E", "-n", "tempdisk")
     assert "kept: it survived this restart" in _last_boot_resource_line(lab, "tempdisk")
+    assert _resource_disk_view(lab, "tempdisk") == "Kept"
     lab.fabric("vm", "deallocate", "-g", "E2E", "-n", "tempdisk")
     lab.fabric("vm", "start", "-g", "E2E", "-n", "tempdisk")
     assert "formatted now: a fresh disk" in _last_boot_resource_line(lab, "tempdisk")
+    assert _resource_disk_view(lab, "tempdisk") == "Fresh"
     lab.fabric("vm", "delete", "-g", "E2E", "-n", "tempdisk", "--yes")
