@@ -23,6 +23,7 @@ OPERATION_NAMES = {
     "delete": "Microsoft.Compute/virtualMachines/delete",
     "extensionWrite": "Microsoft.Compute/virtualMachines/extensions/write",
     "extensionDelete": "Microsoft.Compute/virtualMachines/extensions/delete",
+    "deploymentWrite": "Microsoft.Resources/deployments/write",
 }
 
 

@@ -34,6 +34,13 @@ _GRPC_CODES: dict[str, grpc.StatusCode] = {
     "StorageAccountAlreadyTaken": grpc.StatusCode.ALREADY_EXISTS,
     "ContainerAlreadyExists": grpc.StatusCode.ALREADY_EXISTS,
     "InternalError": grpc.StatusCode.INTERNAL,
+    "InvalidTemplate": grpc.StatusCode.INVALID_ARGUMENT,
+    "NoRegisteredProviderFound": grpc.StatusCode.INVALID_ARGUMENT,
+    "DeploymentNotFound": grpc.StatusCode.NOT_FOUND,
+    "DeploymentActive": grpc.StatusCode.ALREADY_EXISTS,
+    "ArtifactNotFound": grpc.StatusCode.NOT_FOUND,
+    "ArtifactVersionNotFound": grpc.StatusCode.NOT_FOUND,
+    "PropertyChangeNotAllowed": grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

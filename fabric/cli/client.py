@@ -10,6 +10,7 @@ import grpc
 
 from fabric.arm.errors import ERROR_METADATA_KEY, ArmError
 from fabric.lab.config import lab_dir, read_lab
+from fabric.v1 import deployment_pb2_grpc as drpc
 from fabric.v1 import fabric_pb2_grpc as rpc
 from fabric.v1 import network_pb2_grpc as nrpc
 from fabric.v1 import storage_pb2_grpc as srpc
@@ -44,6 +45,7 @@ class Client:
         self.groups = rpc.ResourceGroupsStub(self.channel)
         self.vms = rpc.VirtualMachinesStub(self.channel)
         self.extensions = rpc.VirtualMachineExtensionsStub(self.channel)
+        self.deployments = drpc.DeploymentsStub(self.channel)
         self.ops = rpc.OperationsStub(self.channel)
         self.nodes = rpc.NodesStub(self.channel)
         self.accounts = srpc.StorageAccountsStub(self.channel)

@@ -7,6 +7,8 @@
     fabric vm list [-g RG] | fabric vm list-sizes -l LOCATION | fabric vm get-serial-output -g RG -n NAME
     fabric vm create ... --custom-script FILE [--command CMD]
     fabric vm extension set|show|list|delete -g RG --vm-name NAME ... | fabric vm extension image list
+    fabric deployment create -g RG --template-file T.json [--parameters ...] | deployment show|list
+    fabric deployment operation list -g RG -n NAME
     fabric node list | fabric operation show ID [--trace] | fabric operation wait ID
     fabric lab up [--nodes N] | fabric lab down [--purge] | fabric lab status
 
@@ -363,9 +365,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.set_defaults(fn=cmd_operation_wait)
 
+    from fabric.cli.deployment import add_deployment_commands
     from fabric.cli.network import add_network_commands
     from fabric.cli.storage import add_storage_commands
     from fabric.lab.cli import add_lab_commands
+    add_deployment_commands(groups, COMMON)
     add_network_commands(groups, COMMON)
     add_storage_commands(groups, COMMON)
     add_lab_commands(groups, COMMON)

@@ -102,7 +102,7 @@ def blob_upload(c: Client, a: argparse.Namespace) -> int:
                 yield pb.UploadBlobChunk(data=chunk)
     blob = c.call(c.blobs.Upload, parts())
     if a.sas_hours and a.output != "json":
-        print(blob.sas_url)
+        print(blob.guest_sas_url if a.guest_uri else blob.sas_url)
         return 0
     return _print(a, blob)
 
@@ -232,6 +232,8 @@ def add_storage_commands(groups: argparse._SubParsersAction, common: argparse.Ar
     p.add_argument("--content-type")
     p.add_argument("--lease-id")
     p.add_argument("--sas-hours", type=int, help="also print a read SAS URL valid this many hours")
+    p.add_argument("--guest-uri", action="store_true",
+                   help="with --sas-hours: the URL as guests reach it (for extensions' fileUris)")
     p.set_defaults(fn=blob_upload)
     p = blob.add_parser("download", parents=[common])
     _blob_args(p)

@@ -239,12 +239,14 @@ def set_extension(p: ComputeProvider, rg: str, vm_name: str, name: str, publishe
              "typeHandlerVersion": version, "handlerVersion": exact, "autoUpgradeMinorVersion": auto_upgrade,
              "settings": settings, "protectedSettings": protected, "forceUpdateTag": force_update_tag,
              "seq": 0, "provisioningState": ProvisioningState.CREATING, "operationId": op.id, "error": None}
-    same = old is not None and all(old.get(k) == entry[k] for k in (
-        "handlerVersion", "settings", "protectedSettings", "forceUpdateTag"))
+    # the same handler version and settings as a run that succeeded: nothing for the guest to do; anything
+    # else (new settings, or the same after a failure) is a new sequence number, which the guest runs
+    same = old is not None and old.get("provisioningState") == ProvisioningState.SUCCEEDED and all(
+        old.get(k) == entry[k] for k in ("handlerVersion", "settings", "protectedSettings", "forceUpdateTag"))
     if old is not None:
         entry["seq"] = old["seq"] if same else old["seq"] + 1
         entry["provisioningState"] = ProvisioningState.UPDATING
-    if same and old is not None and old.get("provisioningState") == ProvisioningState.SUCCEEDED:
+    if same and old is not None:
         # nothing for the guest to do: the extension stays as it ran
         entry["provisioningState"] = ProvisioningState.SUCCEEDED
         op = operations.finished(op)

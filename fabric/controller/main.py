@@ -25,7 +25,10 @@ from fabric.arm import server
 from fabric.arm.network_server import add_network_servicers
 from fabric.arm.storage_server import add_storage_servicers
 from fabric.compute.reconciler import VmReconciler
+from fabric.arm.deployment_server import Deployments
 from fabric.arm.extension_server import VirtualMachineExtensions
+from fabric.deployments.engine import DeploymentProvider
+from fabric.v1 import deployment_pb2_grpc as drpc
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.gallery import Gallery
 from fabric.model import BlobService
@@ -52,6 +55,7 @@ def build_server(store: Store, compute: ComputeProvider, listen: str) -> grpc.Se
     rpc.add_ResourceGroupsServicer_to_server(server.ResourceGroups(store, compute), srv)
     rpc.add_VirtualMachinesServicer_to_server(server.VirtualMachines(store, compute), srv)
     rpc.add_VirtualMachineExtensionsServicer_to_server(VirtualMachineExtensions(store, compute), srv)
+    drpc.add_DeploymentsServicer_to_server(Deployments(DeploymentProvider(compute)), srv)
     rpc.add_OperationsServicer_to_server(server.Operations(store), srv)
     rpc.add_NodesServicer_to_server(server.Nodes(store), srv)
     srv.add_insecure_port(listen)
@@ -71,6 +75,7 @@ def subscription_id(store: Store) -> str:
 
 def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Event) -> None:
     reconciler = VmReconciler(store, compute)
+    deployments = DeploymentProvider(compute)
     changed = threading.Event()
     watches: list[Watch] = []
     while not stop.is_set():
@@ -78,8 +83,10 @@ def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Ev
             if not watches or any(w.broken for w in watches):
                 for w in watches:
                     w.cancel()
-                watches = [store.watch_prefix(keys.OBSERVED, changed.set), store.watch_prefix(keys.NODES, changed.set)]
+                watches = [store.watch_prefix(keys.OBSERVED, changed.set), store.watch_prefix(keys.NODES, changed.set),
+                           store.watch_prefix(keys.DEPLOYMENTS, changed.set)]
             reconciler.reconcile_all()
+            deployments.reconcile_all()
         except StoreUnavailable as exc:
             log.warning("reconcile: %s", exc)
         except Exception:  # noqa: BLE001 - the loop must outlive one bad record

@@ -18,6 +18,7 @@ ASSIGNMENTS = ROOT + "assignments/"
 OBSERVED = ROOT + "observed/"
 OPERATIONS = ROOT + "operations/"
 TRACES = ROOT + "traces/"
+DEPLOYMENTS = ROOT + "deployments/"
 
 
 def resource_group(name: str) -> str:
@@ -122,3 +123,11 @@ def ip_claim(vnet_key: str, subnet: str, ip: str) -> str:
 
 def vni(number: int) -> str:
     return f"{VNIS}{number}"
+
+
+def deployment(resource_group: str, name: str) -> str:
+    return f"{DEPLOYMENTS}{resource_group.lower()}/{name.lower()}"
+
+
+def deployments_in(resource_group: str) -> str:
+    return f"{DEPLOYMENTS}{resource_group.lower()}/"

@@ -17,6 +17,7 @@ from fabric.store import Store, keys
 from fabric.network.provider import NetworkConfig, NetworkProvider
 from fabric.storage import dataplane
 from fabric.storage.provider import StorageConfig, StorageProvider
+from fabric.v1 import deployment_pb2_grpc as drpc
 from fabric.v1 import fabric_pb2_grpc as rpc
 from fabric.v1 import network_pb2_grpc as nrpc
 from fabric.v1 import storage_pb2_grpc as srpc
@@ -56,6 +57,7 @@ class Api:
         self.groups = rpc.ResourceGroupsStub(channel)
         self.vms = rpc.VirtualMachinesStub(channel)
         self.extensions = rpc.VirtualMachineExtensionsStub(channel)
+        self.deployments = drpc.DeploymentsStub(channel)
         self.ops = rpc.OperationsStub(channel)
         self.nodes = rpc.NodesStub(channel)
 

@@ -30,6 +30,19 @@ def struct(d: dict[str, Any]) -> Struct:
     return s
 
 
+def node_reports(api: Api, rg: str, name: str, extensions: dict[str, Any] | None = None, **kw: Any) -> None:
+    """What node-1's agent writes after a pass (the VM's Observed record), then one pass of the controller's
+    VM reconciler."""
+    found = api.store.get(keys.vm(rg, name), VmRecord)
+    assert found is not None
+    vm = found.value
+    old = api.store.get(keys.observed("node-1", vm.vm_id), Observed)
+    obs = old.value if old else Observed(vm_id=vm.vm_id, node="node-1", power="running")
+    obs = obs.replace(**kw, extensions=extensions if extensions is not None else obs.extensions)
+    api.store.put(keys.observed("node-1", vm.vm_id), obs)
+    VmReconciler(api.store, api.compute).reconcile_all()
+
+
 class Vm:
     """A VM placed on node-1, brought to running by the node's report, with a script blob to run."""
 
@@ -54,13 +67,7 @@ class Vm:
         return found.value
 
     def report(self, extensions: dict[str, Any] | None = None, **kw: Any) -> None:
-        """What node-1's agent writes after a pass, then one pass of the controller's reconciler."""
-        vm = self.record
-        old = self.api.store.get(keys.observed("node-1", vm.vm_id), Observed)
-        obs = old.value if old else Observed(vm_id=vm.vm_id, node="node-1", power="running")
-        obs = obs.replace(**kw, extensions=extensions if extensions is not None else obs.extensions)
-        self.api.store.put(keys.observed("node-1", vm.vm_id), obs)
-        VmReconciler(self.api.store, self.api.compute).reconcile_all()
+        node_reports(self.api, "RG", "vm1", extensions, **kw)
 
     def set(self, **kw: Any) -> pb.Operation:
         req: dict[str, Any] = dict(resource_group="RG", vm_name="vm1", name="CustomScriptExtension", **CSE,

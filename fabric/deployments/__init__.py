@@ -1,0 +1,1 @@
+"""Template deployments (Microsoft.Resources/deployments)."""

@@ -1,0 +1,333 @@
+"""Deployments: a template's resources created in dependency order through the resource providers.
+
+Contract:
+  - `create` checks the whole template (InvalidTemplate, NoRegisteredProviderFound, a resource's missing
+    fields) and writes nothing when it is refused; otherwise one transaction writes the deployment (Running)
+    and its operation.
+  - `advance` is level-based and idempotent (run by the controller's reconcile loop, and again after a
+    restart): it starts every resource whose dependencies succeeded, follows each resource's own operation,
+    skips the resources that depend on a failed one, and ends the deployment. A resource found already made
+    (a crash between starting it and recording that) is adopted, as a PUT of the same resource would be.
+  - A failed resource gives the reference's nesting: the deployment's operation fails with
+    ResourceDeploymentFailure > DeploymentFailed > Conflict (the resource operation's status message as JSON
+    text) > ResourceDeploymentFailure > the resource's own error, e.g. VMExtensionProvisioningError.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+import uuid
+from typing import Any
+
+import grpc
+
+from fabric import operations
+from fabric.arm.errors import ArmError, invalid
+from fabric.compute import extensions
+from fabric.compute.vms import ComputeProvider
+from fabric.deployments import template as tpl
+from fabric.gallery import parse_urn
+from fabric.model import OperationRecord, OperationStatus, Record, VmRecord, now
+from fabric.store import Absent, Put, Unchanged, Versioned, keys
+
+log = logging.getLogger(__name__)
+SOURCE = "deployments"
+DEPLOYMENT_TYPE = "Microsoft.Resources/deployments"
+_NAME = re.compile(r"^[-\w.()]{1,64}$")
+TERMINAL_MESSAGE = "The resource operation completed with terminal provisioning state 'Failed'."
+FAILED_MESSAGE = ("At least one resource deployment operation failed. Please list deployment operations for "
+                  "details (fabric deployment operation list).")
+STATUS_CODES = {grpc.StatusCode.INVALID_ARGUMENT: "BadRequest", grpc.StatusCode.NOT_FOUND: "NotFound",
+                grpc.StatusCode.ALREADY_EXISTS: "Conflict", grpc.StatusCode.ABORTED: "Conflict",
+                grpc.StatusCode.FAILED_PRECONDITION: "Conflict", grpc.StatusCode.RESOURCE_EXHAUSTED: "Conflict",
+                grpc.StatusCode.UNAVAILABLE: "ServiceUnavailable"}
+
+
+@dataclasses.dataclass(frozen=True)
+class DeploymentRecord(Record):
+    name: str
+    resource_group: str
+    provisioning_state: str          # Running, Succeeded, Failed
+    operation_id: str
+    correlation_id: str
+    timestamp: str
+    template_hash: str
+    parameters: dict[str, Any]
+    secure: list[str]                # parameters never shown
+    # [{"key", "type", "name", "id", "location", "properties", "dependsOn", "state" (Pending, Running,
+    #   Succeeded, Failed, Skipped), "operationId", "trackingId", "statusCode", "statusMessage", "start", "end"}]
+    resources: list[dict[str, Any]]
+    end: str = ""
+    error: dict[str, Any] | None = None
+
+
+def _elapsed(start: str, end: str) -> str:
+    """ISO 8601 duration, as ARM shows it: PT12.3456S."""
+    if not start:
+        return ""
+    a = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+    b = dt.datetime.fromisoformat(end.replace("Z", "+00:00")) if end else dt.datetime.now(dt.timezone.utc)
+    return f"PT{(b - a).total_seconds():.4f}S"
+
+
+def duration(rec: dict[str, Any] | DeploymentRecord) -> str:
+    if isinstance(rec, DeploymentRecord):
+        return _elapsed(rec.timestamp, rec.end)
+    return _elapsed(rec.get("start", ""), rec.get("end", ""))
+
+
+def _prop(props: dict[str, Any], path: str, where: str, required: bool = True) -> Any:
+    value: Any = props
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if required and (value is None or value == ""):
+        raise invalid(f"{where}.properties.{path}", "required")
+    return value
+
+
+class DeploymentProvider:
+    def __init__(self, compute: ComputeProvider) -> None:
+        self.compute = compute
+        self.store = compute.store
+
+    def deployment_id(self, rg: str, name: str) -> str:
+        return f"/subscriptions/{self.compute.config.subscription}/resourceGroups/{rg}/providers/" \
+               f"{DEPLOYMENT_TYPE}/{name}"
+
+    # ----- API -----
+
+    def create(self, rg: str, name: str, template_text: str, parameters: dict[str, Any]) -> OperationRecord:
+        if not _NAME.match(name or ""):
+            raise invalid("name", "a deployment name is 1-64 letters, digits, '-', '_', '.', '(' or ')'")
+        group = self.compute.resource_group(rg)
+        template = tpl.load(template_text)
+        ctx = tpl.Context(self.compute.config.subscription, group.name, group.location)
+        plan = tpl.plan(template, parameters, ctx)
+        for i, r in enumerate(plan.resources):
+            self._check(r, f"resources[{i}]")
+        key = keys.deployment(group.name, name)
+        cur = self.store.get(key, DeploymentRecord)
+        if cur is not None and cur.value.provisioning_state == "Running":
+            raise ArmError("DeploymentActive", f"The deployment '{name}' is still running; wait for it to finish "
+                                               f"(fabric deployment show -g {group.name} -n {name}).", "name")
+        op = operations.new_operation("deploymentWrite", self.deployment_id(group.name, name))
+        rec = DeploymentRecord(
+            name=name, resource_group=group.name, provisioning_state="Running", operation_id=op.id,
+            correlation_id=str(uuid.uuid4()), timestamp=now(),
+            template_hash=str(int(hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:15], 16)),
+            parameters=plan.parameters, secure=sorted(plan.secure),
+            resources=[{"key": r.key, "type": r.type, "name": r.name, "id": r.id, "location": r.location,
+                        "properties": r.properties, "dependsOn": r.depends_on, "state": "Pending",
+                        "operationId": "", "trackingId": "", "statusCode": "", "statusMessage": None,
+                        "start": "", "end": ""} for r in plan.resources])
+        step = operations.step(op.id, SOURCE, "accepted",
+                               f"deployment {name}: {len(plan.resources)} resources in dependency order: "
+                               + ", ".join(f"{r.type.rsplit('/', 1)[1]}/{r.name}" for r in plan.resources))
+        compare = Unchanged(key, cur.mod_revision) if cur else Absent(key)
+        if not self.store.commit([compare], [Put(key, rec), Put(keys.operation(op.id), op), step]):
+            raise ArmError("DeploymentActive", f"The deployment '{name}' changed during the request; try again.",
+                           "name")
+        return op
+
+    def get(self, rg: str, name: str) -> DeploymentRecord:
+        group = self.compute.resource_group(rg)
+        found = self.store.get(keys.deployment(group.name, name), DeploymentRecord)
+        if found is None:
+            raise ArmError("DeploymentNotFound", f"Deployment '{name}' could not be found.", "name")
+        return found.value
+
+    def list_in(self, rg: str) -> list[DeploymentRecord]:
+        group = self.compute.resource_group(rg)
+        return [v.value for v in self.store.list(keys.deployments_in(group.name), DeploymentRecord)]
+
+    def _check(self, r: tpl.PlannedResource, where: str) -> None:
+        """What each type needs, refused before anything is written."""
+        p = r.properties
+        if r.type == tpl.VM_TYPE:
+            _prop(p, "hardwareProfile.vmSize", where)
+            for part in ("publisher", "offer", "sku"):
+                _prop(p, f"storageProfile.imageReference.{part}", where)
+        elif r.type == tpl.EXTENSION_TYPE:
+            for part in ("publisher", "type", "typeHandlerVersion"):
+                _prop(p, part, where)
+            h = extensions.find_handler(str(p["publisher"]), str(p["type"]))
+            extensions.resolve_version(h, str(p["typeHandlerVersion"]), bool(p.get("autoUpgradeMinorVersion")))
+        elif r.type == tpl.VNET_TYPE:
+            prefixes = _prop(p, "addressSpace.addressPrefixes", where)
+            if not isinstance(prefixes, list):
+                raise invalid(f"{where}.properties.addressSpace.addressPrefixes", "a list of address prefixes")
+
+    # ----- running -----
+
+    def reconcile_all(self) -> None:
+        for cur in self.store.list(keys.DEPLOYMENTS, DeploymentRecord):
+            if cur.value.provisioning_state == "Running":
+                try:
+                    self.advance(cur)
+                except ArmError as e:
+                    log.warning("deployment %s: %s", cur.key, e.message)
+
+    def advance(self, cur: Versioned[DeploymentRecord]) -> None:
+        """One step of a running deployment; writes only when something changed (compare-and-swap)."""
+        dep = cur.value
+        res = [dict(r) for r in dep.resources]
+        state = {r["key"]: r for r in res}
+        steps: list[Put] = []
+        for r in res:
+            if r["state"] == "Running":
+                self._follow(r, dep, steps)
+        for r in res:
+            if r["state"] != "Pending":
+                continue
+            deps = [state[k]["state"] for k in r["dependsOn"]]
+            if any(s in ("Failed", "Skipped") for s in deps):
+                r.update(state="Skipped")
+                steps.append(operations.step(dep.operation_id, SOURCE, "skipped",
+                                             f"{r['type']}/{r['name']}: a resource it depends on failed"))
+            elif all(s == "Succeeded" for s in deps):
+                self._start(r, dep, steps)
+                if r["state"] == "Running":
+                    self._follow(r, dep, steps)
+        if res == dep.resources:
+            return
+        new = dep.replace(resources=res)
+        ops: list[Put] = [Put(cur.key, new), *steps]
+        if all(r["state"] in ("Succeeded", "Failed", "Skipped") for r in res):
+            new, finish = self._finish(new)
+            ops = [Put(cur.key, new), *steps, *finish]
+        self.store.commit([Unchanged(cur.key, cur.mod_revision)], ops)
+
+    def _finish(self, dep: DeploymentRecord) -> tuple[DeploymentRecord, list[Put]]:
+        op_v = self.store.get(keys.operation(dep.operation_id), OperationRecord)
+        failed = [r for r in dep.resources if r["state"] == "Failed"]
+        error = None
+        if failed:
+            deployment_error = {"code": "DeploymentFailed", "message": FAILED_MESSAGE, "target": "", "details": [
+                {"code": r["statusCode"], "message": json.dumps(r["statusMessage"], indent=2), "target": r["id"],
+                 "details": []} for r in failed]}
+            error = {"code": "ResourceDeploymentFailure", "message": TERMINAL_MESSAGE, "target": "",
+                     "details": [deployment_error]}
+        done = dep.replace(provisioning_state="Failed" if failed else "Succeeded", end=now(),
+                           error=error["details"][0] if error else None)
+        ops = [operations.step(dep.operation_id, SOURCE, "failed" if failed else "completed",
+                               f"deployment {dep.name}: {done.provisioning_state}"
+                               + (f" ({len(failed)} of {len(dep.resources)} resources failed)" if failed else ""))]
+        if op_v is not None and op_v.value.status == OperationStatus.IN_PROGRESS:
+            ops.append(Put(op_v.key, operations.finished(op_v.value, error)))
+        return done, ops
+
+    def _fail(self, r: dict[str, Any], err: ArmError, dep: DeploymentRecord, steps: list[Put]) -> None:
+        r.update(state="Failed", end=now(), statusCode=STATUS_CODES.get(err.grpc_code, "BadRequest"),
+                 statusMessage={"error": err.body()})
+        steps.append(operations.step(dep.operation_id, SOURCE, "resource-failed",
+                                     f"{r['type']}/{r['name']}: {err.code}: {err.message}"))
+
+    def _follow(self, r: dict[str, Any], dep: DeploymentRecord, steps: list[Put]) -> None:
+        """A running resource's own operation: done when it ends."""
+        op = self.store.get(keys.operation(r["operationId"]), OperationRecord)
+        if op is None or op.value.status == OperationStatus.IN_PROGRESS:
+            return
+        if op.value.status == OperationStatus.SUCCEEDED:
+            r.update(state="Succeeded", end=now(), statusCode="OK", statusMessage=None)
+            steps.append(operations.step(dep.operation_id, SOURCE, "resource-succeeded",
+                                         f"{r['type']}/{r['name']}: operation {op.value.id} succeeded"))
+            return
+        r.update(state="Failed", end=now(), statusCode="Conflict",
+                 statusMessage={"status": "Failed", "error": {"code": "ResourceDeploymentFailure",
+                                                             "message": TERMINAL_MESSAGE,
+                                                             "details": [op.value.error or {}]}})
+        steps.append(operations.step(dep.operation_id, SOURCE, "resource-failed",
+                                     f"{r['type']}/{r['name']}: operation {op.value.id} failed: "
+                                     f"{(op.value.error or {}).get('message', '')}"))
+
+    def _start(self, r: dict[str, Any], dep: DeploymentRecord, steps: list[Put]) -> None:
+        r.update(start=now(), trackingId=str(uuid.uuid4()))
+        try:
+            op_id = self._put(r, dep)
+        except ArmError as e:
+            self._fail(r, e, dep, steps)
+            return
+        if op_id:
+            r.update(state="Running", operationId=op_id)
+            steps.append(operations.step(dep.operation_id, SOURCE, "resource-started",
+                                         f"{r['type']}/{r['name']}: operation {op_id}"))
+        else:
+            r.update(state="Succeeded", end=now(), statusCode="OK")
+            steps.append(operations.step(dep.operation_id, SOURCE, "resource-succeeded",
+                                         f"{r['type']}/{r['name']}: in place"))
+
+    def _put(self, r: dict[str, Any], dep: DeploymentRecord) -> str:
+        """Create or update one resource; its operation id, or "" when it is done already."""
+        rg, p, t = dep.resource_group, r["properties"], r["type"]
+        if t == tpl.STORAGE_TYPE:
+            self.compute.storage.create_account(rg, r["name"], r["location"])
+            return ""
+        if t == tpl.VNET_TYPE:
+            return self._vnet(rg, r["name"], p)
+        if t == tpl.VM_TYPE:
+            return self._vm(rg, r, p)
+        vm_name, ext_name = r["name"].split("/")
+        vm = self.compute.get(rg, vm_name).value
+        old = extensions.find(vm, ext_name)
+        if old is not None and old.get("settings") == (p.get("settings") or {}) \
+                and old.get("protectedSettings") == (p.get("protectedSettings") or {}) and old.get("operationId"):
+            running = self.store.get(keys.operation(old["operationId"]), OperationRecord)
+            if running is not None and running.value.status == OperationStatus.IN_PROGRESS:
+                return str(old["operationId"])          # started before a restart: adopt it
+        op = extensions.set_extension(self.compute, rg, vm_name, ext_name, str(p["publisher"]), str(p["type"]),
+                                      str(p["typeHandlerVersion"]), bool(p.get("autoUpgradeMinorVersion", False)),
+                                      p.get("settings"), p.get("protectedSettings"), str(p.get("forceUpdateTag", "")))
+        return op.id
+
+    def _vnet(self, rg: str, name: str, p: dict[str, Any]) -> str:
+        net = self.compute.network
+        prefixes = [str(x) for x in p["addressSpace"]["addressPrefixes"]]
+        subnets = [(str(s.get("name", "")), str((s.get("properties") or {}).get("addressPrefix", "")))
+                   for s in p.get("subnets") or [] if isinstance(s, dict)]
+        try:
+            existing = net.vnet(rg, name).value
+        except ArmError:
+            existing = None
+        if existing is None:
+            first = subnets[0] if subnets else ("", "")
+            net.create_vnet(rg, name, prefixes, *first)
+            subnets = subnets[1:]
+        elif sorted(existing.address_prefixes) != sorted(prefixes):
+            raise ArmError("PropertyChangeNotAllowed", f"Changing the address space of virtual network '{name}' is "
+                                                       f"not supported here.", "properties.addressSpace")
+        have = {s["name"].lower() for s in net.vnet(rg, name).value.subnets}
+        for sname, prefix in subnets:
+            if sname.lower() not in have:
+                net.add_subnet(rg, name, sname, prefix)
+        return ""
+
+    def _vm(self, rg: str, r: dict[str, Any], p: dict[str, Any]) -> str:
+        name = r["name"]
+        img = p["storageProfile"]["imageReference"]
+        urn = f"{img['publisher']}:{img['offer']}:{img['sku']}:{img.get('version') or 'latest'}"
+        size = str(p["hardwareProfile"]["vmSize"])
+        found = self.store.get(keys.vm(rg, name), VmRecord)
+        if found is not None:
+            vm = found.value
+            if vm.size.lower() != size.lower():
+                raise ArmError("PropertyChangeNotAllowed",
+                               f"Changing property 'hardwareProfile.vmSize' of VM '{name}' from {vm.size} to {size} "
+                               f"is not allowed by this fabric.", "properties.hardwareProfile.vmSize")
+            pub, offer, sku, _ = parse_urn(urn)
+            have = vm.image
+            if (pub, offer, sku) != (have["publisher"], have["offer"], have["sku"]):
+                raise ArmError("PropertyChangeNotAllowed", f"Changing property 'storageProfile.imageReference' of "
+                                                           f"VM '{name}' is not allowed.",
+                               "properties.storageProfile.imageReference")
+            return vm.operation_id     # as made, or being made (a restart between start and record)
+        nics = [str(n.get("id", "")).rsplit("/", 1)[-1] for n in
+                (p.get("networkProfile") or {}).get("networkInterfaces") or [] if isinstance(n, dict)]
+        os_disk = (p.get("storageProfile") or {}).get("osDisk") or {}
+        op = self.compute.create(rg, name, r["location"], urn, size,
+                                 delete_option=str(os_disk.get("deleteOption") or "Delete"), nic_names=nics,
+                                 user_data=str(p.get("userData") or ""))
+        return op.id
