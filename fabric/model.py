@@ -116,6 +116,7 @@ class VmRecord(Record):
     #   "settings", "protectedSettings", "forceUpdateTag", "seq", "provisioningState", "operationId", "error"}]
     extensions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     extension_generation: int = 0   # bumped by every extension change: a new goal state incarnation
+    provision_vm_agent: bool = True   # osProfile.linuxConfiguration.provisionVMAgent: the guest agent runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +142,7 @@ class Assignment(Record):
     #   "timeoutSeconds"}]
     extensions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     extension_generation: int = 0
+    vm_agent: bool = True      # start the guest agent (the VM's provisionVMAgent)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,6 +56,23 @@ def _text(v: Any) -> str:
     return (v if isinstance(v, str) else "" if v is None else json.dumps(v))[-STATUS_TEXT_MAX:]
 
 
+def agent_status(reports: list[dict[str, Any]], boot_started: float, now_s: float) -> dict[str, str]:
+    """Ready when the guest agent reported Ready to the wireserver during this boot and within AGENT_STALE_S;
+    Not Ready otherwise, with when it was last heard from."""
+    if not reports:
+        return {"status": "Not Ready", "version": "", "time": ""}
+    last = max(reports, key=lambda h: float(h["time"]))
+    report = str(last.get("report", ""))
+    version = re.search(r"<AgentVersion>([^<]*)</AgentVersion>", report)
+    state = re.search(r"<State>([^<]*)</State>", report)
+    disk = re.search(r"<ResourceDisk>(formatted|kept)</ResourceDisk>", report)
+    heard = float(last["time"])
+    this_boot = heard >= boot_started
+    ready = this_boot and now_s - heard <= AGENT_STALE_S and state is not None and state[1] == "Ready"
+    return {"status": "Ready" if ready else "Not Ready", "version": version[1][:40] if version else "",
+            "time": _utc(heard), "resourceDisk": disk[1] if disk and this_boot else ""}
+
+
 def _obj(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
@@ -288,7 +305,8 @@ class NodeAgent:
                           resource_group=a.resource_group,
                           vm_name=a.name, domain_type=self.domain_type, cores=a.cores, memory_mb=a.memory_mb,
                           kernel=img["kernel"], initrd=img["initrd"],
-                          cmdline=f"{img['cmdline']} fabric.hostname={a.name}", os_disk=backend.source(a.os_disk),
+                          cmdline=f"{img['cmdline']} fabric.hostname={a.name}" + ("" if a.vm_agent else
+                                                                                  " fabric.vmagent=0"), os_disk=backend.source(a.os_disk),
                           resource_disk=str(resource_disk), console_log=str(self.consoles.log_path(a.vm_id)),
                           data_disks=tuple((lun, src) for lun, (src, _) in self._data_disks(a).items()),
                           nics=tuple((n["mac"], self.networks.bridge(n["vni"])) for n in a.nics))
@@ -358,19 +376,8 @@ class NodeAgent:
         return out
 
     def _agent_status(self, a: Assignment, boot: BootRecord) -> dict[str, str]:
-        """Ready when the guest agent reported health to the wireserver during this boot."""
         reports = [h for n in a.nics if (h := self.networks.health(n["vni"], n["ip"])) is not None]
-        if not reports:
-            return {"status": "Not Ready", "version": "", "time": ""}
-        last = max(reports, key=lambda h: float(h["time"]))
-        version = re.search(r"<AgentVersion>([^<]*)</AgentVersion>", last.get("report", ""))
-        state = re.search(r"<State>([^<]*)</State>", last.get("report", ""))
-        disk = re.search(r"<ResourceDisk>(formatted|kept)</ResourceDisk>", last.get("report", ""))
-        heard = float(last["time"])
-        ready = (heard >= boot.started and time.time() - heard <= AGENT_STALE_S and state is not None
-                 and state[1] == "Ready")
-        return {"status": "Ready" if ready else "Not Ready", "version": version[1] if version else "",
-                "time": _utc(heard), "resourceDisk": disk[1] if disk and heard >= boot.started else ""}
+        return agent_status(reports, boot.started, time.time())
 
     # ----- loops -----
 

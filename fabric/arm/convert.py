@@ -131,7 +131,8 @@ def vm(sub: str, rec: VmRecord, view: pb.VirtualMachineInstanceView | None = Non
             data_disks=[pb.DataDisk(lun=d["lun"], name=d["name"], vhd=pb.VirtualHardDisk(uri=d["uri"]),
                                     create_option=d.get("createOption", "Attach"), caching="None",
                                     disk_size_gb=_gib(d.get("sizeBytes", 0))) for d in rec.data_disks]),
-        os_profile=pb.OsProfile(computer_name=rec.name),
+        os_profile=pb.OsProfile(computer_name=rec.name, linux_configuration=pb.LinuxConfiguration(
+            provision_vm_agent=rec.provision_vm_agent)),
         network_profile=pb.NetworkProfile(network_interfaces=[pb.NetworkInterfaceReference(id=n["id"])
                                                               for n in rec.nics]),
         provisioning_state=rec.provisioning_state,

@@ -112,7 +112,8 @@ class VirtualMachines(rpc.VirtualMachinesServicer):
         return self._op(self.compute.create(req.resource_group, req.name, req.location, req.image, req.size,
                                             req.storage_account, req.os_disk_delete_option or "Delete",
                                             req.vnet_name, req.subnet, list(req.nics), req.private_ip_address,
-                                            req.user_data))
+                                            req.user_data,
+                                            req.provision_vm_agent if req.HasField("provision_vm_agent") else True))
 
     @_unary
     def Start(self, req: pb.VirtualMachineRef, ctx: grpc.ServicerContext) -> pb.Operation:

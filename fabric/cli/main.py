@@ -140,7 +140,8 @@ def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
                                                              vnet_name=a.vnet_name or "", subnet=a.subnet or "",
                                                              nics=a.nics or [],
                                                              private_ip_address=a.private_ip_address or "",
-                                                             user_data=_user_data(a.user_data)))
+                                                             user_data=_user_data(a.user_data),
+                                                             provision_vm_agent=not a.no_provision_vm_agent))
     if not a.custom_script:
         return _finish(c, op, a, then_show=True)
     _finish_op(c, op, a)
@@ -308,6 +309,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--user-data", help="a file the guest gets from IMDS (compute.userData) and runs at first boot")
     p.add_argument("--os-disk-delete-option", choices=("Delete", "Detach"), default="Delete",
                    help="on vm delete: delete the OS disk blob, or keep it with its lease released")
+    p.add_argument("--no-provision-vm-agent", action="store_true",
+                   help="no guest agent in the VM (osProfile.linuxConfiguration.provisionVMAgent false): "
+                        "no extensions, no temporary disk formatting")
     p.add_argument("--custom-script", metavar="FILE",
                    help="then run FILE with the CustomScript extension (uploaded, read SAS valid 24 h)")
     p.add_argument("--command", help="with --custom-script: the command to run (default: sh FILE)")

@@ -209,6 +209,10 @@ def _running_vm(p: ComputeProvider, rg: str, vm_name: str) -> Versioned[VmRecord
     if busy:
         raise ArmError("Conflict", f"An operation on extension {busy} is in progress on VM '{vm_name}'; wait for "
                                    f"it to finish.", "name")
+    if not vm.provision_vm_agent:
+        raise ArmError("OperationNotAllowed", f"VM '{vm_name}' was created with osProfile.linuxConfiguration."
+                                              f"provisionVMAgent false: it has no VM agent to run extensions.",
+                       "vmName")
     if vm.power_state != PowerState.RUNNING or not vm.node:
         raise ArmError("OperationNotAllowed", f"Cannot modify extensions in the VM when the VM is not running "
                                               f"(VM '{vm_name}' is {vm.power_state}).", "vmName")

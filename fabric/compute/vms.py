@@ -92,7 +92,8 @@ class ComputeProvider:
 
     def create(self, rg: str, name: str, location: str, image_urn: str, size_name: str,
                storage_account: str = "", delete_option: str = "Delete", vnet: str = "", subnet: str = "",
-               nic_names: list[str] | None = None, private_ip: str = "", user_data: str = "") -> OperationRecord:
+               nic_names: list[str] | None = None, private_ip: str = "", user_data: str = "",
+               provision_vm_agent: bool = True) -> OperationRecord:
         group = self.resource_group(rg)
         ids.check_vm_name(name)
         location = location or group.location
@@ -117,7 +118,8 @@ class ComputeProvider:
         vm_id = str(uuid.uuid4())
         vm = VmRecord(resource_group=group.name, name=name, vm_id=vm_id, location=location, size=size.name,
                       image=dataclasses.asdict(image), provisioning_state=ProvisioningState.CREATING,
-                      power_state=PowerState.STARTING, created=now(), user_data=user_data)
+                      power_state=PowerState.STARTING, created=now(), user_data=user_data,
+                      provision_vm_agent=provision_vm_agent)
         op = operations.new_operation("create", self.resource_id(vm))
         validated = operations.step(
             op.id, SOURCE, "validated",
@@ -244,7 +246,7 @@ class ComputeProvider:
                           disk_generation=vm.disk_generation, nics=vm.nics,
                           instance_metadata=self.instance_metadata(vm),
                           extensions=extensions.goal(vm, self.config.extension_timeout_s),
-                          extension_generation=vm.extension_generation)
+                          extension_generation=vm.extension_generation, vm_agent=vm.provision_vm_agent)
 
     def instance_metadata(self, vm: VmRecord) -> dict[str, Any]:
         """The IMDS `compute` section of a VM (the node adds what only it knows: platformFaultDomain)."""

@@ -329,5 +329,7 @@ class DeploymentProvider:
         os_disk = (p.get("storageProfile") or {}).get("osDisk") or {}
         op = self.compute.create(rg, name, r["location"], urn, size,
                                  delete_option=str(os_disk.get("deleteOption") or "Delete"), nic_names=nics,
-                                 user_data=str(p.get("userData") or ""))
+                                 user_data=str(p.get("userData") or ""),
+                                 provision_vm_agent=bool(((p.get("osProfile") or {}).get("linuxConfiguration")
+                                                          or {}).get("provisionVMAgent", True)))
         return op.id

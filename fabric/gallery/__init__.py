@@ -7,6 +7,7 @@ version, compared numerically part by part.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -72,6 +73,28 @@ class Gallery:
     def build_default(self, version: str = DEFAULT_VERSION) -> Path:
         """Build fabriclab:busybox:lab:VERSION when missing; returns its folder."""
         script = BUILDERS[("fabriclab", "busybox", "lab")]
-        subprocess.run(["bash", str(script), str(self.root), version], check=True,
+        subprocess.run(["bash", str(script), str(self.root), version, source_hash(script.parent)], check=True,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         return self.root / "fabriclab" / "busybox" / "lab" / version
+
+    def built_from(self, publisher: str, offer: str, sku: str, version: str) -> str:
+        """The source hash a built version records ("" for images built before it was recorded)."""
+        try:
+            meta = json.loads((self.root / publisher / offer / sku / version / "image.json").read_text())
+        except (OSError, ValueError):
+            return ""
+        return str(meta.get("sourceHash", ""))
+
+
+def source_hash(folder: Path) -> str:
+    """What an image is built from (every file's path, mode and content), to tell a stale image from a
+    current one."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(folder)}\0{f.stat().st_mode & 0o777:o}\0".encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def default_source_hash() -> str:
+    return source_hash(BUILDERS[("fabriclab", "busybox", "lab")].parent)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fabric.gallery import Gallery, parse_urn
+from fabric.gallery import Gallery, default_source_hash, parse_urn
 from fabric.hostinfo import host_memory_mb
 from fabric.lab.config import read_lab, write_lab
 from fabric.lab.processes import Processes
@@ -121,9 +121,14 @@ class Lab:
         publisher, offer, sku, version = parse_urn(urn)
         gallery = Gallery(self.gallery_dir)
         if version.lower() == "latest":
-            if not gallery.versions(publisher, offer, sku):
-                _say(f"building the default image {publisher}:{offer}:{sku} (first run)")
-                self._build(gallery, dt.date.today().strftime("1.0.%Y%m%d"))
+            versions = gallery.versions(publisher, offer, sku)
+            # a new version when the image's sources changed since the latest was built (VMs keep theirs)
+            stale = bool(versions) and (publisher, offer, sku) == ("fabriclab", "busybox", "lab") and \
+                gallery.built_from(publisher, offer, sku, versions[-1]) != default_source_hash()
+            if not versions or stale:
+                _say(f"building the default image {publisher}:{offer}:{sku} "
+                     f"({'its sources changed since ' + versions[-1] if stale else 'first run'})")
+                self._build(gallery, dt.datetime.now(dt.timezone.utc).strftime("1.0.%Y%m%d%H%M"))
         elif version not in gallery.versions(publisher, offer, sku):
             self._build(gallery, version)
         rec = gallery.resolve(urn)

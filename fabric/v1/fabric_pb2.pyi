@@ -163,11 +163,19 @@ class StorageProfile(_message.Message):
     data_disks: _containers.RepeatedCompositeFieldContainer[DataDisk]
     def __init__(self, image_reference: _Optional[_Union[ImageReference, _Mapping]] = ..., os_disk: _Optional[_Union[OsDisk, _Mapping]] = ..., data_disks: _Optional[_Iterable[_Union[DataDisk, _Mapping]]] = ...) -> None: ...
 
+class LinuxConfiguration(_message.Message):
+    __slots__ = ("provision_vm_agent",)
+    PROVISION_VM_AGENT_FIELD_NUMBER: _ClassVar[int]
+    provision_vm_agent: bool
+    def __init__(self, provision_vm_agent: _Optional[bool] = ...) -> None: ...
+
 class OsProfile(_message.Message):
-    __slots__ = ("computer_name",)
+    __slots__ = ("computer_name", "linux_configuration")
     COMPUTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    LINUX_CONFIGURATION_FIELD_NUMBER: _ClassVar[int]
     computer_name: str
-    def __init__(self, computer_name: _Optional[str] = ...) -> None: ...
+    linux_configuration: LinuxConfiguration
+    def __init__(self, computer_name: _Optional[str] = ..., linux_configuration: _Optional[_Union[LinuxConfiguration, _Mapping]] = ...) -> None: ...
 
 class NetworkInterfaceReference(_message.Message):
     __slots__ = ("id",)
@@ -274,7 +282,7 @@ class VirtualMachine(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., location: _Optional[str] = ..., properties: _Optional[_Union[VirtualMachineProperties, _Mapping]] = ..., resources: _Optional[_Iterable[_Union[VirtualMachineExtension, _Mapping]]] = ...) -> None: ...
 
 class CreateVirtualMachineRequest(_message.Message):
-    __slots__ = ("resource_group", "name", "location", "image", "size", "storage_account", "os_disk_delete_option", "vnet_name", "subnet", "nics", "private_ip_address", "user_data")
+    __slots__ = ("resource_group", "name", "location", "image", "size", "storage_account", "os_disk_delete_option", "vnet_name", "subnet", "nics", "private_ip_address", "user_data", "provision_vm_agent")
     RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
@@ -287,6 +295,7 @@ class CreateVirtualMachineRequest(_message.Message):
     NICS_FIELD_NUMBER: _ClassVar[int]
     PRIVATE_IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     USER_DATA_FIELD_NUMBER: _ClassVar[int]
+    PROVISION_VM_AGENT_FIELD_NUMBER: _ClassVar[int]
     resource_group: str
     name: str
     location: str
@@ -299,7 +308,8 @@ class CreateVirtualMachineRequest(_message.Message):
     nics: _containers.RepeatedScalarFieldContainer[str]
     private_ip_address: str
     user_data: str
-    def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ..., location: _Optional[str] = ..., image: _Optional[str] = ..., size: _Optional[str] = ..., storage_account: _Optional[str] = ..., os_disk_delete_option: _Optional[str] = ..., vnet_name: _Optional[str] = ..., subnet: _Optional[str] = ..., nics: _Optional[_Iterable[str]] = ..., private_ip_address: _Optional[str] = ..., user_data: _Optional[str] = ...) -> None: ...
+    provision_vm_agent: bool
+    def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ..., location: _Optional[str] = ..., image: _Optional[str] = ..., size: _Optional[str] = ..., storage_account: _Optional[str] = ..., os_disk_delete_option: _Optional[str] = ..., vnet_name: _Optional[str] = ..., subnet: _Optional[str] = ..., nics: _Optional[_Iterable[str]] = ..., private_ip_address: _Optional[str] = ..., user_data: _Optional[str] = ..., provision_vm_agent: _Optional[bool] = ...) -> None: ...
 
 class VirtualMachineRef(_message.Message):
     __slots__ = ("resource_group", "name", "instance_view")

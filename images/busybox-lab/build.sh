@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the default gallery image fabriclab:busybox:lab:VERSION into GALLERY.
 #
-#   images/busybox-lab/build.sh GALLERY VERSION
+#   images/busybox-lab/build.sh GALLERY VERSION [SOURCE_HASH]
 #
 # Output (a build product, never committed):
 #   GALLERY/fabriclab/busybox/lab/VERSION/{disk.vhd,vmlinuz,initrd.img,image.json}
@@ -13,7 +13,8 @@
 set -euo pipefail
 
 gallery=${1:?usage: build.sh GALLERY VERSION}
-version=${2:?usage: build.sh GALLERY VERSION}
+version=${2:?usage: build.sh GALLERY VERSION [SOURCE_HASH]}
+source_hash=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 dest="$gallery/fabriclab/busybox/lab/$version"
 [ -f "$dest/image.json" ] && { echo "image fabriclab:busybox:lab:$version already built"; exit 0; }
@@ -96,7 +97,8 @@ cat > "$work/image.json" <<JSON
   "kernel": "vmlinuz",
   "initrd": "initrd.img",
   "cmdline": "console=ttyS0 panic=-1 quiet",
-  "bootMarker": "fabriclab-guest: reached user space"
+  "bootMarker": "fabriclab-guest: reached user space",
+  "sourceHash": "$source_hash"
 }
 JSON
 chmod 0755 "$work"; chmod 0644 "$work"/*

@@ -227,3 +227,15 @@ def test_one_extension_per_handler_and_only_on_a_running_vm(vm: Vm) -> None:
     vm.report(power="stopped")
     _, body = arm_error(lambda: vm.set(force_update_tag="x"))
     assert body["code"] == "OperationNotAllowed" and "not running" in body["message"]
+
+
+def test_a_vm_without_its_agent_takes_no_extensions(vm: Vm) -> None:
+    vm.api.vms.Create(pb.CreateVirtualMachineRequest(resource_group="RG", name="bare", image=IMAGE, size="Lab_A0",
+                                                     provision_vm_agent=False))
+    node_reports(vm.api, "RG", "bare", power="running", booted=True)
+    shown = vm.api.vms.Get(pb.VirtualMachineRef(resource_group="RG", name="bare"))
+    assert shown.properties.os_profile.linux_configuration.provision_vm_agent is False
+    a = vm.api.store.get(keys.assignment("node-1", shown.properties.vm_id), Assignment)
+    assert a is not None and a.value.vm_agent is False
+    _, body = arm_error(lambda: vm.set(vm_name="bare"))
+    assert body["code"] == "OperationNotAllowed" and "provisionVMAgent false" in body["message"]

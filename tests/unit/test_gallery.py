@@ -43,3 +43,17 @@ def test_malformed_image_names_the_rule(tmp_path: Path, urn: str) -> None:
         Gallery(tmp_path).resolve(urn)
     assert e.value.code == "InvalidParameter"
     assert e.value.target.startswith("storageProfile.imageReference")
+
+
+def test_the_source_hash_tells_a_changed_image_source(tmp_path: Path) -> None:
+    from fabric.gallery import source_hash
+    (tmp_path / "etc").mkdir()
+    agent = tmp_path / "etc" / "agent"
+    agent.write_text("v1")
+    first = source_hash(tmp_path)
+    assert source_hash(tmp_path) == first
+    agent.write_text("v2")
+    assert source_hash(tmp_path) != first
+    agent.write_text("v1")
+    agent.chmod(0o755)                 # an executable bit is part of the image too
+    assert source_hash(tmp_path) != first

@@ -1,6 +1,7 @@
 """A node's network services for real: bridge, service namespace and dnsmasq, queried with dig inside it."""
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -16,6 +17,7 @@ import pytest
 
 from fabric.lab import underlay
 from fabric.network import naming
+from nodeagent.agent import extension_status
 from nodeagent.netsvc import iproute
 from nodeagent.netsvc.dnsmasq import Reservation
 from nodeagent.netsvc.networks import Networks, NetSpec
@@ -107,8 +109,15 @@ def guest(networks: Networks) -> Iterator[str]:
     """A client namespace on the network's bridge holding VM A's address, as the guest would."""
     require(shutil.which("curl") is not None, "curl")
     doc = {"incarnation": 3, "compute": {"vmId": "vm-a-id", "name": "vm-a", "userData": "ZWNobyBoaQ=="},
-           "network": {"interface": [{"macAddress": "52540000000A"}]}}
-    other = {"incarnation": 1, "compute": {"vmId": "vm-b-id", "name": "vm-b"}, "network": {}}
+           "network": {"interface": [{"macAddress": "52540000000A"}]},
+           "extensions": [{"name": "CustomScriptExtension", "handler": "Microsoft.Compute.CustomScriptExtension",
+                           "version": "1.8", "seq": 2, "timeoutSeconds": 300,
+                           "settings": {"fileUris": ["http://a.blob.x/c/s.sh?sig=1"]},
+                           "protectedSettings": {"commandToExecute": "sh s.sh a-secret"}}]}
+    other = {"incarnation": 1, "compute": {"vmId": "vm-b-id", "name": "vm-b"}, "network": {},
+             "extensions": [{"name": "Other", "handler": "Microsoft.Compute.CustomScriptExtension", "version": "1.7",
+                             "seq": 0, "timeoutSeconds": 300, "settings": {},
+                             "protectedSettings": {"commandToExecute": "b-secret"}}]}
     networks.converge({9004: dataclasses.replace(spec(9004, (A, B), (A, B)),
                                                  metadata={A.ip: doc, B.ip: other})})
     ns, veth = f"fabriclab-test-guest-{networks.tag}", f"flt{networks.tag}"
@@ -147,6 +156,47 @@ def test_wireserver_goal_state_and_health(guest: str, networks: Networks) -> Non
     report = networks.health(9004, A.ip)
     assert report is not None and "<State>Ready</State>" in report["report"]
     assert networks.health(9004, B.ip) is None
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_wireserver_gives_each_vm_its_own_extensions_and_keeps_their_statuses(guest: str,
+                                                                             networks: Networks) -> None:
+    code, body = http_from(guest, "http://10.77.0.1/machine?comp=extensionsconfig")
+    assert code == 200 and "b-secret" not in body and b64("b-secret") not in body
+    lines = body.splitlines()
+    assert ('<Plugin name="CustomScriptExtension" handler="Microsoft.Compute.CustomScriptExtension" version="1.8" '
+            'seqNo="2" timeoutSeconds="300">') in lines
+    assert f'<Setting name="fileUris.0">{b64("http://a.blob.x/c/s.sh?sig=1")}</Setting>' in lines
+    assert f'<Setting name="commandToExecute" protected="true">{b64("sh s.sh a-secret")}</Setting>' in lines
+    _, gs = http_from(guest, "-H", "x-ms-version: 2012-11-30", "http://10.77.0.1/machine?comp=goalstate")
+    assert "comp=extensionsconfig&amp;incarnation=3</ExtensionsConfig>" in gs
+
+    post = ["-X", "POST", "-H", "Content-Type: application/json"]
+    status = {"name": "CustomScriptExtension", "seqNo": 2, "handler": "Microsoft.Compute.CustomScriptExtension",
+              "version": "1.8", "handlerLog": "[1+00000001] [INFO] done",
+              "status": [{"status": {"status": "error", "code": 2, "operation": "Enable",
+                                     "formattedMessage": {"message": "Command 'x' exited with code 2"},
+                                     "substatus": [{"name": "StdErr", "status": "error",
+                                                    "formattedMessage": {"message": "boom"}}]}}]}
+    assert http_from(guest, *post, "--data", json.dumps(status),
+                     "http://10.77.0.1/machine?comp=status&extension=Other")[0] == 404      # B's, not A's
+    assert http_from(guest, *post, "--data", "{not json",
+                     "http://10.77.0.1/machine?comp=status&extension=CustomScriptExtension")[0] == 400
+    assert http_from(guest, *post, "--data", json.dumps(status),
+                     "http://10.77.0.1/machine?comp=status&extension=CustomScriptExtension")[0] == 200
+    [(name, posted)] = networks.extension_statuses(9004, A.ip).items()
+    got = extension_status(posted)
+    assert name == "CustomScriptExtension"
+    assert (got["seq"], got["status"], got["code"], got["message"], got["log"]) == (
+        2, "error", 2, "Command 'x' exited with code 2", "[1+00000001] [INFO] done")
+    assert got["substatuses"] == [{"name": "StdErr", "status": "error", "message": "boom"}]
+    # whatever a guest sends, the node makes a bounded record of it
+    assert extension_status({"time": 1, "status": {"status": "nonsense", "seqNo": "x"}})["seq"] == -1
+    huge = extension_status({"time": 1, "status": {"handlerLog": "x" * 100000}})
+    assert len(huge["log"]) == 4096 and huge["status"] == "error"
 
 
 def test_vxlan_carries_a_network_between_two_nodes_underlays(networks: Networks) -> None:
