@@ -11,8 +11,10 @@ demo: install
 	$(FABRIC) lab up
 	$(FABRIC) group create -n BlogRG -l local -o table
 	$(FABRIC) vm show -g BlogRG -n BlogVM >/dev/null 2>&1 || \
-	  $(FABRIC) vm create -g BlogRG -n BlogVM --image fabriclab:busybox:lab:latest --size Standard_DS1_v2 -o table
+	  $(FABRIC) vm create -g BlogRG -n BlogVM --image fabriclab:busybox:lab:latest --size Standard_DS1_v2 \
+	    --custom-script examples/sample.sh -o table
 	$(FABRIC) vm show -g BlogRG -n BlogVM --instance-view
+	$(FABRIC) vm extension show -g BlogRG --vm-name BlogVM -n CustomScriptExtension --logs
 	$(FABRIC) vm get-serial-output -g BlogRG -n BlogVM --tail 14
 
 test: install

@@ -48,20 +48,21 @@ PORT = 80
 
 
 class Documents:
-    """metadata.json, re-read when it changes."""
+    """metadata.json, read again on every request (a few KB; an mtime check can miss two rewrites within one
+    clock tick, and a VM would then be unknown to its own wireserver)."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / "metadata.json"
-        self._mtime = 0.0
+        self._raw = b""
         self._docs: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def for_ip(self, ip: str) -> dict[str, Any] | None:
         with self._lock:
             try:
-                mtime = self.path.stat().st_mtime
-                if mtime != self._mtime:
-                    self._docs, self._mtime = json.loads(self.path.read_text()), mtime
+                raw = self.path.read_bytes()
+                if raw != self._raw:
+                    self._docs, self._raw = json.loads(raw), raw
             except (OSError, ValueError):
                 pass
             doc = self._docs.get(ip)

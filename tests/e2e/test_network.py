@@ -5,9 +5,13 @@ import json
 import re
 import subprocess
 import time
+from pathlib import Path
 
 from tests.e2e.conftest import LabHandle
 from tests.e2e.test_vm_lifecycle import serial
+
+AGENT = Path(__file__).resolve().parents[2] / "images" / "busybox-lab" / "rootfs" / "usr" / "sbin" / "fabriclab-agent"
+AGENT_VERSION = re.search(r"^VERSION=(\S+)$", AGENT.read_text(), re.M)[1]  # type: ignore[index]
 
 
 def netns() -> set[str]:
@@ -89,7 +93,7 @@ def test_guest_agent_imds_user_data_and_resolving_the_other_vm(lab: LabHandle, t
             if agent.get("statuses", [{}])[0].get("displayStatus") == "Ready":
                 break
             time.sleep(1)
-        assert agent["vmAgentVersion"] == "0.1.0" and agent["statuses"][0]["code"] == "ProvisioningState/succeeded"
+        assert agent["vmAgentVersion"] == AGENT_VERSION and agent["statuses"][0]["code"] == "ProvisioningState/succeeded"
     for name in names:
         lab.fabric("vm", "delete", "-g", "E2E", "-n", name, "--yes")
 
