@@ -75,6 +75,32 @@ def test_custom_script_fails_is_diagnosed_and_succeeds(lab: LabHandle, tmp_path:
     assert vm["properties"]["provisioningState"] == "Succeeded"
     assert vm["properties"]["instanceView"]["vmAgent"]["statuses"][0]["displayStatus"] == "Ready"
 
+    # a script that fills the disk: the status still comes back (its work files live on tmpfs), with the error
+    fill = tmp_path / "fill.sh"
+    fill.write_text("dd if=/dev/zero of=/var/lib/fabriclab/fill bs=1M\n")
+    r = lab.fabric("vm", "extension", "set", "-g", "E2E", "--vm-name", "extvm", "--custom-script", str(fill),
+                   check=False)
+    assert r.returncode == 1 and "Command 'sh fill.sh' exited with code 1" in json.loads(r.stderr)["error"]["message"]
+    view = ext_show(lab, "extvm")["properties"]["instanceView"]
+    stderr = next(s for s in view["substatuses"] if s["code"].startswith("ComponentStatus/StdErr/"))
+    assert "No space left on device" in stderr["message"]
+
     lab.fabric("vm", "extension", "delete", "-g", "E2E", "--vm-name", "extvm", "-n", "CustomScriptExtension")
     assert lab.json("vm", "extension", "list", "-g", "E2E", "--vm-name", "extvm") == []
     lab.fabric("vm", "delete", "-g", "E2E", "-n", "extvm", "--yes")
+
+
+def test_a_vm_without_the_agent(lab: LabHandle) -> None:
+    vm = lab.json("vm", "create", "-g", "E2E", "-n", "noagent", "--image", IMAGE, "--size", "Lab_A0",
+                  "--no-provision-vm-agent")
+    assert vm["properties"]["osProfile"]["linuxConfiguration"]["provisionVMAgent"] is False
+    out = lab.fabric("vm", "get-serial-output", "-g", "E2E", "-n", "noagent").stdout
+    assert "no VM agent (osProfile.linuxConfiguration.provisionVMAgent is false)" in out
+    assert "fabriclab-agent:" not in out
+    agent = lab.json("vm", "show", "-g", "E2E", "-n", "noagent", "--instance-view")["properties"]["instanceView"][
+        "vmAgent"]
+    assert agent["statuses"][0]["displayStatus"] == "Not Ready"
+    r = lab.fabric("vm", "extension", "set", "-g", "E2E", "--vm-name", "noagent", "--custom-script", __file__,
+                   check=False)
+    assert r.returncode == 1 and json.loads(r.stderr)["error"]["code"] == "OperationNotAllowed"
+    lab.fabric("vm", "delete", "-g", "E2E", "-n", "noagent", "--yes")
