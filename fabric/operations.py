@@ -20,6 +20,7 @@ OPERATION_NAMES = {
     "powerOff": "Microsoft.Compute/virtualMachines/powerOff/action",
     "restart": "Microsoft.Compute/virtualMachines/restart/action",
     "deallocate": "Microsoft.Compute/virtualMachines/deallocate/action",
+    "redeploy": "Microsoft.Compute/virtualMachines/redeploy/action",
     "delete": "Microsoft.Compute/virtualMachines/delete",
     "extensionWrite": "Microsoft.Compute/virtualMachines/extensions/write",
     "extensionDelete": "Microsoft.Compute/virtualMachines/extensions/delete",

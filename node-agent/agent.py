@@ -276,6 +276,13 @@ class NodeAgent:
             if a.power == PowerState.DELETED:
                 self.consoles.forget(a.vm_id)
             return base
+        holder = self.host.holder(a.vm_id)
+        if holder:
+            if self._last_observed.get(a.vm_id) is None:
+                record_step(self.store, a.operation_id, node, "waiting",
+                            f"domain {a.vm_id} is still defined by {holder} on this libvirtd; waiting for it to "
+                            f"be released")
+            return base.replace(power=PowerState.STOPPED)
         self._ensure_defined(a, resource_disk)
         self._converge_data_disks(a)
         if a.power == PowerState.STOPPED:

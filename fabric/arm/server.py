@@ -132,6 +132,10 @@ class VirtualMachines(rpc.VirtualMachinesServicer):
         return self._op(self.compute.action("deallocate", req.resource_group, req.name))
 
     @_unary
+    def Redeploy(self, req: pb.VirtualMachineRef, ctx: grpc.ServicerContext) -> pb.Operation:
+        return self._op(self.compute.action("redeploy", req.resource_group, req.name))
+
+    @_unary
     def Delete(self, req: pb.VirtualMachineRef, ctx: grpc.ServicerContext) -> pb.Operation:
         return self._op(self.compute.action("delete", req.resource_group, req.name))
 

@@ -3,7 +3,7 @@
     fabric group create -n RG -l LOCATION
     fabric vm create -g RG -n NAME --image PUBLISHER:OFFER:SKU:VERSION --size SIZE [--no-wait]
     fabric vm show -g RG -n NAME [--instance-view]
-    fabric vm start|stop|restart|deallocate|delete -g RG -n NAME [--no-wait] [--yes]
+    fabric vm start|stop|restart|deallocate|redeploy|delete -g RG -n NAME [--no-wait] [--yes]
     fabric vm list [-g RG] | fabric vm list-sizes -l LOCATION | fabric vm get-serial-output -g RG -n NAME
     fabric vm create ... --custom-script FILE [--command CMD]
     fabric vm extension set|show|list|delete -g RG --vm-name NAME ... | fabric vm extension image list
@@ -322,7 +322,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--instance-view", action="store_true")
     p.set_defaults(fn=cmd_vm_show)
     for name, method in (("start", "Start"), ("stop", "PowerOff"), ("restart", "Restart"),
-                         ("deallocate", "Deallocate")):
+                         ("deallocate", "Deallocate"), ("redeploy", "Redeploy")):
         p = v.add_parser(name, parents=[COMMON])
         _vm_args(p)
         p.set_defaults(fn=_action(method))

@@ -181,17 +181,20 @@ class ComputeProvider:
                                                    for n in vm.nics)))
         return compares + nic_cmp, ops + nic_ops, body, steps
 
-    def _allocation_failed(self, size: VmSize, placement: Placement) -> ArmError:
+    def _allocation_failed(self, size: VmSize, placement: Placement, leaving: str = "") -> ArmError:
+        other = f"no node other than {leaving}" if leaving else "no node"
         return ArmError("AllocationFailed",
-                        f"Allocation failed: no node has room for size '{size.name}'. {placement.reason()}",
+                        f"Allocation failed: {other} has room for size '{size.name}'. {placement.reason()}",
                         "hardwareProfile.vmSize")
 
     def _place_and_commit(self, vm: VmRecord, size: VmSize, op: OperationRecord,
                           compares: list[Compare], steps: list[Put | Delete], conflict_key: str,
-                          refresh: Refresh | None = None) -> None:
+                          refresh: Refresh | None = None, leaving: str = "") -> None:
         """Choose a node and commit VM + assignment + allocation + operation in one transaction.
 
-        `refresh`, when given, recomputes part of the VM and its extra compares and ops on every attempt."""
+        `refresh`, when given, recomputes part of the VM and its extra compares and ops on every attempt.
+        `leaving` (redeploy): the node the VM leaves, never chosen; its assignment and allocation go in the same
+        transaction, and the node fences the domain and wipes the temporary disk."""
         req = Request(size.number_of_cores, size.memory_in_mb, size.resource_disk_size_in_mb)
         base_vm, base_compares, base_steps = vm, compares, steps
         for _ in range(CAS_ATTEMPTS):
@@ -200,10 +203,19 @@ class ComputeProvider:
                 vm, more_compares, more_ops = refresh(vm)
                 compares, steps = [*compares, *more_compares], [*more_ops, *steps]
             hosts, allocs = self._host_states()
-            placement = place(hosts, req)
+            placement = place([h for h in hosts if h.name != leaving], req)
             if placement.node is None:
-                raise self._allocation_failed(size, placement)
+                raise self._allocation_failed(size, placement, leaving)
             node = placement.node
+            moving_cmp: list[Compare] = []
+            moving_ops: list[Put | Delete] = []
+            if leaving:
+                old = allocs.get(leaving)
+                moving_ops += [Delete(keys.assignment(leaving, vm.vm_id)), Delete(keys.observed(leaving, vm.vm_id))]
+                if old is not None:
+                    moving_cmp.append(Unchanged(keys.allocation(leaving), old.mod_revision))
+                    moving_ops.append(Put(keys.allocation(leaving), old.value.replace(
+                        vms={k: v for k, v in old.value.vms.items() if k != vm.vm_id})))
             alloc = allocs.get(node)
             alloc_rec = alloc.value if alloc else NodeAllocation(node=node)
             new_alloc = alloc_rec.replace(vms={**alloc_rec.vms, vm.vm_id: [req.cores, req.memory_mb,
@@ -213,8 +225,8 @@ class ComputeProvider:
             placed_step = operations.step(op.id, SOURCE, "placed", f"node {node} chosen",
                                           placement=_placement_rows(placement))
             ok = self.store.commit(
-                [*compares, Unchanged(keys.allocation(node), alloc.mod_revision if alloc else 0)],
-                [Put(keys.vm(vm.resource_group, vm.name), placed),
+                [*compares, *moving_cmp, Unchanged(keys.allocation(node), alloc.mod_revision if alloc else 0)],
+                [*moving_ops, Put(keys.vm(vm.resource_group, vm.name), placed),
                  Put(keys.assignment(node, vm.vm_id), assignment),
                  Put(keys.allocation(node), new_alloc),
                  Put(keys.operation(op.id), op), *steps, placed_step])
@@ -261,7 +273,8 @@ class ComputeProvider:
     # ----- lifecycle actions -----
 
     def action(self, kind: str, rg: str, name: str) -> OperationRecord:
-        """start | powerOff | restart | deallocate | delete, refused when not allowed in the current state."""
+        """start | powerOff | restart | deallocate | redeploy | delete, refused when not allowed in the current
+        state."""
         for _ in range(CAS_ATTEMPTS):
             cur = self.get(rg, name)
             vm = cur.value
@@ -275,6 +288,14 @@ class ComputeProvider:
                                        [*superseded, operations.step(op.id, SOURCE, "accepted",
                                                                      "start of a deallocated VM: placing it again")],
                                        conflict_key=cur.key)
+                return op
+            if kind == "redeploy":
+                moving = vm.replace(provisioning_state=ProvisioningState.UPDATING, power_state=PowerState.STARTING)
+                self._place_and_commit(moving, size, op, [Unchanged(cur.key, cur.mod_revision)],
+                                       [*superseded, operations.step(
+                                           op.id, SOURCE, "accepted", f"redeploy: leaving node {vm.node}; its "
+                                                                      f"temporary disk stays behind and is wiped")],
+                                       conflict_key=cur.key, leaving=vm.node)
                 return op
             if kind == "delete" and not vm.node:
                 done = self._delete_unplaced(cur, op, superseded)
@@ -303,6 +324,7 @@ class ComputeProvider:
             "powerOff": {PowerState.RUNNING, PowerState.STOPPED},
             "restart": {PowerState.RUNNING},
             "deallocate": {PowerState.RUNNING, PowerState.STOPPED, PowerState.DEALLOCATED},
+            "redeploy": {PowerState.RUNNING, PowerState.STOPPED},
         }[kind]
         if vm.power_state not in allowed and not (vm.provisioning_state == ProvisioningState.FAILED
                                                   and kind in ("start", "powerOff", "deallocate")):

@@ -218,6 +218,11 @@ class VirtualMachinesStub:
                 request_serializer=fabric_dot_v1_dot_fabric__pb2.VirtualMachineRef.SerializeToString,
                 response_deserializer=fabric_dot_v1_dot_fabric__pb2.Operation.FromString,
                 _registered_method=True)
+        self.Redeploy = channel.unary_unary(
+                '/fabric.v1.VirtualMachines/Redeploy',
+                request_serializer=fabric_dot_v1_dot_fabric__pb2.VirtualMachineRef.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_fabric__pb2.Operation.FromString,
+                _registered_method=True)
         self.Delete = channel.unary_unary(
                 '/fabric.v1.VirtualMachines/Delete',
                 request_serializer=fabric_dot_v1_dot_fabric__pb2.VirtualMachineRef.SerializeToString,
@@ -285,6 +290,13 @@ class VirtualMachinesServicer:
 
     def Deallocate(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Redeploy(self, request, context):
+        """Moves the VM to another node (and starts it there): a fresh temporary disk, the same OS disk and address.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -357,6 +369,11 @@ def add_VirtualMachinesServicer_to_server(servicer, server):
             ),
             'Deallocate': grpc.unary_unary_rpc_method_handler(
                     servicer.Deallocate,
+                    request_deserializer=fabric_dot_v1_dot_fabric__pb2.VirtualMachineRef.FromString,
+                    response_serializer=fabric_dot_v1_dot_fabric__pb2.Operation.SerializeToString,
+            ),
+            'Redeploy': grpc.unary_unary_rpc_method_handler(
+                    servicer.Redeploy,
                     request_deserializer=fabric_dot_v1_dot_fabric__pb2.VirtualMachineRef.FromString,
                     response_serializer=fabric_dot_v1_dot_fabric__pb2.Operation.SerializeToString,
             ),
@@ -529,6 +546,33 @@ class VirtualMachines:
             request,
             target,
             '/fabric.v1.VirtualMachines/Deallocate',
+            fabric_dot_v1_dot_fabric__pb2.VirtualMachineRef.SerializeToString,
+            fabric_dot_v1_dot_fabric__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Redeploy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.VirtualMachines/Redeploy',
             fabric_dot_v1_dot_fabric__pb2.VirtualMachineRef.SerializeToString,
             fabric_dot_v1_dot_fabric__pb2.Operation.FromString,
             options,

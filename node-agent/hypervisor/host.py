@@ -79,6 +79,18 @@ class Host:
         meta = self._owner(dom)
         return dom if self._mine(meta) else None
 
+    def holder(self, uuid: str) -> str:
+        """Who else holds a domain with this UUID on this libvirtd ("" when nobody does, or we do). Only a lab
+        whose nodes share one libvirtd sees this: a VM moving between nodes waits for the old one to let go."""
+        try:
+            dom = self._conn.lookupByUUIDString(uuid)
+        except libvirt.libvirtError:
+            return ""
+        meta = self._owner(dom)
+        if self._mine(meta):
+            return ""
+        return f"node {(meta or {}).get('node', '?')}" if meta else "a domain fabriclab does not own"
+
     def _call(self, what: str, fn: object, *args: object) -> None:
         try:
             fn(*args)  # type: ignore[operator]

@@ -202,4 +202,15 @@ def test_the_temporary_disk_holds_swap_survives_restart_and_is_fresh_after_deall
     lab.fabric("vm", "start", "-g", "E2E", "-n", "tempdisk")
     assert "formatted now: a fresh disk" in _last_boot_resource_line(lab, "tempdisk")
     assert _resource_disk_view(lab, "tempdisk") == "Fresh"
+    # redeploy: to the other node, with a new temporary disk; the old node wipes its copy
+    before = lab.json("vm", "show", "-g", "E2E", "-n", "tempdisk", "--instance-view")["properties"]
+    old_node, vm_id = before["instanceView"]["nodeName"], before["vmId"]
+    lab.fabric("vm", "restart", "-g", "E2E", "-n", "tempdisk")        # a kept disk first, to see it go
+    assert _resource_disk_view(lab, "tempdisk") == "Kept"
+    lab.fabric("vm", "redeploy", "-g", "E2E", "-n", "tempdisk")
+    after = lab.json("vm", "show", "-g", "E2E", "-n", "tempdisk", "--instance-view")["properties"]
+    assert after["instanceView"]["nodeName"] != old_node and after["provisioningState"] == "Succeeded"
+    assert "formatted now: a fresh disk" in _last_boot_resource_line(lab, "tempdisk")
+    assert _resource_disk_view(lab, "tempdisk") == "Fresh"
+    assert not (lab.root / "nodes" / old_node / "resource-disks" / f"{vm_id}.raw").exists()
     lab.fabric("vm", "delete", "-g", "E2E", "-n", "tempdisk", "--yes")

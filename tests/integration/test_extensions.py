@@ -30,16 +30,17 @@ def struct(d: dict[str, Any]) -> Struct:
     return s
 
 
-def node_reports(api: Api, rg: str, name: str, extensions: dict[str, Any] | None = None, **kw: Any) -> None:
-    """What node-1's agent writes after a pass (the VM's Observed record), then one pass of the controller's
+def node_reports(api: Api, rg: str, name: str, extensions: dict[str, Any] | None = None, on_node: str = "node-1",
+                 **kw: Any) -> None:
+    """What a node's agent writes after a pass (the VM's Observed record), then one pass of the controller's
     VM reconciler."""
     found = api.store.get(keys.vm(rg, name), VmRecord)
     assert found is not None
     vm = found.value
-    old = api.store.get(keys.observed("node-1", vm.vm_id), Observed)
-    obs = old.value if old else Observed(vm_id=vm.vm_id, node="node-1", power="running")
+    old = api.store.get(keys.observed(on_node, vm.vm_id), Observed)
+    obs = old.value if old else Observed(vm_id=vm.vm_id, node=on_node, power="running")
     obs = obs.replace(**kw, extensions=extensions if extensions is not None else obs.extensions)
-    api.store.put(keys.observed("node-1", vm.vm_id), obs)
+    api.store.put(keys.observed(on_node, vm.vm_id), obs)
     VmReconciler(api.store, api.compute).reconcile_all()
 
 
