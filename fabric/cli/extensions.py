@@ -132,7 +132,8 @@ def _show(c: Client, rg: str, vm: str, name: str, fmt: str | None, instance_view
             print(f"# {ext.name}: {view.type} {view.type_handler_version}: {s.display_status}: {s.message}")
         print(f"# handler log (tail) from the guest: /var/log/fabric/extensions/{view.type}/"
               f"{view.type_handler_version}/handler.log")
-        sys.stdout.write(ext.properties.handler_log or "(the guest agent has not reported this extension yet)\n")
+        text = ext.properties.handler_log or "(the guest agent has not reported this extension yet)"
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
     elif fmt == "table":
         print(output.table([_row(output.as_dict(ext))], HEADERS))
     else:

@@ -89,6 +89,16 @@ def _prop(props: dict[str, Any], path: str, where: str, required: bool = True) -
     return value
 
 
+def _readable(err: dict[str, Any]) -> dict[str, Any]:
+    """An error body in the order people read it (records keep keys sorted): code, message, then the rest."""
+    out = {k: err[k] for k in ("code", "message") if k in err}
+    if err.get("target"):
+        out["target"] = err["target"]
+    if err.get("details"):
+        out["details"] = [_readable(d) for d in err["details"]]
+    return out
+
+
 class DeploymentProvider:
     def __init__(self, compute: ComputeProvider) -> None:
         self.compute = compute
@@ -239,7 +249,7 @@ class DeploymentProvider:
         r.update(state="Failed", end=now(), statusCode="Conflict",
                  statusMessage={"status": "Failed", "error": {"code": "ResourceDeploymentFailure",
                                                              "message": TERMINAL_MESSAGE,
-                                                             "details": [op.value.error or {}]}})
+                                                             "details": [_readable(op.value.error or {})]}})
         steps.append(operations.step(dep.operation_id, SOURCE, "resource-failed",
                                      f"{r['type']}/{r['name']}: operation {op.value.id} failed: "
                                      f"{(op.value.error or {}).get('message', '')}"))
