@@ -91,7 +91,7 @@ def _prop(props: dict[str, Any], path: str, where: str, required: bool = True) -
 
 def _readable(err: dict[str, Any]) -> dict[str, Any]:
     """An error body in the order people read it (records keep keys sorted): code, message, then the rest."""
-    out = {k: err[k] for k in ("code", "message") if k in err}
+    out: dict[str, Any] = {k: err[k] for k in ("code", "message") if k in err}
     if err.get("target"):
         out["target"] = err["target"]
     if err.get("details"):
