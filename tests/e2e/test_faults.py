@@ -149,3 +149,33 @@ def test_a_node_error_fails_the_operation_with_its_message(lab: LabHandle) -> No
     assert vm["properties"]["error"]["code"] == "NodeOperationFailed"
     lab.fabric("vm", "delete", "-g", "E2E", "-n", "broken", "--yes")
     assert lab.fabric("vm", "show", "-g", "E2E", "-n", "broken", check=False).returncode == 1
+
+
+def test_controller_killed_mid_deployment_resumes_it(lab: LabHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The deployment engine is level-based: a new controller finds the deployment Running and carries it on,
+    adopting what the old one had started, so each resource is made once."""
+    from pathlib import Path
+    script = tmp_path / "ok.sh"
+    script.write_text("echo resumed\n")
+    url = lab.fabric("storage", "blob", "upload", "--file", str(script), "--sas-hours", "1", "--guest-uri").stdout.strip()
+    template = str(Path(__file__).resolve().parents[2] / "examples" / "blog-vm.json")
+    op = lab.json("deployment", "create", "-g", "E2E", "-n", "resume", "--template-file", template, "--parameters",
+                  f"scriptUri={url}", "vmName=resumevm", "command=sh ok.sh", "--no-wait")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:     # kill it once the VM is being made
+        ops = lab.json("deployment", "operation", "list", "-g", "E2E", "-n", "resume")
+        if ops:
+            break
+        time.sleep(0.2)
+    lab.lab.procs.kill("controller")
+    time.sleep(1.0)
+    lab.up()
+    wait_ok(lab, op["id"])
+    ops = lab.json("deployment", "operation", "list", "-g", "E2E", "-n", "resume")
+    assert [o["properties"]["provisioningState"] for o in ops] == ["Succeeded", "Succeeded"]
+    assert [v["name"] for v in lab.json("vm", "list", "-g", "E2E")].count("resumevm") == 1
+    ext = lab.json("vm", "extension", "show", "-g", "E2E", "--vm-name", "resumevm", "-n", "CustomScriptExtension",
+                   "--instance-view")
+    assert ext["properties"]["sequenceNumber"] == 0
+    assert ext["properties"]["instanceView"]["substatuses"][0]["message"] == "resumed"
+    lab.fabric("vm", "delete", "-g", "E2E", "-n", "resumevm", "--yes")
