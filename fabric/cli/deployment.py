@@ -95,10 +95,7 @@ def cmd_show(c: Client, a: argparse.Namespace) -> int:
 
 def cmd_list(c: Client, a: argparse.Namespace) -> int:
     res = c.call(c.deployments.List, pb.ListDeploymentsRequest(resource_group=a.resource_group))
-    if a.output == "table":
-        print(output.table([_row(output.as_dict(d)) for d in res.value], HEADERS))
-    else:
-        output.print_json([output.as_dict(d) for d in res.value])
+    output.print_list(res.value, a.output, _row, HEADERS)
     return 0
 
 

@@ -157,10 +157,7 @@ def cmd_show(c: Client, a: argparse.Namespace) -> int:
 
 def cmd_list(c: Client, a: argparse.Namespace) -> int:
     res = c.call(c.extensions.List, pb.ListExtensionsRequest(resource_group=a.resource_group, vm_name=a.vm_name))
-    if a.output == "table":
-        print(output.table([_row(output.as_dict(e)) for e in res.value], HEADERS))
-    else:
-        output.print_json([output.as_dict(e) for e in res.value])
+    output.print_list(res.value, a.output, _row, HEADERS)
     return 0
 
 

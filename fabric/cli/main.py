@@ -173,10 +173,7 @@ def cmd_vm_show(c: Client, a: argparse.Namespace) -> int:
 
 def cmd_vm_list(c: Client, a: argparse.Namespace) -> int:
     res = c.call(c.vms.List, pb.ListVirtualMachinesRequest(resource_group=a.resource_group or ""))
-    if a.output == "table":
-        print(output.table([_vm_row(output.as_dict(v)) for v in res.value], VM_HEADERS))
-    else:
-        output.print_json([output.as_dict(v) for v in res.value])
+    output.print_list(res.value, a.output, _vm_row, VM_HEADERS)
     return 0
 
 

@@ -22,6 +22,14 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def print_list(msgs: Sequence[Message], fmt: str | None, row: Any, headers: Sequence[str]) -> None:
+    """A list of resources: a table of `row(resource as dict)` with -o table, else a JSON array."""
+    if fmt == "table":
+        print(table([row(as_dict(m)) for m in msgs], headers))
+    else:
+        print_json([as_dict(m) for m in msgs])
+
+
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
