@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from fabric.files import write_atomic
+
 TAIL_READ_BYTES = 256 * 1024
 
 
@@ -47,10 +49,7 @@ class Consoles:
             return None
 
     def save_boot(self, vm_id: str, rec: BootRecord) -> None:
-        path = self.boots / f"{vm_id}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(rec)))
-        os.replace(tmp, path)
+        write_atomic(self.boots / f"{vm_id}.json", json.dumps(dataclasses.asdict(rec)))
 
     def find_marker(self, vm_id: str, offset: int, marker: str) -> str | None:
         """The first console line holding marker after offset, or None."""

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fabric.files import write_atomic
+
 # Under /var/lib so that libvirt's qemu user can reach disks and consoles.
 DEFAULT_LAB_DIR = Path("/var/lib/fabriclab/lab")
 
@@ -23,6 +25,4 @@ def read_lab(root: Path) -> dict[str, Any] | None:
 
 
 def write_lab(root: Path, data: dict[str, Any]) -> None:
-    tmp = root / "lab.json.tmp"
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, root / "lab.json")
+    write_atomic(root / "lab.json", json.dumps(data, indent=2) + "\n")

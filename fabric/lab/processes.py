@@ -12,6 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from fabric.files import write_atomic
+
 STOP_GRACE_S = 15.0
 
 
@@ -50,9 +52,7 @@ class Processes:
         with open(self.log_path(name), "ab") as log:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
-        tmp = self.pids / f"{name}.pid.tmp"
-        tmp.write_text(f"{proc.pid}\n{marker}")
-        os.replace(tmp, self.pids / f"{name}.pid")
+        write_atomic(self.pids / f"{name}.pid", f"{proc.pid}\n{marker}")
         return proc.pid
 
     def alive(self, name: str) -> bool:

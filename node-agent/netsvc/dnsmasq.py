@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from fabric.network import naming
-from nodeagent.netsvc.files import write_if_changed
+from fabric.files import write_if_changed
 
 START_TIMEOUT_S = 5.0
 

@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
-from nodeagent.netsvc.files import write_atomic
+from fabric.files import write_atomic
 from nodeagent.netsvc.relay import UnixHTTPConnection, relay
 
 RATE_LIMIT_PER_S = 5

@@ -21,7 +21,7 @@ from typing import Any
 
 from fabric.network import naming
 from nodeagent.netsvc import iproute
-from nodeagent.netsvc.files import write_if_changed
+from fabric.files import write_if_changed
 from nodeagent.netsvc.dnsmasq import Dnsmasq, DnsmasqSpec, Reservation
 
 

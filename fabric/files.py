@@ -1,4 +1,4 @@
-"""Files the network services read: replaced whole, never seen half-written."""
+"""Files replaced whole: a reader sees the old content or the new, never half of one."""
 from __future__ import annotations
 
 import os
@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Replace path's content whole: a temp file beside it, renamed over it."""
+    """Replace path's content: a temp file beside it, renamed over it."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
