@@ -333,7 +333,9 @@ class DeploymentProvider:
                 raise ArmError("PropertyChangeNotAllowed", f"Changing property 'storageProfile.imageReference' of "
                                                            f"VM '{name}' is not allowed.",
                                "properties.storageProfile.imageReference")
-            return vm.operation_id     # as made, or being made (a restart between start and record)
+            # in place; or being made by this deployment before a restart: follow that operation
+            running = self.store.get(keys.operation(vm.operation_id), OperationRecord) if vm.operation_id else None
+            return vm.operation_id if running and running.value.status == OperationStatus.IN_PROGRESS else ""
         nics = [str(n.get("id", "")).rsplit("/", 1)[-1] for n in
                 (p.get("networkProfile") or {}).get("networkInterfaces") or [] if isinstance(n, dict)]
         os_disk = (p.get("storageProfile") or {}).get("osDisk") or {}
