@@ -99,6 +99,24 @@ def _readable(err: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_SUBNET_ID = re.compile(r"/providers/Microsoft\.Network/virtualNetworks/([^/]+)/subnets/([^/]+)$", re.IGNORECASE)
+
+
+def _nic_subnet(p: dict[str, Any], where: str) -> tuple[str, str, str]:
+    """(vnet, subnet, static address or "") of a NIC's first ipConfiguration."""
+    configs = p.get("ipConfigurations")
+    target = f"{where}.properties.ipConfigurations[0].properties"
+    if not isinstance(configs, list) or not configs or not isinstance(configs[0], dict):
+        raise invalid(f"{where}.properties.ipConfigurations", "a list with one IP configuration")
+    props = configs[0].get("properties") or {}
+    m = _SUBNET_ID.search(str((props.get("subnet") or {}).get("id", "")))
+    if not m:
+        raise invalid(f"{target}.subnet.id", "a subnet id: [resourceId('Microsoft.Network/virtualNetworks/subnets', "
+                                             "VNET, SUBNET)]")
+    static = str(props.get("privateIPAddress") or "") if props.get("privateIPAllocationMethod") == "Static" else ""
+    return m[1], m[2], static
+
+
 class DeploymentProvider:
     def __init__(self, compute: ComputeProvider) -> None:
         self.compute = compute
@@ -170,6 +188,8 @@ class DeploymentProvider:
             prefixes = _prop(p, "addressSpace.addressPrefixes", where)
             if not isinstance(prefixes, list):
                 raise invalid(f"{where}.properties.addressSpace.addressPrefixes", "a list of address prefixes")
+        elif r.type == tpl.NIC_TYPE:
+            _nic_subnet(p, where)
 
     # ----- running -----
 
@@ -278,6 +298,14 @@ class DeploymentProvider:
             return ""
         if t == tpl.VNET_TYPE:
             return self._vnet(rg, r["name"], p)
+        if t == tpl.NIC_TYPE:
+            vnet, subnet, ip = _nic_subnet(p, "")
+            try:
+                self.compute.network.nic(rg, r["name"])
+                return ""                              # in place
+            except ArmError:
+                self.compute.network.create_nic(rg, r["name"], vnet, subnet, ip)
+                return ""
         if t == tpl.VM_TYPE:
             return self._vm(rg, r, p)
         vm_name, ext_name = r["name"].split("/")

@@ -134,3 +134,55 @@ def test_bad_templates_are_refused_and_change_nothing(ready: Api, template: str,
     assert (body["code"], body["target"]) == (code, target), body
     assert status in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
     assert snapshot(ready) == before
+
+
+FULL = {
+    "parameters": {"prefix": {"type": "string", "defaultValue": "blog"}},
+    "variables": {"vnet": "[concat(parameters('prefix'), '-vnet')]", "nic": "[concat(parameters('prefix'), 'nic1')]"},
+    "resources": [
+        {"type": "Microsoft.Compute/virtualMachines", "name": "[concat(parameters('prefix'), 'vm')]",
+         "dependsOn": ["[resourceId('Microsoft.Network/networkInterfaces', variables('nic'))]"],
+         "properties": {"hardwareProfile": {"vmSize": "Lab_A0"},
+                        "storageProfile": {"imageReference": {"publisher": "fabriclab", "offer": "busybox",
+                                                              "sku": "lab", "version": "latest"}},
+                        "networkProfile": {"networkInterfaces": [
+                            {"id": "[resourceId('Microsoft.Network/networkInterfaces', variables('nic'))]"}]}}},
+        {"type": "Microsoft.Network/networkInterfaces", "name": "[variables('nic')]",
+         "dependsOn": ["[variables('vnet')]"],
+         "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {
+             "privateIPAllocationMethod": "Static", "privateIPAddress": "10.5.0.10",
+             "subnet": {"id": "[resourceId('Microsoft.Network/virtualNetworks/subnets', variables('vnet'), "
+                              "'default')]"}}}]}},
+        {"type": "Microsoft.Network/virtualNetworks", "name": "[variables('vnet')]",
+         "properties": {"addressSpace": {"addressPrefixes": ["10.5.0.0/16"]},
+                        "subnets": [{"name": "default", "properties": {"addressPrefix": "10.5.0.0/24"}},
+                                    {"name": "back", "properties": {"addressPrefix": "10.5.1.0/24"}}]}},
+        {"type": "Microsoft.Storage/storageAccounts", "name": "[concat(parameters('prefix'), 'diag1')]"},
+    ],
+}
+
+
+def test_a_template_of_every_type_in_dependency_order(ready: Api) -> None:
+    op = ready.deployments.Create(dpb.CreateDeploymentRequest(resource_group="BlogRG", name="full",
+                                                              template_json=json.dumps(FULL)))
+    step(ready)
+    node_reports(ready, "BlogRG", "blogvm", power="running", booted=True)
+    step(ready)
+    assert ready.ops.Get(pb.GetOperationRequest(id=op.id)).status == "Succeeded"
+    ops = ready.deployments.ListOperations(dpb.DeploymentRef(resource_group="BlogRG", name="full")).value
+    names = [o.properties.target_resource.resource_name for o in ops]
+    assert names.index("blog-vnet") < names.index("blognic1") < names.index("blogvm") and "blogdiag1" in names
+    vm = ready.vms.Get(pb.VirtualMachineRef(resource_group="BlogRG", name="blogvm"))
+    assert vm.properties.network_profile.network_interfaces[0].id.endswith("/networkInterfaces/blognic1")
+    nic = ready.compute.network.nic("BlogRG", "blognic1").value
+    assert nic.private_ip == "10.5.0.10" and nic.vm_name == "blogvm"
+    assert [s["name"] for s in ready.compute.network.vnet("BlogRG", "blog-vnet").value.subnets] == ["default", "back"]
+    dep = ready.deployments.Get(dpb.DeploymentRef(resource_group="BlogRG", name="full"))
+    assert {d.resource_name: [x.resource_name for x in d.depends_on] for d in dep.properties.dependencies} == {
+        "blogvm": ["blognic1"], "blognic1": ["blog-vnet"]}
+    # the same template again: everything is in place, nothing is made twice
+    again = ready.deployments.Create(dpb.CreateDeploymentRequest(resource_group="BlogRG", name="full",
+                                                                 template_json=json.dumps(FULL)))
+    step(ready)
+    assert ready.ops.Get(pb.GetOperationRequest(id=again.id)).status == "Succeeded"
+    assert len(ready.compute.network.list_nics("BlogRG")) == 1
