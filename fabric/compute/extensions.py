@@ -305,6 +305,22 @@ def goal(vm: VmRecord, timeout_s: int) -> list[dict[str, Any]]:
              "timeoutSeconds": timeout_s} for e in vm.extensions]
 
 
+def preempt(p: ComputeProvider, vm: VmRecord, by: OperationRecord) -> tuple[list[dict[str, Any]], list[Put]]:
+    """Extension operations a power-off, deallocation or deletion cuts short: they end Failed with
+    OperationPreempted (the guest stops before it can report). The VM's new extension list, and the puts."""
+    exts, puts = [], []
+    for e in vm.extensions:
+        op_v = p.store.get(keys.operation(e.get("operationId", "")), OperationRecord) if e.get("operationId") else None
+        if op_v is not None and op_v.value.status == OperationStatus.IN_PROGRESS:
+            err = ArmError("OperationPreempted", f"Extension '{e['name']}' was not run to its end: operation "
+                                                 f"{by.name} ({by.id}) stopped the VM first.").body()
+            puts += [Put(op_v.key, operations.finished(op_v.value, err)),
+                     operations.step(op_v.value.id, SOURCE, "preempted", err["message"])]
+            e = {**e, "provisioningState": ProvisioningState.FAILED, "error": err}
+        exts.append(e)
+    return exts, puts
+
+
 # ----- status: guest -> node -> here -----
 
 def failure_message(name: str, status: dict[str, Any]) -> str:

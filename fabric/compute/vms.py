@@ -281,6 +281,10 @@ class ComputeProvider:
             self._check_allowed(kind, vm)
             op = operations.new_operation(kind, self.resource_id(vm))
             superseded = self._superseded(vm, op)
+            stopping_exts, preempted = (extensions.preempt(self, vm, op) if kind in ("powerOff", "deallocate", "delete")
+                                        else (vm.extensions, []))
+            superseded += preempted
+            vm = vm.replace(extensions=stopping_exts)
             size = find_size(vm.location, vm.size)
             if kind == "start" and not vm.node:
                 starting = vm.replace(provisioning_state=ProvisioningState.UPDATING, power_state=PowerState.STARTING)

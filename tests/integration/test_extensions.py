@@ -240,3 +240,16 @@ def test_a_vm_without_its_agent_takes_no_extensions(vm: Vm) -> None:
     assert a is not None and a.value.vm_agent is False
     _, body = arm_error(lambda: vm.set(vm_name="bare"))
     assert body["code"] == "OperationNotAllowed" and "provisionVMAgent false" in body["message"]
+
+
+def test_a_power_off_preempts_a_running_extension(vm: Vm) -> None:
+    op = vm.set()
+    off = vm.api.vms.PowerOff(pb.VirtualMachineRef(resource_group="RG", name="vm1"))
+    done = vm.op(op.id)
+    assert done.status == "Failed" and done.error.code == "OperationPreempted" and off.id in done.error.message
+    assert vm.record.extensions[0]["provisioningState"] == "Failed"
+    vm.report(power="stopped")
+    vm.api.vms.Start(pb.VirtualMachineRef(resource_group="RG", name="vm1"))
+    vm.report(power="running", booted=True, generation=0)
+    again = vm.set(force_update_tag="after-start")       # not blocked by the preempted one
+    assert again.status == "InProgress" and vm.record.extensions[0]["seq"] == 1
