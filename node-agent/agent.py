@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fabric.model import Assignment, BlobService, NodeRecord, Observed, PowerState, now
+from fabric.model import (Assignment, BlobService, NodeRecord, Observed, OperationRecord, OperationStatus, PowerState,
+                          now)
 from fabric.storage.model import StorageAccountRecord
 from fabric.network import naming
 from fabric.network.model import NicRecord
@@ -44,6 +45,7 @@ NODE_LEASE_TTL_S = 10
 NODE_HEARTBEAT_S = 3.0
 RESYNC_S = 5.0            # full reconcile at least this often
 BOOT_POLL_S = 0.1         # console polling while a guest is booting
+EXTENSION_POLL_S = 0.5    # wireserver status polling while a guest runs an extension
 AGENT_STALE_S = 60.0      # a guest agent heard from longer ago than this is Not Ready (it reports every 15 s)
 STATUS_TEXT_MAX = 4096    # what an Observed record keeps of any text a guest sent
 
@@ -132,6 +134,7 @@ class NodeAgent:
         self.changed = threading.Event()
         self._assigned: set[str] = set()
         self._last_observed: dict[str, Observed] = {}
+        self._pending_since: dict[tuple[str, str, int], float] = {}   # extensions the guest has not finished
 
     # ----- registration -----
 
@@ -162,14 +165,15 @@ class NodeAgent:
     def is_mine(self, vm_id: str) -> bool:
         return vm_id in self._assigned
 
-    def reconcile(self) -> bool:
-        """One pass. True when a guest is still booting (poll again soon)."""
+    def reconcile(self) -> float:
+        """One pass. How soon to look again: soon while a guest boots or runs an extension, else RESYNC_S."""
         assigned = {a.value.vm_id: a.value for a in
                     self.store.list(keys.assignments_of(self.config.node), Assignment)}
         self._assigned = set(assigned)
         self._last_observed = {k: v for k, v in self._last_observed.items() if k in assigned}
+        self._pending_since = {k: v for k, v in self._pending_since.items() if k[0] in assigned}
         self._converge_networks(assigned)
-        booting = False
+        booting, running_extension = False, False
         for vm_id, a in assigned.items():
             try:
                 obs = self._converge(a)
@@ -181,11 +185,13 @@ class NodeAgent:
                 if self._last_observed.get(vm_id, None) is None or self._last_observed[vm_id].error != obs.error:
                     record_step(self.store, a.operation_id, self.config.node, "node-error", str(exc))
             booting = booting or (obs.power == PowerState.RUNNING and not obs.booted)
+            running_extension = self._extension_pending(a, obs) or running_extension
+            self._trace_extensions(a, obs)
             self._report(obs)
         for uuid, dom in self.host.owned().items():
             if uuid not in assigned:
                 self.fence(uuid, dom.name)
-        return booting
+        return BOOT_POLL_S if booting else EXTENSION_POLL_S if running_extension else RESYNC_S
 
     def _converge_networks(self, assigned: dict[str, Assignment]) -> None:
         """Each network with a VM placed here gets its bridge, service namespace and dnsmasq; others go."""
@@ -372,6 +378,39 @@ class NodeAgent:
         return base.replace(generation=boot.generation, booted=boot.booted, agent=self._agent_status(a, boot),
                             extensions=self._extension_statuses(a))
 
+    def _extension_pending(self, a: Assignment, obs: Observed) -> bool:
+        """An extension of a running VM without a final status for its sequence number, for at most its timeout
+        and a grace (a guest that never reports is not polled for ever)."""
+        now_s = time.monotonic()
+        pending = False
+        for e in a.extensions:
+            st = obs.extensions.get(e["name"]) or {}
+            key = (a.vm_id, e["name"], e["seq"])
+            if obs.power != PowerState.RUNNING or (st.get("seq") == e["seq"] and st.get("status") != "transitioning"):
+                self._pending_since.pop(key, None)
+                continue
+            since = self._pending_since.setdefault(key, now_s)
+            pending = pending or now_s - since < float(e.get("timeoutSeconds", 300)) + 120
+        return pending
+
+    def _trace_extensions(self, a: Assignment, obs: Observed) -> None:
+        """Each new status a guest posted for an extension, as a step of that extension's operation."""
+        last = self._last_observed.get(a.vm_id)
+        before = last.extensions if last else {}
+        for e in a.extensions:
+            st = obs.extensions.get(e["name"])
+            if not st or st.get("seq") != e["seq"]:
+                continue
+            old = before.get(e["name"]) or {}
+            if (old.get("seq"), old.get("status"), old.get("time")) == (st["seq"], st["status"], st["time"]):
+                continue
+            op = self.store.get(keys.operation(e.get("operationId", "")), OperationRecord)
+            if op is not None and op.value.status == OperationStatus.IN_PROGRESS:   # not again after a restart
+                record_step(self.store, e.get("operationId", ""), self.config.node, "guest-status",
+                            f"the guest agent posted {e['name']} sequence {st['seq']} ({st['handler']} "
+                            f"{st['version']}) to the wireserver: {st['status']}: {st['message']}",
+                            detail=st.get("log", ""))
+
     def _extension_statuses(self, a: Assignment) -> dict[str, dict[str, Any]]:
         """The guest agent's last status for each extension of the assignment."""
         wanted = {e["name"] for e in a.extensions}
@@ -408,8 +447,7 @@ class NodeAgent:
             try:
                 if watch is None or watch.broken:
                     watch = self.store.watch_prefix(keys.assignments_of(self.config.node), self.changed.set)
-                if self.reconcile():
-                    wait = BOOT_POLL_S
+                wait = self.reconcile()
             except StoreUnavailable as exc:
                 log.warning("reconcile: %s", exc)
             except Exception:  # noqa: BLE001 - the loop must outlive one bad pass

@@ -302,7 +302,7 @@ def goal(vm: VmRecord, timeout_s: int) -> list[dict[str, Any]]:
     """The extensions of a VM as the guest agent gets them (the assignment's `extensions`)."""
     return [{"name": e["name"], "handler": f"{e['publisher']}.{e['type']}", "version": e["handlerVersion"],
              "seq": e["seq"], "settings": e["settings"], "protectedSettings": e["protectedSettings"],
-             "timeoutSeconds": timeout_s} for e in vm.extensions]
+             "timeoutSeconds": timeout_s, "operationId": e.get("operationId", "")} for e in vm.extensions]
 
 
 def preempt(p: ComputeProvider, vm: VmRecord, by: OperationRecord) -> tuple[list[dict[str, Any]], list[Put]]:

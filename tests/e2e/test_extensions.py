@@ -52,6 +52,11 @@ def test_custom_script_fails_is_diagnosed_and_succeeds(lab: LabHandle, tmp_path:
                      "--version", "1.7")
     assert fixed["properties"]["provisioningState"] == "Succeeded"
     assert fixed["properties"]["typeHandlerVersion"] == "1.7" and fixed["properties"]["sequenceNumber"] == 1
+    trace = lab.fabric("operation", "show", fixed["properties"]["lastOperationId"], "--trace").stdout
+    # the guest's own report is a step of the operation (its transitioning one too, unless it was over
+    # within one of the node's polls)
+    assert "guest-status" in trace and "sequence 1 (Microsoft.Compute.CustomScriptExtension 1.8) to the " \
+        "wireserver: success: Command 'sh sample.sh' exited with code 0" in trace
     view = fixed["properties"]["instanceView"]
     assert view["typeHandlerVersion"] == "1.8"                    # autoUpgradeMinorVersion
     assert view["statuses"][0]["message"] == "Command 'sh sample.sh' exited with code 0"
