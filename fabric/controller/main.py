@@ -22,14 +22,14 @@ from pathlib import Path
 import grpc
 
 from fabric.arm import server
+from fabric.arm.deployment_server import Deployments
+from fabric.arm.extension_server import VirtualMachineExtensions
 from fabric.arm.network_server import add_network_servicers
 from fabric.arm.storage_server import add_storage_servicers
 from fabric.compute.reconciler import VmReconciler
-from fabric.arm.deployment_server import Deployments
-from fabric.arm.extension_server import VirtualMachineExtensions
-from fabric.deployments.engine import DeploymentProvider
-from fabric.v1 import deployment_pb2_grpc as drpc
 from fabric.compute.vms import ComputeConfig, ComputeProvider
+from fabric.controller import retention
+from fabric.deployments.engine import DeploymentProvider
 from fabric.gallery import Gallery
 from fabric.model import BlobService
 from fabric.network import naming
@@ -37,6 +37,7 @@ from fabric.network.provider import DEFAULT_FABRIC_DOMAIN, NetworkConfig, Networ
 from fabric.storage import dataplane
 from fabric.storage.provider import StorageConfig, StorageProvider
 from fabric.store import Store, StoreUnavailable, Watch, keys
+from fabric.v1 import deployment_pb2_grpc as drpc
 from fabric.v1 import fabric_pb2_grpc as rpc
 
 log = logging.getLogger("fabric.controller")
@@ -73,8 +74,10 @@ def subscription_id(store: Store) -> str:
             time.sleep(0.5)
 
 
-def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Event) -> None:
+def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Event,
+                      retention_s: float = retention.DEFAULT_RETENTION_S) -> None:
     reconciler = VmReconciler(store, compute)
+    collected = 0.0
     deployments = DeploymentProvider(compute)
     changed = threading.Event()
     watches: list[Watch] = []
@@ -87,6 +90,9 @@ def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Ev
                            store.watch_prefix(keys.DEPLOYMENTS, changed.set)]
             reconciler.reconcile_all()
             deployments.reconcile_all()
+            if time.monotonic() - collected > retention.COLLECT_EVERY_S:
+                retention.collect(store, retention_s)
+                collected = time.monotonic()
         except StoreUnavailable as exc:
             log.warning("reconcile: %s", exc)
         except Exception:  # noqa: BLE001 - the loop must outlive one bad record
@@ -107,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir", required=True, type=Path, help="the controller's folder (blob bodies live here)")
     ap.add_argument("--blob-listen", default=DEFAULT_BLOB_LISTEN,
                     help="HTTP address of the blob data plane (default %(default)s)")
+    ap.add_argument("--operation-retention-hours", type=float, default=retention.DEFAULT_RETENTION_S / 3600,
+                    help="finished operations and their traces are kept this long (default %(default)g), longer "
+                         "while a resource names them as its last operation")
     ap.add_argument("--extension-timeout", type=int, default=300, metavar="SECONDS",
                     help="how long the guest agent lets an extension's command run (default %(default)s)")
     args = ap.parse_args(argv)
@@ -137,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    worker = threading.Thread(target=reconcile_forever, args=(store, compute, stop), daemon=True)
+    worker = threading.Thread(target=reconcile_forever,
+                              args=(store, compute, stop, args.operation_retention_hours * 3600), daemon=True)
     worker.start()
     stop.wait()
     srv.stop(grace=2).wait()
