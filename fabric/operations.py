@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from fabric.model import OperationRecord, OperationStatus, TraceRecord, now
-from fabric.store import Put, Store, keys
+from fabric.store import Put, Store, Versioned, keys
 
 OPERATION_NAMES = {
     "create": "Microsoft.Compute/virtualMachines/write",
@@ -45,6 +45,12 @@ def record_step(store: Store, op_id: str, source: str, name: str, message: str, 
     if op_id:
         p = step(op_id, source, name, message, detail)
         store.put(p.key, p.value)
+
+
+def running(store: Store, op_id: str) -> Versioned[OperationRecord] | None:
+    """The operation when it is still in progress; None for "", an unknown id or a finished operation."""
+    found = store.get(keys.operation(op_id), OperationRecord) if op_id else None
+    return found if found is not None and found.value.status == OperationStatus.IN_PROGRESS else None
 
 
 def finished(op: OperationRecord, error: dict[str, Any] | None = None) -> OperationRecord:

@@ -23,12 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fabric.model import (Assignment, BlobService, NodeRecord, Observed, OperationRecord, OperationStatus, PowerState,
-                          now)
+from fabric.model import Assignment, BlobService, NodeRecord, Observed, PowerState, now
 from fabric.storage.model import StorageAccountRecord
 from fabric.network import naming
 from fabric.network.model import NicRecord
-from fabric.operations import record_step
+from fabric.operations import record_step, running
 from fabric.store import Store, StoreUnavailable, keys
 from nodeagent import disks
 from nodeagent.console import BootRecord, Consoles
@@ -404,8 +403,7 @@ class NodeAgent:
             old = before.get(e["name"]) or {}
             if (old.get("seq"), old.get("status"), old.get("time")) == (st["seq"], st["status"], st["time"]):
                 continue
-            op = self.store.get(keys.operation(e.get("operationId", "")), OperationRecord)
-            if op is not None and op.value.status == OperationStatus.IN_PROGRESS:   # not again after a restart
+            if running(self.store, e.get("operationId", "")):   # not again after a restart
                 record_step(self.store, e.get("operationId", ""), self.config.node, "guest-status",
                             f"the guest agent posted {e['name']} sequence {st['seq']} ({st['handler']} "
                             f"{st['version']}) to the wireserver: {st['status']}: {st['message']}",

@@ -25,10 +25,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from fabric import operations
-from fabric.arm import ids
 from fabric.arm.errors import ArmError, invalid
 from fabric.compute.sizes import find_size
-from fabric.model import (Observed, OperationRecord, OperationStatus, PowerState, ProvisioningState, VmRecord)
+from fabric.model import Observed, OperationRecord, PowerState, ProvisioningState, VmRecord
 from fabric.storage import sas
 from fabric.store import Put, Unchanged, Versioned, keys
 
@@ -193,9 +192,8 @@ def get(p: ComputeProvider, rg: str, vm_name: str, name: str) -> tuple[VmRecord,
 
 def _ext_in_progress(p: ComputeProvider, vm: VmRecord) -> str:
     for e in vm.extensions:
-        op = p.store.get(keys.operation(e.get("operationId", "")), OperationRecord) if e.get("operationId") else None
-        if op is not None and op.value.status == OperationStatus.IN_PROGRESS:
-            return f"{e['name']} ({op.value.id})"
+        if operations.running(p.store, e.get("operationId", "")):
+            return f"{e['name']} ({e['operationId']})"
     return ""
 
 
@@ -310,8 +308,8 @@ def preempt(p: ComputeProvider, vm: VmRecord, by: OperationRecord) -> tuple[list
     OperationPreempted (the guest stops before it can report). The VM's new extension list, and the puts."""
     exts, puts = [], []
     for e in vm.extensions:
-        op_v = p.store.get(keys.operation(e.get("operationId", "")), OperationRecord) if e.get("operationId") else None
-        if op_v is not None and op_v.value.status == OperationStatus.IN_PROGRESS:
+        op_v = operations.running(p.store, e.get("operationId", ""))
+        if op_v is not None:
             err = ArmError("OperationPreempted", f"Extension '{e['name']}' was not run to its end: operation "
                                                  f"{by.name} ({by.id}) stopped the VM first.").body()
             puts += [Put(op_v.key, operations.finished(op_v.value, err)),
@@ -335,8 +333,8 @@ def reconcile_extensions(p: ComputeProvider, cur: Versioned[VmRecord], obs: Obse
     vm = cur.value
     new_exts, ops = [], []
     for e in vm.extensions:
-        op_v = p.store.get(keys.operation(e.get("operationId", "")), OperationRecord) if e.get("operationId") else None
-        if op_v is None or op_v.value.status != OperationStatus.IN_PROGRESS:
+        op_v = operations.running(p.store, e.get("operationId", ""))
+        if op_v is None:
             new_exts.append(e)
             continue
         op = op_v.value

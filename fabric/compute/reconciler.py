@@ -14,8 +14,7 @@ from collections.abc import Sequence
 
 from fabric import operations
 from fabric.arm.errors import ArmError
-from fabric.model import (NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, PowerState,
-                          ProvisioningState, VmRecord)
+from fabric.model import NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState, ProvisioningState, VmRecord
 from fabric.compute import extensions
 from fabric.compute.vms import ComputeProvider
 from fabric.storage.disks import discard
@@ -67,8 +66,8 @@ class VmReconciler:
     def reconcile(self, cur: Versioned[VmRecord]) -> None:
         """Finish the VM's operation in progress when the node reports its target state."""
         vm = cur.value
-        op_v = self.store.get(keys.operation(vm.operation_id), OperationRecord)
-        if op_v is None or op_v.value.status != OperationStatus.IN_PROGRESS:
+        op_v = operations.running(self.store, vm.operation_id)
+        if op_v is None:
             return
         op = op_v.value
         obs = self.store.get(keys.observed(vm.node, vm.vm_id), Observed) if vm.node else None

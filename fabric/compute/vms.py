@@ -26,8 +26,8 @@ from fabric.compute import extensions
 from fabric.compute.sizes import VmSize, find_size
 from fabric.gallery import Gallery
 from fabric.groups import require_group
-from fabric.model import (Assignment, NodeAllocation, NodeRecord, OperationRecord, OperationStatus,
-                          PowerState, ProvisioningState, ResourceGroupRecord, VmRecord, now)
+from fabric.model import (Assignment, NodeAllocation, NodeRecord, OperationRecord, PowerState, ProvisioningState,
+                          ResourceGroupRecord, VmRecord, now)
 from fabric.scheduler import HostState, Placement, Request, place
 from fabric.network.addressing import gateway
 from fabric.network.model import NicRecord
@@ -343,21 +343,16 @@ class ComputeProvider:
                                        f"wait for it (fabric operation show {busy}) or delete the VM.", "name")
 
     def _in_progress(self, vm: VmRecord) -> str:
-        if not vm.operation_id:
-            return ""
-        op = self.store.get(keys.operation(vm.operation_id), OperationRecord)
-        return vm.operation_id if op and op.value.status == OperationStatus.IN_PROGRESS else ""
+        return vm.operation_id if operations.running(self.store, vm.operation_id) else ""
 
     def _superseded(self, vm: VmRecord, new_op: OperationRecord) -> list[Put]:
         """A delete preempts a running operation: that one ends Failed with OperationPreempted."""
-        old_id = self._in_progress(vm)
-        if not old_id:
+        old = operations.running(self.store, vm.operation_id)
+        if old is None:
             return []
-        old = self.store.get(keys.operation(old_id), OperationRecord)
-        assert old is not None
         err = ArmError("OperationPreempted", f"Operation preempted by {new_op.name} ({new_op.id}).").body()
-        return [Put(keys.operation(old_id), operations.finished(old.value, err)),
-                operations.step(old_id, SOURCE, "preempted", f"preempted by operation {new_op.id}")]
+        return [Put(old.key, operations.finished(old.value, err)),
+                operations.step(old.value.id, SOURCE, "preempted", f"preempted by operation {new_op.id}")]
 
     @staticmethod
     def _next(kind: str, vm: VmRecord) -> tuple[VmRecord, str]:

@@ -313,8 +313,7 @@ class DeploymentProvider:
         old = extensions.find(vm, ext_name)
         if old is not None and old.get("settings") == (p.get("settings") or {}) \
                 and old.get("protectedSettings") == (p.get("protectedSettings") or {}) and old.get("operationId"):
-            running = self.store.get(keys.operation(old["operationId"]), OperationRecord)
-            if running is not None and running.value.status == OperationStatus.IN_PROGRESS:
+            if operations.running(self.store, old["operationId"]):
                 return str(old["operationId"])          # started before a restart: adopt it
         op = extensions.set_extension(self.compute, rg, vm_name, ext_name, str(p["publisher"]), str(p["type"]),
                                       str(p["typeHandlerVersion"]), bool(p.get("autoUpgradeMinorVersion", False)),
@@ -362,8 +361,7 @@ class DeploymentProvider:
                                                            f"VM '{name}' is not allowed.",
                                "properties.storageProfile.imageReference")
             # in place; or being made by this deployment before a restart: follow that operation
-            running = self.store.get(keys.operation(vm.operation_id), OperationRecord) if vm.operation_id else None
-            return vm.operation_id if running and running.value.status == OperationStatus.IN_PROGRESS else ""
+            return vm.operation_id if operations.running(self.store, vm.operation_id) else ""
         nics = [str(n.get("id", "")).rsplit("/", 1)[-1] for n in
                 (p.get("networkProfile") or {}).get("networkInterfaces") or [] if isinstance(n, dict)]
         os_disk = (p.get("storageProfile") or {}).get("osDisk") or {}
