@@ -23,7 +23,7 @@ from fabric.arm.errors import ArmError, invalid
 from fabric.groups import require_group
 from fabric.model import now
 from fabric.storage import leases, names, sas
-from fabric.storage.leases import Lease, LeaseError
+from fabric.storage.leases import LeaseError
 from fabric.storage.model import PUBLIC_ACCESS, BlobRecord, ContainerRecord, StorageAccountRecord
 from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
 

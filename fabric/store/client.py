@@ -13,7 +13,6 @@ from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
 import grpc
-import pyetcd
 from pyetcd import exceptions as etcd_exc
 from pyetcd.client import Endpoint, MultiEndpointEtcd3Client
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from pathlib import Path
 
 from tests.e2e.conftest import LabHandle
 
