@@ -53,11 +53,16 @@ def _json_arg(value: str | None, flag: str) -> Struct | None:
     return s
 
 
-def upload_script(c: Client, path: Path) -> str:
-    """The file in a temporary container; its read SAS URL as guests reach it (valid 24 hours)."""
-    if not path.is_file():
+def script_file(path: str) -> Path:
+    """--custom-script FILE, refused (before anything is made) when it is not a file."""
+    if not Path(path).is_file():
         raise CliError({"code": "InvalidParameter", "target": "custom-script",
                         "message": f"--custom-script: no such file {path}"})
+    return Path(path)
+
+
+def upload_script(c: Client, path: Path) -> str:
+    """The file in a temporary container; its read SAS URL as guests reach it (valid 24 hours)."""
 
     def parts() -> Iterator[spb.UploadBlobChunk]:
         yield spb.UploadBlobChunk(header=spb.BlobUploadHeader(name=path.name, sas_hours=CUSTOM_SCRIPT_SAS_HOURS,
@@ -70,7 +75,7 @@ def upload_script(c: Client, path: Path) -> str:
 
 
 def custom_script_settings(c: Client, path: str, command: str | None) -> Struct:
-    url = upload_script(c, Path(path))
+    url = upload_script(c, script_file(path))
     s = Struct()
     s.update({"fileUris": [url], "commandToExecute": command or f"sh {Path(path).name}"})
     return s

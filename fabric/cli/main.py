@@ -130,9 +130,9 @@ def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
     if a.custom_script and a.no_wait:
         raise CliError({"code": "InvalidParameter", "target": "no-wait",
                         "message": "--custom-script adds the extension once the VM runs; drop --no-wait"})
-    if a.custom_script and not Path(a.custom_script).is_file():
-        raise CliError({"code": "InvalidParameter", "target": "custom-script",
-                        "message": f"--custom-script: no such file {a.custom_script}"})
+    if a.custom_script:
+        from fabric.cli.extensions import script_file
+        script_file(a.custom_script)
     op = c.call(c.vms.Create, pb.CreateVirtualMachineRequest(resource_group=a.resource_group, name=a.name,
                                                              location=a.location or "", image=a.image, size=a.size,
                                                              storage_account=a.storage_account or "",
