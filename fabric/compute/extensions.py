@@ -240,22 +240,20 @@ def set_extension(p: ComputeProvider, rg: str, vm_name: str, name: str, publishe
     entry = {"name": old["name"] if old else name, "publisher": handler.publisher, "type": handler.type,
              "typeHandlerVersion": version, "handlerVersion": exact, "autoUpgradeMinorVersion": auto_upgrade,
              "settings": settings, "protectedSettings": protected, "forceUpdateTag": force_update_tag,
-             "seq": 0, "provisioningState": ProvisioningState.CREATING, "operationId": op.id, "error": None}
+             "operationId": op.id, "error": None}
     # the same handler version and settings as a run that succeeded: nothing for the guest to do; anything
     # else (new settings, or the same after a failure) is a new sequence number, which the guest runs
     same = old is not None and old.get("provisioningState") == ProvisioningState.SUCCEEDED and all(
         old.get(k) == entry[k] for k in ("handlerVersion", "settings", "protectedSettings", "forceUpdateTag"))
-    if old is not None:
-        entry["seq"] = old["seq"] if same else old["seq"] + 1
-        entry["provisioningState"] = ProvisioningState.UPDATING
     if same and old is not None:
-        # nothing for the guest to do: the extension stays as it ran
-        entry["provisioningState"] = ProvisioningState.SUCCEEDED
+        entry.update(seq=old["seq"], provisioningState=ProvisioningState.SUCCEEDED)
         op = operations.finished(op)
         steps = [operations.step(op.id, SOURCE, "unchanged", f"extension {name}: same handler version and settings "
                                                              f"as sequence {old['seq']}; not run again (change "
                                                              f"forceUpdateTag to run it again)")]
     else:
+        entry.update(seq=old["seq"] + 1 if old else 0,
+                     provisioningState=ProvisioningState.UPDATING if old else ProvisioningState.CREATING)
         steps = [operations.step(op.id, SOURCE, "accepted",
                                  f"extension {name}: handler {handler.name} {exact} (asked {version}, "
                                  f"autoUpgradeMinorVersion {str(auto_upgrade).lower()}), sequence {entry['seq']}; "
