@@ -2,7 +2,7 @@
 a plan of resources in dependency order, or refused with InvalidTemplate naming the place and the rule.
 
 Pure: no store, no providers. The expression language is the reference's `[function(args).property]`
-subset fabriclab knows (FUNCTIONS below); a string starting with `[[` is a literal `[`.
+subset fabriclab knows (`_Env.functions`); a string starting with `[[` is a literal `[`.
 """
 from __future__ import annotations
 
@@ -306,9 +306,8 @@ def plan(template: dict[str, Any], given: dict[str, Any], ctx: Context) -> Plan:
     raw = template.get("resources")
     if not isinstance(raw, list) or not raw:
         raise template_error("'resources' is not a non-empty list", "resources")
-    flat: list[tuple[str, dict[str, Any], PlannedResource | None]] = []
-    for i, r in enumerate(raw):
-        flat.append((f"resources[{i}]", r, None))
+    flat: list[tuple[str, dict[str, Any], PlannedResource | None]] = [
+        (f"resources[{i}]", r, None) for i, r in enumerate(raw)]
     resources: list[PlannedResource] = []
     raw_depends: list[tuple[PlannedResource, list[Any], str]] = []
     while flat:
