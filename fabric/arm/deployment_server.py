@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct, Value
 
 from fabric.arm import convert
@@ -35,11 +36,7 @@ def deployment(p: DeploymentProvider, d: DeploymentRecord) -> pb.Deployment:
 
 
 def _value(v: Any) -> Value | None:
-    if v is None:
-        return None
-    s = Struct()
-    s.update({"v": v})
-    return s.fields["v"]
+    return json_format.ParseDict(v, Value()) if v is not None else None
 
 
 def deployment_operations(p: DeploymentProvider, d: DeploymentRecord) -> list[pb.DeploymentOperation]:
