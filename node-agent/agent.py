@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fabric.compute.extensions import AGENT_GRACE_S
 from fabric.model import Assignment, BlobService, NodeRecord, Observed, PowerState, now
 from fabric.storage.model import StorageAccountRecord
 from fabric.network import naming
@@ -389,7 +390,7 @@ class NodeAgent:
                 self._pending_since.pop(key, None)
                 continue
             since = self._pending_since.setdefault(key, now_s)
-            pending = pending or now_s - since < float(e.get("timeoutSeconds", 300)) + 120
+            pending = pending or now_s - since < float(e["timeoutSeconds"]) + AGENT_GRACE_S
         return pending
 
     def _trace_extensions(self, a: Assignment, obs: Observed) -> None:

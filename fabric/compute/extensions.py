@@ -39,7 +39,6 @@ SOURCE = "controller"
 EXTENSION_TYPE = "Microsoft.Compute/virtualMachines/extensions"
 MAX_SETTINGS_BYTES = 64 * 1024
 AGENT_GRACE_S = 120         # beyond the handler timeout: no status by then is the agent's failure
-STATUS_TAIL_BYTES = 4096    # what a status keeps of a command's stdout and stderr (the guest cuts it)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _VERSION = re.compile(r"^(\d+)\.(\d+)$")
 
@@ -119,8 +118,7 @@ def resolve_version(h: Handler, version: str, auto_upgrade: bool) -> str:
                    "typeHandlerVersion")
 
 
-def check_guest_blob_url(storage: StorageProvider, uri: str, target: str,
-                         now: Callable[[], float] | None = None) -> None:
+def check_guest_blob_url(storage: StorageProvider, uri: str, target: str) -> None:
     """A blob URL a guest of this fabric can read: http://{account}.blob.{domain}/{container}/{blob}, with a
     SAS that is valid now and grants read, or in a container with public read access."""
     domain = storage.config.domain
@@ -149,10 +147,9 @@ def check_guest_blob_url(storage: StorageProvider, uri: str, target: str,
             raise invalid(target, f"container '{container}' is private and the URL carries no SAS; give a "
                                   f"read SAS (fabric storage blob generate-sas --guest-uri)")
         return
-    clock = now or storage.clock
     try:
         sas.verify(token, [acct.key1, acct.key2], account, container, blob, "r",
-                   dt.datetime.fromtimestamp(clock(), dt.timezone.utc))
+                   dt.datetime.fromtimestamp(storage.clock(), dt.timezone.utc))
     except sas.SasError as e:
         raise invalid(target, f"the SAS is not valid: {e.message}") from None
 
