@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(etcd-server etcd-client libvirt-daemon-system libvirt-dev pkg-config qemu-system-x86
-          qemu-utils dnsmasq-base linux-image-cloud-amd64 busybox-static e2fsprogs cpio iproute2 gzip dnsutils curl)
+          qemu-utils dnsmasq-base nftables linux-image-cloud-amd64 busybox-static e2fsprogs cpio iproute2 gzip dnsutils curl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

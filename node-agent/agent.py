@@ -37,6 +37,7 @@ from nodeagent.hypervisor.domain_xml import data_disk_xml
 from nodeagent.netsvc.dnsmasq import Reservation
 from nodeagent.netsvc.iproute import NetError
 from nodeagent.netsvc.networks import NetSpec, Networks
+from nodeagent.netsvc.portsec import Port
 from nodeagent.storage_backends import BackendError, DiskSource, backend_for
 
 log = logging.getLogger("nodeagent")
@@ -195,6 +196,7 @@ class NodeAgent:
 
     def _converge_networks(self, assigned: dict[str, Assignment]) -> None:
         """Each network with a VM placed here gets its bridge, service namespace and dnsmasq; others go."""
+        self._secure_ports(assigned)
         local = [a for a in assigned.values() if a.power not in (PowerState.DELETED, PowerState.DEALLOCATED)]
         vnis = {n["vni"]: n for a in local for n in a.nics}
         if not vnis:
@@ -219,6 +221,18 @@ class NodeAgent:
                 if any(x["vni"] == vni for x in a.nics):
                     for event in events:
                         record_step(self.store, a.operation_id, self.config.node, "network", event)
+
+    def _secure_ports(self, assigned: dict[str, Assignment]) -> None:
+        """Port security on every NIC of the VMs assigned here, before any of them starts; a port goes with its
+        assignment (after its domain). Each change is a step of its VM's operation."""
+        tag = self.networks.tag
+        nics = {naming.tap(tag, n["mac"]): (a, n) for a in assigned.values() for n in a.nics}
+        for tap, events in self.networks.secure([Port(t, n["mac"], n["ip"]) for t, (_, n) in nics.items()]).items():
+            for event in events:
+                if tap in nics:
+                    record_step(self.store, nics[tap][0].operation_id, self.config.node, "port-security", event)
+                else:
+                    log.warning("%s", event)
 
     def _peers(self, vnis: set[int]) -> dict[int, set[str]]:
         """vni -> underlay addresses of the other nodes running VMs of that network."""
@@ -322,7 +336,8 @@ class NodeAgent:
                                                                                   " fabric.vmagent=0"), os_disk=backend.source(a.os_disk),
                           resource_disk=str(resource_disk), console_log=str(self.consoles.log_path(a.vm_id)),
                           data_disks=tuple((lun, src) for lun, (src, _) in self._data_disks(a).items()),
-                          nics=tuple((n["mac"], self.networks.bridge(n["vni"])) for n in a.nics))
+                          nics=tuple((n["mac"], self.networks.bridge(n["vni"]), naming.tap(self.networks.tag, n["mac"]))
+                                     for n in a.nics))
         xml = domain_xml(spec)
         self.host.define(xml)
         record_step(self.store, a.operation_id, node, "domain-defined",
@@ -460,4 +475,4 @@ class NodeAgent:
         """Destroy and undefine every domain this node owns (disks and assignments stay)."""
         for uuid in self.host.owned():
             self.host.undefine(uuid)
-        self.networks.converge({})
+        self.networks.teardown()

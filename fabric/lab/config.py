@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fabric.files import write_atomic
+from fabric.files import SHARED, write_atomic
 
 # Under /var/lib so that libvirt's qemu user can reach disks and consoles.
 DEFAULT_LAB_DIR = Path("/var/lib/fabriclab/lab")
@@ -25,4 +25,4 @@ def read_lab(root: Path) -> dict[str, Any] | None:
 
 
 def write_lab(root: Path, data: dict[str, Any]) -> None:
-    write_atomic(root / "lab.json", json.dumps(data, indent=2) + "\n")
+    write_atomic(root / "lab.json", json.dumps(data, indent=2) + "\n", SHARED)     # addresses only, no secret

@@ -187,13 +187,13 @@ class Lab:
             host.close()
 
     def _remove_networks(self, fabric_id: str, nodes: list[str]) -> None:
-        """Bridges, namespaces and dnsmasq a node made and did not remove (it died before it could)."""
+        """Port filters, bridges, namespaces and dnsmasq a node made and did not remove (it died before it could)."""
         from fabric.network import naming
         from nodeagent.netsvc.networks import Networks
         for node in nodes:
             state = self.root / "nodes" / node
             if (state / "networks").is_dir():
-                Networks(state, naming.node_tag(fabric_id, node)).converge({})
+                Networks(state, naming.node_tag(fabric_id, node)).teardown()
 
     def status(self) -> list[list[str]]:
         cfg = self.config()

@@ -20,6 +20,16 @@ def host_veth(tag: str, vni: int) -> str:
     return f"flv{tag}{vni}"
 
 
+def tap_prefix(tag: str) -> str:
+    """What every VM tap of one node starts with."""
+    return f"flt{tag}"
+
+
+def tap(tag: str, mac: str) -> str:
+    """A VM port's tap device, named before libvirt creates it so that its port security is in place first."""
+    return tap_prefix(tag) + mac.replace(":", "").lower()[-6:]
+
+
 def service_ns(tag: str, vni: int) -> str:
     return f"fabriclab-{tag}-{vni}"
 

@@ -33,7 +33,7 @@ class DomainSpec:
     resource_disk: str        # raw file, node-local
     console_log: str
     data_disks: tuple[tuple[int, DiskSource], ...] = ()   # (lun, source)
-    nics: tuple[tuple[str, str], ...] = ()                 # (mac, bridge)
+    nics: tuple[tuple[str, str, str], ...] = ()            # (mac, bridge, tap: the name port security filters)
 
 
 def metadata_xml(fabric_id: str, node: str, vm_id: str, resource_group: str, vm_name: str) -> str:
@@ -84,7 +84,7 @@ def domain_xml(s: DomainSpec) -> str:
       <target dev='vdb' bus='virtio'/>
     </disk>
     {"".join(f"<interface type='bridge'><mac address={quoteattr(mac)}/><source bridge={quoteattr(br)}/>"
-             f"<model type='virtio'/></interface>" for mac, br in s.nics)}
+             f"<target dev={quoteattr(tap)}/><model type='virtio'/></interface>" for mac, br, tap in s.nics)}
     <controller type='scsi' index='0' model='virtio-scsi'/>
     {"".join(data_disk_xml(lun, src) for lun, src in s.data_disks)}
     <serial type='file'>

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from fabric.network import naming
-from fabric.files import write_if_changed
+from fabric.files import SHARED, write_if_changed
 
 START_TIMEOUT_S = 5.0
 
@@ -66,8 +66,8 @@ class Dnsmasq:
         before = set(self.hosts_file.read_text().splitlines()) if self.hosts_file.exists() else set()
         lines = [f"{h.mac},{h.ip},{h.name},infinite" for h in spec.dhcp_hosts]
         added = [line for line in lines if line not in before]
-        changed = write_if_changed(self.hosts_file, "".join(f"{line}\n" for line in lines))
-        changed |= write_if_changed(self.addn_hosts, "".join(f"{h.ip} {h.name}\n" for h in spec.dns_hosts))
+        changed = write_if_changed(self.hosts_file, "".join(f"{line}\n" for line in lines), SHARED)
+        changed |= write_if_changed(self.addn_hosts, "".join(f"{h.ip} {h.name}\n" for h in spec.dns_hosts), SHARED)
         pid = self.pid()
         argv = self._argv(spec)
         args_file = self.folder / "argv"

@@ -23,6 +23,7 @@ from fabric.network import naming
 from nodeagent.netsvc import iproute
 from fabric.files import write_if_changed
 from nodeagent.netsvc.dnsmasq import Dnsmasq, DnsmasqSpec, Reservation
+from nodeagent.netsvc.portsec import Port, PortSecurity
 
 
 IMDS_ADDRESS = "169.254.169.254"
@@ -53,6 +54,16 @@ class Networks:
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)        # dnsmasq reads its files here after dropping root
         self.tag = tag
+        self.ports = PortSecurity(tag, self.root / "port-security.json")
+
+    def secure(self, ports: list[Port]) -> dict[str, list[str]]:
+        """Port security for exactly these VM ports (see portsec); what changed, per tap."""
+        return self.ports.converge(ports)
+
+    def teardown(self) -> None:
+        """Everything this agent made for networks: port filters, bridges, namespaces, processes."""
+        self.ports.converge(())
+        self.converge({})
 
     def bridge(self, vni: int) -> str:
         return naming.bridge(self.tag, vni)

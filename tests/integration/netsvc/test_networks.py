@@ -35,7 +35,7 @@ def networks() -> Iterator[Networks]:
     state.mkdir(parents=True, mode=0o755)
     n = Networks(state, uuid.uuid4().hex[:4])
     yield n
-    n.converge({})          # tears down everything it made
+    n.teardown()            # tears down everything it made
     shutil.rmtree(state)
 
 

@@ -1,0 +1,143 @@
+"""Port security: a VM's port carries only that NIC's MAC and IP (Neutron's port security, in nftables).
+
+Every frame a guest sends enters its network's bridge through the VM's tap,
+whose name the agent chooses (`naming.tap`, set as the interface's target in
+the domain XML; a tap of this node that has no chain carries nothing). One bridge-family table per node agent, `fabriclab-<tag>`,
+holds a chain per port and a base chain on the bridge's prerouting hook that
+sends each tap's frames to its chain through a verdict map. A port's chain
+accepts:
+    - frames from the NIC's own MAC only;
+    - ARP whose sender is that MAC and that IP (or 0.0.0.0, an address probe):
+      no gratuitous ARP for an address the port does not own;
+    - IPv4 from the NIC's IP, or a DHCP request from 0.0.0.0 to the broadcast;
+and drops DHCP server replies (UDP source port 67: no rogue DHCP server) and
+every other ethertype (IPv6, VLAN tags, ...). The drops count packets, so
+`nft list table bridge fabriclab-<tag>` shows what a port tried.
+
+The kernel filters; nothing here sees traffic. The table is replaced whole in
+one nft transaction (`nft -f`), so a port is never half-filtered, and rules
+name taps before libvirt creates them: a guest's first frame is already
+filtered. `converge` is idempotent and repairs a table someone flushed or
+edited (it compares the kernel's listing with the one it made); the table
+goes when the node has no VM port left, and only this table is ever touched.
+
+Why the wireserver and IMDS may name a VM by its source address: with these
+rules the bridge delivers to the service namespace only frames whose IP and
+MAC are the sending port's own, the service veth and the VXLAN device are
+isolated ports (another node's VMs never reach this node's services), and the
+controller gives each address to one NIC. What would break it: a VM port
+without its chain (someone deleting the table between two passes: the next
+pass, at most RESYNC_S later, restores it), a host process writing frames
+onto the bridge, or an address given to two NICs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+from fabric.files import write_atomic
+from fabric.network import naming
+
+from nodeagent.netsvc.iproute import NetError
+
+NFT_TIMEOUT_S = 10
+DHCP_SERVER_PORT = 67
+DHCP_CLIENT_PORT = 68
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Port:
+    tap: str      # the tap device's name on the bridge
+    mac: str
+    ip: str
+
+
+
+
+def port_rules(p: Port) -> list[str]:
+    """The rules of one port's chain, in order (the first verdict wins)."""
+    return [f"ether saddr != {p.mac} counter drop",
+            f"arp saddr ether != {p.mac} counter drop",
+            f"arp saddr ip != {{ 0.0.0.0, {p.ip} }} counter drop",
+            f"udp sport {DHCP_SERVER_PORT} counter drop",
+            f"ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport {DHCP_CLIENT_PORT} udp dport {DHCP_SERVER_PORT}"
+            " accept",
+            f"ip saddr != {p.ip} counter drop",
+            "ether type { ip, arp } accept",
+            "counter drop"]
+
+
+def ruleset(table: str, tap_prefix: str, ports: Iterable[Port]) -> str:
+    """The whole table as one nft transaction: (re)create it empty, delete it, define it anew. A tap of this
+    node without a chain of its own (its NIC is not known here yet, or any more) carries nothing."""
+    ports = sorted(ports)
+    chains = "".join(f"  chain port-{p.tap} {{\n" + "".join(f"    {r}\n" for r in port_rules(p)) + "  }\n"
+                     for p in ports)
+    vmap = ", ".join(f'"{p.tap}" : jump port-{p.tap}' for p in ports)
+    return (f"table bridge {table}\ndelete table bridge {table}\n"
+            f"table bridge {table} {{\n{chains}"
+            "  chain ports {\n    type filter hook prerouting priority filter; policy accept;\n"
+            f"    iifname vmap {{ {vmap} }}\n    iifname \"{tap_prefix}*\" counter drop\n  }}\n}}\n")
+
+
+def _nft(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(["nft", *args], input=stdin, capture_output=True, text=True, timeout=NFT_TIMEOUT_S)
+    if check and r.returncode != 0:
+        raise NetError(f"nft {' '.join(args)}: {r.stderr.strip()}")
+    return r
+
+
+class PortSecurity:
+    """The node agent's port filters: one nftables table it owns by name. What it last applied (the ports and
+    the kernel's listing right after) is kept in `state_file`, so a restarted agent changes nothing that is
+    still as it left it."""
+
+    def __init__(self, tag: str, state_file: Path) -> None:
+        self.table = f"fabriclab-{tag}"
+        self.tap_prefix = naming.tap_prefix(tag)
+        self.state_file = state_file
+        self._ports, self._listing = self._load()
+
+    def _load(self) -> tuple[frozenset[Port], str | None]:
+        try:
+            data = json.loads(self.state_file.read_text())
+            return frozenset(Port(**p) for p in data["ports"]), data["listing"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return frozenset(), None
+
+    def _save(self) -> None:
+        write_atomic(self.state_file, json.dumps({"ports": [dataclasses.asdict(p) for p in sorted(self._ports)],
+                                                  "listing": self._listing}))
+
+    def listing(self) -> str | None:
+        """The table as the kernel has it (without counters), or None when it does not exist."""
+        r = _nft("-s", "list", "table", "bridge", self.table, check=False)
+        return r.stdout if r.returncode == 0 else None
+
+    def converge(self, ports: Iterable[Port]) -> dict[str, list[str]]:
+        """Make the table filter exactly `ports` (none: no table). Returns what changed per tap ("" for the
+        table), for the traces of the VMs concerned."""
+        want = frozenset(ports)
+        have = self.listing()
+        if want == self._ports and have == self._listing:
+            return {}
+        events: dict[str, list[str]] = {}
+        if want:
+            _nft("-f", "-", stdin=ruleset(self.table, self.tap_prefix, want))
+        elif have is not None:
+            _nft("delete", "table", "bridge", self.table)
+        for p in sorted(want - self._ports):
+            events.setdefault(p.tap, []).append(
+                f"port security on {p.tap}: only MAC {p.mac} and IP {p.ip} (ARP too), DHCP requests from 0.0.0.0, "
+                f"no DHCP server replies, nothing but IPv4 and ARP (nftables: table bridge {self.table}, chain "
+                f"port-{p.tap})")
+        for p in sorted(self._ports - want):
+            events.setdefault(p.tap, []).append(f"port security on {p.tap} removed with its NIC")
+        if want and self._ports and have != self._listing:
+            events.setdefault("", []).append(f"nftables table bridge {self.table} was missing or changed: restored")
+        self._ports, self._listing = want, self.listing() if want else None
+        self._save()
+        return events
