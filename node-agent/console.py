@@ -4,6 +4,12 @@ Each start of a domain records where the log ended (its "boot record"), so
 that "the guest reached user space" means the marker appeared after that
 offset, in this boot, not in an earlier one. Boot records survive an agent
 restart (small JSON files in the agent's state folder, written atomically).
+
+A console holds what the guest prints (secrets too): the folder is PRIVATE_DIR.
+qemu never opens the log: with libvirt's default `stdio_handler = "logd"`,
+virtlogd (root) writes it, 0600, and rotates it (its max_size, 2 MiB, and
+max_backups, 3). With `stdio_handler = "file"` qemu would open it by path and
+the folder would need TRAVERSE_DIR.
 """
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import json
 import os
 from pathlib import Path
 
-from fabric.files import write_atomic
+from fabric.files import PRIVATE_DIR, ensure_dir, write_atomic
 
 TAIL_READ_BYTES = 256 * 1024
 
@@ -29,9 +35,8 @@ class Consoles:
     def __init__(self, state_dir: Path) -> None:
         self.dir = state_dir / "console"
         self.boots = state_dir / "boot"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.boots.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.dir, 0o755)
+        ensure_dir(self.dir, PRIVATE_DIR)
+        ensure_dir(self.boots, PRIVATE_DIR)
 
     def log_path(self, vm_id: str) -> Path:
         return self.dir / f"{vm_id}.log"

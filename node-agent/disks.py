@@ -2,13 +2,17 @@
 
 Files appear atomically: created under a temporary name in the same folder,
 then renamed, so a killed agent leaves no half-made disk under the real name
-(a stray `.tmp-*` is removed on the next attempt). OS disks are blobs of the
+(a stray `.tmp-*` is removed on the next attempt). A disk holds a tenant's
+data: 0600 (libvirt chowns it to its qemu user while the domain runs), in a
+folder qemu may pass through but no one list. OS disks are blobs of the
 storage service, reached through `storage_backends`.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from fabric.files import TRAVERSE_DIR, ensure_dir, private_opener
 
 
 def _tmp(path: Path) -> Path:
@@ -24,10 +28,10 @@ def ensure_resource_disk(path: Path, size_mb: int) -> bool:
     """A sparse raw file of the size's resourceDiskSizeInMB; True when created."""
     if path.exists():
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent, TRAVERSE_DIR)      # qemu opens the disk by path (see fabric.files)
     _clear_stale(path)
     tmp = _tmp(path)
-    with open(tmp, "wb") as f:
+    with open(tmp, "wb", opener=private_opener) as f:
         f.truncate(size_mb * 1024 * 1024)
     os.replace(tmp, path)
     return True

@@ -2,7 +2,7 @@
 
     fabric-node-agent --name node-1 --fault-domain 0 --state-dir DIR \\
         [--etcd URLS] [--libvirt qemu:///system] [--hypervisor auto|kvm|qemu]
-        [--cores N --memory-mb N --local-disk-mb N] [--power-off-on-exit]
+        [--cores N --memory-mb N --local-disk-mb N] [--power-off-on-exit] [--log-file FILE]
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
+from fabric.files import TRAVERSE_DIR, ensure_dir, log_to
 from fabric.hostinfo import host_memory_mb
 from fabric.store import Store, StoreUnavailable
 from nodeagent import diagnostics
@@ -25,6 +26,12 @@ from nodeagent.hypervisor import Host, HypervisorError, choose_domain_type
 
 log = logging.getLogger("nodeagent")
 _NODE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def make_state_dir(state_dir: Path) -> None:
+    """The agent's folder, TRAVERSE_DIR (made, or tightened from an earlier run's 0755): qemu opens the
+    resource disks below it, and dnsmasq, as nobody, its hosts files (see fabric.files)."""
+    ensure_dir(state_dir, TRAVERSE_DIR)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,13 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--underlay-ns", default="", help="the namespace holding the underlay (the lab's; empty: root)")
     ap.add_argument("--power-off-on-exit", action="store_true",
                     help="on SIGTERM, destroy and undefine this node's domains (the lab does this)")
+    ap.add_argument("--log-file", type=Path, help="log here, rotated at LOG_MAX_BYTES with LOG_BACKUPS kept, "
+                                                  "with stdout and stderr (default: stderr)")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name} %(levelname)s %(message)s")
+    log_to(args.log_file, f"%(asctime)s {args.name} %(levelname)s %(message)s")
     if not _NODE_NAME.match(args.name):
         ap.error("--name: lower-case letters, digits and '-', at most 63, starting with a letter or digit")
 
-    args.state_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(args.state_dir, 0o755)
+    make_state_dir(args.state_dir)
     local_disk_mb = args.local_disk_mb or shutil.disk_usage(args.state_dir).free // (1024 * 1024)
     store = Store(args.etcd)
     stop = threading.Event()

@@ -16,7 +16,7 @@ import grpc
 
 from fabric import operations
 from fabric.arm import convert
-from fabric.arm.errors import ArmError, invalid
+from fabric.arm.errors import ArmError, invalid, shorten
 from fabric.arm import ids
 from fabric.compute import data_disks
 from fabric.compute.sizes import sizes_for
@@ -35,8 +35,10 @@ SERIAL_DEFAULT_TAIL = 200
 
 
 def _abort(context: grpc.ServicerContext, err: ArmError) -> None:
+    """The ARM body (bounded, see errors.py) in the trailers; the status message is its head, so that both
+    fit gRPC's metadata limit whatever the message holds (percent-encoding can triple its bytes)."""
     context.set_trailing_metadata(err.to_metadata())
-    context.abort(err.grpc_code, f"{err.code}: {err.message}")
+    context.abort(err.grpc_code, f"{err.code}: {shorten(err.message)}")
 
 
 def _fail(context: grpc.ServicerContext, exc: Exception, where: str) -> None:
@@ -211,6 +213,7 @@ class Operations(rpc.OperationsServicer):
 
     @_stream
     def Watch(self, req: pb.GetOperationRequest, ctx: grpc.ServicerContext) -> Iterator[pb.Operation]:
+        self._read(req.id, False)          # an operation that does not exist is not watched
         changed = threading.Event()
         watches = [self.store.watch_prefix(keys.operation(req.id), changed.set),
                    self.store.watch_prefix(keys.trace_of(req.id), changed.set)]

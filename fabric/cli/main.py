@@ -13,6 +13,7 @@
     fabric lab up [--nodes N] | fabric lab down [--purge] | fabric lab status
 
 Output is ARM JSON unless `-o table`. Errors are ARM error bodies on stderr, exit 1.
+A reader that stops early (`fabric vm list | head`) ends the CLI quietly with 141.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import argparse
 import base64
 import json
 import os
+import select
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,10 @@ from fabric.arm import ids
 from fabric.cli import output
 from fabric.cli.client import CliError, Client
 from fabric.v1 import fabric_pb2 as pb
+
+# What the shell reports for a program killed by SIGPIPE (`git log | head` under pipefail): the CLI ends with
+# the same status, without a message, when its reader has gone.
+EXIT_READER_GONE = 128 + signal.SIGPIPE
 
 
 def _vm_ref(args: argparse.Namespace, instance_view: bool = False) -> pb.VirtualMachineRef:
@@ -377,26 +384,52 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _stdout_closed() -> bool:
+    """True when nobody reads stdout any more (a pipe whose reader exited reports an error when polled)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def _reader_gone() -> int:
+    """End quietly: stdout goes to /dev/null so that the interpreter's last flush has nowhere to fail
+    (as Python's documentation on SIGPIPE recommends)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_READER_GONE
+
+
+def _print_error(body: dict[str, Any]) -> int:
+    json.dump({"error": body}, sys.stderr, indent=2)
+    sys.stderr.write("\n")
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if getattr(args, "local", False):
-            return int(args.fn(args))
-        return int(args.fn(Client(args.controller), args))
+            code = int(args.fn(args))
+        else:
+            code = int(args.fn(Client(args.controller), args))
+        sys.stdout.flush()            # here, so that a reader that has gone is seen as such below
+        return code
     except CliError as err:
-        json.dump({"error": err.body}, sys.stderr, indent=2)
-        sys.stderr.write("\n")
-        return 1
+        return _print_error(err.body)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
     except Exception as exc:  # noqa: BLE001 - never a traceback at the CLI
+        if isinstance(exc, BrokenPipeError) and _stdout_closed():
+            return _reader_gone()
         if os.environ.get("FABRIC_DEBUG"):
             raise
-        body = {"code": "InternalError", "message": f"{type(exc).__name__}: {exc} (FABRIC_DEBUG=1 shows the traceback)"}
-        json.dump({"error": body}, sys.stderr, indent=2)
-        sys.stderr.write("\n")
-        return 1
+        return _print_error({"code": "InternalError",
+                             "message": f"{type(exc).__name__}: {exc} (FABRIC_DEBUG=1 shows the traceback)"})
 
 
 if __name__ == "__main__":

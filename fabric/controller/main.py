@@ -1,7 +1,7 @@
 """fabric-controller: serves the API and reconciles VM state; never calls libvirt.
 
     fabric-controller --etcd http://127.0.0.1:2379 --listen 127.0.0.1:7450 \\
-        --gallery DIR --state-dir DIR [--blob-listen 127.0.0.1:7451] [--location local]
+        --gallery DIR --state-dir DIR [--blob-listen 127.0.0.1:7451] [--location local] [--log-file FILE]
 
 Stops cleanly on SIGTERM/SIGINT. Killed with SIGKILL it loses nothing: every
 change it made is one etcd transaction, and on start it reconciles again.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -30,6 +29,7 @@ from fabric.compute.reconciler import VmReconciler
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.controller import retention
 from fabric.deployments.engine import DeploymentProvider
+from fabric.files import TRAVERSE_DIR, ensure_dir, log_to
 from fabric.gallery import Gallery
 from fabric.model import BlobService
 from fabric.network import naming
@@ -61,6 +61,13 @@ def build_server(store: Store, compute: ComputeProvider, listen: str) -> grpc.Se
     rpc.add_NodesServicer_to_server(server.Nodes(store), srv)
     srv.add_insecure_port(listen)
     return srv
+
+
+def make_state_dir(state_dir: Path) -> Path:
+    """The controller's folder and its blob root, TRAVERSE_DIR (made, or tightened from an earlier run's
+    0755): qemu, as libvirt's user, opens OS and data disk bodies below them by path. Returns the blob root."""
+    ensure_dir(state_dir, TRAVERSE_DIR)
+    return ensure_dir(state_dir / "blobs", TRAVERSE_DIR)
 
 
 def subscription_id(store: Store) -> str:
@@ -118,8 +125,10 @@ def main(argv: list[str] | None = None) -> int:
                          "while a resource names them as its last operation")
     ap.add_argument("--extension-timeout", type=int, default=300, metavar="SECONDS",
                     help="how long the guest agent lets an extension's command run (default %(default)s)")
+    ap.add_argument("--log-file", type=Path, help="log here, rotated at LOG_MAX_BYTES with LOG_BACKUPS kept, "
+                                                  "with stdout and stderr (default: stderr)")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log_to(args.log_file, "%(asctime)s %(name)s %(levelname)s %(message)s")
 
     store = Store(args.etcd)
     try:
@@ -127,9 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     except StoreUnavailable as exc:
         log.error("%s; start etcd first (fabric lab up starts one)", exc)
         return 1
-    blob_root = args.state_dir / "blobs"
-    blob_root.mkdir(parents=True, exist_ok=True)
-    os.chmod(args.state_dir, 0o755)      # qemu (as libvirt's user) opens OS disk blobs under it
+    blob_root = make_state_dir(args.state_dir)
     host, port = args.blob_listen.rsplit(":", 1)
     storage = StorageProvider(store, StorageConfig(blob_root, args.location, f"http://{host}:{port}", args.domain))
     network = NetworkProvider(store, NetworkConfig(sub, args.location, args.domain))

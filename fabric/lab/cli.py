@@ -36,7 +36,12 @@ def _down(a: argparse.Namespace) -> int:
 
 
 def _status(a: argparse.Namespace) -> int:
-    rows = Lab(lab_dir()).status()
+    try:
+        rows = Lab(lab_dir()).status()
+    except PermissionError:
+        raise CliError({"code": "AuthorizationFailed",
+                        "message": f"{lab_dir()} is root's (its pid files and logs are private): "
+                                   f"run `sudo fabric lab status`"}) from None
     if a.output == "json":
         json.dump([dict(zip(["name", "pid", "state", "log"], r)) for r in rows], sys.stdout, indent=2)
         sys.stdout.write("\n")

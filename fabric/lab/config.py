@@ -6,14 +6,22 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fabric.files import SHARED, write_atomic
+from fabric.files import SHARED, TRAVERSE_DIR, ensure_dir, write_atomic
 
-# Under /var/lib so that libvirt's qemu user can reach disks and consoles.
+# Under /var/lib so that libvirt's qemu user can reach disks (make_lab_dir).
 DEFAULT_LAB_DIR = Path("/var/lib/fabriclab/lab")
 
 
 def lab_dir() -> Path:
     return Path(os.environ.get("FABRIC_LAB_DIR", DEFAULT_LAB_DIR))
+
+
+def make_lab_dir(root: Path) -> None:
+    """The lab's folder and its `nodes` folder, TRAVERSE_DIR (made, or tightened from an earlier run's 0755):
+    qemu goes through them to disks, dnsmasq to its hosts files, a user's CLI to lab.json (SHARED); nobody
+    lists them (see fabric.files)."""
+    ensure_dir(root, TRAVERSE_DIR)
+    ensure_dir(root / "nodes", TRAVERSE_DIR)
 
 
 def read_lab(root: Path) -> dict[str, Any] | None:

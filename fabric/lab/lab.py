@@ -21,7 +21,7 @@ from typing import Any
 
 from fabric.gallery import Gallery, default_source_hash, parse_urn
 from fabric.hostinfo import host_memory_mb
-from fabric.lab.config import read_lab, write_lab
+from fabric.lab.config import make_lab_dir, read_lab, write_lab
 from fabric.lab.processes import Processes
 from fabric.model import NodeRecord
 from fabric.store import Store, StoreUnavailable, keys
@@ -62,8 +62,7 @@ class Lab:
 
     def up(self, nodes: int, image: str, hypervisor: str, etcd_port: int, controller_port: int,
            location: str, extension_timeout_s: int = 300) -> dict[str, Any]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o755)
+        make_lab_dir(self.root)
         cfg = self.config()
         if cfg and self.procs.alive("etcd"):
             etcd_port, controller_port = cfg["etcd_port"], cfg["controller_port"]
@@ -92,7 +91,8 @@ class Lab:
                                         "--location", location,
                                         "--state-dir", str(self.root / "controller"),
                                         "--blob-listen", f"127.0.0.1:{blob_port}",
-                                        "--extension-timeout", str(extension_timeout_s)],
+                                        "--extension-timeout", str(extension_timeout_s),
+                                        "--log-file", str(self.procs.log_path("controller"))],
                          marker="fabric.controller.main")
         host_cores = os.cpu_count() or 1
         mem_mb = host_memory_mb()
@@ -105,7 +105,8 @@ class Lab:
                                     "--state-dir", str(state), "--etcd", etcd_url, "--hypervisor", hypervisor,
                                     "--cores", str(max(1, host_cores // nodes)),
                                     "--memory-mb", str(mem_mb // nodes), "--underlay-ns", ul_ns,
-                                    "--underlay-ip", ul_ip, "--power-off-on-exit"],
+                                    "--underlay-ip", ul_ip, "--power-off-on-exit",
+                                    "--log-file", str(self.procs.log_path(name))],
                              marker=f"--name {name}")
         store = Store(etcd_url)
         try:

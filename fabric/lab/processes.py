@@ -3,6 +3,13 @@
 The lab stops only the processes it started: a pid is signalled only when its
 pid file exists and /proc/PID/cmdline still holds the command the lab ran
 (so a recycled pid is never signalled).
+
+Logs: each process's stdout and stderr go to logs/NAME.log (0600, folder 0700),
+rotated at each start once it reaches LOG_MAX_BYTES. The controller and the node
+agents are also given `--log-file` with the same path: they rotate it while they
+run and keep their stdout and stderr on the current file (fabric.files.log_to),
+so a crash traceback lands in it. etcd (3.4 cannot rotate its own log) is bounded
+at each start only; it logs little once it runs.
 """
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from fabric.files import write_atomic
+from fabric.files import PRIVATE_DIR, ensure_dir, private_opener, rotate, write_atomic
 
 STOP_GRACE_S = 15.0
 
@@ -29,8 +36,6 @@ class Processes:
     def __init__(self, root: Path) -> None:
         self.pids = root / "pids"
         self.logs = root / "logs"
-        self.pids.mkdir(parents=True, exist_ok=True)
-        self.logs.mkdir(parents=True, exist_ok=True)
 
     def log_path(self, name: str) -> Path:
         return self.logs / f"{name}.log"
@@ -49,7 +54,10 @@ class Processes:
         running = self.pid(name)
         if running:
             return running
-        with open(self.log_path(name), "ab") as log:
+        ensure_dir(self.pids, PRIVATE_DIR)
+        ensure_dir(self.logs, PRIVATE_DIR)
+        rotate(self.log_path(name))
+        with open(self.log_path(name), "ab", opener=private_opener) as log:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         write_atomic(self.pids / f"{name}.pid", f"{proc.pid}\n{marker}")

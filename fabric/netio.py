@@ -1,0 +1,64 @@
+"""Talking to clients over a connection: telling a client that went away from a failure.
+
+A client that closes its connection early (a `curl` interrupted, a download
+abandoned, a guest rebooted mid-request) shows up in the server as
+BrokenPipeError or ConnectionResetError on the next write, or as a socket
+timeout on a read that never completes. That is the client's choice, not an
+error of the server: servers log it at debug, with no traceback, and drop the
+connection. Anything else raised while serving is a real failure, logged with
+its traceback.
+
+    try:
+        serve_one(request)
+    except Exception as exc:
+        log_failure(log, exc, f"GET {path} from {peer}")
+
+A socketserver server (http.server's included) prints the traceback of
+whatever escapes a handler to stderr; `QuietClientErrors` logs it as above:
+
+    class Server(QuietClientErrors, ThreadingHTTPServer): ...
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import sys
+from typing import Any
+
+__all__ = ["QuietClientErrors", "client_gone", "log_failure"]
+
+log = logging.getLogger(__name__)
+
+# errno values of a connection its peer closed or abandoned (beyond the ConnectionError subclasses)
+_GONE_ERRNOS = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ECONNABORTED, errno.ESHUTDOWN, errno.ETIMEDOUT})
+
+
+def client_gone(exc: BaseException) -> bool:
+    """True when `exc`, raised while reading from or writing to a client's connection, means the client went
+    away (closed, reset, or stalled past the socket's timeout); False for anything else.
+
+    ConnectionRefusedError is not one: it is the server's own outgoing connection that failed."""
+    if isinstance(exc, (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)):
+        return True
+    return isinstance(exc, OSError) and not isinstance(exc, ConnectionRefusedError) and exc.errno in _GONE_ERRNOS
+
+
+def log_failure(logger: logging.Logger, exc: BaseException, what: str) -> None:
+    """`what` (a request) failed with `exc`: at debug, without a traceback, when the client went away; at
+    error, with the traceback, otherwise."""
+    if client_gone(exc):
+        logger.debug("%s: the client went away (%s)", what, exc)
+    else:
+        logger.error("%s failed", what, exc_info=exc)
+
+
+class QuietClientErrors:
+    """A socketserver mixin, first among the bases: what escapes a handler is logged by `log_failure` on
+    `error_log` instead of printed to stderr with its traceback (socketserver's default)."""
+
+    error_log = log
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if exc is not None:
+            log_failure(self.error_log, exc, f"a request from {client_address!r}")
