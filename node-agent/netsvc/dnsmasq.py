@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from fabric.network import naming
-from fabric.files import SHARED, write_if_changed
+from fabric.files import SHARED, rotate, write_if_changed
 
 START_TIMEOUT_S = 5.0
 
@@ -63,6 +63,7 @@ class Dnsmasq:
     def converge(self, spec: DnsmasqSpec) -> tuple[str, list[str]]:
         """Start, reload or leave dnsmasq: (what it did: "started", "reloaded" or "", reservations added)."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        rotate(self.log_file, in_place=True)      # dnsmasq keeps it open, as nobody: copied and truncated
         before = set(self.hosts_file.read_text().splitlines()) if self.hosts_file.exists() else set()
         lines = [f"{h.mac},{h.ip},{h.name},infinite" for h in spec.dhcp_hosts]
         added = [line for line in lines if line not in before]

@@ -10,8 +10,9 @@ and identifies the calling VM by its source address (the namespace only sees
 its own network's bridge, so an address names one VM).
 
 IMDS:  GET /metadata/instance?api-version=...  with `Metadata: true`; refused
-       without the header or api-version (400), with X-Forwarded-For (400);
-       more than RATE_LIMIT_PER_S requests a second from one VM: 429.
+       (400) without the header, without a known api-version, or with an
+       X-Forwarded-For or Forwarded header (even empty: IMDS is never proxied);
+       more than IMDS_RATE.per_s requests a second from one VM: 429.
 Wire:  GET /machine?comp=goalstate (x-ms-version) -> the goal state with its
        incarnation; POST /machine?comp=health -> the guest's health report,
        kept in DIR/health/<ip>.json for the node agent.
@@ -21,29 +22,49 @@ Wire:  GET /machine?comp=goalstate (x-ms-version) -> the goal state with its
        protected ones, which only this VM ever receives).
        POST /machine?comp=status&extension=NAME -> one extension's status (JSON),
        kept in DIR/status/<ip>/<NAME>.json for the node agent.
+       More than WIRESERVER_RATE allows from one VM: 429.
+
+Guests are not trusted: a body's Content-Length is checked before it is read
+(relay.content_length: a number, within the endpoint's limit), JSON from a
+guest is refused past MAX_JSON_DEPTH levels of nesting before it is parsed,
+every connection has SOCKET_TIMEOUT_S to send its request, and one VM holds
+at most MAX_CONNECTIONS_PER_VM connections at once (beyond that it is
+answered 429 at once), so that a guest can starve neither its neighbours nor
+the node.
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import os
 import threading
 import time
-from collections import defaultdict, deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
-from fabric.files import write_atomic
-from nodeagent.netsvc.relay import UnixHTTPConnection, relay
+from fabric.files import log_to, write_atomic
+from fabric.netio import QuietClientErrors
+from nodeagent.netsvc.relay import BadLength, UnixHTTPConnection, content_length, relay
 
-RATE_LIMIT_PER_S = 5
 MAX_HEALTH_BYTES = 64 * 1024
 MAX_STATUS_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32
+SOCKET_TIMEOUT_S = 10.0        # to send a request (and each read of a relayed body) before the connection is closed
+MAX_CONNECTIONS_PER_VM = 8
 PORT = 80
+# the versions of the reference's IMDS that the guests of this fabric ask for; others are refused, as it does
+IMDS_API_VERSIONS = ("2017-03-01", "2017-04-02", "2017-08-01", "2017-12-01", "2018-02-01", "2018-04-02",
+                     "2018-10-01", "2019-02-01", "2019-03-11", "2019-04-30", "2019-06-01", "2019-06-04",
+                     "2019-08-01", "2019-08-15", "2019-11-01", "2020-06-01", "2020-07-15", "2020-09-01",
+                     "2020-10-01", "2020-12-01", "2021-01-01", "2021-02-01", "2021-03-01", "2021-05-01",
+                     "2021-08-01", "2021-10-01", "2021-11-01", "2021-11-15", "2021-12-13", "2022-02-01",
+                     "2022-03-01", "2022-05-01", "2022-07-01", "2022-08-01", "2022-09-01", "2023-07-01")
 
 
 class Documents:
@@ -68,22 +89,79 @@ class Documents:
             return doc if isinstance(doc, dict) else None
 
 
+@dataclasses.dataclass(frozen=True)
+class Rate:
+    per_s: float     # sustained requests a second from one VM
+    burst: int       # requests one VM may make at once (an agent's start-up)
+
+
+IMDS_RATE = Rate(per_s=5, burst=5)            # the reference's IMDS: 5 requests a second
+WIRESERVER_RATE = Rate(per_s=5, burst=20)     # a guest agent asks for ~10 documents at once when it starts
+
+
 class RateLimit:
-    def __init__(self, per_s: int) -> None:
-        self.per_s = per_s
-        self.seen: dict[str, deque[float]] = defaultdict(deque)
+    """A token bucket per VM (its address)."""
+
+    def __init__(self, rate: Rate, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.clock = clock
+        self.buckets: dict[str, tuple[float, float]] = {}      # key -> (tokens, at)
         self.lock = threading.Lock()
 
     def allow(self, key: str) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         with self.lock:
-            q = self.seen[key]
-            while q and now - q[0] >= 1.0:
-                q.popleft()
-            if len(q) >= self.per_s:
+            tokens, at = self.buckets.get(key, (float(self.rate.burst), now))
+            tokens = min(float(self.rate.burst), tokens + (now - at) * self.rate.per_s)
+            allowed = tokens >= 1.0
+            self.buckets[key] = (tokens - 1.0 if allowed else tokens, now)
+            return allowed
+
+
+class ConnectionCap:
+    """At most `per_key` connections open at once from one VM."""
+
+    def __init__(self, per_key: int) -> None:
+        self.per_key = per_key
+        self.open: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def enter(self, key: str) -> bool:
+        with self.lock:
+            if self.open.get(key, 0) >= self.per_key:
                 return False
-            q.append(now)
+            self.open[key] = self.open.get(key, 0) + 1
             return True
+
+    def leave(self, key: str) -> None:
+        with self.lock:
+            left = self.open.get(key, 1) - 1
+            if left > 0:
+                self.open[key] = left
+            else:
+                self.open.pop(key, None)
+
+
+def json_depth_ok(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests arrays and objects at most `limit` deep (checked without parsing it)."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
 
 
 def goal_state_xml(ip: str, doc: dict[str, Any], host: str) -> str:
@@ -130,15 +208,17 @@ def extensions_config_xml(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_handler(folder: Path, docs: Documents, limit: RateLimit, blob_relay: str) -> type[BaseHTTPRequestHandler]:
+def make_handler(folder: Path, docs: Documents, blob_relay: str) -> type[BaseHTTPRequestHandler]:
     health = folder / "health"
-    health.mkdir(exist_ok=True)
+    health.mkdir(mode=0o700, exist_ok=True)
     statuses = folder / "status"
-    statuses.mkdir(exist_ok=True)
+    statuses.mkdir(mode=0o700, exist_ok=True)
+    imds_limit, wire_limit = RateLimit(IMDS_RATE), RateLimit(WIRESERVER_RATE)
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "fabriclab-metadata/1.0"
         sys_version = ""
+        timeout = SOCKET_TIMEOUT_S
 
         def log_message(self, *_: object) -> None:
             pass
@@ -151,8 +231,8 @@ def make_handler(folder: Path, docs: Documents, limit: RateLimit, blob_relay: st
             self.end_headers()
             self.wfile.write(data)
 
-        def _error(self, status: int, message: str) -> None:
-            self._send(status, json.dumps({"error": message}))
+        def _error(self, status: int, message: str, **extra: Any) -> None:
+            self._send(status, json.dumps({"error": message, **extra}))
 
         def _blob(self) -> bool:
             """Requests for {account}.blob.{domain} go to the node agent, and on to the blob service."""
@@ -179,22 +259,11 @@ def make_handler(folder: Path, docs: Documents, limit: RateLimit, blob_relay: st
             url = urlsplit(self.path)
             q = parse_qs(url.query)
             ip = self.client_address[0]
-            doc = docs.for_ip(ip)
             if url.path.startswith("/metadata/"):
-                if self.headers.get("X-Forwarded-For"):
-                    return self._error(400, "Bad request. X-Forwarded-For header is not allowed.")
-                if self.headers.get("Metadata", "").lower() != "true":
-                    return self._error(400, "Bad request. Required metadata header not specified")
-                if not q.get("api-version"):
-                    return self._error(400, "Bad request. api-version was not specified in the request.")
-                if not limit.allow(ip):
-                    return self._error(429, "Too many requests")
-                if doc is None:
-                    return self._error(404, f"no VM with address {ip} on this network")
-                if url.path.rstrip("/") == "/metadata/instance":
-                    return self._send(200, json.dumps({"compute": doc.get("compute", {}),
-                                                       "network": doc.get("network", {})}))
-                return self._error(404, "Not found")
+                return self._imds(url.path, q, ip)
+            if not wire_limit.allow(ip):
+                return self._error(429, "Too many requests")
+            doc = docs.for_ip(ip)
             if url.path == "/machine" and q.get("comp") == ["goalstate"]:
                 if not self.headers.get("x-ms-version"):
                     return self._error(400, "x-ms-version header is required")
@@ -208,18 +277,44 @@ def make_handler(folder: Path, docs: Documents, limit: RateLimit, blob_relay: st
                 return self._send(200, extensions_config_xml(doc), "text/xml; charset=utf-8")
             return self._error(404, "Not found")
 
+        def _imds(self, path: str, q: dict[str, list[str]], ip: str) -> None:
+            for proxied in ("X-Forwarded-For", "Forwarded"):
+                if proxied in self.headers:
+                    return self._error(400, f"Bad request. {proxied} header is not allowed.")
+            if self.headers.get("Metadata", "").lower() != "true":
+                return self._error(400, "Bad request. Required metadata header not specified")
+            if q.get("api-version", [""])[-1] not in IMDS_API_VERSIONS:
+                return self._error(400, "Bad request. api-version is invalid or was not specified in the request.",
+                                   **{"newest-versions": list(IMDS_API_VERSIONS[-3:][::-1])})
+            if not imds_limit.allow(ip):
+                return self._error(429, "Too many requests")
+            doc = docs.for_ip(ip)
+            if doc is None:
+                return self._error(404, f"no VM with address {ip} on this network")
+            if path.rstrip("/") == "/metadata/instance":
+                return self._send(200, json.dumps({"compute": doc.get("compute", {}),
+                                                   "network": doc.get("network", {})}))
+            return self._error(404, "Not found")
+
         def do_POST(self) -> None:  # noqa: N802
             if self._blob():
                 return
             url = urlsplit(self.path)
             ip = self.client_address[0]
-            length = int(self.headers.get("Content-Length") or 0)
             q = parse_qs(url.query)
             if url.path != "/machine" or q.get("comp") not in (["health"], ["status"]):
                 return self._error(404, "Not found")
-            if length > (MAX_HEALTH_BYTES if q["comp"] == ["health"] else MAX_STATUS_BYTES):
-                return self._error(413, "report too large")
+            if not wire_limit.allow(ip):
+                return self._error(429, "Too many requests")
+            try:
+                length = content_length(self.headers, MAX_HEALTH_BYTES if q["comp"] == ["health"]
+                                        else MAX_STATUS_BYTES)
+            except BadLength as e:
+                self.close_connection = True
+                return self._error(e.status, e.message)
             body = self.rfile.read(length).decode(errors="replace")
+            if len(body.encode()) < length:
+                return                                # the guest stopped short: nothing is kept
             doc = docs.for_ip(ip)
             if doc is None:
                 return self._error(404, f"no VM with address {ip} on this network")
@@ -230,6 +325,8 @@ def make_handler(folder: Path, docs: Documents, limit: RateLimit, blob_relay: st
             # only a name of this VM's goal state (checked by the controller) ever becomes a file name here
             if not any(e["name"] == name for e in doc.get("extensions", [])):
                 return self._error(404, f"no extension '{name}' in this VM's goal state")
+            if not json_depth_ok(body):
+                return self._error(400, f"the status nests deeper than {MAX_JSON_DEPTH} levels")
             try:
                 status = json.loads(body)
             except ValueError as e:
@@ -237,11 +334,43 @@ def make_handler(folder: Path, docs: Documents, limit: RateLimit, blob_relay: st
             if not isinstance(status, dict):
                 return self._error(400, "the status is not a JSON object")
             mine = statuses / ip
-            mine.mkdir(exist_ok=True)
+            mine.mkdir(mode=0o700, exist_ok=True)
             write_atomic(mine / f"{name}.json", json.dumps({"time": time.time(), "status": status}))
             return self._send(200, "", "text/plain")
 
     return Handler
+
+
+class MetadataServer(QuietClientErrors, ThreadingHTTPServer):
+    """One thread a connection, at most MAX_CONNECTIONS_PER_VM of them for one VM: a VM over its cap is answered
+    429 and closed without a thread. Each connection has SOCKET_TIMEOUT_S to send its request."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.cap = ConnectionCap(MAX_CONNECTIONS_PER_VM)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.cap.enter(client_address[0]):
+            try:
+                request.sendall(TOO_MANY_CONNECTIONS)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.cap.leave(client_address[0])
+
+
+_BUSY = json.dumps({"error": f"Too many connections: at most {MAX_CONNECTIONS_PER_VM} from one VM"}).encode()
+TOO_MANY_CONNECTIONS = (f"HTTP/1.0 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                        f"Content-Length: {len(_BUSY)}\r\n\r\n").encode() + _BUSY
 
 
 def main() -> None:
@@ -250,10 +379,10 @@ def main() -> None:
     ap.add_argument("--pid-file", required=True, type=Path)
     ap.add_argument("--port", type=int, default=PORT)
     ap.add_argument("--blob-relay", default="", help="the node agent's UNIX socket for blob requests")
+    ap.add_argument("--log-file", type=Path, help="log here, bounded (rotated), with stdout and stderr")
     args = ap.parse_args()
-    srv = ThreadingHTTPServer(("0.0.0.0", args.port), make_handler(args.folder, Documents(args.folder),
-                                                                  RateLimit(RATE_LIMIT_PER_S), args.blob_relay))
-    srv.daemon_threads = True
+    log_to(args.log_file, "%(asctime)s metadata %(levelname)s %(message)s")
+    srv = MetadataServer(("0.0.0.0", args.port), make_handler(args.folder, Documents(args.folder), args.blob_relay))
     write_atomic(args.pid_file, str(os.getpid()))
     srv.serve_forever()
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from fabric.network import naming
 from nodeagent.netsvc import iproute
-from fabric.files import write_if_changed
+from fabric.files import TRAVERSE_DIR, ensure_dir, private_opener, rotate, write_if_changed
 from nodeagent.netsvc.dnsmasq import Dnsmasq, DnsmasqSpec, Reservation
 from nodeagent.netsvc.portsec import Port, PortSecurity
 
@@ -51,8 +51,7 @@ class Networks:
         self.underlay_ns = underlay_ns
         self.underlay_ip = underlay_ip
         self.root = state_dir / "networks"
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.root.chmod(0o755)        # dnsmasq reads its files here after dropping root
+        ensure_dir(self.root, TRAVERSE_DIR)       # dnsmasq reads its files here by name after dropping root
         self.tag = tag
         self.ports = PortSecurity(tag, self.root / "port-security.json")
 
@@ -84,7 +83,7 @@ class Networks:
         return {k: v for k, v in done.items() if v}
 
     def _ensure(self, spec: NetSpec) -> list[str]:
-        (self.root / str(spec.vni)).mkdir(mode=0o755, exist_ok=True)
+        ensure_dir(self.root / str(spec.vni), TRAVERSE_DIR)    # its metadata.json and guest reports are 0600
         bridge, veth = self.bridge(spec.vni), naming.host_veth(self.tag, spec.vni)
         ns = naming.service_ns(self.tag, spec.vni)
         plen = ipaddress.IPv4Network(spec.prefix).prefixlen
@@ -132,11 +131,13 @@ class Networks:
     def _start_metadata(self, vni: int, ns: str) -> None:
         folder = self.root / str(vni)
         (folder / "metadata.pid").unlink(missing_ok=True)
-        with open(folder / "metadata.log", "ab") as log:
+        log = folder / "metadata.log"
+        rotate(log)
+        with open(log, "ab", opener=private_opener) as out:      # until its logging is set up (then bounded)
             subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "nodeagent.netsvc.metadata",
                               "--folder", str(folder), "--pid-file", str(folder / "metadata.pid"),
-                              "--blob-relay", self.blob_relay],
-                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                              "--blob-relay", self.blob_relay, "--log-file", str(log)],
+                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + METADATA_START_TIMEOUT_S
         while self._metadata_pid(vni) is None and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -6,6 +6,13 @@ service namespace sees a blob Host header and relays the request over a UNIX
 socket (file-system based, so it crosses network namespaces) to the node
 agent, which relays it to the controller's blob data plane. Nothing in the
 root namespace listens for guests.
+
+Bodies are streamed, never held: the request's head goes first, so the blob
+service authorises it on its headers, then the body follows CHUNK bytes at a
+time. When the service answers before the body is all sent (a refusal), that
+answer is relayed and the rest of the body is not read. A request whose
+Content-Length is missing on a body, negative, not a number, or larger than
+the caller allows is refused before anything is read or sent.
 """
 from __future__ import annotations
 
@@ -13,14 +20,56 @@ import http.client
 import socket
 import threading
 from collections.abc import Callable
+from email.message import Message
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from socketserver import ThreadingUnixStreamServer
 from urllib.parse import urlsplit
 
+from fabric.netio import QuietClientErrors, client_gone
+
 CHUNK = 64 * 1024
 RELAY_TIMEOUT_S = 30.0
+MAX_RELAYED_BODY_BYTES = 256 * 1024 * 1024     # what a guest may upload in one request (a block blob)
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+
+
+class BadLength(Exception):
+    """A request body's declared length breaks a rule; `status` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def content_length(headers: Message, limit: int) -> int:
+    """The request body's length from its headers, checked before a byte of it is read: a decimal number of at
+    most `limit` bytes; no body without a Content-Length (chunked requests are not taken)."""
+    if headers.get("Transfer-Encoding"):
+        raise BadLength(411, "Transfer-Encoding is not supported: send a Content-Length")
+    values = headers.get_all("Content-Length") or []
+    if not values:
+        return 0
+    raw = values[0].strip()
+    if len(values) > 1 or not raw.isdigit() or not raw.isascii():
+        raise BadLength(400, f"Content-Length must be one non-negative decimal number, not {raw[:40]!r}")
+    length = int(raw)
+    if length > limit:
+        raise BadLength(413, f"Content-Length {length} is over the limit of {limit} bytes")
+    return length
+
+
+def answer_plain(handler: BaseHTTPRequestHandler, status: int, message: str) -> None:
+    body = message.encode()
+    handler.close_connection = True
+    handler.send_response(status)
+    handler.send_header("Content-Type", "text/plain; charset=utf-8")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(body)
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -35,30 +84,64 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def relay(handler: BaseHTTPRequestHandler, conn: http.client.HTTPConnection) -> None:
-    """Send the handler's request through conn and stream the answer back (Host header kept)."""
-    length = int(handler.headers.get("Content-Length") or 0)
-    body = handler.rfile.read(length) if length else None
-    headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}
+def relay(handler: BaseHTTPRequestHandler, conn: http.client.HTTPConnection,
+          limit: int = MAX_RELAYED_BODY_BYTES) -> None:
+    """Send the handler's request through conn, streaming its body, and stream the answer back (Host kept)."""
     try:
-        conn.request(handler.command, handler.path, body=body, headers=headers)
+        length = content_length(handler.headers, limit)
+    except BadLength as e:
+        return answer_plain(handler, e.status, e.message)
+    handler.close_connection = True          # a refused body may be left unread
+    try:
+        conn.putrequest(handler.command, handler.path, skip_host=True, skip_accept_encoding=True)
+        for k, v in handler.headers.items():
+            if k.lower() not in HOP_BY_HOP:
+                conn.putheader(k, v)
+        conn.endheaders()
+        if not _send_body(handler, conn, length):
+            conn.close()
+            return                               # the client went away mid-body: nothing to answer
         resp = conn.getresponse()
     except OSError as e:
-        msg = f"blob service unreachable from this node: {e}".encode()
-        handler.send_response(502)
-        handler.send_header("Content-Length", str(len(msg)))
+        conn.close()
+        return answer_plain(handler, 502, f"blob service unreachable from this node: {e}")
+    try:
+        handler.send_response(resp.status, resp.reason)
+        for k, v in resp.getheaders():
+            if k.lower() not in HOP_BY_HOP:
+                handler.send_header(k, v)
+        handler.send_header("Connection", "close")
         handler.end_headers()
-        handler.wfile.write(msg)
-        return
-    handler.send_response(resp.status, resp.reason)
-    for k, v in resp.getheaders():
-        if k.lower() not in HOP_BY_HOP:
-            handler.send_header(k, v)
-    handler.end_headers()
-    if handler.command != "HEAD":
-        while chunk := resp.read(CHUNK):
-            handler.wfile.write(chunk)
-    conn.close()
+        if handler.command != "HEAD":
+            while chunk := resp.read(CHUNK):
+                handler.wfile.write(chunk)
+    finally:
+        conn.close()
+
+
+def _send_body(handler: BaseHTTPRequestHandler, conn: http.client.HTTPConnection, length: int) -> bool:
+    """Copy `length` body bytes from the client to conn, CHUNK at a time. False when the client stopped short;
+    True when all was sent, or when the far end stopped taking it (it answered early: relay that answer)."""
+    left = length
+    while left > 0:
+        try:
+            chunk = handler.rfile.read(min(CHUNK, left))
+        except OSError as e:
+            if client_gone(e):
+                return False
+            raise
+        if not chunk:
+            return False
+        try:
+            conn.send(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            return True
+        left -= len(chunk)
+    return True
+
+
+class _UnixServer(QuietClientErrors, ThreadingUnixStreamServer):
+    daemon_threads = True
 
 
 def serve_unix(path: Path, endpoint: Callable[[], str]) -> ThreadingUnixStreamServer:
@@ -67,6 +150,7 @@ def serve_unix(path: Path, endpoint: Callable[[], str]) -> ThreadingUnixStreamSe
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
+        timeout = RELAY_TIMEOUT_S
 
         def log_message(self, *_: object) -> None:
             pass
@@ -78,8 +162,7 @@ def serve_unix(path: Path, endpoint: Callable[[], str]) -> ThreadingUnixStreamSe
 
         do_GET = do_HEAD = do_PUT = do_DELETE = do_POST = _relay  # noqa: N815 - http.server's names
 
-    srv = ThreadingUnixStreamServer(str(path), Handler)
-    srv.daemon_threads = True
+    srv = _UnixServer(str(path), Handler)
     path.chmod(0o600)
     threading.Thread(target=srv.serve_forever, daemon=True, name="blob-relay").start()
     return srv
