@@ -25,3 +25,5 @@ proto:
 
 bench: install
 	$(PY) bench/provision.py
+	$(PY) bench/dataplane.py
+	$(PY) bench/guest_attacks.py

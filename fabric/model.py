@@ -104,7 +104,7 @@ class VmRecord(Record):
     created: str = ""
     # {"account", "container", "blob", "uri", "deleteOption", "leaseId", "sizeBytes", "ref": disk reference}
     os_disk: dict[str, Any] = dataclasses.field(default_factory=dict)
-    # [{"name", "lun", "account", "container", "blob", "uri", "sizeBytes", "ref"}], ordered by lun
+    # [{"name", "lun", "account", "container", "blob", "uri", "sizeBytes", "leaseId", "ref"}], ordered by lun
     data_disks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     disk_generation: int = 0      # bumped by every attach and detach
     # [{"key", "id", "made" (by vm create: deleted with the VM), "mac", "ip", "vnet", "vni", "prefix",

@@ -17,8 +17,8 @@ from fabric import operations
 from fabric.arm.errors import ArmError, invalid
 from fabric.compute.sizes import find_size
 from fabric.model import OperationRecord, PowerState, ProvisioningState, VmRecord
-from fabric.storage.disks import (DISK_CONTAINER, discard, disk_ref, lease_existing_disk, prepare_data_disk,
-                                  release_ops)
+from fabric.storage.disks import (DISK_CONTAINER, discard, disk_ref, lease_existing_disk, lease_id_of,
+                                  prepare_data_disk, release_ops)
 from fabric.store import Delete, Put, Unchanged, Versioned, keys
 from fabric.store.client import Compare
 
@@ -76,7 +76,7 @@ def attach(p: ComputeProvider, rg: str, vm_name: str, disk: str, size_gb: int, n
         create_option = "Attach"
     entry = {"name": disk, "lun": lun, "account": account, "container": DISK_CONTAINER, "blob": blob,
              "uri": p.storage.url(account, DISK_CONTAINER, blob), "sizeBytes": rec.size, "createOption": create_option,
-             "ref": disk_ref(p.storage, rec)}
+             "leaseId": rec.lease_value().id, "ref": disk_ref(p.storage, rec)}
     new_vm = vm.replace(data_disks=sorted([*vm.data_disks, entry], key=lambda d: d["lun"]))
     steps = [operations.step(op.id, STORAGE_SOURCE, "data-disk-leased", f"{entry['uri']}: {made}"),
              operations.step(op.id, SOURCE, "accepted", f"attach disk {disk} as LUN {lun}")]
@@ -95,7 +95,8 @@ def detach(p: ComputeProvider, rg: str, vm_name: str, disk: str) -> OperationRec
     if entry is None:
         raise ArmError("NotFound", f"No disk named '{disk}' is attached to VM '{vm_name}'.", "name")
     op = operations.new_operation("write", p.resource_id(vm))
-    compares, disk_ops, _ = release_ops(p.storage, entry["account"], entry["blob"], vm.vm_id, delete=False)
+    compares, disk_ops, _ = release_ops(p.storage, entry["account"], entry["blob"], lease_id_of(entry, vm.vm_id),
+                                        delete=False)
     new_vm = vm.replace(data_disks=[d for d in vm.data_disks if d is not entry])
     steps = [operations.step(op.id, SOURCE, "accepted", f"detach disk {entry['name']} (LUN {entry['lun']})"),
              operations.step(op.id, STORAGE_SOURCE, "data-disk-released",

@@ -2,11 +2,12 @@
 
 Contract: every public method either raises ArmError having written nothing
 (bad input), or commits one etcd transaction (compare-and-swap) holding the VM
-record, its OS disk blob (leased in the VM's name), the node assignment, the
-node allocation, the operation and its first trace steps, and returns the
-operation. The one write before that transaction is the storage a create needs
-(the group's default disk account and its `vhds` container, made once). The
-controller never calls libvirt: node agents converge to the assignments.
+record, its OS disk blob (leased in the VM's name, under a secret random lease
+id that only the VM record keeps), the node assignment, the node allocation,
+the operation and its first trace steps, and returns the operation. The one
+write before that transaction is the storage a create needs (the group's
+default disk account and its `vhds` container, made once). The controller
+never calls libvirt: node agents converge to the assignments.
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ from fabric.scheduler import HostState, Placement, Request, place
 from fabric.network.addressing import gateway
 from fabric.network.model import NicRecord
 from fabric.network.provider import NetworkProvider
-from fabric.storage.disks import DELETE_OPTIONS, discard, disk_ref, ensure_vm_storage, prepare_os_disk, release_ops
+from fabric.storage.disks import (DELETE_OPTIONS, discard, disk_ref, ensure_vm_storage, lease_id_of, prepare_os_disk,
+                                  release_ops)
 from fabric.storage.provider import StorageProvider
 from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
@@ -144,14 +146,15 @@ class ComputeProvider:
         rec = disk.record
         vm = vm.replace(os_disk={"account": account, "container": rec.container, "blob": rec.name,
                                  "uri": self.storage.url(account, rec.container, rec.name),
-                                 "deleteOption": delete_option, "leaseId": vm_id, "sizeBytes": rec.size,
+                                 "deleteOption": delete_option, "leaseId": rec.lease_value().id, "sizeBytes": rec.size,
                                  "ref": disk_ref(self.storage, rec)})
         steps = [validated,
                  operations.step(op.id, STORAGE_SOURCE, "os-disk-created",
                                  f"page blob {vm.os_disk['uri']}: qcow2 overlay over the gallery VHD "
                                  f"(copy-on-write, {rec.size // (1024 * 1024)} MiB virtual)", detail=disk.chain),
                  operations.step(op.id, STORAGE_SOURCE, "lease-acquired",
-                                 f"infinite lease {vm_id} on the OS disk blob, held in the VM's name")]
+                                 "infinite lease on the OS disk blob, held in the VM's name (its id is kept "
+                                 "in the VM's record only)")]
         try:
             self._place_and_commit(vm, size, op, [Absent(key), *disk.compares], [*disk.ops, *steps],
                                    conflict_key=key, refresh=claim_nics)
@@ -411,11 +414,11 @@ def disks_release(storage: StorageProvider, vm: VmRecord,
     if vm.os_disk:
         d = vm.os_disk
         delete = d.get("deleteOption", "Delete") == "Delete"
-        compares, ops, body = release_ops(storage, d["account"], d["blob"], d.get("leaseId", ""), delete)
+        compares, ops, body = release_ops(storage, d["account"], d["blob"], lease_id_of(d, vm.vm_id), delete)
         what = "lease released and blob deleted" if delete else "lease released; blob kept (deleteOption Detach)"
         steps.append(operations.step(op_id, STORAGE_SOURCE, "os-disk-released", f"{d['uri']}: {what}"))
     for d in vm.data_disks:
-        c, o, _ = release_ops(storage, d["account"], d["blob"], vm.vm_id, delete=False)
+        c, o, _ = release_ops(storage, d["account"], d["blob"], lease_id_of(d, vm.vm_id), delete=False)
         compares += c
         ops += o
         steps.append(operations.step(op_id, STORAGE_SOURCE, "data-disk-released",

@@ -9,36 +9,60 @@
 Authorisation is a SAS in the query (`sv, sr, sp, se, sig`) checked against
 either account key, or anonymous access when the container's public access
 level allows a read. Errors are the service's XML body with `x-ms-error-code`:
-403 AuthenticationFailed / AuthorizationPermissionMismatch, 404
-ResourceNotFound for an anonymous request to a private container, 409/412 for
-leases. Runs in the controller, on its own port.
+403 AuthenticationFailed / AuthorizationPermissionMismatch /
+AuthorizationSourceIPMismatch / AuthorizationProtocolMismatch (the plane is
+plain HTTP, so `spr=https` is refused), 404 ResourceNotFound for an anonymous
+request to a private container, 409/412 for leases.
+
+Lengths are checked before anything is read: a Content-Length that is not a
+number of bytes is 400 InvalidHeaderValue, an upload without one 411
+MissingContentLengthHeader, over MAX_BLOCK_BLOB_BYTES 413 RequestBodyTooLarge;
+Transfer-Encoding is 400 UnsupportedHeader. An upload whose body ends before
+its Content-Length is 400 InvalidInput and stores nothing. A body must move
+at MIN_TRANSFER_RATE_BPS on average after TRANSFER_GRACE_S, or the connection
+is closed. A page blob reads as the disk's raw bytes (its virtual size).
+
+Runs in the controller, on its own port, served by http_server's bounded
+server; `handler_class` is also what a stdlib server would serve.
 """
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import functools
 import logging
-import threading
+import os
+import re
+import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
 from fabric.arm.errors import ArmError
-from fabric.storage import leases, sas
+from fabric.netio import client_gone, log_failure
+from fabric.storage import disks, leases, sas
+from fabric.storage.http_server import BoundedHTTPServer, Limits
 from fabric.storage.model import BlobRecord
-from fabric.storage.provider import StorageProvider
+from fabric.storage.provider import MAX_BLOCK_BLOB_BYTES, StorageProvider, too_large
+from fabric.storage.qemu_img import QemuImgError
 from fabric.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "2015-04-05"
 CHUNK = 1024 * 1024
+PROTOCOL = "http"                          # what SAS spr is checked against: the plane has no TLS
+MIN_TRANSFER_RATE_BPS = 64 * 1024          # a body, either way, after its grace period
+TRANSFER_GRACE_S = 30.0
+_LENGTH = re.compile(r"[0-9]{1,18}")        # a Content-Length: digits only, below 2**63
 _STATUS = {"BlobNotFound": 404, "ContainerNotFound": 404, "StorageAccountNotFound": 404, "ResourceNotFound": 404,
            "InvalidParameter": 400, "InvalidHeaderValue": 400, "InvalidQueryParameterValue": 400,
            "UnsupportedHttpVerb": 405, "AuthenticationFailed": 403, "AuthorizationPermissionMismatch": 403,
-           "MissingRequiredHeader": 400, "StoreUnavailable": 503, "InternalError": 500}
+           "MissingRequiredHeader": 400, "StoreUnavailable": 503, "InternalError": 500, "InvalidInput": 400,
+           "UnsupportedHeader": 400, "MissingContentLengthHeader": 411, "RequestBodyTooLarge": 413}
 
 
 def _http_date(iso: str) -> str:
@@ -46,16 +70,37 @@ def _http_date(iso: str) -> str:
     return email.utils.format_datetime(t, usegmt=True)
 
 
+def _check_pace(start: float, done: int) -> None:
+    """TimeoutError when a body moves slower than MIN_TRANSFER_RATE_BPS on average after TRANSFER_GRACE_S: a
+    client that trickles must not hold one of the bounded workers for ever."""
+    if time.monotonic() - start > TRANSFER_GRACE_S + done / MIN_TRANSFER_RATE_BPS:
+        raise TimeoutError(f"the body moved slower than {MIN_TRANSFER_RATE_BPS} bytes/s")
+
+
 class _Handler(BaseHTTPRequestHandler):
     provider: StorageProvider
     protocol_version = "HTTP/1.1"
     server_version = "fabriclab-blob/1.0"
     sys_version = ""
+    _length = -1          # the request's Content-Length, -1 when it has none
+    _unread = 0           # bytes of the request body not read (the connection closes after the answer if any)
+    _answered = False     # the answer's headers are sent: an error can no longer be answered, only end it
+    _continue = False     # the client waits for `100 Continue` before it sends the body
 
     # ----- plumbing -----
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("blob %s - " + fmt, self.client_address[0], *args)
+
+    def end_headers(self) -> None:
+        self._answered = True
+        super().end_headers()
+
+    def handle_expect_100(self) -> bool:
+        """`Expect: 100-continue`: the interim answer goes out only when `_body` starts reading, so a request
+        refused on its headers (413, 403, ...) is answered before its body is sent."""
+        self._continue = True
+        return True
 
     def _fail(self, err: ArmError) -> None:
         status = err.http_status or _STATUS.get(err.code, 409)
@@ -98,25 +143,59 @@ class _Handler(BaseHTTPRequestHandler):
         acct = self.provider.account(account)
         try:
             sas.verify(token, [acct.key1, acct.key2], account, container, blob, need,
-                       dt.datetime.fromtimestamp(self.provider.clock(), dt.timezone.utc))
+                       dt.datetime.fromtimestamp(self.provider.clock(), dt.timezone.utc),
+                       sas.Source(ip=self.client_address[0], protocol=PROTOCOL))
         except sas.SasError as e:
             raise ArmError(e.code, e.message, http_status=403) from None
 
     def _handle(self, fn: Any) -> None:
+        self._answered = False
         try:
+            self._length = self._declared_length()
+            self._unread = max(0, self._length)
             fn()
         except ArmError as err:
-            self._fail(err)
+            self._fail_or_end(err)
         except StoreUnavailable as exc:
-            self._fail(ArmError("StoreUnavailable", str(exc), http_status=503))
-        except Exception:  # noqa: BLE001 - an HTTP client never sees a traceback
-            log.exception("blob data plane")
-            self._fail(ArmError("InternalError", "The server encountered an internal error.", http_status=500))
+            self._fail_or_end(ArmError("StoreUnavailable", str(exc), http_status=503))
+        except Exception as exc:  # noqa: BLE001 - an HTTP client never sees a traceback
+            log_failure(log, exc, f"blob {self.command} {self.path[:200]} from {self.client_address[0]}")
+            if client_gone(exc):                  # went away or stalled: there is no one to answer
+                self.close_connection = True
+            else:
+                self._fail_or_end(ArmError("InternalError", "The server encountered an internal error.",
+                                           http_status=500))
+        self._continue = False
+        if self._unread:
+            self.close_connection = True          # the rest of the body would be read as the next request
 
-    def _blob_headers(self, rec: BlobRecord) -> None:
+    def _fail_or_end(self, err: ArmError) -> None:
+        if self._answered:                        # part of the answer is sent: end it short, never mix in an error
+            log.debug("blob %s - %s %s ended short: %s", self.client_address[0], self.command, self.path[:200],
+                      err.message)
+            self.close_connection = True
+            return
+        self._fail(err)
+
+    def _declared_length(self) -> int:
+        """The request's Content-Length (-1 without one), refused before reading when it is not a length."""
+        if self.headers.get("Transfer-Encoding"):
+            raise ArmError("UnsupportedHeader", "One of the HTTP headers specified in the request is not supported: "
+                                                "Transfer-Encoding (send the body with a Content-Length).")
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
+            return -1
+        if len(set(values)) > 1 or not _LENGTH.fullmatch(values[0]):
+            shown = ", ".join(repr(v[:40]) for v in values)
+            raise ArmError("InvalidHeaderValue", f"The value for one of the HTTP headers is not in the correct "
+                                                 f"format: Content-Length {shown} is not one number of bytes.",
+                           "Content-Length")
+        return int(values[0])
+
+    def _blob_headers(self, rec: BlobRecord, length: int) -> None:
         state, status, duration = self.provider.lease_view(rec)
         self.send_header("Content-Type", rec.content_type)
-        self.send_header("Content-Length", str(rec.size))
+        self.send_header("Content-Length", str(length))
         if rec.content_md5:
             self.send_header("Content-MD5", rec.content_md5)
         self.send_header("ETag", f'"{rec.etag}"')
@@ -151,14 +230,35 @@ class _Handler(BaseHTTPRequestHandler):
             raise ArmError("InvalidQueryParameterValue", "Use restype=container&comp=list to list a container.")
         self._authorize(account, container, blob, "r", q)
         rec = self.provider.blob(account, container, blob).value
-        self.send_response(200)
-        self._blob_headers(rec)
-        self.end_headers()
         if self.command == "HEAD":
-            return
-        with open(self.provider.body_path(rec), "rb") as f:
-            while chunk := f.read(CHUNK):
-                self.wfile.write(chunk)
+            self.send_response(200)
+            self._blob_headers(rec, rec.size)
+            self.end_headers()
+        elif rec.blob_type == "PageBlob":
+            try:
+                size, chunks = disks.disk_content(self.provider, rec)
+            except QemuImgError as e:
+                raise ArmError("InternalError", f"The disk could not be read: {e}", http_status=500) from None
+            self._send(rec, size, chunks)
+        else:
+            with open(self.provider.body_path(rec), "rb") as f:
+                self._send(rec, os.fstat(f.fileno()).st_size, iter(functools.partial(f.read, CHUNK), b""))
+
+    def _send(self, rec: BlobRecord, size: int, chunks: Iterator[bytes]) -> None:
+        """Answer 200 with exactly `size` bytes from `chunks`; a source that gives another number of bytes ends
+        the connection short (the client sees the answer is incomplete), never longer."""
+        self.send_response(200)
+        self._blob_headers(rec, size)
+        self.end_headers()
+        start, sent = time.monotonic(), 0
+        for chunk in chunks:
+            if sent + len(chunk) > size:
+                raise OSError(f"{rec.name}: the body grew past the {size} bytes declared")
+            self.wfile.write(chunk)
+            sent += len(chunk)
+            _check_pace(start, sent)
+        if sent != size:
+            raise OSError(f"{rec.name}: {sent} of the {size} bytes declared")
 
     def _list(self, account: str, container: str, q: dict[str, list[str]]) -> None:
         self._authorize(account, container, "", "l", q)
@@ -179,13 +279,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        while length > 0:
-            chunk = self.rfile.read(min(CHUNK, length))
+    def _body(self) -> Iterator[bytes]:
+        """The request body, exactly its Content-Length: ArmError InvalidInput when it ends early."""
+        if self._continue and self._unread > 0:
+            self._continue = False
+            self.wfile.write(f"{self.protocol_version} 100 Continue\r\n\r\n".encode())
+            self.wfile.flush()
+        start = time.monotonic()
+        while self._unread > 0:
+            chunk = self.rfile.read(min(CHUNK, self._unread))
             if not chunk:
-                break
-            length -= len(chunk)
+                got = self._length - self._unread
+                raise ArmError("InvalidInput", f"One of the request inputs is not valid: the body ended after {got} "
+                                               f"of the {self._length} bytes its Content-Length declares.")
+            self._unread -= len(chunk)
+            _check_pace(start, self._length - self._unread)
             yield chunk
 
     def _put(self) -> None:
@@ -195,6 +303,11 @@ class _Handler(BaseHTTPRequestHandler):
         if q.get("comp") == ["lease"]:
             self._lease(account, container, blob, q)
             return
+        if self._length < 0:
+            raise ArmError("MissingContentLengthHeader", "Content-Length is required for an upload.",
+                           "Content-Length")
+        if self._length > MAX_BLOCK_BLOB_BYTES:
+            raise too_large()
         self._authorize(account, container, blob, "w" if self._exists(account, container, blob) else "c", q)
         if self.headers.get("x-ms-blob-type", "") != "BlockBlob":
             for _ in self._body():
@@ -246,11 +359,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
 
-def serve(listen: str, provider: StorageProvider) -> ThreadingHTTPServer:
-    """Start the data plane in a thread; returns the server (its server_address has the real port)."""
+def handler_class(provider: StorageProvider) -> type[BaseHTTPRequestHandler]:
+    """The data plane's request handler over `provider`, for any http.server-style server."""
+    return type("BlobHandler", (_Handler,), {"provider": provider})
+
+
+def serve(listen: str, provider: StorageProvider, limits: Limits = Limits()) -> BoundedHTTPServer:
+    """Start the data plane in its own threads; returns the server (its server_address has the real port)."""
     host, port = listen.rsplit(":", 1)
-    handler = type("BlobHandler", (_Handler,), {"provider": provider})
-    srv = ThreadingHTTPServer((host, int(port)), handler)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True, name="blob-dataplane").start()
+    srv = BoundedHTTPServer((host, int(port)), handler_class(provider), limits)
+    srv.start()
     return srv

@@ -1,5 +1,9 @@
 """Disk blobs: VM disks as page blobs held under an infinite lease in the VM's name.
 
+The lease's id is a random secret (uuid4), never the vmId that `vm show` and IMDS publish: the VM record keeps
+it (`leaseId` of its osDisk and dataDisks entries) for the fabric's own release, and no answer shows it. Records
+made when the lease id was the vmId have none (data disks) or the vmId: release with `lease_id_of`.
+
 An OS disk is made in two steps so that it lands in the same etcd transaction
 as the VM that uses it:
   1. `prepare_os_disk` creates the body (a qcow2 overlay over the gallery VHD)
@@ -17,23 +21,27 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from fabric.files import private_opener
 from fabric.model import now
 from fabric.storage import leases, names
 from fabric.storage.model import BlobRecord
 from fabric.storage.provider import StorageProvider
-from fabric.storage.qemu_img import QemuImgError, backing_chain, create_empty, create_overlay
+from fabric.storage.qemu_img import (QemuImgError, backing_chain, chain_info, create_empty, create_overlay,
+                                     extents as map_extents)
 from fabric.arm.errors import ArmError
 from fabric.store import Absent, Delete, Put, Unchanged, keys
 from fabric.store.client import Compare
 
 DISK_CONTAINER = "vhds"
 DELETE_OPTIONS = ("Delete", "Detach")
+DISK_READ_CHUNK = 1024 * 1024      # bytes read from a layer file (or of zeros) at a time
 
 
 def default_account_name(subscription: str, resource_group: str) -> str:
@@ -87,21 +95,22 @@ def prepare_data_disk(provider: StorageProvider, account: str, blob: str, size_b
 
 def _prepare(provider: StorageProvider, account: str, blob: str, vm_id: str, vm_resource_id: str, role: str,
              target: str, make: Callable[[Path], int]) -> PreparedDisk:
-    """A new disk blob: its body made by `make` under a fresh file name, its record leased in the VM's name."""
+    """A new disk blob: its body made by `make` under a fresh file name, its record leased in the VM's name under a
+    new random lease id (the record's `lease_value().id`)."""
     names.check_blob(blob)
     key = keys.blob(account, DISK_CONTAINER, blob)
     if provider.store.get(key, BlobRecord) is not None:
         raise ArmError("Conflict", f"The disk blob '{blob}' already exists in {account}/{DISK_CONTAINER}.", target)
     body = f"{names.body_name(blob)}.{uuid.uuid4().hex[:12]}"
-    path = provider.config.blob_root / account / DISK_CONTAINER / body
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = provider.body_folder(account, DISK_CONTAINER) / body
+    open(path, "xb", opener=private_opener).close()        # 0600 before qemu-img writes it (it keeps the mode)
     try:
         size = make(path)
         chain = backing_chain(path)
     except QemuImgError as e:
         path.unlink(missing_ok=True)
         raise ArmError("DiskCreationFailed", f"The disk could not be created: {e}", target) from None
-    lease = leases.acquire(leases.Lease(), leases.INFINITE, vm_id, provider.clock())
+    lease = leases.acquire(leases.Lease(), leases.INFINITE, "", provider.clock())
     rec = BlobRecord(account=account, container=DISK_CONTAINER, name=blob, blob_type="PageBlob", size=size,
                      content_type="application/octet-stream", content_md5="", etag=f"0x{uuid.uuid4().hex[:15].upper()}",
                      last_modified=now(), body=body, lease=dataclasses.asdict(lease),
@@ -111,7 +120,7 @@ def _prepare(provider: StorageProvider, account: str, blob: str, vm_id: str, vm_
 
 def lease_existing_disk(provider: StorageProvider, account: str, blob: str, vm_id: str,
                         vm_resource_id: str) -> tuple[BlobRecord, list[Compare], list[Put]]:
-    """Ops leasing an existing, unleased disk blob to a VM (attach without --new)."""
+    """Ops leasing an existing, unleased disk blob to a VM (attach without --new), under a new random lease id."""
     names.check_blob(blob)
     found = provider.store.get(keys.blob(account, DISK_CONTAINER, blob), BlobRecord)
     if found is None:
@@ -120,7 +129,7 @@ def lease_existing_disk(provider: StorageProvider, account: str, blob: str, vm_i
     if found.value.blob_type != "PageBlob":
         raise ArmError("OperationNotAllowed", f"'{blob}' is a {found.value.blob_type}, not a disk.", "name")
     try:
-        lease = leases.acquire(found.value.lease_value(), leases.INFINITE, vm_id, provider.clock())
+        lease = leases.acquire(found.value.lease_value(), leases.INFINITE, "", provider.clock())
     except leases.LeaseError as e:
         if e.code == "LeaseAlreadyPresent":
             raise ArmError(e.code, f"The disk blob '{blob}' is leased (attached elsewhere).", "name",
@@ -130,6 +139,12 @@ def lease_existing_disk(provider: StorageProvider, account: str, blob: str, vm_i
                               metadata={**found.value.metadata, "vmId": vm_id, "attachedTo": vm_resource_id,
                                         "role": "dataDisk"})
     return rec, [Unchanged(found.key, found.mod_revision)], [Put(found.key, rec)]
+
+
+def lease_id_of(disk: dict[str, Any], vm_id: str) -> str:
+    """The lease id a VM record's disk entry holds its disk under; the vmId for entries made before lease ids
+    were secret."""
+    return str(disk.get("leaseId") or vm_id)
 
 
 def discard(path: Path) -> None:
@@ -152,3 +167,64 @@ def release_ops(provider: StorageProvider, account: str, blob: str, lease_id: st
     released = rec.lease if lease.id != lease_id else {}
     meta = {k: v for k, v in rec.metadata.items() if k not in ("attachedTo", "vmId")}
     return compares, [Put(found.key, rec.replace(lease=released, metadata=meta))], None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Extent:
+    length: int
+    file: str          # "" reads as zeros
+    offset: int        # where the extent's bytes start in `file`
+
+
+def disk_content(provider: StorageProvider, rec: BlobRecord) -> tuple[int, Iterator[bytes]]:
+    """A disk blob's raw content, what a page blob read returns: (its virtual size, the chunks of exactly that many
+    bytes).
+
+    `qemu-img map` says, for each extent of the disk, which layer (the qcow2 body or an image of its backing
+    chain) holds it and where in that layer's file, or that it reads as zeros; the chunks are read from those
+    files. Every qemu-img call uses force-share and the files are opened read-only, as the disk may be in use
+    by a running VM: a read is the disk as it is while being read, not a consistent snapshot. QemuImgError
+    before anything is read when a part of the disk has no place in a file (compressed or encrypted clusters,
+    which this fabric never makes); OSError while reading when a layer file is shorter than its map."""
+    top = provider.body_path(rec)
+    chain = chain_info(top)
+    files = [str(top.parent / c["filename"]) for c in chain]         # an absolute filename stays as it is
+    size = int(chain[0]["virtual-size"])
+    extents, pos = [], 0
+    for e in map_extents(top):
+        if e["start"] != pos:
+            raise QemuImgError(f"qemu-img map of {top.name} skips from {pos} to {e['start']}")
+        if e.get("data") and not e.get("zero"):
+            if "offset" not in e:
+                raise QemuImgError(f"bytes {pos}-{pos + e['length']} of {top.name} are not stored plainly in a file")
+            extents.append(_Extent(e["length"], files[e["depth"]], e["offset"]))
+        else:
+            extents.append(_Extent(e["length"], "", 0))
+        pos += e["length"]
+    if pos != size:
+        raise QemuImgError(f"qemu-img map of {top.name} covers {pos} of its {size} bytes")
+    return size, _read_extents(extents)
+
+
+def _read_extents(extents: list[_Extent]) -> Iterator[bytes]:
+    zeros = bytes(DISK_READ_CHUNK)
+    fds: dict[str, int] = {}
+    try:
+        for ext in extents:
+            if ext.file and ext.file not in fds:
+                fds[ext.file] = os.open(ext.file, os.O_RDONLY)
+            done = 0
+            while done < ext.length:
+                n = min(DISK_READ_CHUNK, ext.length - done)
+                if not ext.file:
+                    yield zeros[:n]
+                else:
+                    chunk = os.pread(fds[ext.file], n, ext.offset + done)
+                    if not chunk:
+                        raise OSError(f"{ext.file} ends before offset {ext.offset + done} that its map names")
+                    n = len(chunk)
+                    yield chunk
+                done += n
+    finally:
+        for fd in fds.values():
+            os.close(fd)

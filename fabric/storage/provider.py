@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from fabric.arm.errors import ArmError, invalid
+from fabric.files import TRAVERSE_DIR, ensure_dir, private_opener
 from fabric.groups import require_group
 from fabric.model import now
 from fabric.storage import leases, names, sas
@@ -29,6 +30,7 @@ from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
 
 CAS_ATTEMPTS = 20
 KEY_BYTES = 64
+MAX_BLOCK_BLOB_BYTES = 64 * 1024 * 1024   # the reference's largest Put Blob at version 2015-04-05 (64 MiB)
 MAX_SAS_HOURS = 24 * 365
 SYSTEM_GROUP = "fabriclab-system"   # owner of the fabric's own accounts
 
@@ -47,6 +49,11 @@ def _etag() -> str:
 
 def _new_key() -> str:
     return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
+
+
+def too_large() -> ArmError:
+    return ArmError("RequestBodyTooLarge", f"The request body is too large and exceeds the maximum permissible "
+                                           f"limit ({MAX_BLOCK_BLOB_BYTES} bytes).", "body", http_status=413)
 
 
 def _lease_error(e: LeaseError) -> ArmError:
@@ -105,7 +112,7 @@ class StorageProvider:
         rec = ContainerRecord(account=account, name=name, public_access=public_access, created=now())
         if not self.store.commit([Absent(keys.container(account, name))], [Put(keys.container(account, name), rec)]):
             raise ArmError("ContainerAlreadyExists", "The specified container already exists.", "name")
-        (self.config.blob_root / account / name).mkdir(parents=True, exist_ok=True)
+        self.body_folder(account, name)
         return rec
 
     def container(self, account: str, name: str) -> Versioned[ContainerRecord]:
@@ -139,6 +146,12 @@ class StorageProvider:
     def body_path(self, rec: BlobRecord) -> Path:
         return self.config.blob_root / rec.account / rec.container / rec.body
 
+    def body_folder(self, account: str, container: str) -> Path:
+        """A container's folder of bodies, made when missing. Folders TRAVERSE_DIR (qemu opens disk bodies by
+        path; nobody lists them), bodies PRIVATE: see fabric.files."""
+        ensure_dir(self.config.blob_root / account, TRAVERSE_DIR)
+        return ensure_dir(self.config.blob_root / account / container, TRAVERSE_DIR)
+
     def blob(self, account: str, container: str, name: str) -> Versioned[BlobRecord]:
         self.container(account, container)
         names.check_blob(name)
@@ -153,22 +166,25 @@ class StorageProvider:
 
     def put_blob(self, account: str, container: str, name: str, chunks: Iterable[bytes],
                  content_type: str = "application/octet-stream", lease_id: str = "") -> BlobRecord:
-        """Create or replace a block blob; refused (nothing changed) when a lease forbids it."""
+        """Create or replace a block blob; refused (nothing changed) when a lease forbids it, when the body
+        grows past MAX_BLOCK_BLOB_BYTES (413 RequestBodyTooLarge), or when `chunks` raises (e.g. a body that
+        ended early): then no record changes and the new body file is removed."""
         self.container(account, container)
         names.check_blob(name, "name")
-        folder = self.config.blob_root / account / container
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self.body_folder(account, container)
         etag = _etag()
         body = f"{names.body_name(name)}.{etag}"
         path = folder / body
         md5 = hashlib.md5()
         size = 0
         try:
-            with open(path, "xb") as f:
+            with open(path, "xb", opener=private_opener) as f:
                 for chunk in chunks:
+                    size += len(chunk)
+                    if size > MAX_BLOCK_BLOB_BYTES:
+                        raise too_large()
                     f.write(chunk)
                     md5.update(chunk)
-                    size += len(chunk)
                 f.flush()
                 os.fsync(f.fileno())
             rec = BlobRecord(account=account, container=container, name=name, blob_type="BlockBlob", size=size,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 QEMU_IMG_TIMEOUT_S = 60
 
@@ -38,3 +39,16 @@ def create_empty(path: Path, size_bytes: int) -> int:
 
 def backing_chain(path: Path) -> str:
     return _run(["qemu-img", "info", "--backing-chain", "-U", str(path)]).strip()
+
+
+def chain_info(path: Path) -> list[dict[str, Any]]:
+    """`qemu-img info` of the image and each image under it (force-share: it may be in use)."""
+    out: list[dict[str, Any]] = json.loads(_run(["qemu-img", "info", "-U", "--backing-chain", "--output=json",
+                                                 str(path)]))
+    return out
+
+
+def extents(path: Path) -> list[dict[str, Any]]:
+    """`qemu-img map`: for each extent of the disk, the layer (depth) and offset holding it, or zeros."""
+    out: list[dict[str, Any]] = json.loads(_run(["qemu-img", "map", "-U", "--output=json", str(path)]))
+    return out

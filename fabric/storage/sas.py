@@ -9,6 +9,12 @@
 signature, makes the signature wrong (AuthenticationFailed); an expired `se`
 or a start in the future is AuthenticationFailed too; a missing permission or
 a resource outside the signed one is AuthorizationPermissionMismatch.
+
+Given the request's Source, it also enforces, as the reference does:
+    sip  an IPv4 address `a.b.c.d` or an inclusive range `a.b.c.d-e.f.g.h`: any other client address is
+         403 AuthorizationSourceIPMismatch (an IPv6 client never matches);
+    spr  `https` or `https,http`: `https` over plain HTTP is 403 AuthorizationProtocolMismatch.
+A sip or spr in another form, validly signed, is AuthenticationFailed; `sign` refuses to make one.
 """
 from __future__ import annotations
 
@@ -17,12 +23,14 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode
 
 SAS_VERSION = "2015-04-05"
 PERMISSION_ORDER = "racwdl"     # read, add, create, write, delete, list
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+PROTOCOLS = ("https", "https,http")   # the values spr may take
 
 
 class SasError(Exception):
@@ -50,6 +58,13 @@ class SasToken:
         return urlencode(fields)
 
 
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where a request comes from, as the data plane knows it: the client's address and "http" or "https"."""
+    ip: str
+    protocol: str
+
+
 def canonical_permissions(perms: str) -> str:
     """Permissions in the service's order; ValueError naming a letter that is not one."""
     bad = sorted(set(perms) - set(PERMISSION_ORDER))
@@ -73,10 +88,18 @@ def _hmac(key_b64: str, text: str) -> str:
 
 
 def sign(key_b64: str, account: str, container: str, blob: str, permissions: str, expiry: dt.datetime,
-         start: dt.datetime | None = None) -> SasToken:
-    """A SAS for one blob (blob given, sr=b) or for a whole container (blob empty, sr=c)."""
+         start: dt.datetime | None = None, ip: str = "", protocol: str = "") -> SasToken:
+    """A SAS for one blob (blob given, sr=b) or for a whole container (blob empty, sr=c); ip and protocol, when
+    given, restrict it (sip, spr). ValueError naming sip or spr when one is not in the service's form."""
+    for value, parse_it in ((ip, _ip_range), (protocol, _protocol)):
+        if value:
+            try:
+                parse_it(value)
+            except SasError as e:
+                raise ValueError(e.message) from None
     t = SasToken(permissions=canonical_permissions(permissions), expiry=expiry.strftime(TIME_FORMAT),
-                 resource="b" if blob else "c", start=start.strftime(TIME_FORMAT) if start else "")
+                 resource="b" if blob else "c", start=start.strftime(TIME_FORMAT) if start else "", ip=ip,
+                 protocol=protocol)
     return dataclasses.replace(t, signature=_hmac(key_b64, string_to_sign(t, account, container, blob)))
 
 
@@ -98,9 +121,53 @@ def _time(value: str, name: str) -> dt.datetime:
         raise SasError("AuthenticationFailed", f"Signed field {name} is not a UTC time like 2026-01-31T12:00:00Z.")
 
 
+def _ip_range(value: str) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    first, dash, last = value.partition("-")
+    try:
+        lo = ipaddress.IPv4Address(first)
+        hi = ipaddress.IPv4Address(last) if dash else lo
+    except ValueError:
+        raise SasError("AuthenticationFailed", f"Signed IP (sip) {value!r} is not an IPv4 address a.b.c.d or a "
+                                               f"range a.b.c.d-e.f.g.h.") from None
+    if lo > hi:
+        raise SasError("AuthenticationFailed", f"Signed IP (sip) range {value!r} ends before it starts.")
+    return lo, hi
+
+
+def _protocol(value: str) -> str:
+    if value not in PROTOCOLS:
+        raise SasError("AuthenticationFailed", f"Signed protocol (spr) {value!r} is not one of "
+                                               f"{' or '.join(PROTOCOLS)}.")
+    return value
+
+
+def _client_ipv4(ip: str) -> ipaddress.IPv4Address | None:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address):
+        return addr.ipv4_mapped
+    return addr
+
+
+def _check_source(t: SasToken, source: Source) -> None:
+    if t.ip:
+        lo, hi = _ip_range(t.ip)
+        client = _client_ipv4(source.ip)
+        if client is None or not lo <= client <= hi:
+            raise SasError("AuthorizationSourceIPMismatch", f"This request is not authorized to perform this "
+                                                            f"operation using this source IP {source.ip}.")
+    if t.protocol and source.protocol not in _protocol(t.protocol).split(","):
+        raise SasError("AuthorizationProtocolMismatch",
+                       "This request is not authorized to perform this operation using this protocol.")
+
+
 def verify(t: SasToken, keys: Sequence[str], account: str, container: str, blob: str, need: str,
-           now: dt.datetime) -> None:
-    """Raise SasError unless the token grants `need` (one permission letter) on this blob or container."""
+           now: dt.datetime, source: Source | None = None) -> None:
+    """Raise SasError unless the token grants `need` (one permission letter) on this blob or container to a
+    request from `source`. Without a source (a check made outside any request, e.g. of a URL handed to a
+    guest) sip and spr are not checked: the caller cannot know where the request will come from."""
     if t.version != SAS_VERSION:
         raise SasError("AuthenticationFailed", f"Signed version {t.version!r} is not supported ({SAS_VERSION}).")
     if t.resource not in ("b", "c"):
@@ -116,6 +183,8 @@ def verify(t: SasToken, keys: Sequence[str], account: str, container: str, blob:
                                                f"and the current time.")
     if t.start and now < _time(t.start, "st"):
         raise SasError("AuthenticationFailed", f"Signed start time [{t.start}] is in the future.")
+    if source is not None:
+        _check_source(t, source)
     if need not in t.permissions:
         raise SasError("AuthorizationPermissionMismatch",
                        f"This request is not authorized to perform this operation using this permission "
