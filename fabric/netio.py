@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import sys
+from email.message import Message
 from typing import Any
 
-__all__ = ["QuietClientErrors", "client_gone", "log_failure"]
+__all__ = ["BadLength", "QuietClientErrors", "client_gone", "declared_length", "log_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -62,3 +64,30 @@ class QuietClientErrors:
         exc = sys.exc_info()[1]
         if exc is not None:
             log_failure(self.error_log, exc, f"a request from {client_address!r}")
+
+
+_LENGTH = re.compile(r"[0-9]{1,18}")      # a length in bytes (18 digits: far past any body, still an int64)
+
+
+class BadLength(ValueError):
+    """A request's declared body length that cannot be taken, found before a byte of the body is read.
+    `chunked`: the body is sent chunked (Transfer-Encoding), which these servers do not take."""
+
+    def __init__(self, message: str, chunked: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.chunked = chunked
+
+
+def declared_length(headers: Message) -> int | None:
+    """A request's Content-Length: None without one; BadLength when the body is chunked, or the header is not
+    one decimal number of at most 18 digits (given once, or repeated with the same value)."""
+    if headers.get("Transfer-Encoding"):
+        raise BadLength("Transfer-Encoding is not taken: send the body with a Content-Length", chunked=True)
+    values = headers.get_all("Content-Length") or []
+    if not values:
+        return None
+    if len(set(values)) > 1 or not _LENGTH.fullmatch(values[0].strip()):
+        shown = ", ".join(repr(v[:40]) for v in values)
+        raise BadLength(f"Content-Length {shown} is not one number of bytes")
+    return int(values[0])

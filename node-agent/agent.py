@@ -326,7 +326,9 @@ class NodeAgent:
         if disks.ensure_resource_disk(resource_disk, a.resource_disk_mb):
             record_step(self.store, a.operation_id, node, "resource-disk-created",
                         f"temporary disk {resource_disk} ({a.resource_disk_mb} MB, sparse, node-local)")
-        if self.host.xml(a.vm_id):
+        defined = self.host.xml(a.vm_id, persistent=True)
+        taps = [naming.tap(self.networks.tag, n["mac"]) for n in a.nics]
+        if defined and all(f"dev='{tap}'" in defined for tap in taps):
             return
         spec = DomainSpec(name=self._domain_name(a), uuid=a.vm_id, node=node, fabric_id=self.host.fabric_id,
                           resource_group=a.resource_group,
@@ -340,6 +342,13 @@ class NodeAgent:
                                      for n in a.nics))
         xml = domain_xml(spec)
         self.host.define(xml)
+        if defined:     # defined before its taps had names: port security filters them from its next start
+            log.warning("domain %s redefined with named taps %s; until it restarts its NICs carry nothing",
+                        spec.name, ", ".join(taps))
+            record_step(self.store, a.operation_id, node, "domain-redefined",
+                        f"libvirt domain {spec.name} redefined so that its taps are {', '.join(taps)} (port "
+                        f"security); until its next start they carry nothing", detail=xml)
+            return
         record_step(self.store, a.operation_id, node, "domain-defined",
                     f"libvirt domain {spec.name} (type {self.domain_type})", detail=xml)
 

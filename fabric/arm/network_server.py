@@ -5,17 +5,13 @@ import grpc
 
 from fabric.arm import ids
 from fabric.arm.server import _unary
-from fabric.model import VmRecord
+from fabric.model import NodeRecord, VmRecord
+from fabric.network import naming
 from fabric.network.model import NicRecord, VnetRecord
 from fabric.network.provider import NetworkProvider
 from fabric.store import keys
 from fabric.v1 import network_pb2 as pb
 from fabric.v1 import network_pb2_grpc as rpc
-
-
-def bridge_name(vni: int) -> str:
-    """The node bridge of a network (15 characters at most, as Linux wants)."""
-    return f"flbr-{vni}"
 
 
 def vnet_msg(p: NetworkProvider, v: VnetRecord) -> pb.VirtualNetwork:
@@ -36,18 +32,20 @@ def nic_msg(p: NetworkProvider, n: NicRecord) -> pb.NetworkInterface:
     vnet = p.store.get(keys.vnet(vrg, vname), VnetRecord)
     suffix = vnet.value.dns_suffix if vnet else ""
     vnet_id = p.vnet_id(vnet.value) if vnet else ""
-    vm_ref, node, bridge = None, "", ""
+    vm_ref, node, bridge, port = None, "", "", ""
     if n.vm_id:
         vm = next((v.value for v in p.store.list(keys.VMS, VmRecord) if v.value.vm_id == n.vm_id), None)
         if vm is not None:
             vm_ref = pb.SubResource(id=ids.vm_id(p.config.subscription, vm.resource_group, vm.name))
             node = vm.node
-            bridge = bridge_name(vnet.value.vni) if (vnet and vm.node) else ""
+            rec = p.store.get(keys.node(vm.node), NodeRecord) if vm.node else None
+            if vnet and rec and rec.value.net_tag:       # the names the node agent gives them (fabric.network.naming)
+                bridge, port = naming.bridge(rec.value.net_tag, vnet.value.vni), naming.tap(rec.value.net_tag, n.mac)
     return pb.NetworkInterface(
         id=p.nic_id(n), name=n.name, type="Microsoft.Network/networkInterfaces", location=n.location,
         properties=pb.NetworkInterfaceProperties(
             mac_address=n.mac.replace(":", "-").upper(), provisioning_state="Succeeded", virtual_machine=vm_ref,
-            node=node, bridge=bridge,
+            node=node, bridge=bridge, port=port,
             ip_configurations=[pb.IpConfiguration(name="ipconfig1", properties=pb.IpConfigurationProperties(
                 private_ip_address=n.private_ip, private_ip_allocation_method=n.allocation,
                 subnet=pb.Subnet(id=f"{vnet_id}/subnets/{n.subnet}")))],

@@ -32,11 +32,11 @@ def _nic_rows(nics: list[pb.NetworkInterface]) -> list[list[object]]:
         ipc = p.ip_configurations[0].properties
         rows.append([n.name, p.mac_address, ipc.private_ip_address, ipc.private_ip_allocation_method,
                      p.dns_settings.internal_fqdn or "-", p.virtual_machine.id.rsplit("/", 1)[-1] or "-",
-                     p.node or "-", p.bridge or "-"])
+                     p.node or "-", p.bridge or "-", p.port or "-"])
     return rows
 
 
-NIC_HEADERS = ["Name", "MAC", "PrivateIP", "Allocation", "InternalFqdn", "VM", "Node", "Bridge"]
+NIC_HEADERS = ["Name", "MAC", "PrivateIP", "Allocation", "InternalFqdn", "VM", "Node", "Bridge", "Port"]
 
 
 def vnet_create(c: Client, a: argparse.Namespace) -> int:

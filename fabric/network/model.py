@@ -41,5 +41,11 @@ class IpClaim(Record):
 
 
 @dataclasses.dataclass(frozen=True)
+class MacClaim(Record):
+    """One MAC address, held by one NIC in the whole fabric: a node names a VM's tap after it (port security)."""
+    nic: str                           # "rg/name" lower-case
+
+
+@dataclasses.dataclass(frozen=True)
 class VniClaim(Record):
     vnet: str

@@ -19,7 +19,7 @@ from fabric.arm.errors import ArmError, invalid
 from fabric.groups import require_group
 from fabric.model import ResourceGroupRecord, now
 from fabric.network import addressing
-from fabric.network.model import IpClaim, NicRecord, VnetRecord, VniClaim
+from fabric.network.model import IpClaim, MacClaim, NicRecord, VnetRecord, VniClaim
 from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
 
@@ -29,6 +29,8 @@ DEFAULT_FABRIC_DOMAIN = "fabriclab.test"
 VNET_TYPE = "Microsoft.Network/virtualNetworks"
 NIC_TYPE = "Microsoft.Network/networkInterfaces"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_NAME = 64
+VNET_SUFFIX = "-vnet"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,9 +199,12 @@ class NetworkProvider:
         rec = NicRecord(name=name, resource_group=group.name, location=self.config.location, vnet=vkey,
                         subnet=sub["name"], mac=_mac(), private_ip=str(ip), allocation=allocation, vm_id=vm_id,
                         vm_name=vm_name, created=now())
-        claim = keys.ip_claim(vkey, sub["name"], str(ip))
-        return PreparedNic(rec, key, [Absent(key), Absent(claim), Unchanged(cur.key, cur.mod_revision)],
-                           [Put(key, rec), Put(claim, IpClaim(nic=vnet_key_of(rg, name)))])
+        claim, mac_claim, owner = keys.ip_claim(vkey, sub["name"], str(ip)), keys.mac_claim(rec.mac), vnet_key_of(rg,
+                                                                                                               name)
+        # a MAC drawn twice (one in 16 million) fails the commit: the caller's next attempt draws another
+        return PreparedNic(rec, key,
+                           [Absent(key), Absent(claim), Absent(mac_claim), Unchanged(cur.key, cur.mod_revision)],
+                           [Put(key, rec), Put(claim, IpClaim(nic=owner)), Put(mac_claim, MacClaim(nic=owner))])
 
     def create_nic(self, rg: str, name: str, vnet: str, subnet: str, private_ip: str = "") -> NicRecord:
         for _ in range(CAS_ATTEMPTS):
@@ -254,7 +259,7 @@ class NetworkProvider:
                 ops.append(Put(cur.key, attached))
             return recs, compares, ops
         if not vnet:
-            vnet = f"{rg}-vnet"
+            vnet = default_vnet_name(rg)
             if self.store.get(keys.vnet(rg, vnet), VnetRecord) is None:
                 try:
                     self.create_vnet(rg, vnet, [DEFAULT_VNET_PREFIX], *DEFAULT_SUBNET)
@@ -285,19 +290,28 @@ class NetworkProvider:
         return compares, ops
 
     def release_ops(self, cur: Versioned[NicRecord]) -> tuple[list[Compare], list[Put | Delete]]:
-        """Delete a NIC and free its address."""
+        """Delete a NIC and free its address and its MAC."""
         n = cur.value
         return ([Unchanged(cur.key, cur.mod_revision)],
-                [Delete(cur.key), Delete(keys.ip_claim(n.vnet, n.subnet, n.private_ip))])
+                [Delete(cur.key), Delete(keys.ip_claim(n.vnet, n.subnet, n.private_ip)), Delete(keys.mac_claim(n.mac))])
 
 
 DEFAULT_VNET_PREFIX = "10.0.0.0/16"
 DEFAULT_SUBNET = ("default", "10.0.0.0/24")
 
 
+def default_vnet_name(rg: str) -> str:
+    """The group's default network, `<group>-vnet` as the reference's portal names it, valid for every valid group
+    name: a character a network name cannot hold ('(', ')', a letter outside ASCII) becomes '-', the name starts
+    with a letter or digit and is cut to fit 64 characters."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "-", rg).lstrip("_.-")[:MAX_NAME - len(VNET_SUFFIX)].rstrip(".-")
+    return f"{stem or 'default'}{VNET_SUFFIX}"
+
+
 def vm_nic_name(vm_name: str, vm_id: str) -> str:
-    """The NIC `vm create` makes, named like the reference's `blogwindowsvm91`."""
-    return f"{vm_name.lower()}{int(vm_id.replace('-', '')[:4], 16) % 1000}"
+    """The NIC `vm create` makes, named like the reference's `blogwindowsvm91` (the VM's name cut to fit)."""
+    digits = str(int(vm_id.replace("-", "")[:4], 16) % 1000)
+    return f"{vm_name.lower()[:MAX_NAME - len(digits)].rstrip('.-')}{digits}"
 
 
 def _nic_ref(ref: str, rg: str) -> tuple[str, str]:

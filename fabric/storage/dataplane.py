@@ -32,7 +32,6 @@ import email.utils
 import functools
 import logging
 import os
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -42,11 +41,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
 from fabric.arm.errors import ArmError
-from fabric.netio import client_gone, log_failure
+from fabric.netio import BadLength, client_gone, declared_length, log_failure
 from fabric.storage import disks, leases, sas
 from fabric.storage.http_server import BoundedHTTPServer, Limits
 from fabric.storage.model import BlobRecord
-from fabric.storage.provider import MAX_BLOCK_BLOB_BYTES, StorageProvider, too_large
+from fabric.storage.model import MAX_BLOCK_BLOB_BYTES
+from fabric.storage.provider import StorageProvider, too_large
 from fabric.storage.qemu_img import QemuImgError
 from fabric.store import StoreUnavailable
 
@@ -57,7 +57,6 @@ CHUNK = 1024 * 1024
 PROTOCOL = "http"                          # what SAS spr is checked against: the plane has no TLS
 MIN_TRANSFER_RATE_BPS = 64 * 1024          # a body, either way, after its grace period
 TRANSFER_GRACE_S = 30.0
-_LENGTH = re.compile(r"[0-9]{1,18}")        # a Content-Length: digits only, below 2**63
 _STATUS = {"BlobNotFound": 404, "ContainerNotFound": 404, "StorageAccountNotFound": 404, "ResourceNotFound": 404,
            "InvalidParameter": 400, "InvalidHeaderValue": 400, "InvalidQueryParameterValue": 400,
            "UnsupportedHttpVerb": 405, "AuthenticationFailed": 403, "AuthorizationPermissionMismatch": 403,
@@ -179,18 +178,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _declared_length(self) -> int:
         """The request's Content-Length (-1 without one), refused before reading when it is not a length."""
-        if self.headers.get("Transfer-Encoding"):
-            raise ArmError("UnsupportedHeader", "One of the HTTP headers specified in the request is not supported: "
-                                                "Transfer-Encoding (send the body with a Content-Length).")
-        values = self.headers.get_all("Content-Length") or []
-        if not values:
-            return -1
-        if len(set(values)) > 1 or not _LENGTH.fullmatch(values[0]):
-            shown = ", ".join(repr(v[:40]) for v in values)
+        try:
+            length = declared_length(self.headers)
+        except BadLength as e:
+            if e.chunked:
+                raise ArmError("UnsupportedHeader", "One of the HTTP headers specified in the request is not "
+                                                    "supported: Transfer-Encoding (send the body with a "
+                                                    "Content-Length).") from None
             raise ArmError("InvalidHeaderValue", f"The value for one of the HTTP headers is not in the correct "
-                                                 f"format: Content-Length {shown} is not one number of bytes.",
-                           "Content-Length")
-        return int(values[0])
+                                                 f"format: {e.message}.", "Content-Length") from None
+        return -1 if length is None else length
 
     def _blob_headers(self, rec: BlobRecord, length: int) -> None:
         state, status, duration = self.provider.lease_view(rec)
@@ -309,9 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self._length > MAX_BLOCK_BLOB_BYTES:
             raise too_large()
         self._authorize(account, container, blob, "w" if self._exists(account, container, blob) else "c", q)
-        if self.headers.get("x-ms-blob-type", "") != "BlockBlob":
-            for _ in self._body():
-                pass
+        if self.headers.get("x-ms-blob-type", "") != "BlockBlob":     # refused unread: the connection closes
             raise ArmError("MissingRequiredHeader", "x-ms-blob-type: BlockBlob is required.")
         rec = self.provider.put_blob(account, container, blob, self._body(),
                                      self.headers.get("Content-Type", "application/octet-stream"),

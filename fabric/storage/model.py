@@ -8,6 +8,7 @@ from fabric.model import Record
 from fabric.storage.leases import Lease
 
 PUBLIC_ACCESS = ("off", "blob", "container")
+MAX_BLOCK_BLOB_BYTES = 64 * 1024 * 1024   # the reference's largest Put Blob at version 2015-04-05 (64 MiB)
 
 
 @dataclasses.dataclass(frozen=True)

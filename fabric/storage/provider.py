@@ -25,12 +25,11 @@ from fabric.groups import require_group
 from fabric.model import now
 from fabric.storage import leases, names, sas
 from fabric.storage.leases import LeaseError
-from fabric.storage.model import PUBLIC_ACCESS, BlobRecord, ContainerRecord, StorageAccountRecord
+from fabric.storage.model import MAX_BLOCK_BLOB_BYTES, PUBLIC_ACCESS, BlobRecord, ContainerRecord, StorageAccountRecord
 from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
 
 CAS_ATTEMPTS = 20
 KEY_BYTES = 64
-MAX_BLOCK_BLOB_BYTES = 64 * 1024 * 1024   # the reference's largest Put Blob at version 2015-04-05 (64 MiB)
 MAX_SAS_HOURS = 24 * 365
 SYSTEM_GROUP = "fabriclab-system"   # owner of the fabric's own accounts
 

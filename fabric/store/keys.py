@@ -102,6 +102,7 @@ def blob(account: str, container: str, name: str) -> str:
 VNETS = ROOT + "network/vnets/"
 NICS = ROOT + "network/nics/"
 IPS = ROOT + "network/ips/"
+MACS = ROOT + "network/macs/"
 VNIS = ROOT + "network/vnis/"
 
 
@@ -119,6 +120,10 @@ def ips_of(vnet_key: str, subnet: str) -> str:
 
 def ip_claim(vnet_key: str, subnet: str, ip: str) -> str:
     return f"{IPS}{vnet_key}/{subnet.lower()}/{ip}"
+
+
+def mac_claim(mac: str) -> str:
+    return f"{MACS}{mac.lower()}"
 
 
 def vni(number: int) -> str:

@@ -141,7 +141,7 @@ class SubResource(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class NetworkInterfaceProperties(_message.Message):
-    __slots__ = ("mac_address", "ip_configurations", "dns_settings", "virtual_machine", "provisioning_state", "bridge", "node")
+    __slots__ = ("mac_address", "ip_configurations", "dns_settings", "virtual_machine", "provisioning_state", "bridge", "node", "port")
     MAC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     IP_CONFIGURATIONS_FIELD_NUMBER: _ClassVar[int]
     DNS_SETTINGS_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +149,7 @@ class NetworkInterfaceProperties(_message.Message):
     PROVISIONING_STATE_FIELD_NUMBER: _ClassVar[int]
     BRIDGE_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
     mac_address: str
     ip_configurations: _containers.RepeatedCompositeFieldContainer[IpConfiguration]
     dns_settings: DnsSettings
@@ -156,7 +157,8 @@ class NetworkInterfaceProperties(_message.Message):
     provisioning_state: str
     bridge: str
     node: str
-    def __init__(self, mac_address: _Optional[str] = ..., ip_configurations: _Optional[_Iterable[_Union[IpConfiguration, _Mapping]]] = ..., dns_settings: _Optional[_Union[DnsSettings, _Mapping]] = ..., virtual_machine: _Optional[_Union[SubResource, _Mapping]] = ..., provisioning_state: _Optional[str] = ..., bridge: _Optional[str] = ..., node: _Optional[str] = ...) -> None: ...
+    port: str
+    def __init__(self, mac_address: _Optional[str] = ..., ip_configurations: _Optional[_Iterable[_Union[IpConfiguration, _Mapping]]] = ..., dns_settings: _Optional[_Union[DnsSettings, _Mapping]] = ..., virtual_machine: _Optional[_Union[SubResource, _Mapping]] = ..., provisioning_state: _Optional[str] = ..., bridge: _Optional[str] = ..., node: _Optional[str] = ..., port: _Optional[str] = ...) -> None: ...
 
 class NetworkInterface(_message.Message):
     __slots__ = ("id", "name", "type", "location", "properties")

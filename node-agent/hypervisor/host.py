@@ -148,6 +148,9 @@ class Host:
         fn = dom.attachDeviceFlags if verb == "attach" else dom.detachDeviceFlags
         self._call(f"{verb} device", fn, xml, flags)
 
-    def xml(self, uuid: str) -> str:
+    def xml(self, uuid: str, persistent: bool = False) -> str:
+        """The domain's XML as it runs (or its persistent definition), "" when it is not defined."""
         dom = self._lookup(uuid)
-        return dom.XMLDesc() if dom is not None else ""
+        if dom is None:
+            return ""
+        return str(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE if persistent else 0))

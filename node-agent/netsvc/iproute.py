@@ -92,6 +92,14 @@ def isolate(dev: str) -> None:
     run("bridge", "link", "set", "dev", dev, "isolated", "on")
 
 
+def bridge_ports(bridge: str) -> set[str]:
+    """The interfaces enslaved to a bridge (none when it does not exist)."""
+    if not link_exists(bridge):
+        return set()
+    out = run("ip", "-o", "link", "show", "master", bridge)
+    return {line.split(": ")[1].split("@")[0] for line in out.splitlines() if ": " in line}
+
+
 def flood_peers(dev: str) -> set[str]:
     """Underlay addresses the VXLAN device floods broadcast and unknown traffic to."""
     out = run("bridge", "fdb", "show", "dev", dev)

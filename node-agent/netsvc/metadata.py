@@ -36,25 +36,24 @@ from __future__ import annotations
 
 import argparse
 import base64
-import dataclasses
 import json
 import os
 import threading
 import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
-from fabric.files import log_to, write_atomic
+from fabric.files import ensure_dir, log_to, write_atomic
 from fabric.netio import QuietClientErrors
-from nodeagent.netsvc.relay import BadLength, UnixHTTPConnection, content_length, relay
+from nodeagent.netsvc.guestlimits import (IMDS_RATE, MAX_JSON_DEPTH, WIRESERVER_RATE, ConnectionCap, RateLimit,
+                                           json_depth_ok)
+from nodeagent.netsvc.relay import RefusedLength, UnixHTTPConnection, content_length, relay
 
 MAX_HEALTH_BYTES = 64 * 1024
 MAX_STATUS_BYTES = 64 * 1024
-MAX_JSON_DEPTH = 32
 SOCKET_TIMEOUT_S = 10.0        # to send a request (and each read of a relayed body) before the connection is closed
 MAX_CONNECTIONS_PER_VM = 8
 PORT = 80
@@ -87,81 +86,6 @@ class Documents:
                 pass
             doc = self._docs.get(ip)
             return doc if isinstance(doc, dict) else None
-
-
-@dataclasses.dataclass(frozen=True)
-class Rate:
-    per_s: float     # sustained requests a second from one VM
-    burst: int       # requests one VM may make at once (an agent's start-up)
-
-
-IMDS_RATE = Rate(per_s=5, burst=5)            # the reference's IMDS: 5 requests a second
-WIRESERVER_RATE = Rate(per_s=5, burst=20)     # a guest agent asks for ~10 documents at once when it starts
-
-
-class RateLimit:
-    """A token bucket per VM (its address)."""
-
-    def __init__(self, rate: Rate, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.clock = clock
-        self.buckets: dict[str, tuple[float, float]] = {}      # key -> (tokens, at)
-        self.lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        now = self.clock()
-        with self.lock:
-            tokens, at = self.buckets.get(key, (float(self.rate.burst), now))
-            tokens = min(float(self.rate.burst), tokens + (now - at) * self.rate.per_s)
-            allowed = tokens >= 1.0
-            self.buckets[key] = (tokens - 1.0 if allowed else tokens, now)
-            return allowed
-
-
-class ConnectionCap:
-    """At most `per_key` connections open at once from one VM."""
-
-    def __init__(self, per_key: int) -> None:
-        self.per_key = per_key
-        self.open: dict[str, int] = {}
-        self.lock = threading.Lock()
-
-    def enter(self, key: str) -> bool:
-        with self.lock:
-            if self.open.get(key, 0) >= self.per_key:
-                return False
-            self.open[key] = self.open.get(key, 0) + 1
-            return True
-
-    def leave(self, key: str) -> None:
-        with self.lock:
-            left = self.open.get(key, 1) - 1
-            if left > 0:
-                self.open[key] = left
-            else:
-                self.open.pop(key, None)
-
-
-def json_depth_ok(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether JSON text nests arrays and objects at most `limit` deep (checked without parsing it)."""
-    depth, in_string, escaped = 0, False, False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            if depth > limit:
-                return False
-        elif ch in "]}":
-            depth -= 1
-    return True
 
 
 def goal_state_xml(ip: str, doc: dict[str, Any], host: str) -> str:
@@ -209,10 +133,8 @@ def extensions_config_xml(doc: dict[str, Any]) -> str:
 
 
 def make_handler(folder: Path, docs: Documents, blob_relay: str) -> type[BaseHTTPRequestHandler]:
-    health = folder / "health"
-    health.mkdir(mode=0o700, exist_ok=True)
-    statuses = folder / "status"
-    statuses.mkdir(mode=0o700, exist_ok=True)
+    health = ensure_dir(folder / "health")
+    statuses = ensure_dir(folder / "status")
     imds_limit, wire_limit = RateLimit(IMDS_RATE), RateLimit(WIRESERVER_RATE)
 
     class Handler(BaseHTTPRequestHandler):
@@ -309,12 +231,13 @@ def make_handler(folder: Path, docs: Documents, blob_relay: str) -> type[BaseHTT
             try:
                 length = content_length(self.headers, MAX_HEALTH_BYTES if q["comp"] == ["health"]
                                         else MAX_STATUS_BYTES)
-            except BadLength as e:
+            except RefusedLength as e:
                 self.close_connection = True
                 return self._error(e.status, e.message)
-            body = self.rfile.read(length).decode(errors="replace")
-            if len(body.encode()) < length:
+            raw = self.rfile.read(length)
+            if len(raw) < length:
                 return                                # the guest stopped short: nothing is kept
+            body = raw.decode(errors="replace")
             doc = docs.for_ip(ip)
             if doc is None:
                 return self._error(404, f"no VM with address {ip} on this network")
@@ -333,8 +256,7 @@ def make_handler(folder: Path, docs: Documents, blob_relay: str) -> type[BaseHTT
                 return self._error(400, f"the status is not JSON: {e}")
             if not isinstance(status, dict):
                 return self._error(400, "the status is not a JSON object")
-            mine = statuses / ip
-            mine.mkdir(mode=0o700, exist_ok=True)
+            mine = ensure_dir(statuses / ip)
             write_atomic(mine / f"{name}.json", json.dumps({"time": time.time(), "status": status}))
             return self._send(200, "", "text/plain")
 
@@ -359,7 +281,11 @@ class MetadataServer(QuietClientErrors, ThreadingHTTPServer):
                 pass
             self.shutdown_request(request)
             return
-        super().process_request(request, client_address)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.cap.leave(client_address[0])      # no thread took the connection: its slot is free again
+            raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:

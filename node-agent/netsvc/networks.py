@@ -56,8 +56,16 @@ class Networks:
         self.ports = PortSecurity(tag, self.root / "port-security.json")
 
     def secure(self, ports: list[Port]) -> dict[str, list[str]]:
-        """Port security for exactly these VM ports (see portsec); what changed, per tap."""
-        return self.ports.converge(ports)
+        """Port security for exactly these VM ports (see portsec), and nothing through any other interface on
+        this agent's bridges but its service veths and VXLAN devices; what changed, per tap."""
+        return self.ports.converge(ports, self._strays({p.tap for p in ports}))
+
+    def _strays(self, taps: set[str]) -> set[str]:
+        ours = {n for vni in self._vnis() for n in (naming.host_veth(self.tag, vni), naming.vxlan(self.tag, vni))}
+        return {name for vni in self._vnis() for name in iproute.bridge_ports(self.bridge(vni))} - taps - ours
+
+    def _vnis(self) -> list[int]:
+        return [int(f.name) for f in self.root.iterdir() if f.name.isdigit()]
 
     def teardown(self) -> None:
         """Everything this agent made for networks: port filters, bridges, namespaces, processes."""
@@ -76,10 +84,10 @@ class Networks:
         done: dict[int, list[str]] = {}
         for vni, spec in specs.items():
             done[vni] = self._ensure(spec)
-        for folder in list(self.root.iterdir()):
-            if folder.name.isdigit() and int(folder.name) not in specs:
-                self.remove(int(folder.name))
-                done[int(folder.name)] = ["removed"]
+        for vni in self._vnis():
+            if vni not in specs:
+                self.remove(vni)
+                done[vni] = ["removed"]
         return {k: v for k, v in done.items() if v}
 
     def _ensure(self, spec: NetSpec) -> list[str]:

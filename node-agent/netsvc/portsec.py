@@ -46,6 +46,7 @@ from nodeagent.netsvc.iproute import NetError
 NFT_TIMEOUT_S = 10
 DHCP_SERVER_PORT = 67
 DHCP_CLIENT_PORT = 68
+CHADDR_BITS = 28 * 8      # where a BOOTP message's client hardware address starts
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -59,10 +60,15 @@ class Port:
 
 def port_rules(p: Port) -> list[str]:
     """The rules of one port's chain, in order (the first verdict wins)."""
+    mac = p.mac.replace(":", "").lower()
     return [f"ether saddr != {p.mac} counter drop",
             f"arp saddr ether != {p.mac} counter drop",
             f"arp saddr ip != {{ 0.0.0.0, {p.ip} }} counter drop",
+            # a DHCP server's answer, from any port: clients only look at where it goes
             f"udp sport {DHCP_SERVER_PORT} counter drop",
+            f"udp dport {DHCP_CLIENT_PORT} counter drop",
+            # a DHCP request speaks for the hardware address inside it (chaddr, at byte 28 of BOOTP): its own
+            f"udp dport {DHCP_SERVER_PORT} @ih,{CHADDR_BITS},48 != 0x{mac} counter drop",
             f"ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport {DHCP_CLIENT_PORT} udp dport {DHCP_SERVER_PORT}"
             " accept",
             f"ip saddr != {p.ip} counter drop",
@@ -70,17 +76,20 @@ def port_rules(p: Port) -> list[str]:
             "counter drop"]
 
 
-def ruleset(table: str, tap_prefix: str, ports: Iterable[Port]) -> str:
+def ruleset(table: str, tap_prefix: str, ports: Iterable[Port], strays: Iterable[str] = ()) -> str:
     """The whole table as one nft transaction: (re)create it empty, delete it, define it anew. A tap of this
-    node without a chain of its own (its NIC is not known here yet, or any more) carries nothing."""
+    node without a chain of its own (its NIC is not known here yet, or any more), and any other interface found
+    on this node's bridges (`strays`: a tap libvirt named, of a VM defined before port security), carry
+    nothing."""
     ports = sorted(ports)
+    stray = "".join(f'    iifname "{name}" counter drop\n' for name in sorted(strays))
     chains = "".join(f"  chain port-{p.tap} {{\n" + "".join(f"    {r}\n" for r in port_rules(p)) + "  }\n"
                      for p in ports)
     vmap = ", ".join(f'"{p.tap}" : jump port-{p.tap}' for p in ports)
     return (f"table bridge {table}\ndelete table bridge {table}\n"
             f"table bridge {table} {{\n{chains}"
             "  chain ports {\n    type filter hook prerouting priority filter; policy accept;\n"
-            f"    iifname vmap {{ {vmap} }}\n    iifname \"{tap_prefix}*\" counter drop\n  }}\n}}\n")
+            f"    iifname vmap {{ {vmap} }}\n    iifname \"{tap_prefix}*\" counter drop\n{stray}  }}\n}}\n")
 
 
 def _nft(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -99,45 +108,49 @@ class PortSecurity:
         self.table = f"fabriclab-{tag}"
         self.tap_prefix = naming.tap_prefix(tag)
         self.state_file = state_file
-        self._ports, self._listing = self._load()
+        self._ports, self._strays, self._listing = self._load()
 
-    def _load(self) -> tuple[frozenset[Port], str | None]:
+    def _load(self) -> tuple[frozenset[Port], frozenset[str], str | None]:
         try:
             data = json.loads(self.state_file.read_text())
-            return frozenset(Port(**p) for p in data["ports"]), data["listing"]
+            return (frozenset(Port(**p) for p in data["ports"]), frozenset(data.get("strays", [])),
+                    data["listing"])
         except (OSError, ValueError, KeyError, TypeError):
-            return frozenset(), None
+            return frozenset(), frozenset(), None
 
     def _save(self) -> None:
         write_atomic(self.state_file, json.dumps({"ports": [dataclasses.asdict(p) for p in sorted(self._ports)],
-                                                  "listing": self._listing}))
+                                                  "strays": sorted(self._strays), "listing": self._listing}))
 
     def listing(self) -> str | None:
         """The table as the kernel has it (without counters), or None when it does not exist."""
         r = _nft("-s", "list", "table", "bridge", self.table, check=False)
         return r.stdout if r.returncode == 0 else None
 
-    def converge(self, ports: Iterable[Port]) -> dict[str, list[str]]:
-        """Make the table filter exactly `ports` (none: no table). Returns what changed per tap ("" for the
-        table), for the traces of the VMs concerned."""
-        want = frozenset(ports)
+    def converge(self, ports: Iterable[Port], strays: Iterable[str] = ()) -> dict[str, list[str]]:
+        """Make the table filter exactly `ports` and shut `strays` (no port: no table). Returns what changed per
+        tap ("" for the table), for the traces of the VMs concerned."""
+        want, shut = frozenset(ports), frozenset(strays) if ports else frozenset()
         have = self.listing()
-        if want == self._ports and have == self._listing:
+        if want == self._ports and shut == self._strays and have == self._listing:
             return {}
         events: dict[str, list[str]] = {}
         if want:
-            _nft("-f", "-", stdin=ruleset(self.table, self.tap_prefix, want))
+            _nft("-f", "-", stdin=ruleset(self.table, self.tap_prefix, want, shut))
         elif have is not None:
             _nft("delete", "table", "bridge", self.table)
         for p in sorted(want - self._ports):
             events.setdefault(p.tap, []).append(
-                f"port security on {p.tap}: only MAC {p.mac} and IP {p.ip} (ARP too), DHCP requests from 0.0.0.0, "
-                f"no DHCP server replies, nothing but IPv4 and ARP (nftables: table bridge {self.table}, chain "
-                f"port-{p.tap})")
+                f"port security on {p.tap}: only MAC {p.mac} and IP {p.ip} (ARP too), DHCP requests from 0.0.0.0 "
+                f"for its own MAC, no DHCP server replies, nothing but IPv4 and ARP (nftables: table bridge "
+                f"{self.table}, chain port-{p.tap})")
         for p in sorted(self._ports - want):
             events.setdefault(p.tap, []).append(f"port security on {p.tap} removed with its NIC")
+        for name in sorted(shut - self._strays):
+            events.setdefault("", []).append(f"{name} is on a bridge of this node without port security: it "
+                                             f"carries nothing (table bridge {self.table})")
         if want and self._ports and have != self._listing:
             events.setdefault("", []).append(f"nftables table bridge {self.table} was missing or changed: restored")
-        self._ports, self._listing = want, self.listing() if want else None
+        self._ports, self._strays, self._listing = want, shut, self.listing() if want else None
         self._save()
         return events

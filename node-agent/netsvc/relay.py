@@ -26,15 +26,15 @@ from pathlib import Path
 from socketserver import ThreadingUnixStreamServer
 from urllib.parse import urlsplit
 
-from fabric.netio import QuietClientErrors, client_gone
+from fabric.netio import BadLength, QuietClientErrors, client_gone, declared_length
+from fabric.storage.model import MAX_BLOCK_BLOB_BYTES
 
 CHUNK = 64 * 1024
 RELAY_TIMEOUT_S = 30.0
-MAX_RELAYED_BODY_BYTES = 256 * 1024 * 1024     # what a guest may upload in one request (a block blob)
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
-class BadLength(Exception):
+class RefusedLength(Exception):
     """A request body's declared length breaks a rule; `status` is the HTTP status to answer."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -44,19 +44,14 @@ class BadLength(Exception):
 
 
 def content_length(headers: Message, limit: int) -> int:
-    """The request body's length from its headers, checked before a byte of it is read: a decimal number of at
-    most `limit` bytes; no body without a Content-Length (chunked requests are not taken)."""
-    if headers.get("Transfer-Encoding"):
-        raise BadLength(411, "Transfer-Encoding is not supported: send a Content-Length")
-    values = headers.get_all("Content-Length") or []
-    if not values:
-        return 0
-    raw = values[0].strip()
-    if len(values) > 1 or not raw.isdigit() or not raw.isascii():
-        raise BadLength(400, f"Content-Length must be one non-negative decimal number, not {raw[:40]!r}")
-    length = int(raw)
+    """The request body's length from its headers, checked before a byte of it is read (netio.declared_length:
+    one decimal number; no chunked bodies), and at most `limit` bytes."""
+    try:
+        length = declared_length(headers) or 0
+    except BadLength as e:
+        raise RefusedLength(411 if e.chunked else 400, e.message) from None
     if length > limit:
-        raise BadLength(413, f"Content-Length {length} is over the limit of {limit} bytes")
+        raise RefusedLength(413, f"Content-Length {length} is over the limit of {limit} bytes")
     return length
 
 
@@ -85,11 +80,11 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 
 def relay(handler: BaseHTTPRequestHandler, conn: http.client.HTTPConnection,
-          limit: int = MAX_RELAYED_BODY_BYTES) -> None:
+          limit: int = MAX_BLOCK_BLOB_BYTES) -> None:
     """Send the handler's request through conn, streaming its body, and stream the answer back (Host kept)."""
     try:
         length = content_length(handler.headers, limit)
-    except BadLength as e:
+    except RefusedLength as e:
         return answer_plain(handler, e.status, e.message)
     handler.close_connection = True          # a refused body may be left unread
     try:

@@ -49,13 +49,18 @@ def test_a_guest_cannot_spoof_poison_arp_or_serve_dhcp_to_its_neighbour(lab: Lab
         vm = lab.json("vm", "show", "-g", "E2E", "-n", name, "--instance-view")
         nic = lab.json("network", "nic", "show", "-g", "E2E", "-n",
                        vm["properties"]["networkProfile"]["networkInterfaces"][0]["id"].rsplit("/", 1)[1])
-        vms[name] = {"node": vm["properties"]["instanceView"]["nodeName"], "mac": nic["properties"]["macAddress"].replace("-", ":").lower(),
-                     "ip": nic["properties"]["ipConfigurations"][0]["properties"]["privateIpAddress"]}
+        vms[name] = {"node": vm["properties"]["instanceView"]["nodeName"],
+                     "mac": nic["properties"]["macAddress"].replace("-", ":").lower(),
+                     "ip": nic["properties"]["ipConfigurations"][0]["properties"]["privateIpAddress"],
+                     "port": nic["properties"]["port"], "bridge": nic["properties"]["bridge"]}
     attacker, victim = next((a, v) for a in names for v in names if a < v and vms[a]["node"] == vms[v]["node"])
     me, them = vms[attacker], vms[victim]
     node = me["node"]
     tag = naming.node_tag(lab.lab.config()["fabric_id"], node)
     tap = naming.tap(tag, me["mac"])
+    assert me["port"] == tap                                            # `nic show` names the filtered port
+    assert f" {tap}: " in subprocess.run(["ip", "-o", "link", "show", "master", me["bridge"]], capture_output=True,
+                                        text=True).stdout            # on the bridge `nic show` names
     gateway = "10.0.0.1"
     svc_mac = subprocess.run(["ip", "-n", naming.service_ns(tag, json.loads(lab.fabric(
         "network", "vnet", "show", "-g", "E2E", "-n", "E2E-vnet").stdout)["properties"]["vni"]), "-br", "link",
@@ -111,7 +116,12 @@ def test_a_guest_cannot_spoof_poison_arp_or_serve_dhcp_to_its_neighbour(lab: Lab
     assert drops(listing, "arp saddr ip") + drops(listing, f"ip saddr != {me['ip']}") > 0, listing
     assert drops(listing, "udp sport 67") > 0 and "rogue server: 0 offers" not in said, listing + said
 
-    # the victim's extension status was its own (nobody posted for it), and the filters go with the NICs
+    # the create's trace shows the port's filters, set once (the domain was defined with its tap named)
+    op = lab.json("vm", "show", "-g", "E2E", "-n", attacker)["properties"]["lastOperationId"]
+    trace = lab.fabric("operation", "show", op, "--trace").stdout
+    assert f"port security on {tap}: only MAC {me['mac']} and IP {me['ip']}" in trace
+    assert "domain-redefined" not in trace
+    # the filters go with the NICs
     for name in names:
         lab.fabric("vm", "delete", "-g", "E2E", "-n", name, "--yes")
     assert chain(lab, node, tap) == ""

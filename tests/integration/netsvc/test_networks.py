@@ -10,10 +10,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from fabric.lab import underlay
 from fabric.network import naming
@@ -21,22 +18,8 @@ from nodeagent.agent import extension_status
 from nodeagent.netsvc import iproute
 from nodeagent.netsvc.dnsmasq import Reservation
 from nodeagent.netsvc.networks import Networks, NetSpec
-from tests.conftest import require
 
 DOMAIN = "abcdefghijklmnopqrstuvwxyz.internal.fabriclab.test"
-
-
-@pytest.fixture
-def networks() -> Iterator[Networks]:
-    require(os.geteuid() == 0, "root (network namespaces)")
-    require(all(shutil.which(t) for t in ("ip", "dnsmasq", "dig")), "iproute2, dnsmasq-base and dnsutils")
-    # a state folder dnsmasq can read after it drops root (as a node's is, under /var/lib)
-    state = Path("/var/lib/fabriclab") / f"test-net-{uuid.uuid4().hex[:8]}"
-    state.mkdir(parents=True, mode=0o755)
-    n = Networks(state, uuid.uuid4().hex[:4])
-    yield n
-    n.teardown()            # tears down everything it made
-    shutil.rmtree(state)
 
 
 def spec(vni: int, dhcp: tuple[Reservation, ...], dns: tuple[Reservation, ...]) -> NetSpec:
@@ -102,31 +85,6 @@ def http_from(ns: str, *curl_args: str) -> tuple[int, str]:
                        capture_output=True, text=True)
     body, _, code = r.stdout.rpartition("\n")
     return int(code or 0), body
-
-
-@pytest.fixture
-def guest(networks: Networks) -> Iterator[str]:
-    """A client namespace on the network's bridge holding VM A's address, as the guest would."""
-    require(shutil.which("curl") is not None, "curl")
-    doc = {"incarnation": 3, "compute": {"vmId": "vm-a-id", "name": "vm-a", "userData": "ZWNobyBoaQ=="},
-           "network": {"interface": [{"macAddress": "52540000000A"}]},
-           "extensions": [{"name": "CustomScriptExtension", "handler": "Microsoft.Compute.CustomScriptExtension",
-                           "version": "1.8", "seq": 2, "timeoutSeconds": 300,
-                           "settings": {"fileUris": ["http://a.blob.x/c/s.sh?sig=1"]},
-                           "protectedSettings": {"commandToExecute": "sh s.sh a-secret"}}]}
-    other = {"incarnation": 1, "compute": {"vmId": "vm-b-id", "name": "vm-b"}, "network": {},
-             "extensions": [{"name": "Other", "handler": "Microsoft.Compute.CustomScriptExtension", "version": "1.7",
-                             "seq": 0, "timeoutSeconds": 300, "settings": {},
-                             "protectedSettings": {"commandToExecute": "b-secret"}}]}
-    networks.converge({9004: dataclasses.replace(spec(9004, (A, B), (A, B)),
-                                                 metadata={A.ip: doc, B.ip: other})})
-    ns, veth = f"fabriclab-test-guest-{networks.tag}", f"flt{networks.tag}"
-    iproute.ensure_netns(ns)
-    iproute.ensure_veth(networks.bridge(9004), veth, ns, "eth0", [f"{A.ip}/24"])
-    subprocess.run(["ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", "10.77.0.1"], check=True)
-    yield ns
-    iproute.delete_link(veth)
-    iproute.delete_netns(ns)
 
 
 IMDS = "http://169.254.169.254/metadata/instance?api-version=2021-02-01"

@@ -10,7 +10,6 @@ import dataclasses
 import json
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from nodeagent.netsvc.dnsmasq import Reservation
 from nodeagent.netsvc.networks import Networks
 from nodeagent.netsvc.portsec import Port
 from tests.conftest import require
-from tests.integration.netsvc.test_networks import networks, spec  # noqa: F401 - the fixture
+from tests.integration.netsvc.test_networks import spec
 
 VNI = 9011
 A = Reservation("52:54:00:00:11:0a", "10.77.0.4", "vm-a")
@@ -70,7 +69,7 @@ def configure(g: Guest, ip: str) -> None:
 
 
 @pytest.fixture
-def guests(networks: Networks) -> Iterator[tuple[Guest, Guest]]:  # noqa: F811 - the fixture
+def guests(networks: Networks) -> Iterator[tuple[Guest, Guest]]:
     require(shutil.which("nft") is not None, "nft (Debian nftables)")
     require(shutil.which("busybox") is not None and shutil.which("curl") is not None,
             "busybox (Debian busybox-static) and curl")
@@ -102,7 +101,7 @@ def dropped(networks: Networks, tap: str, rule: str) -> int:
     return int(line.split("packets ")[1].split()[0])
 
 
-def test_legitimate_traffic_flows_dhcp_arp_neighbour_and_imds(networks: Networks,  # noqa: F811
+def test_legitimate_traffic_flows_dhcp_arp_neighbour_and_imds(networks: Networks,
                                                               guests: tuple[Guest, Guest]) -> None:
     a, b = guests
     assert lease(a) == A.ip                                   # DHCP from 0.0.0.0 and dnsmasq's offer
@@ -112,7 +111,7 @@ def test_legitimate_traffic_flows_dhcp_arp_neighbour_and_imds(networks: Networks
     assert json.loads(a.imds())["compute"]["vmId"] == "vm-a-id"
 
 
-def test_a_guest_cannot_take_its_neighbours_address(networks: Networks,  # noqa: F811
+def test_a_guest_cannot_take_its_neighbours_address(networks: Networks,
                                                     guests: tuple[Guest, Guest]) -> None:
     a, b = guests
     iproute.run("ip", "link", "set", "eth0", "down", ns=b.ns)     # the victim is quiet: only the filter decides
@@ -125,7 +124,7 @@ def test_a_guest_cannot_take_its_neighbours_address(networks: Networks,  # noqa:
     assert json.loads(a.imds())["compute"]["vmId"] == "vm-a-id"   # its own address still works
 
 
-def test_a_guest_cannot_take_its_neighbours_mac(networks: Networks,  # noqa: F811
+def test_a_guest_cannot_take_its_neighbours_mac(networks: Networks,
                                                 guests: tuple[Guest, Guest]) -> None:
     a, b = guests
     iproute.run("ip", "link", "set", "eth0", "down", ns=b.ns)
@@ -134,7 +133,7 @@ def test_a_guest_cannot_take_its_neighbours_mac(networks: Networks,  # noqa: F81
     assert a.imds() == ""
 
 
-def test_gratuitous_arp_for_the_gateway_does_not_reach_the_neighbour(networks: Networks,  # noqa: F811
+def test_gratuitous_arp_for_the_gateway_does_not_reach_the_neighbour(networks: Networks,
                                                                      guests: tuple[Guest, Guest]) -> None:
     a, b = guests
     configure(a, A.ip)
@@ -153,7 +152,7 @@ def test_gratuitous_arp_for_the_gateway_does_not_reach_the_neighbour(networks: N
     assert B.mac in neigh and A.mac not in neigh, neigh
 
 
-def test_a_rogue_dhcp_server_answers_nobody(networks: Networks,  # noqa: F811
+def test_a_rogue_dhcp_server_answers_nobody(networks: Networks,
                                             guests: tuple[Guest, Guest], tmp_path: Path) -> None:
     a, b = guests
     configure(a, A.ip)
@@ -180,7 +179,7 @@ def test_a_rogue_dhcp_server_answers_nobody(networks: Networks,  # noqa: F811
         iproute.delete_netns(c.ns)
 
 
-def test_filters_go_with_the_nic_and_a_flushed_table_comes_back(networks: Networks,  # noqa: F811
+def test_filters_go_with_the_nic_and_a_flushed_table_comes_back(networks: Networks,
                                                                 guests: tuple[Guest, Guest]) -> None:
     a, b = guests
     table = networks.ports.table
@@ -199,7 +198,83 @@ def test_filters_go_with_the_nic_and_a_flushed_table_comes_back(networks: Networ
     assert subprocess.run(["nft", "list", "table", "bridge", table], capture_output=True).returncode != 0
 
 
-def test_a_restarted_agent_changes_nothing_that_is_in_place(networks: Networks,  # noqa: F811
+def test_a_restarted_agent_changes_nothing_that_is_in_place(networks: Networks,
                                                             guests: tuple[Guest, Guest]) -> None:
     again = Networks(networks.root.parent, networks.tag)
     assert again.secure([g.port() for g in guests]) == {}
+
+
+# A DHCP server that answers from another source port than 67 (clients only look at the destination, 68)
+ROGUE_FROM_1067 = r"""
+import select, socket, struct, sys, time
+me = sys.argv[1]
+rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+rx.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+rx.bind(("0.0.0.0", 67))
+tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+tx.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+tx.bind((me, 1067))
+print("ready", flush=True)
+end = time.monotonic() + 20
+while time.monotonic() < end:
+    if not select.select([rx], [], [], 0.5)[0]:
+        continue
+    req = rx.recv(2048)
+    if len(req) < 244 or req[0] != 1:
+        continue
+    kind = {1: 2, 3: 5}.get(req[242])          # DISCOVER -> OFFER, REQUEST -> ACK (option 53 comes first)
+    if kind is None:
+        continue
+    ip = socket.inet_aton
+    reply = (bytes([2, 1, 6, 0]) + req[4:8] + b"\0\0\x80\0" + bytes(4) + ip("10.77.0.100") + ip(me) + bytes(4)
+             + req[28:44] + bytes(192) + b"\x63\x82\x53\x63" + bytes([53, 1, kind, 54, 4]) + ip(me)
+             + bytes([51, 4]) + struct.pack("!I", 3600) + bytes([1, 4, 255, 255, 255, 0, 3, 4]) + ip(me) + b"\xff")
+    tx.sendto(reply, ("255.255.255.255", 68))
+"""
+
+# A DHCPDECLINE sent for another VM: its MAC in chaddr, its address as the one declined
+DECLINE_FOR = r"""
+import os, socket, sys
+me, mac, ip, server = sys.argv[1:5]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((me, 68))
+msg = (bytes([1, 1, 6, 0]) + os.urandom(4) + bytes(20) + bytes.fromhex(mac.replace(":", "")) + bytes(10 + 192)
+       + b"\x63\x82\x53\x63" + bytes([53, 1, 4, 50, 4]) + socket.inet_aton(ip) + bytes([54, 4])
+       + socket.inet_aton(server) + b"\xff")
+s.sendto(msg, (server, 67))
+"""
+
+
+def test_a_dhcp_answer_from_any_port_reaches_nobody(networks: Networks,
+                                                    guests: tuple[Guest, Guest]) -> None:
+    a, _ = guests
+    configure(a, A.ip)
+    stranger = dataclasses.replace(B, mac="52:54:00:00:11:0d", ip="10.77.0.10")
+    c = plug(networks, stranger, "d")
+    rogue = subprocess.Popen(["ip", "netns", "exec", a.ns, "python3", "-c", ROGUE_FROM_1067, A.ip],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        networks.secure([a.port(), guests[1].port(), c.port()])
+        assert rogue.stdout is not None and rogue.stdout.readline().strip() == "ready"
+        before = dropped(networks, a.tap, "udp dport 68")
+        assert lease(c) == ""
+        assert dropped(networks, a.tap, "udp dport 68") > before
+    finally:
+        rogue.kill()
+        rogue.wait()
+        iproute.delete_link(c.tap)
+        iproute.delete_netns(c.ns)
+
+
+def test_a_guest_cannot_decline_its_neighbours_address(networks: Networks,
+                                                       guests: tuple[Guest, Guest]) -> None:
+    a, b = guests
+    configure(a, A.ip)
+    before = dropped(networks, a.tap, "udp dport 67 @ih")
+    subprocess.run(["ip", "netns", "exec", a.ns, "python3", "-c", DECLINE_FOR, A.ip, B.mac, B.ip, "10.77.0.1"],
+                   check=True)
+    assert dropped(networks, a.tap, "udp dport 67 @ih") == before + 1
+    assert lease(b) == B.ip                                   # B's reservation still stands
+    log = (networks.root / str(VNI) / "dnsmasq.log").read_text()
+    assert "declined" not in log
+    assert lease(a) == A.ip                                   # and A's own requests still pass

@@ -149,3 +149,17 @@ def test_network_cli(rg: Api) -> None:
     err = json.loads(r.stderr)["error"]
     assert r.returncode == 1 and err["target"] == "addressSpace.addressPrefixes" and "10.1.0.1/16" in err["message"]
     assert fabric(rg.address, "network", "nic", "delete", "-g", "BlogRG", "-n", "nic1").returncode == 0
+
+
+def test_no_two_nics_ever_share_a_mac(rg: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node names each VM's tap after its MAC (port security): a MAC drawn twice is drawn again."""
+    from fabric.network import provider
+    vnet(rg)
+    drawn = iter(["52:54:00:aa:aa:01", "52:54:00:aa:aa:01", "52:54:00:aa:aa:02"])
+    monkeypatch.setattr(provider, "_mac", lambda: next(drawn))
+    first, second = nic(rg, "first"), nic(rg, "second")
+    assert (first.properties.mac_address, second.properties.mac_address) == ("52-54-00-AA-AA-01",
+                                                                              "52-54-00-AA-AA-02")
+    rg.nics.Delete(pb.NetworkInterfaceRef(resource_group="BlogRG", name="first"))
+    drawn = iter(["52:54:00:aa:aa:01"])                       # freed with its NIC
+    assert nic(rg, "third").properties.mac_address == "52-54-00-AA-AA-01"

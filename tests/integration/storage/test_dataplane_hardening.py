@@ -12,7 +12,7 @@ import pytest
 
 from fabric.model import VmRecord
 from fabric.storage import sas
-from fabric.storage.provider import MAX_BLOCK_BLOB_BYTES
+from fabric.storage.model import MAX_BLOCK_BLOB_BYTES
 from fabric.store import keys
 from fabric.v1 import fabric_pb2 as fpb
 from tests.conftest import require

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,5 +97,12 @@ def test_bad_lengths_are_refused_by_the_relay_itself(acct: Api, relay_socket: Pa
 
 
 def test_a_body_shorter_than_declared_stores_nothing(acct: Api, relay_socket: Path) -> None:
-    put(relay_socket, sas_url(acct, blob="short.bin", perms="c"), 8 * MiB, 10)
+    folder = acct.storage.config.blob_root / "blogacct" / "scripts"
+    before = set(folder.iterdir())
+    answer = put(relay_socket, sas_url(acct, blob="short.bin", perms="c"), 8 * MiB, 10)
+    assert not answer.startswith("HTTP/1.0 2"), answer
+    deadline = time.monotonic() + 10         # the data plane may still be ending the request: until it has
+    while time.monotonic() < deadline and set(folder.iterdir()) != before:
+        time.sleep(0.1)
+    assert set(folder.iterdir()) == before                     # no body, no temporary file
     assert "short.bin" not in [b.name for b in acct.storage.list_blobs("blogacct", "scripts", "")]
