@@ -109,3 +109,25 @@ def test_a_vm_without_the_agent(lab: LabHandle) -> None:
                    check=False)
     assert r.returncode == 1 and json.loads(r.stderr)["error"]["code"] == "OperationNotAllowed"
     lab.fabric("vm", "delete", "-g", "E2E", "-n", "noagent", "--yes")
+
+
+def test_hostile_names_and_settings_are_only_data_to_the_guest_agent(lab: LabHandle) -> None:
+    """A group name the API accepts, with parentheses, once broke the agent (it sourced the goal state) and the
+    default network's name; settings full of shell are carried, never run, by the agent and the handler."""
+    rg = "Blog_RG(1).x"
+    lab.fabric("group", "create", "-n", rg, "-l", "local")
+    vm = lab.json("vm", "create", "-g", rg, "-n", "hostile", "--image", IMAGE, "--size", "Lab_A0")   # no --vnet-name
+    assert vm["properties"]["provisioningState"] == "Succeeded"
+    hostile = "$(touch /run/pwned1) `touch /run/pwned2` \"q\" 'q' (p) \\\n; touch /run/pwned3 #"
+    command = ("test ! -e /run/pwned1 && test ! -e /run/pwned2 && test ! -e /run/pwned3 && "
+               "echo \"clean $(echo sub) 'single' (paren)\"")
+    ext = lab.json("vm", "extension", "set", "-g", rg, "--vm-name", "hostile", "-n", "CustomScriptExtension",
+                   "--publisher", "Microsoft.Compute",
+                   "--settings", json.dumps({"commandToExecute": command, "timestamp": hostile}))
+    assert ext["properties"]["provisioningState"] == "Succeeded", ext
+    view = ext["properties"]["instanceView"]
+    out = next(s for s in view["substatuses"] if s["code"].startswith("ComponentStatus/StdOut/"))
+    assert out["message"] == "clean sub 'single' (paren)"
+    agent = lab.json("vm", "show", "-g", rg, "-n", "hostile", "--instance-view")["properties"]["instanceView"]
+    assert agent["vmAgent"]["statuses"][0]["displayStatus"] == "Ready"
+    lab.fabric("vm", "delete", "-g", rg, "-n", "hostile", "--yes")

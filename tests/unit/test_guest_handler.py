@@ -29,7 +29,8 @@ def busybox() -> str:
     return found
 
 
-def run(tmp: Path, settings_: dict[str, str], timeout_s: int = 30) -> tuple[dict[str, Any], str]:
+def run(tmp: Path, settings_: dict[str, str], timeout_s: int = 30,
+        downloads: Path | None = None) -> tuple[dict[str, Any], str]:
     """Run `enable` with flattened settings; (the status, the handler log)."""
     bb = busybox()
     bindir = tmp / "bin"
@@ -39,7 +40,7 @@ def run(tmp: Path, settings_: dict[str, str], timeout_s: int = 30) -> tuple[dict
             (bindir / applet).symlink_to(bb)
     config = tmp / "settings"
     config.write_text("".join(f"{k}={base64.b64encode(v.encode()).decode()}\n" for k, v in settings_.items()))
-    work, downloads = tmp / "work", tmp / "downloads"
+    work, downloads = tmp / "work", downloads or tmp / "downloads"
     work.mkdir(exist_ok=True)
     env = {"PATH": str(bindir), "FABRICLAB_LIB": str(LIB), "CONFIG": str(config), "PUBLIC_JSON": "{}",
            "PROTECTED_KEYS": "", "HANDLER_LOG": str(tmp / "handler.log"), "DOWNLOADS": str(downloads),
@@ -104,3 +105,38 @@ def test_a_failed_download_says_which_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("version", ["1.7", "1.8"])
 def test_both_versions_are_published(version: str) -> None:
     assert (LIB / "handlers" / "Microsoft.Compute.CustomScriptExtension" / version / "enable").stat().st_mode & 0o111
+
+
+def test_a_download_folder_it_cannot_enter_still_gives_a_status(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    status, log = run(tmp_path, {"commandToExecute": "true"}, downloads=tmp_path / "a-file" / "downloads")
+    assert status["status"] == "error" and status["code"] == 1
+    assert status["formattedMessage"]["message"].startswith("The handler could not enter its download folder ")
+    assert "Cannot enter the download folder" in log
+
+
+def test_the_watchdog_leaves_no_sleep_behind(tmp_path: Path) -> None:
+    status, _ = run(tmp_path, {"commandToExecute": "echo quick"}, timeout_s=4321)
+    assert status["status"] == "success"
+    left = subprocess.run(["pgrep", "-f", "sleep 4321"], capture_output=True, text=True).stdout.split()
+    assert left == []
+
+
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:9/c/", "http://127.0.0.1:9/c/..?sig=a"])
+def test_a_file_uri_without_a_file_name_is_refused(tmp_path: Path, uri: str) -> None:
+    status, _ = run(tmp_path, {"commandToExecute": "true", "fileUris.0": uri})
+    assert status["status"] == "error" and "does not end in a file name" in status["formattedMessage"]["message"]
+
+
+@pytest.mark.parametrize("text,found", [
+    ('[{"status": {"status": "success", "code": 0}}]', "success"),
+    ('[{"status":{"status":"error","code":2}}]', "error"),                     # no spaces at all
+    ('[\n  {\n    "status" :\n      {\t"status" : "success" }\n  }\n]', "success"),   # any spacing
+    ('[{"status": {"status": "transitioning"}}]', ""),
+    ('[{"status": {"formattedMessage": {"message": "\\"status\\": \\"success\\""}}}]', ""),   # only as text
+])
+def test_the_agent_reads_a_final_status_in_any_json_spacing(tmp_path: Path, text: str, found: str) -> None:
+    (tmp_path / "status").write_text(text)
+    r = subprocess.run([busybox(), "sh", "-c", f'. "{LIB}/lib.sh"; final_status "{tmp_path}/status"'],
+                       capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == found

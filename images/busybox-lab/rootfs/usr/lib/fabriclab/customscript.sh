@@ -48,6 +48,12 @@ while true; do
     [ -n "$uri" ] || break
     file=${uri%%\?*}
     file=${file##*/}
+    case "$file" in
+    ''|.|..)
+        log ERROR "DownloadFiles: fileUris[$i] names no file: $uri"
+        status error 1 "fileUris[$i] does not end in a file name: '$uri'"
+        exit 0 ;;
+    esac
     log INFO "DownloadFiles: fileUri = $uri"
     log INFO "DownloadFiles: fileDownloadPath = $DOWNLOADS"
     log INFO "DownloadFiles: downloading file to fileDownloadLocation = $DOWNLOADS/$file"
@@ -62,7 +68,11 @@ while true; do
     i=$((i + 1))
 done
 log INFO "Files downloaded ($i). Executing command: $shown"
-cd "$DOWNLOADS" || exit 1
+if ! cd "$DOWNLOADS" 2> "$WORK/cd"; then
+    log ERROR "Cannot enter the download folder $DOWNLOADS: $(cat "$WORK/cd")"
+    status error 1 "The handler could not enter its download folder $DOWNLOADS: $(sed 's/^.*: //' "$WORK/cd")"
+    exit 0
+fi
 # stdout and stderr through tails (a script printing megabytes keeps the last $TAIL bytes of each), the
 # command in its own session so that the timeout kills everything it started
 rm -f "$WORK/out.fifo" "$WORK/err.fifo" "$WORK/timedout"
@@ -71,13 +81,22 @@ tail -c $TAIL < "$WORK/out.fifo" > "$WORK/stdout" & t1=$!
 tail -c $TAIL < "$WORK/err.fifo" > "$WORK/stderr" & t2=$!
 setsid sh -c "$command" < /dev/null > "$WORK/out.fifo" 2> "$WORK/err.fifo" & pid=$!
 log INFO "Command execution task started (pid $pid, time limit $TIMEOUT s). Awaiting completion..."
-( sleep "$TIMEOUT"; : > "$WORK/timedout"; kill -TERM -"$pid" 2>/dev/null; sleep 2; kill -KILL -"$pid" 2>/dev/null ) &
-dog=$!
+# the watchdog: its sleep goes with it when it is stopped (a TERM runs the trap, which kills the sleep)
+watchdog() {
+    s=""; trap '[ -n "$s" ] && kill $s 2>/dev/null; exit 0' TERM
+    sleep "$1" & s=$!
+    wait $s
+    : > "$WORK/timedout"; kill -TERM -"$pid" 2>/dev/null
+    sleep 2 & s=$!; wait $s
+    kill -KILL -"$pid" 2>/dev/null
+}
+watchdog "$TIMEOUT" & dog=$!
 wait $pid
 rc=$?
 kill $dog 2>/dev/null
 # output tails are complete once every writer has gone; a daemon the script left behind may hold them open
-( sleep 5; kill $t1 $t2 2>/dev/null ) & late=$!
+reaper() { s=""; trap '[ -n "$s" ] && kill $s 2>/dev/null; exit 0' TERM; sleep 5 & s=$!; wait $s; kill $t1 $t2 2>/dev/null; }
+reaper & late=$!
 wait $t1 $t2
 kill $late 2>/dev/null
 rm -f "$WORK/out.fifo" "$WORK/err.fifo"

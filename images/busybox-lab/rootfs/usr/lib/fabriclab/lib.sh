@@ -10,6 +10,12 @@ json_str() {
         END { print "\"" }'
 }
 
+# final_status FILE: success or error, as a handler's status file says in any JSON spacing (the first "status"
+# whose value is one of those), or nothing while it has none
+final_status() {
+    tr -d ' \t\r\n' < "$1" 2>/dev/null | grep -o '"status":"\(success\|error\)"' | head -n 1 | cut -d'"' -f4
+}
+
 # utc_now: the time as the status files and handler logs show it
 utc_now() { date -u '+%Y-%m-%dT%H:%M:%SZ'; }
 
