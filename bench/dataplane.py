@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from fabric.storage import dataplane, sas  # noqa: E402
 from fabric.storage.provider import StorageConfig, StorageProvider  # noqa: E402
 from fabric.store import Store  # noqa: E402
-from tests.conftest import Etcd  # noqa: E402
+from fabric.lab.etcd import Etcd  # noqa: E402
 
 ACCOUNT, CONTAINER, BLOB = "benchblobs", "data", "blob.bin"
 DRIP_INTERVAL_S = 1.0           # a slow client sends one more byte of its head this often

@@ -38,7 +38,7 @@ from fabric.v1 import fabric_pb2 as pb  # noqa: E402
 from fabric.v1 import fabric_pb2_grpc as rpc  # noqa: E402
 from nodeagent.hypervisor import DomainSpec, domain_xml  # noqa: E402
 from nodeagent.storage_backends import LocalPathBackend  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
+from fabric.hostinfo import free_port  # noqa: E402
 
 PHASES = [("validated", "os-disk-created", "storage: OS disk blob (qemu-img overlay)"),
           ("os-disk-created", "placed", "api: lease, NIC, place + commit"),

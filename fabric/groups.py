@@ -1,8 +1,8 @@
 """Resource groups, as every provider looks them up."""
 from __future__ import annotations
 
-from fabric.arm import ids
-from fabric.arm.errors import ArmError
+from fabric.core import ids
+from fabric.core.errors import ArmError
 from fabric.model import ResourceGroupRecord
 from fabric.store import Store, keys
 

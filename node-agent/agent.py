@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fabric.compute.extensions import AGENT_GRACE_S
+from fabric.core.constants import AGENT_GRACE_S
 from fabric.model import Assignment, BlobService, NodeRecord, Observed, PowerState, now
 from fabric.storage.model import StorageAccountRecord
 from fabric.network import naming

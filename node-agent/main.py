@@ -3,6 +3,10 @@
     fabric-node-agent --name node-1 --fault-domain 0 --state-dir DIR \\
         [--etcd URLS] [--libvirt qemu:///system] [--hypervisor auto|kvm|qemu]
         [--cores N --memory-mb N --local-disk-mb N] [--power-off-on-exit] [--log-file FILE]
+    fabric-node-agent --name node-1 --state-dir DIR --clean-up FABRIC_ID [--libvirt URI]
+        removes what that node left behind (its domains of that fabric, port filters, bridges,
+        namespaces and their processes, all by exact name) and exits: `fabric lab down --purge`
+        runs it for a node that died before it could power off
 """
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ from fabric.files import TRAVERSE_DIR, ensure_dir, log_to
 from fabric.hostinfo import host_memory_mb
 from fabric.store import Store, StoreUnavailable
 from nodeagent import diagnostics
+from fabric.network import naming
 from nodeagent.netsvc import relay
+from nodeagent.netsvc.networks import Networks
 from nodeagent.agent import AgentConfig, NodeAgent
 from nodeagent.hypervisor import Host, HypervisorError, choose_domain_type
 
@@ -32,6 +38,22 @@ def make_state_dir(state_dir: Path) -> None:
     """The agent's folder, TRAVERSE_DIR (made, or tightened from an earlier run's 0755): qemu opens the
     resource disks below it, and dnsmasq, as nobody, its hosts files (see fabric.files)."""
     ensure_dir(state_dir, TRAVERSE_DIR)
+
+
+def clean_up(uri: str, node: str, state_dir: Path, fabric_id: str) -> int:
+    """What a node that died before powering off left: its domains (by the fabric and node in their
+    metadata), then its networks (by the names recorded under its state folder)."""
+    try:
+        host = Host(uri, node, fabric_id)
+    except HypervisorError as exc:
+        log.warning("domains of %s not removed: %s", node, exc)
+    else:
+        for uuid in host.owned():
+            host.undefine(uuid)
+        host.close()
+    if (state_dir / "networks").is_dir():
+        Networks(state_dir, naming.node_tag(fabric_id, node)).teardown()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,11 +76,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="on SIGTERM, destroy and undefine this node's domains (the lab does this)")
     ap.add_argument("--log-file", type=Path, help="log here, rotated at LOG_MAX_BYTES with LOG_BACKUPS kept, "
                                                   "with stdout and stderr (default: stderr)")
+    ap.add_argument("--clean-up", metavar="FABRIC_ID", help="remove what this node of that fabric left, and exit")
     args = ap.parse_args(argv)
     log_to(args.log_file, f"%(asctime)s {args.name} %(levelname)s %(message)s")
     if not _NODE_NAME.match(args.name):
         ap.error("--name: lower-case letters, digits and '-', at most 63, starting with a letter or digit")
 
+    if args.clean_up:
+        return clean_up(args.libvirt, args.name, args.state_dir, args.clean_up)
     make_state_dir(args.state_dir)
     local_disk_mb = args.local_disk_mb or shutil.disk_usage(args.state_dir).free // (1024 * 1024)
     store = Store(args.etcd)

@@ -5,7 +5,7 @@ from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
 
-from fabric.arm import ids
+from fabric.core import ids
 from fabric.compute.extensions import EXTENSION_TYPE
 from fabric.compute.vms import os_disk_name
 from fabric.model import (NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState, ResourceGroupRecord,

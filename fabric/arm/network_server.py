@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import grpc
 
-from fabric.arm import ids
+from fabric.core import ids
 from fabric.arm.server import _unary
 from fabric.model import NodeRecord, VmRecord
 from fabric.network import naming

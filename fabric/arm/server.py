@@ -16,8 +16,9 @@ import grpc
 
 from fabric import operations
 from fabric.arm import convert
-from fabric.arm.errors import ArmError, invalid, shorten
-from fabric.arm import ids
+from fabric.arm.errors import grpc_code
+from fabric.core.errors import ArmError, invalid, shorten
+from fabric.core import ids
 from fabric.compute import data_disks
 from fabric.compute.sizes import sizes_for
 from fabric.compute.vms import ComputeProvider
@@ -38,7 +39,7 @@ def _abort(context: grpc.ServicerContext, err: ArmError) -> None:
     """The ARM body (bounded, see errors.py) in the trailers; the status message is its head, so that both
     fit gRPC's metadata limit whatever the message holds (percent-encoding can triple its bytes)."""
     context.set_trailing_metadata(err.to_metadata())
-    context.abort(err.grpc_code, f"{err.code}: {shorten(err.message)}")
+    context.abort(grpc_code(err), f"{err.code}: {shorten(err.message)}")
 
 
 def _fail(context: grpc.ServicerContext, exc: Exception, where: str) -> None:

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import grpc
 
-from fabric.arm import ids
-from fabric.arm.errors import invalid
+from fabric.core import ids
+from fabric.core.errors import invalid
 from fabric.arm.server import _stream, _unary
 from fabric.storage.check import check
 from fabric.storage.model import BlobRecord, ContainerRecord, StorageAccountRecord

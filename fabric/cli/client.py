@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 
-from fabric.arm.errors import ERROR_METADATA_KEY, ArmError
+from fabric.core.errors import ERROR_METADATA_KEY, ArmError
 from fabric.lab.config import lab_dir, read_lab
 from fabric.v1 import deployment_pb2_grpc as drpc
 from fabric.v1 import fabric_pb2_grpc as rpc

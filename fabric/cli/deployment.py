@@ -17,6 +17,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from fabric.cli import output
 from fabric.cli.client import CliError, Client
+from fabric.cli.operations import finish_op
 from fabric.v1 import deployment_pb2 as pb
 
 
@@ -58,7 +59,6 @@ def parameters(items: list[str]) -> dict[str, Any]:
 
 
 def cmd_create(c: Client, a: argparse.Namespace) -> int:
-    from fabric.cli.main import _finish_op
     text = _read(a.template_file, "template-file")
     name = a.name or Path(a.template_file).stem
     params = Struct()
@@ -66,7 +66,7 @@ def cmd_create(c: Client, a: argparse.Namespace) -> int:
     op = c.call(c.deployments.Create, pb.CreateDeploymentRequest(resource_group=a.resource_group, name=name,
                                                                  template_json=text, parameters=params))
     try:
-        _finish_op(c, op, a)
+        finish_op(c, op, a)
     finally:
         if not a.no_wait:
             _print(a, c.call(c.deployments.Get, pb.DeploymentRef(resource_group=a.resource_group, name=name)))

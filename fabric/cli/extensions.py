@@ -22,6 +22,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from fabric.cli import output
 from fabric.cli.client import CliError, Client
+from fabric.cli.operations import finish_op
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import storage_pb2 as spb
 
@@ -103,7 +104,6 @@ def set_request(c: Client, rg: str, vm: str, type_: str, publisher: str, version
 
 
 def cmd_set(c: Client, a: argparse.Namespace) -> int:
-    from fabric.cli.main import _finish_op
     type_, publisher = a.name, a.publisher
     settings = _json_arg(a.settings, "settings")
     if a.custom_script:
@@ -121,7 +121,7 @@ def cmd_set(c: Client, a: argparse.Namespace) -> int:
                       _json_arg(a.protected_settings, "protected-settings"), not a.no_auto_upgrade_minor_version,
                       a.extension_instance_name or "", a.force_update_tag or "")
     op = c.call(c.extensions.Set, req)
-    _finish_op(c, op, a)
+    finish_op(c, op, a)
     if not a.no_wait:
         _show(c, a.resource_group, a.vm_name, req.name, a.output, instance_view=True)
     return 0
@@ -167,10 +167,9 @@ def cmd_list(c: Client, a: argparse.Namespace) -> int:
 
 
 def cmd_delete(c: Client, a: argparse.Namespace) -> int:
-    from fabric.cli.main import _finish_op
     op = c.call(c.extensions.Delete, pb.ExtensionRef(resource_group=a.resource_group, vm_name=a.vm_name,
                                                      name=a.name))
-    _finish_op(c, op, a)
+    finish_op(c, op, a)
     return 0
 
 

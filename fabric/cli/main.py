@@ -27,9 +27,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fabric.arm import ids
+from fabric.core import ids
 from fabric.cli import output
 from fabric.cli.client import CliError, Client
+from fabric.cli import extensions as ext
+from fabric.cli.deployment import add_deployment_commands
+from fabric.cli.extensions import add_extension_commands, script_file
+from fabric.cli.network import add_network_commands
+from fabric.cli.operations import finish_op, follow
+from fabric.cli.storage import add_storage_commands
+from fabric.lab.cli import add_lab_commands
 from fabric.v1 import fabric_pb2 as pb
 
 # What the shell reports for a program killed by SIGPIPE (`git log | head` under pipefail): the CLI ends with
@@ -52,39 +59,8 @@ def _vm_ref(args: argparse.Namespace, instance_view: bool = False) -> pb.Virtual
     return pb.VirtualMachineRef(resource_group=args.resource_group, name=args.name, instance_view=instance_view)
 
 
-def _follow(client: Client, op: pb.Operation) -> pb.Operation:
-    """Follow an operation through the server stream; progress on stderr when it is a terminal."""
-    tty = sys.stderr.isatty()
-    seen = 0
-    last = op
-    for cur in client.stream(client.ops.Watch, pb.GetOperationRequest(id=op.id, trace=True)):
-        last = cur
-        if tty:
-            for step in cur.trace[seen:]:
-                sys.stderr.write(f"  - {step.source}: {step.step}: {step.message}\n")
-            seen = len(cur.trace)
-    return last
-
-
-def _finish_op(client: Client, op: pb.Operation, args: argparse.Namespace) -> None:
-    """With --no-wait, print the operation; otherwise follow it, and raise its error when it failed."""
-    if args.no_wait:
-        out = output.as_dict(op)
-        out.pop("trace", None)
-        output.print_json(out)
-        return
-    if sys.stderr.isatty():
-        sys.stderr.write(f"Running {op.name} ({op.id}) ...\n")
-    final = _follow(client, op)
-    if final.status != "Succeeded":
-        err = output.as_dict(final.error)
-        raise CliError({**err, "details": [*err.get("details", []),
-                                           {"code": "OperationFailed", "message":
-                                            f"see `fabric operation show {final.id} --trace`"}]})
-
-
 def _finish(client: Client, op: pb.Operation, args: argparse.Namespace, then_show: bool) -> int:
-    _finish_op(client, op, args)
+    finish_op(client, op, args)
     if then_show and not args.no_wait:
         vm = client.call(client.vms.Get, _vm_ref(args, instance_view=True))
         _print_vm(vm, args.output)
@@ -138,7 +114,6 @@ def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
         raise CliError({"code": "InvalidParameter", "target": "no-wait",
                         "message": "--custom-script adds the extension once the VM runs; drop --no-wait"})
     if a.custom_script:
-        from fabric.cli.extensions import script_file
         script_file(a.custom_script)
     op = c.call(c.vms.Create, pb.CreateVirtualMachineRequest(resource_group=a.resource_group, name=a.name,
                                                              location=a.location or "", image=a.image, size=a.size,
@@ -151,13 +126,12 @@ def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
                                                              provision_vm_agent=not a.no_provision_vm_agent))
     if not a.custom_script:
         return _finish(c, op, a, then_show=True)
-    _finish_op(c, op, a)
-    from fabric.cli import extensions as ext
+    finish_op(c, op, a)
     name, publisher = ext.CUSTOM_SCRIPT[1], ext.CUSTOM_SCRIPT[0]
     req = ext.set_request(c, a.resource_group, a.name, name, publisher, None,
                           ext.custom_script_settings(c, a.custom_script, a.command), None)
     try:
-        _finish_op(c, c.call(c.extensions.Set, req), a)
+        finish_op(c, c.call(c.extensions.Set, req), a)
     finally:
         _print_vm(c.call(c.vms.Get, _vm_ref(a, instance_view=True)), a.output)
     return 0
@@ -264,7 +238,7 @@ def cmd_operation_show(c: Client, a: argparse.Namespace) -> int:
 
 def cmd_operation_wait(c: Client, a: argparse.Namespace) -> int:
     """Follow an operation to its end; exit 0 when it Succeeded, 1 otherwise."""
-    final = _follow(c, c.call(c.ops.Get, pb.GetOperationRequest(id=a.id)))
+    final = follow(c, c.call(c.ops.Get, pb.GetOperationRequest(id=a.id)))
     out = output.as_dict(final)
     out.pop("trace", None)
     output.print_json(out)
@@ -346,7 +320,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tail", type=int, default=0, help="only the last N lines")
     p.set_defaults(fn=cmd_vm_serial)
 
-    from fabric.cli.extensions import add_extension_commands
     add_extension_commands(v, COMMON)
 
     d = v.add_parser("disk", help="data disks").add_subparsers(dest="sub", required=True)
@@ -373,10 +346,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.set_defaults(fn=cmd_operation_wait)
 
-    from fabric.cli.deployment import add_deployment_commands
-    from fabric.cli.network import add_network_commands
-    from fabric.cli.storage import add_storage_commands
-    from fabric.lab.cli import add_lab_commands
     add_deployment_commands(groups, COMMON)
     add_network_commands(groups, COMMON)
     add_storage_commands(groups, COMMON)

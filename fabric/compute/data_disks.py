@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING
 
 from fabric import operations
-from fabric.arm.errors import ArmError, invalid
+from fabric.core.errors import ArmError, invalid
 from fabric.compute.sizes import find_size
 from fabric.model import OperationRecord, PowerState, ProvisioningState, VmRecord
 from fabric.storage.disks import (DISK_CONTAINER, discard, disk_ref, lease_existing_disk, lease_id_of,

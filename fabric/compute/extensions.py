@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from fabric import operations
-from fabric.arm.errors import ArmError, invalid
+from fabric.core import constants
+from fabric.core.errors import ArmError, invalid
 from fabric.compute.sizes import find_size
 from fabric.model import Observed, OperationRecord, PowerState, ProvisioningState, VmRecord
 from fabric.storage import sas
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 SOURCE = "controller"
 EXTENSION_TYPE = "Microsoft.Compute/virtualMachines/extensions"
 MAX_SETTINGS_BYTES = 64 * 1024
-AGENT_GRACE_S = 120         # beyond the handler timeout: no status by then is the agent's failure
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _VERSION = re.compile(r"^(\d+)\.(\d+)$")
 
@@ -345,11 +345,11 @@ def reconcile_extensions(p: ComputeProvider, cur: Versioned[VmRecord], obs: Obse
             e = {**e, "provisioningState": ProvisioningState.FAILED, "error": err}
             ops += [Put(op_v.key, operations.finished(op, err)),
                     operations.step(op.id, SOURCE, "failed", err["message"])]
-        elif elapsed_s(op.start_time) > timeout_s + AGENT_GRACE_S:
+        elif elapsed_s(op.start_time) > timeout_s + constants.AGENT_GRACE_S:
             agent = (obs.agent if obs else {}) or {}
             err = ArmError("VMAgentStatusCommunicationError",
                            f"VM '{vm.name}' has not reported status for VM agent or extensions within "
-                           f"{timeout_s + AGENT_GRACE_S} s (the VM agent is {agent.get('status', 'Not Ready')}"
+                           f"{timeout_s + constants.AGENT_GRACE_S} s (the VM agent is {agent.get('status', 'Not Ready')}"
                            + (f", last heard {agent['time']}" if agent.get("time") else "")
                            + "). Verify that the VM has a running VM agent and can reach its wireserver.").body()
             e = {**e, "provisioningState": ProvisioningState.FAILED, "error": err}

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 
 from fabric import operations
-from fabric.arm.errors import ArmError
+from fabric.core.errors import ArmError
 from fabric.model import NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState, ProvisioningState, VmRecord
 from fabric.compute import extensions
 from fabric.compute.vms import ComputeProvider

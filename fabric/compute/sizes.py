@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from fabric.arm.errors import ArmError
+from fabric.core.errors import ArmError
 
 MAX_OS_DISK_MB = 1047552  # 1 TiB - 1 GiB, the reference's osDiskSizeInMB
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from fabric import operations
-from fabric.arm import ids
-from fabric.arm.errors import ArmError, invalid
+from fabric.core import ids
+from fabric.core.errors import ArmError, invalid
 from fabric.compute import extensions
 from fabric.compute.sizes import VmSize, find_size
 from fabric.gallery import Gallery

@@ -23,10 +23,8 @@ import re
 import uuid
 from typing import Any
 
-import grpc
-
 from fabric import operations
-from fabric.arm.errors import ArmError, invalid
+from fabric.core.errors import ArmError, Kind, invalid
 from fabric.compute import extensions
 from fabric.compute.vms import ComputeProvider
 from fabric.deployments import template as tpl
@@ -41,10 +39,9 @@ _NAME = re.compile(r"^[-\w.()]{1,64}$")
 TERMINAL_MESSAGE = "The resource operation completed with terminal provisioning state 'Failed'."
 FAILED_MESSAGE = ("At least one resource deployment operation failed. Please list deployment operations for "
                   "details (fabric deployment operation list).")
-STATUS_CODES = {grpc.StatusCode.INVALID_ARGUMENT: "BadRequest", grpc.StatusCode.NOT_FOUND: "NotFound",
-                grpc.StatusCode.ALREADY_EXISTS: "Conflict", grpc.StatusCode.ABORTED: "Conflict",
-                grpc.StatusCode.FAILED_PRECONDITION: "Conflict", grpc.StatusCode.RESOURCE_EXHAUSTED: "Conflict",
-                grpc.StatusCode.UNAVAILABLE: "ServiceUnavailable"}
+STATUS_CODES = {Kind.INVALID: "BadRequest", Kind.NOT_FOUND: "NotFound", Kind.EXISTS: "Conflict",
+                Kind.ABORTED: "Conflict", Kind.PRECONDITION: "Conflict", Kind.EXHAUSTED: "Conflict",
+                Kind.UNAVAILABLE: "ServiceUnavailable"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,7 +248,7 @@ class DeploymentProvider:
         return done, ops
 
     def _fail(self, r: dict[str, Any], err: ArmError, dep: DeploymentRecord, steps: list[Put]) -> None:
-        r.update(state="Failed", end=now(), statusCode=STATUS_CODES.get(err.grpc_code, "BadRequest"),
+        r.update(state="Failed", end=now(), statusCode=STATUS_CODES.get(err.kind, "BadRequest"),
                  statusMessage={"error": err.body()})
         steps.append(operations.step(dep.operation_id, SOURCE, "resource-failed",
                                      f"{r['type']}/{r['name']}: {err.code}: {err.message}"))

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from fabric.arm.errors import ArmError
+from fabric.core.errors import ArmError
 
 VM_TYPE = "Microsoft.Compute/virtualMachines"
 EXTENSION_TYPE = "Microsoft.Compute/virtualMachines/extensions"

@@ -13,7 +13,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from fabric.arm.errors import ArmError, invalid
+from fabric.core.errors import ArmError, invalid
 from fabric.model import ImageRecord
 
 DEFAULT_IMAGE = "fabriclab:busybox:lab:latest"

@@ -21,6 +21,7 @@ from typing import Any
 
 from fabric.gallery import Gallery, default_source_hash, parse_urn
 from fabric.hostinfo import host_memory_mb
+from fabric.lab import underlay
 from fabric.lab.config import make_lab_dir, read_lab, write_lab
 from fabric.lab.processes import Processes
 from fabric.model import NodeRecord
@@ -29,6 +30,7 @@ from fabric.store import Store, StoreUnavailable, keys
 ETCD_START_TIMEOUT_S = 30.0
 NODES_READY_TIMEOUT_S = 60.0
 CONTROLLER_READY_TIMEOUT_S = 30.0
+CLEAN_UP_TIMEOUT_S = 120.0      # a node agent removing what its node left
 DEFAULTS = {"etcd_port": 23790, "controller_port": 7450, "location": "local"}
 
 
@@ -96,7 +98,6 @@ class Lab:
                          marker="fabric.controller.main")
         host_cores = os.cpu_count() or 1
         mem_mb = host_memory_mb()
-        from fabric.lab import underlay
         underlays = underlay.ensure(self.root, cfg["nodes"])
         for i, name in enumerate(cfg["nodes"]):
             state = self.root / "nodes" / name
@@ -166,35 +167,19 @@ class Lab:
             if self.procs.stop(name):
                 stopped.append(name)
         if purge:
-            self._remove_domains(cfg.get("fabric_id", ""), cfg.get("nodes", []))
-            self._remove_networks(cfg.get("fabric_id", ""), cfg.get("nodes", []))
-            from fabric.lab import underlay
+            self._clean_up_nodes(cfg.get("fabric_id", ""), cfg.get("nodes", []))
             underlay.remove(self.root, cfg.get("nodes", []))
             if self.root.exists():
                 shutil.rmtree(self.root)
         return stopped
 
-    @staticmethod
-    def _remove_domains(fabric_id: str, nodes: list[str]) -> None:
-        """Domains still owned by the lab's nodes (an agent died before powering them off)."""
-        from nodeagent.hypervisor import Host, HypervisorError
-        for node in nodes:
-            try:
-                host = Host("qemu:///system", node, fabric_id)
-            except HypervisorError:
-                return
-            for uuid in host.owned():
-                host.undefine(uuid)
-            host.close()
-
-    def _remove_networks(self, fabric_id: str, nodes: list[str]) -> None:
-        """Port filters, bridges, namespaces and dnsmasq a node made and did not remove (it died before it could)."""
-        from fabric.network import naming
-        from nodeagent.netsvc.networks import Networks
-        for node in nodes:
-            state = self.root / "nodes" / node
-            if (state / "networks").is_dir():
-                Networks(state, naming.node_tag(fabric_id, node)).teardown()
+    def _clean_up_nodes(self, fabric_id: str, nodes: list[str]) -> None:
+        """What the lab's nodes left (an agent died before powering off): each node agent's own clean-up,
+        which removes its domains, port filters, bridges and namespaces by their exact names."""
+        for node in nodes if fabric_id else []:
+            subprocess.run([sys.executable, "-m", "nodeagent.main", "--name", node, "--state-dir",
+                            str(self.root / "nodes" / node), "--clean-up", fabric_id], check=False,
+                           timeout=CLEAN_UP_TIMEOUT_S)
 
     def status(self) -> list[list[str]]:
         cfg = self.config()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator
 
-from fabric.arm.errors import ArmError, invalid
+from fabric.core.errors import ArmError, invalid
 
 FIRST_HOST_OFFSET = 4
 SMALLEST_SUBNET_PREFIXLEN = 29

@@ -14,8 +14,8 @@ import ipaddress
 import re
 import secrets
 
-from fabric.arm import ids
-from fabric.arm.errors import ArmError, invalid
+from fabric.core import ids
+from fabric.core.errors import ArmError, invalid
 from fabric.groups import require_group
 from fabric.model import ResourceGroupRecord, now
 from fabric.network import addressing

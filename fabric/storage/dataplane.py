@@ -40,7 +40,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
-from fabric.arm.errors import ArmError
+from fabric.core.errors import ArmError
 from fabric.netio import BadLength, client_gone, declared_length, log_failure
 from fabric.storage import disks, leases, sas
 from fabric.storage.http_server import BoundedHTTPServer, Limits

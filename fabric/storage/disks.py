@@ -35,7 +35,7 @@ from fabric.storage.model import BlobRecord
 from fabric.storage.provider import StorageProvider
 from fabric.storage.qemu_img import (QemuImgError, backing_chain, chain_info, create_empty, create_overlay,
                                      extents as map_extents)
-from fabric.arm.errors import ArmError
+from fabric.core.errors import ArmError
 from fabric.store import Absent, Delete, Put, Unchanged, keys
 from fabric.store.client import Compare
 

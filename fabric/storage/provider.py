@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from fabric.arm.errors import ArmError, invalid
+from fabric.core.errors import ArmError, invalid
 from fabric.files import TRAVERSE_DIR, ensure_dir, private_opener
 from fabric.groups import require_group
 from fabric.model import now

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import grpc
 
-from fabric.arm.errors import MAX_ECHO_CHARS, MAX_MESSAGE_CHARS
+from fabric.core.errors import MAX_ECHO_CHARS, MAX_MESSAGE_CHARS
 from fabric.v1 import fabric_pb2 as pb
 from tests.integration.conftest import Api
 from tests.integration.test_api_errors import arm_error

@@ -13,6 +13,7 @@ import pytest
 from google.protobuf.struct_pb2 import Struct
 
 from fabric.compute.reconciler import VmReconciler
+from fabric.core import constants
 from fabric.model import Assignment, Observed, VmRecord
 from fabric.storage import sas
 from fabric.store import keys
@@ -156,9 +157,8 @@ def test_success_and_failure_statuses_end_the_operation(vm: Vm) -> None:
 
 
 def test_no_status_in_time_fails_with_the_agent_named(vm: Vm, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fabric.compute import extensions
     op = vm.set()
-    monkeypatch.setattr(extensions, "AGENT_GRACE_S", -vm.api.compute.config.extension_timeout_s)
+    monkeypatch.setattr(constants, "AGENT_GRACE_S", -vm.api.compute.config.extension_timeout_s)
     vm.report(agent={"status": "Not Ready", "version": "", "time": ""})
     done = vm.op(op.id)
     assert done.status == "Failed" and done.error.code == "VMAgentStatusCommunicationError"

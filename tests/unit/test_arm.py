@@ -1,8 +1,9 @@
 import grpc
 import pytest
 
-from fabric.arm import ids
-from fabric.arm.errors import ArmError
+from fabric.core import ids
+from fabric.arm.errors import grpc_code
+from fabric.core.errors import ArmError
 from fabric.compute.sizes import find_size, sizes_for
 
 
@@ -19,7 +20,7 @@ def test_bad_vm_names_name_the_field_and_the_rule(name: str) -> None:
         ids.check_vm_name(name)
     assert e.value.code == "InvalidParameter" and e.value.target == "name"
     assert "1-64" in e.value.message
-    assert e.value.grpc_code == grpc.StatusCode.INVALID_ARGUMENT
+    assert grpc_code(e.value) == grpc.StatusCode.INVALID_ARGUMENT
 
 
 @pytest.mark.parametrize("name", ["BlogVM", "a", "vm-1.web", "a" * 64])
@@ -53,4 +54,4 @@ def test_error_body_round_trips_through_metadata() -> None:
     (key, value), = err.to_metadata()
     import json
     assert ArmError.from_body(json.loads(value)).body() == err.body()
-    assert err.grpc_code == grpc.StatusCode.ALREADY_EXISTS
+    assert grpc_code(err) == grpc.StatusCode.ALREADY_EXISTS

@@ -6,7 +6,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fabric.arm.errors import (MAX_DETAILS, MAX_ECHO_CHARS, MAX_ERROR_BYTES, MAX_MESSAGE_CHARS, ArmError, invalid,
+from fabric.core.errors import (MAX_DETAILS, MAX_ECHO_CHARS, MAX_ERROR_BYTES, MAX_MESSAGE_CHARS, ArmError, invalid,
                                shorten)
 
 

@@ -8,7 +8,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fabric.arm.ids import check_resource_group_name, check_vm_name
+from fabric.core.ids import check_resource_group_name, check_vm_name
 from fabric.network.provider import check_name, default_vnet_name, vm_nic_name
 from fabric.storage.disks import default_account_name
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from fabric.arm.errors import ArmError
+from fabric.core.errors import ArmError
 from fabric.gallery import Gallery
 
 

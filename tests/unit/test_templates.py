@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fabric.arm.errors import ArmError
+from fabric.core.errors import ArmError
 from fabric.deployments import template as tpl
 
 CTX = tpl.Context("sub-1", "BlogRG", "local")

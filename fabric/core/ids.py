@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from fabric.arm.errors import invalid
+from fabric.core.errors import invalid
 
 VM_TYPE = "Microsoft.Compute/virtualMachines"
 RG_TYPE = "Microsoft.Resources/resourceGroups"
