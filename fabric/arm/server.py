@@ -17,7 +17,7 @@ import grpc
 from fabric import operations
 from fabric.arm import convert
 from fabric.arm.errors import grpc_code
-from fabric.core.errors import ArmError, invalid, shorten
+from fabric.core.errors import ArmError, check_location, invalid, shorten
 from fabric.core import ids
 from fabric.compute import data_disks
 from fabric.compute.sizes import sizes_for
@@ -81,9 +81,7 @@ class ResourceGroups(rpc.ResourceGroupsServicer):
         ids.check_resource_group_name(req.name, "name")
         if not req.location:
             raise invalid("location", "a location is required")
-        if req.location.lower() != self.compute.config.location.lower():
-            raise ArmError("LocationNotAvailable", f"Location '{req.location}' is not served by this fabric; "
-                                                   f"it serves '{self.compute.config.location}'.", "location")
+        check_location(req.location, self.compute.config.location)
         key = keys.resource_group(req.name)
         rec = ResourceGroupRecord(name=req.name, location=self.compute.config.location, created=now())
         if not self.store.commit([Absent(key)], [Put(key, rec)]):
@@ -170,9 +168,7 @@ class VirtualMachines(rpc.VirtualMachinesServicer):
 
     @_unary
     def ListSizes(self, req: pb.ListSizesRequest, ctx: grpc.ServicerContext) -> pb.ListSizesResponse:
-        if req.location.lower() != self.compute.config.location.lower():
-            raise ArmError("LocationNotAvailable", f"Location '{req.location}' is not served by this fabric; "
-                                                   f"it serves '{self.compute.config.location}'.", "location")
+        check_location(req.location, self.compute.config.location)
         return pb.ListSizesResponse(value=[
             pb.VirtualMachineSize(name=s.name, number_of_cores=s.number_of_cores, memory_in_mb=s.memory_in_mb,
                                   os_disk_size_in_mb=s.os_disk_size_in_mb,

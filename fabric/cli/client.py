@@ -27,6 +27,11 @@ class CliError(Exception):
         self.body = body
 
 
+def bad_option(target: str, message: str) -> CliError:
+    """Bad input on the command line, refused before anything is sent: names the option and its rule."""
+    return CliError({"code": "InvalidParameter", "target": target, "message": message})
+
+
 def controller_address() -> tuple[str, str]:
     """(address, where it came from)."""
     env = os.environ.get("FABRIC_CONTROLLER")

@@ -16,20 +16,16 @@ from typing import Any
 from google.protobuf.struct_pb2 import Struct
 
 from fabric.cli import output
-from fabric.cli.client import CliError, Client
+from fabric.cli.client import Client, bad_option
 from fabric.cli.operations import finish_op
 from fabric.v1 import deployment_pb2 as pb
-
-
-def _bad(target: str, message: str) -> CliError:
-    return CliError({"code": "InvalidParameter", "target": target, "message": message})
 
 
 def _read(path: str, flag: str) -> str:
     try:
         return Path(path).read_text()
     except OSError as e:
-        raise _bad(flag, f"--{flag}: cannot read {path}: {e.strerror}") from None
+        raise bad_option(flag, f"--{flag}: cannot read {path}: {e.strerror}") from None
 
 
 def parameters(items: list[str]) -> dict[str, Any]:
@@ -40,11 +36,11 @@ def parameters(items: list[str]) -> dict[str, Any]:
             try:
                 data = json.loads(text)
             except ValueError as e:
-                raise _bad("parameters", f"--parameters {item}: not valid JSON: {e}") from None
+                raise bad_option("parameters", f"--parameters {item}: not valid JSON: {e}") from None
             if isinstance(data, dict) and isinstance(data.get("parameters"), dict):
                 data = data["parameters"]
             if not isinstance(data, dict):
-                raise _bad("parameters", f"--parameters {item}: a JSON object of parameters")
+                raise bad_option("parameters", f"--parameters {item}: a JSON object of parameters")
             for k, v in data.items():
                 out[k] = v["value"] if isinstance(v, dict) and set(v) == {"value"} else v
         elif "=" in item:
@@ -54,7 +50,7 @@ def parameters(items: list[str]) -> dict[str, Any]:
             except ValueError:
                 out[k] = v
         else:
-            raise _bad("parameters", f"--parameters {item}: name=value, @file.json or a JSON object")
+            raise bad_option("parameters", f"--parameters {item}: name=value, @file.json or a JSON object")
     return out
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from google.protobuf.struct_pb2 import Struct
 
 from fabric.cli import output
-from fabric.cli.client import CliError, Client
+from fabric.cli.client import Client, bad_option
 from fabric.cli.operations import finish_op
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import storage_pb2 as spb
@@ -40,15 +40,13 @@ def _json_arg(value: str | None, flag: str) -> Struct | None:
         try:
             text = Path(value[1:]).read_text()
         except OSError as e:
-            raise CliError({"code": "InvalidParameter", "target": flag,
-                            "message": f"--{flag}: cannot read {value[1:]}: {e.strerror}"}) from None
+            raise bad_option(flag, f"--{flag}: cannot read {value[1:]}: {e.strerror}") from None
     try:
         data = json.loads(text)
     except ValueError as e:
-        raise CliError({"code": "InvalidParameter", "target": flag,
-                        "message": f"--{flag}: not valid JSON: {e}"}) from None
+        raise bad_option(flag, f"--{flag}: not valid JSON: {e}") from None
     if not isinstance(data, dict):
-        raise CliError({"code": "InvalidParameter", "target": flag, "message": f"--{flag}: a JSON object"})
+        raise bad_option(flag, f"--{flag}: a JSON object")
     s = Struct()
     s.update(data)
     return s
@@ -57,8 +55,7 @@ def _json_arg(value: str | None, flag: str) -> Struct | None:
 def script_file(path: str) -> Path:
     """--custom-script FILE, refused (before anything is made) when it is not a file."""
     if not Path(path).is_file():
-        raise CliError({"code": "InvalidParameter", "target": "custom-script",
-                        "message": f"--custom-script: no such file {path}"})
+        raise bad_option("custom-script", f"--custom-script: no such file {path}")
     return Path(path)
 
 
@@ -108,15 +105,13 @@ def cmd_set(c: Client, a: argparse.Namespace) -> int:
     settings = _json_arg(a.settings, "settings")
     if a.custom_script:
         if settings is not None:
-            raise CliError({"code": "InvalidParameter", "target": "settings",
-                            "message": "--custom-script makes the settings; do not give --settings too"})
+            raise bad_option("settings", "--custom-script makes the settings; do not give --settings too")
         type_, publisher = type_ or CUSTOM_SCRIPT[1], publisher or CUSTOM_SCRIPT[0]
         settings = custom_script_settings(c, a.custom_script, a.command)
     elif a.command:
-        raise CliError({"code": "InvalidParameter", "target": "command", "message": "--command goes with --custom-script"})
+        raise bad_option("command", "--command goes with --custom-script")
     if not type_ or not publisher:
-        raise CliError({"code": "InvalidParameter", "target": "name",
-                        "message": "give --name (the handler type) and --publisher, or --custom-script FILE"})
+        raise bad_option("name", "give --name (the handler type) and --publisher, or --custom-script FILE")
     req = set_request(c, a.resource_group, a.vm_name, type_, publisher, a.version, settings,
                       _json_arg(a.protected_settings, "protected-settings"), not a.no_auto_upgrade_minor_version,
                       a.extension_instance_name or "", a.force_update_tag or "")

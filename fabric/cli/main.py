@@ -29,7 +29,7 @@ from typing import Any
 
 from fabric.core import ids
 from fabric.cli import output
-from fabric.cli.client import CliError, Client
+from fabric.cli.client import CliError, Client, bad_option
 from fabric.cli import extensions as ext
 from fabric.cli.deployment import add_deployment_commands
 from fabric.cli.extensions import add_extension_commands, script_file
@@ -49,13 +49,11 @@ def _vm_ref(args: argparse.Namespace, instance_view: bool = False) -> pb.Virtual
     if getattr(args, "ids", None):
         parsed = ids.parse_vm_id(args.ids)
         if parsed is None:
-            raise CliError({"code": "InvalidParameter", "target": "ids",
-                            "message": "--ids: expected /subscriptions/SUB/resourceGroups/RG/providers/"
-                                       "Microsoft.Compute/virtualMachines/NAME"})
+            raise bad_option("ids", "--ids: expected /subscriptions/SUB/resourceGroups/RG/providers/"
+                             "Microsoft.Compute/virtualMachines/NAME")
         _, args.resource_group, args.name = parsed
     if not args.resource_group or not args.name:
-        raise CliError({"code": "InvalidParameter", "target": "name",
-                        "message": "give --resource-group/-g and --name/-n, or --ids"})
+        raise bad_option("name", "give --resource-group/-g and --name/-n, or --ids")
     return pb.VirtualMachineRef(resource_group=args.resource_group, name=args.name, instance_view=instance_view)
 
 
@@ -109,10 +107,9 @@ def cmd_group_list(c: Client, a: argparse.Namespace) -> int:
 
 def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
     if a.command and not a.custom_script:
-        raise CliError({"code": "InvalidParameter", "target": "command", "message": "--command goes with --custom-script"})
+        raise bad_option("command", "--command goes with --custom-script")
     if a.custom_script and a.no_wait:
-        raise CliError({"code": "InvalidParameter", "target": "no-wait",
-                        "message": "--custom-script adds the extension once the VM runs; drop --no-wait"})
+        raise bad_option("no-wait", "--custom-script adds the extension once the VM runs; drop --no-wait")
     if a.custom_script:
         script_file(a.custom_script)
     op = c.call(c.vms.Create, pb.CreateVirtualMachineRequest(resource_group=a.resource_group, name=a.name,
@@ -143,8 +140,7 @@ def _user_data(path: str | None) -> str:
     try:
         return base64.b64encode(Path(path).read_bytes()).decode()
     except OSError as e:
-        raise CliError({"code": "InvalidParameter", "target": "user-data",
-                        "message": f"--user-data: cannot read {path}: {e.strerror}"}) from None
+        raise bad_option("user-data", f"--user-data: cannot read {path}: {e.strerror}") from None
 
 
 def cmd_vm_show(c: Client, a: argparse.Namespace) -> int:
@@ -182,8 +178,7 @@ def cmd_vm_delete(c: Client, a: argparse.Namespace) -> int:
     ref = _vm_ref(a)
     if not a.yes:
         if not sys.stdin.isatty():
-            raise CliError({"code": "InvalidParameter", "target": "yes",
-                            "message": "not a terminal: pass --yes to delete without a prompt"})
+            raise bad_option("yes", "not a terminal: pass --yes to delete without a prompt")
         answer = input("Are you sure you want to perform this operation? (y/n): ")
         if answer.strip().lower() not in ("y", "yes"):
             return 0
@@ -193,7 +188,7 @@ def cmd_vm_delete(c: Client, a: argparse.Namespace) -> int:
 
 def cmd_vm_disk_attach(c: Client, a: argparse.Namespace) -> int:
     if a.new and not a.size_gb:
-        raise CliError({"code": "InvalidParameter", "target": "size-gb", "message": "--new needs --size-gb N"})
+        raise bad_option("size-gb", "--new needs --size-gb N")
     op = c.call(c.vms.AttachDisk, pb.AttachDiskRequest(resource_group=a.resource_group, vm_name=a.vm_name,
                                                        name=a.name, size_gb=a.size_gb or 0, new=a.new))
     return _finish(c, op, a, then_show=False)

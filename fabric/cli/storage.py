@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fabric.cli import output
-from fabric.cli.client import CliError, Client
+from fabric.cli.client import Client, bad_option
 from fabric.v1 import storage_pb2 as pb
 
 UPLOAD_CHUNK = 1024 * 1024
@@ -82,14 +82,13 @@ def _ref(a: argparse.Namespace) -> pb.BlobRef:
 def blob_upload(c: Client, a: argparse.Namespace) -> int:
     path = Path(a.file)
     if not path.is_file():
-        raise CliError({"code": "InvalidParameter", "target": "file", "message": f"--file: no such file {path}"})
+        raise bad_option("file", f"--file: no such file {path}")
     if bool(a.account_name) != bool(a.container_name):
-        raise CliError({"code": "InvalidParameter", "target": "container-name",
-                        "message": "give --account-name and --container-name together (or neither, with --sas-hours)"})
+        raise bad_option("container-name",
+                         "give --account-name and --container-name together (or neither, with --sas-hours)")
     if not a.account_name and not a.sas_hours:
-        raise CliError({"code": "InvalidParameter", "target": "account-name",
-                        "message": "give --account-name and --container-name, or --sas-hours N for a temporary "
-                                   "container and a read SAS URL"})
+        raise bad_option("account-name", "give --account-name and --container-name, or --sas-hours N for a temporary "
+                         "container and a read SAS URL")
     header = pb.BlobUploadHeader(account_name=a.account_name or "", container=a.container_name or "",
                                  name=a.name or path.name, content_type=a.content_type or "",
                                  lease_id=a.lease_id or "", sas_hours=a.sas_hours or 0)

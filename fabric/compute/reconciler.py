@@ -20,6 +20,7 @@ from fabric.compute.vms import ComputeProvider
 from fabric.storage.disks import discard
 from fabric.store import Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
+from fabric.store.retry import CAS
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class VmReconciler:
 
         False when the VM or its operation changed meanwhile (nothing written)."""
         alloc_key = keys.allocation(vm.node)
-        for _ in range(20):
+        for _ in CAS.attempts():
             alloc = self.store.get(alloc_key, NodeAllocation)
             ops: list[Put | Delete] = [*finish, Delete(keys.assignment(vm.node, vm.vm_id)),
                                        Delete(keys.observed(vm.node, vm.vm_id))]

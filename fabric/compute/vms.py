@@ -22,7 +22,7 @@ from typing import Any
 
 from fabric import operations
 from fabric.core import ids
-from fabric.core.errors import ArmError, invalid
+from fabric.core.errors import ArmError, check_location, invalid
 from fabric.compute import extensions
 from fabric.compute.sizes import VmSize, find_size
 from fabric.gallery import Gallery
@@ -38,8 +38,8 @@ from fabric.storage.disks import (DELETE_OPTIONS, discard, disk_ref, ensure_vm_s
 from fabric.storage.provider import StorageProvider
 from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
+from fabric.store.retry import CAS
 
-CAS_ATTEMPTS = 20
 Refresh = Callable[[VmRecord], tuple[VmRecord, list[Compare], list[Put | Delete]]]
 SOURCE = "controller"
 STORAGE_SOURCE = "storage"
@@ -99,10 +99,7 @@ class ComputeProvider:
         group = self.resource_group(rg)
         ids.check_vm_name(name)
         location = location or group.location
-        if location.lower() != self.config.location.lower():
-            raise ArmError("LocationNotAvailable",
-                           f"Location '{location}' is not served by this fabric; it serves '{self.config.location}'.",
-                           "location")
+        check_location(location, self.config.location)
         size = find_size(location, size_name)
         image = self.gallery.resolve(image_urn)
         _check_user_data(user_data)
@@ -200,7 +197,7 @@ class ComputeProvider:
         transaction, and the node fences the domain and wipes the temporary disk."""
         req = Request(size.number_of_cores, size.memory_in_mb, size.resource_disk_size_in_mb)
         base_vm, base_compares, base_steps = vm, compares, steps
-        for _ in range(CAS_ATTEMPTS):
+        for _ in CAS.attempts():
             vm, compares, steps = base_vm, base_compares, base_steps
             if refresh is not None:
                 vm, more_compares, more_ops = refresh(vm)
@@ -278,7 +275,7 @@ class ComputeProvider:
     def action(self, kind: str, rg: str, name: str) -> OperationRecord:
         """start | powerOff | restart | deallocate | redeploy | delete, refused when not allowed in the current
         state."""
-        for _ in range(CAS_ATTEMPTS):
+        for _ in CAS.attempts():
             cur = self.get(rg, name)
             vm = cur.value
             self._check_allowed(kind, vm)

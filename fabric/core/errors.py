@@ -139,6 +139,13 @@ class ArmError(Exception):
         return ((ERROR_METADATA_KEY, text),)
 
 
+def check_location(location: str, served: str) -> None:
+    """A location this fabric serves (one, compared without case), or LocationNotAvailable naming both."""
+    if location.lower() != served.lower():
+        raise ArmError("LocationNotAvailable", f"Location '{location}' is not served by this fabric; it serves "
+                                               f"'{served}'.", "location")
+
+
 def invalid(target: str, rule: str) -> ArmError:
     """Bad input: names the field and the rule it broke."""
     return ArmError("InvalidParameter", f"Invalid value for '{target}': {rule}", target)

@@ -6,7 +6,7 @@ import json
 import sys
 
 from fabric.cli import output
-from fabric.cli.client import CliError
+from fabric.cli.client import CliError, bad_option
 from fabric.gallery import DEFAULT_IMAGE
 from fabric.lab.config import lab_dir
 from fabric.lab.lab import DEFAULTS, Lab
@@ -14,7 +14,7 @@ from fabric.lab.lab import DEFAULTS, Lab
 
 def _up(a: argparse.Namespace) -> int:
     if a.nodes < 1 or a.nodes > 16:
-        raise CliError({"code": "InvalidParameter", "target": "nodes", "message": "--nodes: 1 to 16"})
+        raise bad_option("nodes", "--nodes: 1 to 16")
     try:
         cfg = Lab(lab_dir()).up(a.nodes, a.image, a.hypervisor, a.etcd_port, a.controller_port, a.location)
     except RuntimeError as exc:

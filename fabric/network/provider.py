@@ -22,8 +22,8 @@ from fabric.network import addressing
 from fabric.network.model import IpClaim, MacClaim, NicRecord, VnetRecord, VniClaim
 from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
+from fabric.store.retry import CAS
 
-CAS_ATTEMPTS = 20
 VNI_FIRST = 4096
 DEFAULT_FABRIC_DOMAIN = "fabriclab.test"
 VNET_TYPE = "Microsoft.Network/virtualNetworks"
@@ -96,7 +96,7 @@ class NetworkProvider:
             addressing.check_subnet(sub, spaces, "subnets.addressPrefix")
             subnets.append({"name": subnet_name, "prefix": str(sub)})
         key = keys.vnet(rg, name)
-        for _ in range(CAS_ATTEMPTS):
+        for _ in CAS.attempts():
             vni = self._free_vni()
             rec = VnetRecord(name=name, resource_group=group.name, location=self.config.location,
                              address_prefixes=[str(s) for s in spaces], subnets=subnets, vni=vni,
@@ -132,7 +132,7 @@ class NetworkProvider:
     def add_subnet(self, rg: str, vnet: str, name: str, prefix: str) -> VnetRecord:
         check_name(name)
         sub = addressing.parse_prefix(prefix, "addressPrefix")
-        for _ in range(CAS_ATTEMPTS):
+        for _ in CAS.attempts():
             cur = self.vnet(rg, vnet)
             v = cur.value
             if any(s["name"].lower() == name.lower() for s in v.subnets):
@@ -207,7 +207,7 @@ class NetworkProvider:
                            [Put(key, rec), Put(claim, IpClaim(nic=owner)), Put(mac_claim, MacClaim(nic=owner))])
 
     def create_nic(self, rg: str, name: str, vnet: str, subnet: str, private_ip: str = "") -> NicRecord:
-        for _ in range(CAS_ATTEMPTS):
+        for _ in CAS.attempts():
             p = self.prepare_nic(rg, name, rg, vnet, subnet, private_ip)
             if self.store.commit(p.compares, p.ops):
                 return p.record

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from fabric.core.errors import ArmError, invalid
+from fabric.core.errors import ArmError, check_location, invalid
 from fabric.files import TRAVERSE_DIR, ensure_dir, private_opener
 from fabric.groups import require_group
 from fabric.model import now
@@ -27,8 +27,8 @@ from fabric.storage import leases, names, sas
 from fabric.storage.leases import LeaseError
 from fabric.storage.model import MAX_BLOCK_BLOB_BYTES, PUBLIC_ACCESS, BlobRecord, ContainerRecord, StorageAccountRecord
 from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
+from fabric.store.retry import CAS
 
-CAS_ATTEMPTS = 20
 KEY_BYTES = 64
 MAX_SAS_HOURS = 24 * 365
 SYSTEM_GROUP = "fabriclab-system"   # owner of the fabric's own accounts
@@ -71,9 +71,7 @@ class StorageProvider:
         names.check_account(name, "name")
         group = require_group(self.store, rg)
         location = location or group.location
-        if location.lower() != self.config.location.lower():
-            raise ArmError("LocationNotAvailable", f"Location '{location}' is not served by this fabric; "
-                                                   f"it serves '{self.config.location}'.", "location")
+        check_location(location, self.config.location)
         rec = StorageAccountRecord(name=name, resource_group=group.name, location=self.config.location,
                                    key1=_new_key(), key2=_new_key(), created=now())
         if self.store.commit([Absent(keys.storage_account(name))], [Put(keys.storage_account(name), rec)]):
@@ -133,7 +131,7 @@ class StorageProvider:
 
     def set_public_access(self, account: str, name: str, level: str) -> ContainerRecord:
         self._check_access(level)
-        for _ in range(CAS_ATTEMPTS):
+        for _ in CAS.attempts():
             cur = self.container(account, name)
             new = cur.value.replace(public_access=level)
             if self.store.commit([Unchanged(cur.key, cur.mod_revision)], [Put(cur.key, new)]):
@@ -201,7 +199,7 @@ class StorageProvider:
     def _commit_blob(self, rec: BlobRecord, lease_id: str) -> BlobRecord | None:
         """Write the record unless a lease forbids it; returns the record it replaced."""
         key = keys.blob(rec.account, rec.container, rec.name)
-        for _ in range(CAS_ATTEMPTS):
+        for _ in CAS.attempts():
             cur = self.store.get(key, BlobRecord)
             if cur is not None:
                 try:
@@ -216,7 +214,7 @@ class StorageProvider:
         raise ArmError("Conflict", "The blob is changing too often; try again.", "name")
 
     def delete_blob(self, account: str, container: str, name: str, lease_id: str = "") -> None:
-        for _ in range(CAS_ATTEMPTS):
+        for _ in CAS.attempts():
             cur = self.blob(account, container, name)
             try:
                 leases.check_write(cur.value.lease_value(), lease_id, self.clock())
@@ -232,7 +230,7 @@ class StorageProvider:
     def lease(self, account: str, container: str, name: str, action: str, duration_s: int = leases.INFINITE,
               lease_id: str = "", proposed_id: str = "", break_period_s: int | None = None) -> BlobRecord:
         """acquire | renew | change | release | break; returns the blob as it is afterwards."""
-        for _ in range(CAS_ATTEMPTS):
+        for _ in CAS.attempts():
             cur = self.blob(account, container, name)
             lease, t = cur.value.lease_value(), self.clock()
             try:
