@@ -30,7 +30,7 @@ from fabric.network import naming
 from fabric.network.model import NicRecord
 from fabric.operations import record_step, running
 from fabric.store import Store, StoreUnavailable, keys
-from nodeagent import disks
+from nodeagent import resource_disks
 from nodeagent.console import BootRecord, Consoles
 from nodeagent.hypervisor import DomainSpec, Host, HypervisorError, domain_xml
 from nodeagent.hypervisor.domain_xml import data_disk_xml
@@ -265,7 +265,7 @@ class NodeAgent:
         destroy and undefine it, and drop its node-local files (resource disk, console, boot record)."""
         log.warning("fencing domain %s (%s): no assignment names it", domain, vm_id)
         self.host.undefine(vm_id)
-        disks.remove(self.resource_dir / f"{vm_id}.raw")
+        resource_disks.remove(self.resource_dir / f"{vm_id}.raw")
         self.consoles.forget(vm_id)
 
     def _report(self, obs: Observed) -> None:
@@ -290,7 +290,7 @@ class NodeAgent:
             if self.host.xml(a.vm_id):
                 self.host.undefine(a.vm_id)
                 record_step(self.store, a.operation_id, node, "domain-undefined", f"domain {base.domain} removed")
-            if disks.remove(resource_disk):
+            if resource_disks.remove(resource_disk):
                 record_step(self.store, a.operation_id, node, "resource-disk-removed",
                             f"temporary disk {resource_disk} wiped")
             if a.power == PowerState.DELETED:
@@ -323,7 +323,7 @@ class NodeAgent:
         node, img = self.config.node, a.image
         backend = backend_for(a.os_disk)
         backend.check(a.os_disk)
-        if disks.ensure_resource_disk(resource_disk, a.resource_disk_mb):
+        if resource_disks.ensure_resource_disk(resource_disk, a.resource_disk_mb):
             record_step(self.store, a.operation_id, node, "resource-disk-created",
                         f"temporary disk {resource_disk} ({a.resource_disk_mb} MB, sparse, node-local)")
         defined = self.host.xml(a.vm_id, persistent=True)

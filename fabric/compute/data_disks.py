@@ -17,7 +17,7 @@ from fabric import operations
 from fabric.core.errors import ArmError, invalid
 from fabric.compute.sizes import find_size
 from fabric.model import OperationRecord, PowerState, ProvisioningState, VmRecord
-from fabric.storage.disks import (DISK_CONTAINER, discard, disk_ref, lease_existing_disk, lease_id_of,
+from fabric.storage.disk_blobs import (DISK_CONTAINER, discard, disk_ref, lease_existing_disk, lease_id_of,
                                   prepare_data_disk, release_ops)
 from fabric.store import Delete, Put, Unchanged, Versioned, keys
 from fabric.store.client import Compare

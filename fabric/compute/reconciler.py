@@ -17,7 +17,7 @@ from fabric.core.errors import ArmError
 from fabric.model import NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState, ProvisioningState, VmRecord
 from fabric.compute import extensions
 from fabric.compute.vms import ComputeProvider
-from fabric.storage.disks import discard
+from fabric.storage.disk_blobs import discard
 from fabric.store import Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
 from fabric.store.retry import CAS

@@ -33,7 +33,7 @@ from fabric.scheduler import HostState, Placement, Request, place
 from fabric.network.addressing import gateway
 from fabric.network.model import NicRecord
 from fabric.network.provider import NetworkProvider
-from fabric.storage.disks import (DELETE_OPTIONS, discard, disk_ref, ensure_vm_storage, lease_id_of, prepare_os_disk,
+from fabric.storage.disk_blobs import (DELETE_OPTIONS, discard, disk_ref, ensure_vm_storage, lease_id_of, prepare_os_disk,
                                   release_ops)
 from fabric.storage.provider import StorageProvider
 from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys

@@ -42,7 +42,7 @@ from xml.sax.saxutils import escape
 
 from fabric.core.errors import ArmError
 from fabric.netio import BadLength, client_gone, declared_length, log_failure
-from fabric.storage import disks, leases, sas
+from fabric.storage import disk_blobs, leases, sas
 from fabric.storage.http_server import BoundedHTTPServer, Limits
 from fabric.storage.model import BlobRecord
 from fabric.storage.model import MAX_BLOCK_BLOB_BYTES
@@ -233,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
         elif rec.blob_type == "PageBlob":
             try:
-                size, chunks = disks.disk_content(self.provider, rec)
+                size, chunks = disk_blobs.disk_content(self.provider, rec)
             except QemuImgError as e:
                 raise ArmError("InternalError", f"The disk could not be read: {e}", http_status=500) from None
             self._send(rec, size, chunks)

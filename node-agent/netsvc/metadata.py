@@ -7,7 +7,8 @@ and the gateway (the wireserver, DHCP option 245). It answers only from
 DIR/metadata.json, which the node agent rewrites atomically:
     {"<private ip>": {"compute": {...}, "network": {...}, "incarnation": N}}
 and identifies the calling VM by its source address (the namespace only sees
-its own network's bridge, so an address names one VM).
+its own network's bridge, and port security lets a VM send only from its own
+address: see portsec). The wireserver's documents are built in wireserver.py.
 
 IMDS:  GET /metadata/instance?api-version=...  with `Metadata: true`; refused
        (400) without the header, without a known api-version, or with an
@@ -35,7 +36,6 @@ the node.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import threading
@@ -44,13 +44,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-from xml.sax.saxutils import escape
 
 from fabric.files import ensure_dir, log_to, write_atomic
 from fabric.netio import QuietClientErrors
 from nodeagent.netsvc.guestlimits import (IMDS_RATE, MAX_JSON_DEPTH, WIRESERVER_RATE, ConnectionCap, RateLimit,
                                            json_depth_ok)
 from nodeagent.netsvc.relay import RefusedLength, UnixHTTPConnection, content_length, relay
+from nodeagent.netsvc.wireserver import extensions_config_xml, goal_state_xml
 
 MAX_HEALTH_BYTES = 64 * 1024
 MAX_STATUS_BYTES = 64 * 1024
@@ -86,50 +86,6 @@ class Documents:
                 pass
             doc = self._docs.get(ip)
             return doc if isinstance(doc, dict) else None
-
-
-def goal_state_xml(ip: str, doc: dict[str, Any], host: str) -> str:
-    c = doc.get("compute", {})
-    inc = int(doc.get("incarnation", 1))
-    return ('<?xml version="1.0" encoding="utf-8"?><GoalState><Version>2012-11-30</Version>'
-            f"<Incarnation>{inc}</Incarnation><Machine><ExpectedState>Started"
-            "</ExpectedState></Machine><Container><ContainerId>" + escape(c.get("resourceGroupName", "")) +
-            "</ContainerId><RoleInstanceList><RoleInstance><InstanceId>" + escape(c.get("vmId", "")) +
-            "</InstanceId><State>Started</State><Configuration><ExtensionsConfig>" +
-            escape(f"http://{host}/machine?comp=extensionsconfig&incarnation={inc}") +
-            "</ExtensionsConfig></Configuration></RoleInstance></RoleInstanceList></Container></GoalState>")
-
-
-def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """JSON settings as (path, text) pairs: {"fileUris": ["a"]} -> [("fileUris.0", "a")]."""
-    if isinstance(value, dict):
-        return [p for k, v in value.items() for p in flatten(v, f"{prefix}.{k}" if prefix else str(k))]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in flatten(v, f"{prefix}.{i}" if prefix else str(i))]
-    return [(prefix, value if isinstance(value, str) else json.dumps(value))]
-
-
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def extensions_config_xml(doc: dict[str, Any]) -> str:
-    """The VM's extensions; one element a line so that a shell agent can read it with `while read`."""
-    lines = ['<?xml version="1.0" encoding="utf-8"?>', f'<Extensions incarnation="{int(doc.get("incarnation", 1))}">']
-    for e in doc.get("extensions", []):
-        lines.append(f'<Plugin name="{escape(e["name"])}" handler="{escape(e["handler"])}" '
-                     f'version="{escape(e["version"])}" seqNo="{int(e["seq"])}" '
-                     f'timeoutSeconds="{int(e["timeoutSeconds"])}">')
-        lines.append(f"<PublicSettings>{_b64(json.dumps(e.get('settings', {})))}</PublicSettings>")
-        lines.append(f"<ProtectedSettingKeys>{_b64(' '.join(sorted(e.get('protectedSettings', {}))))}"
-                     "</ProtectedSettingKeys>")
-        for path, text in flatten(e.get("settings", {})):
-            lines.append(f'<Setting name="{escape(path)}">{_b64(text)}</Setting>')
-        for path, text in flatten(e.get("protectedSettings", {})):
-            lines.append(f'<Setting name="{escape(path)}" protected="true">{_b64(text)}</Setting>')
-        lines.append("</Plugin>")
-    lines.append("</Extensions>")
-    return "\n".join(lines) + "\n"
 
 
 def make_handler(folder: Path, docs: Documents, blob_relay: str) -> type[BaseHTTPRequestHandler]:

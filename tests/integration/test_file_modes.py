@@ -27,10 +27,10 @@ from fabric.files import PRIVATE, PRIVATE_DIR, TRAVERSE_DIR
 from fabric.lab.config import make_lab_dir, write_lab
 from fabric.lab.processes import Processes
 from fabric.model import ResourceGroupRecord, now
-from fabric.storage import disks as disk_blobs
+from fabric.storage import disk_blobs
 from fabric.storage.provider import StorageConfig, StorageProvider
 from fabric.store import Store, keys
-from nodeagent import disks as resource_disks
+from nodeagent import resource_disks
 from nodeagent.console import BootRecord, Consoles
 from nodeagent.hypervisor.domain_xml import DomainSpec, domain_xml
 from nodeagent.main import make_state_dir as make_node_state_dir

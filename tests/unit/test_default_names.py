@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from fabric.core.ids import check_resource_group_name, check_vm_name
 from fabric.network.provider import check_name, default_vnet_name, vm_nic_name
-from fabric.storage.disks import default_account_name
+from fabric.storage.disk_blobs import default_account_name
 
 GROUP_NAMES = st.from_regex(r"\A[-\w._()]{1,90}\Z").filter(lambda n: not n.endswith("."))
 VM_NAMES = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9.-]{0,63}\Z").filter(lambda n: n[-1] not in ".-")

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from nodeagent.netsvc.metadata import (IMDS_API_VERSIONS, MAX_CONNECTIONS_PER_VM, MAX_JSON_DEPTH, WIRESERVER_RATE,
-                                       json_depth_ok)
+from nodeagent.netsvc.guestlimits import MAX_JSON_DEPTH, WIRESERVER_RATE, json_depth_ok
+from nodeagent.netsvc.metadata import IMDS_API_VERSIONS, MAX_CONNECTIONS_PER_VM
 from nodeagent.netsvc.networks import Networks
 from tests.integration.netsvc.test_networks import A, B, http_from
 

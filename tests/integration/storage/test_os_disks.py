@@ -7,7 +7,7 @@ import grpc
 import pytest
 
 from fabric.model import VmRecord
-from fabric.storage.disks import default_account_name
+from fabric.storage.disk_blobs import default_account_name
 from fabric.store import keys
 from fabric.v1 import fabric_pb2 as fpb
 from fabric.v1 import storage_pb2 as pb
