@@ -8,9 +8,10 @@ frees allocations of deallocated and deleted VMs.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fabric import operations
 from fabric.core.errors import ArmError
@@ -35,16 +36,16 @@ TARGETS = {
 }
 
 
-def _elapsed_s(start: str) -> float:
-    import datetime as dt
-    t = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
-    return (dt.datetime.now(dt.timezone.utc) - t).total_seconds()
-
-
 class VmReconciler:
-    def __init__(self, store: Store, compute: ComputeProvider) -> None:
+    """`clock` (epoch seconds) decides when an operation has waited too long: injected by tests."""
+
+    def __init__(self, store: Store, compute: ComputeProvider, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.compute = compute
+        self.clock = clock
+
+    def _elapsed_s(self, start: str) -> float:
+        return self.clock() - dt.datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp()
 
     def reconcile_all(self) -> None:
         for vm in self.store.list(keys.VMS, VmRecord):
@@ -62,7 +63,7 @@ class VmReconciler:
             return
         obs = self.store.get(keys.observed(fresh.value.node, fresh.value.vm_id), Observed)
         extensions.reconcile_extensions(self.compute, fresh, obs.value if obs else None,
-                                        self.compute.config.extension_timeout_s, _elapsed_s)
+                                        self.compute.config.extension_timeout_s, self._elapsed_s)
 
     def reconcile(self, cur: Versioned[VmRecord]) -> None:
         """Finish the VM's operation in progress when the node reports its target state."""
@@ -92,7 +93,7 @@ class VmReconciler:
             target == PowerState.DELETED or o.disk_generation >= vm.disk_generation) and (
             target != PowerState.RUNNING or (o.booted and o.generation >= vm.restart_generation))
         if not reached:
-            if _elapsed_s(op.start_time) > PROVISION_TIMEOUT_S and not deleting:
+            if self._elapsed_s(op.start_time) > PROVISION_TIMEOUT_S and not deleting:
                 err = ArmError("OSProvisioningTimedOut",
                                f"The VM did not reach power state '{target}' within {PROVISION_TIMEOUT_S:g} s.").body()
                 self.store.commit(compares, [

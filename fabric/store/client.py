@@ -113,6 +113,11 @@ class Store:
         return [Versioned(meta.key.decode(), cls.from_json(value), meta.mod_revision)
                 for value, meta in items]
 
+    def key_list(self, prefix: str) -> list[str]:
+        """The keys under a prefix, in order (what a test or a check compares before and after)."""
+        items = self._call(lambda: list(self._client.get_prefix(prefix, keys_only=True, sort_order="ascend")))
+        return [meta.key.decode() for _, meta in items]
+
     def count(self, prefix: str) -> int:
         items = self._call(lambda: list(self._client.get_prefix(prefix, keys_only=True)))
         return len(items)

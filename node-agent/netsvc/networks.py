@@ -75,7 +75,8 @@ class Networks:
     def bridge(self, vni: int) -> str:
         return naming.bridge(self.tag, vni)
 
-    def _dnsmasq(self, vni: int) -> Dnsmasq:
+    def dnsmasq(self, vni: int) -> Dnsmasq:
+        """The network's dnsmasq on this node (its files and process, named by the network)."""
         return Dnsmasq(self.root / str(vni))
 
     def converge(self, specs: dict[int, NetSpec]) -> dict[int, list[str]]:
@@ -112,7 +113,7 @@ class Networks:
             new_peers, gone_peers = iproute.set_flood_peers(vx, set(spec.peers))
             if new_peers or gone_peers:
                 events.append(f"vxlan peers: {', '.join(sorted(spec.peers)) or 'none'}")
-        action, reserved = self._dnsmasq(spec.vni).converge(DnsmasqSpec(
+        action, reserved = self.dnsmasq(spec.vni).converge(DnsmasqSpec(
             ns=ns, interface=naming.SERVICE_IFACE, prefix=spec.prefix, gateway=spec.gateway, domain=spec.domain,
             dhcp_hosts=spec.dhcp_hosts, dns_hosts=spec.dns_hosts,
             cnames=tuple((n, spec.blob_stamp) for n in spec.blob_names) if spec.blob_stamp else (),
@@ -171,7 +172,7 @@ class Networks:
         return out
 
     def remove(self, vni: int) -> None:
-        self._dnsmasq(vni).stop()
+        self.dnsmasq(vni).stop()
         pid = self._metadata_pid(vni)
         if pid is not None:
             os.kill(pid, signal.SIGTERM)

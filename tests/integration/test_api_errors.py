@@ -26,7 +26,7 @@ def snapshot(api: Api) -> list[str]:
 
 def _all_keys(api: Api) -> list[str]:
     from fabric.model import Record  # noqa: F401 - raw listing below
-    return [meta.key.decode() for _, meta in api.store._client.get_prefix("/fabriclab/")]
+    return api.store.key_list("/fabriclab/")
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def test_create_while_etcd_is_down_writes_nothing() -> None:
             groups = rpc.ResourceGroupsStub(grpc.insecure_channel(addr))
             groups.Create(pb.CreateResourceGroupRequest(name="RG", location="local"))
             register_node(store, "node-1")
-            before = sorted(m.key for _, m in store._client.get_prefix("/fabriclab/"))
+            before = store.key_list("/fabriclab/")
             etcd.stop()
             with pytest.raises(grpc.RpcError) as e:
                 vms.Create(pb.CreateVirtualMachineRequest(resource_group="RG", name="vm1",
@@ -49,7 +49,7 @@ def test_create_while_etcd_is_down_writes_nothing() -> None:
             body = json.loads(dict(e.value.trailing_metadata())["fabric-error"])
             assert body["code"] == "StoreUnavailable" and "nothing was written" in body["message"]
             etcd.start()
-            after = sorted(m.key for _, m in store._client.get_prefix("/fabriclab/"))
+            after = store.key_list("/fabriclab/")
             assert after == before
         finally:
             srv.stop(grace=0)

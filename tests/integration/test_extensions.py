@@ -6,6 +6,8 @@ the node agent writes it, so that every branch of the controller can be reached 
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -32,9 +34,9 @@ def struct(d: dict[str, Any]) -> Struct:
 
 
 def node_reports(api: Api, rg: str, name: str, extensions: dict[str, Any] | None = None, on_node: str = "node-1",
-                 **kw: Any) -> None:
+                 clock: Callable[[], float] = time.time, **kw: Any) -> None:
     """What a node's agent writes after a pass (the VM's Observed record), then one pass of the controller's
-    VM reconciler."""
+    VM reconciler (whose clock says when the pass happens)."""
     found = api.store.get(keys.vm(rg, name), VmRecord)
     assert found is not None
     vm = found.value
@@ -42,7 +44,7 @@ def node_reports(api: Api, rg: str, name: str, extensions: dict[str, Any] | None
     obs = old.value if old else Observed(vm_id=vm.vm_id, node=on_node, power="running")
     obs = obs.replace(**kw, extensions=extensions if extensions is not None else obs.extensions)
     api.store.put(keys.observed(on_node, vm.vm_id), obs)
-    VmReconciler(api.store, api.compute).reconcile_all()
+    VmReconciler(api.store, api.compute, clock).reconcile_all()
 
 
 class Vm:
@@ -156,10 +158,12 @@ def test_success_and_failure_statuses_end_the_operation(vm: Vm) -> None:
     assert forced.status == "InProgress" and vm.record.extensions[0]["seq"] == 2
 
 
-def test_no_status_in_time_fails_with_the_agent_named(vm: Vm, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_status_in_time_fails_with_the_agent_named(vm: Vm) -> None:
     op = vm.set()
-    monkeypatch.setattr(constants, "AGENT_GRACE_S", -vm.api.compute.config.extension_timeout_s)
     vm.report(agent={"status": "Not Ready", "version": "", "time": ""})
+    assert vm.op(op.id).status == "InProgress"                       # within the handler's timeout and grace
+    later = time.time() + vm.api.compute.config.extension_timeout_s + constants.AGENT_GRACE_S + 1
+    vm.report(agent={"status": "Not Ready", "version": "", "time": ""}, clock=lambda: later)
     done = vm.op(op.id)
     assert done.status == "Failed" and done.error.code == "VMAgentStatusCommunicationError"
     assert "Not Ready" in done.error.message

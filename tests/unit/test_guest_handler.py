@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import shutil
 import subprocess
 import time
@@ -116,9 +117,10 @@ def test_a_download_folder_it_cannot_enter_still_gives_a_status(tmp_path: Path) 
 
 
 def test_the_watchdog_leaves_no_sleep_behind(tmp_path: Path) -> None:
-    status, _ = run(tmp_path, {"commandToExecute": "echo quick"}, timeout_s=4321)
+    limit = random.randint(100000, 999999)          # a sleep no other run has
+    status, _ = run(tmp_path, {"commandToExecute": "echo quick"}, timeout_s=limit)
     assert status["status"] == "success"
-    left = subprocess.run(["pgrep", "-f", "sleep 4321"], capture_output=True, text=True).stdout.split()
+    left = subprocess.run(["pgrep", "-f", f"sleep {limit}"], capture_output=True, text=True).stdout.split()
     assert left == []
 
 

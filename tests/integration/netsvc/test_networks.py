@@ -55,7 +55,7 @@ def test_reservations_change_by_reload_and_a_killed_dnsmasq_comes_back(networks:
     assert dig(ns, "vm-b") == "10.77.0.5"
     hosts = (networks.root / "9002" / "dhcp-hosts").read_text()
     assert "52:54:00:00:00:0b,10.77.0.5,vm-b,infinite" in hosts
-    dm = networks._dnsmasq(9002)
+    dm = networks.dnsmasq(9002)
     pid = dm.pid()
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
@@ -71,10 +71,10 @@ def test_removal_leaves_nothing_and_touches_nothing_else(networks: Networks) -> 
     try:
         networks.converge({9003: spec(9003, (A,), (A,))})
         ns, bridge = naming.service_ns(networks.tag, 9003), networks.bridge(9003)
-        pid = networks._dnsmasq(9003).pid()
+        pid = networks.dnsmasq(9003).pid()
         networks.converge({})
         assert not iproute.netns_exists(ns) and not iproute.link_exists(bridge)
-        assert pid is not None and networks._dnsmasq(9003).pid() is None
+        assert pid is not None and networks.dnsmasq(9003).pid() is None
         assert iproute.netns_exists(other_ns)
     finally:
         iproute.delete_netns(other_ns)
