@@ -6,6 +6,8 @@ Every read-modify-write is a compare-and-swap transaction on mod revisions
 """
 from __future__ import annotations
 
+import builtins
+
 import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -113,7 +115,7 @@ class Store:
         return [Versioned(meta.key.decode(), cls.from_json(value), meta.mod_revision)
                 for value, meta in items]
 
-    def key_list(self, prefix: str) -> list[str]:
+    def key_list(self, prefix: str) -> builtins.list[str]:     # (`list` is a method of this class)
         """The keys under a prefix, in order (what a test or a check compares before and after)."""
         items = self._call(lambda: list(self._client.get_prefix(prefix, keys_only=True, sort_order="ascend")))
         return [meta.key.decode() for _, meta in items]

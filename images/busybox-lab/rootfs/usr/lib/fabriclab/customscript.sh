@@ -93,12 +93,12 @@ watchdog() {
 watchdog "$TIMEOUT" & dog=$!
 wait $pid
 rc=$?
-kill $dog 2>/dev/null
+kill $dog 2>/dev/null; wait $dog        # its trap has stopped its sleep when it ends
 # output tails are complete once every writer has gone; a daemon the script left behind may hold them open
 reaper() { s=""; trap '[ -n "$s" ] && kill $s 2>/dev/null; exit 0' TERM; sleep 5 & s=$!; wait $s; kill $t1 $t2 2>/dev/null; }
 reaper & late=$!
 wait $t1 $t2
-kill $late 2>/dev/null
+kill $late 2>/dev/null; wait $late
 rm -f "$WORK/out.fifo" "$WORK/err.fifo"
 if [ -e "$WORK/timedout" ]; then
     log ERROR "Command execution timed out after $TIMEOUT s: killed"
