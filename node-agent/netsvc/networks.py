@@ -28,6 +28,7 @@ from nodeagent.netsvc.portsec import Port, PortSecurity
 
 IMDS_ADDRESS = "169.254.169.254"
 METADATA_START_TIMEOUT_S = 5.0
+PORT_RECHECK_S = 5.0          # how often unchanged port filters are checked against the kernel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +47,7 @@ class NetSpec:
 
 class Networks:
     def __init__(self, state_dir: Path, tag: str, underlay_ns: str = "", underlay_ip: str = "",
-                 blob_relay: str = "") -> None:
+                 blob_relay: str = "", port_recheck_s: float = PORT_RECHECK_S) -> None:
         self.blob_relay = blob_relay
         self.underlay_ns = underlay_ns
         self.underlay_ip = underlay_ip
@@ -54,11 +55,21 @@ class Networks:
         ensure_dir(self.root, TRAVERSE_DIR)       # dnsmasq reads its files here by name after dropping root
         self.tag = tag
         self.ports = PortSecurity(tag, self.root / "port-security.json")
+        self.port_recheck_s = port_recheck_s
+        self._secured: frozenset[Port] | None = None
+        self._secured_at = 0.0
 
     def secure(self, ports: list[Port]) -> dict[str, list[str]]:
         """Port security for exactly these VM ports (see portsec), and nothing through any other interface on
-        this agent's bridges but its service veths and VXLAN devices; what changed, per tap."""
-        return self.ports.converge(ports, self._strays({p.tap for p in ports}))
+        this agent's bridges but its service veths and VXLAN devices; what changed, per tap. A new set of ports
+        is applied at once; the same set is checked against the kernel (a flushed table, a stray interface)
+        at most every port_recheck_s, not on every pass of a booting guest's fast polling."""
+        want, now_s = frozenset(ports), time.monotonic()
+        if want == self._secured and now_s - self._secured_at < self.port_recheck_s:
+            return {}
+        events = self.ports.converge(want, self._strays({p.tap for p in want}))
+        self._secured, self._secured_at = want, now_s
+        return events
 
     def _strays(self, taps: set[str]) -> set[str]:
         ours = {n for vni in self._vnis() for n in (naming.host_veth(self.tag, vni), naming.vxlan(self.tag, vni))}

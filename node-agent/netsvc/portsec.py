@@ -27,7 +27,7 @@ MAC are the sending port's own, the service veth and the VXLAN device are
 isolated ports (another node's VMs never reach this node's services), and the
 controller gives each address to one NIC. What would break it: a VM port
 without its chain (someone deleting the table between two passes: the next
-pass, at most RESYNC_S later, restores it), a host process writing frames
+check, within about 10 s (Networks.secure), restores it), a host process writing frames
 onto the bridge, or an address given to two NICs.
 """
 from __future__ import annotations

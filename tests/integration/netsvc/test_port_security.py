@@ -183,7 +183,9 @@ def test_filters_go_with_the_nic_and_a_flushed_table_comes_back(networks: Networ
                                                                 guests: tuple[Guest, Guest]) -> None:
     a, b = guests
     table = networks.ports.table
+    assert networks.secure([a.port(), b.port()]) == {}                  # unchanged, checked a moment ago
     iproute.run("nft", "delete", "table", "bridge", table)              # someone flushed the ruleset
+    networks.port_recheck_s = 0                                         # the agent's next check
     events = networks.secure([a.port(), b.port()])
     assert any("restored" in e for e in events[""])
     assert f"port-{a.tap}" in iproute.run("nft", "list", "table", "bridge", table)
