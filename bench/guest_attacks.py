@@ -137,6 +137,11 @@ def run_tree(tree: Path, ns: str, body_mb: int) -> dict[str, object]:
         subprocess.run(["rm", "-rf", str(folder)])
 
 
+def number(row: dict[str, object], key: str) -> float:
+    v = row.get(key)
+    return float(v) if isinstance(v, (int, float)) else 0.0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--baseline", default="a80fc2c", help="a commit to compare with (default: before issue 9)")
@@ -162,7 +167,7 @@ def main() -> None:
     for k in keys:
         print(f"{k:{width}}  " + "  ".join(f"{str(r.get(k, '-')):>34}" for r in rows.values()))
     b, n = rows[f"baseline {args.baseline}"], rows["this tree"]
-    bp, np_ = float(b.get("rss_peak_mib", 0) or 0), float(n.get("rss_peak_mib", 0) or 0)
+    bp, np_ = number(b, "rss_peak_mib"), number(n, "rss_peak_mib")
     if np_:
         print(f"\nRSS peak under a {args.body_mb} MB body with Content-Length -1: baseline/this = {bp / np_:.1f}")
 

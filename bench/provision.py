@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from fabric.gallery import Gallery  # noqa: E402
 from fabric.lab.lab import Lab  # noqa: E402
+from fabric.model import ImageRecord  # noqa: E402
 from fabric.v1 import fabric_pb2 as pb  # noqa: E402
 from fabric.v1 import fabric_pb2_grpc as rpc  # noqa: E402
 from nodeagent.hypervisor import DomainSpec, domain_xml  # noqa: E402
@@ -52,7 +53,7 @@ def ts(s: str) -> float:
     return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 
 
-def bare_run(lab_root: Path, image, size_cores: int, size_mb: int, work: Path) -> float:
+def bare_run(lab_root: Path, image: ImageRecord, size_cores: int, size_mb: int, work: Path) -> float:
     vm_id = str(uuid.uuid4())
     overlay = work / f"{vm_id}.qcow2"
     resource = work / f"{vm_id}.raw"
@@ -81,7 +82,7 @@ def bare_run(lab_root: Path, image, size_cores: int, size_mb: int, work: Path) -
     return elapsed
 
 
-def fabric_run(stubs, name: str, size: str) -> tuple[float, dict[str, float]]:
+def fabric_run(stubs: tuple[rpc.VirtualMachinesStub, rpc.OperationsStub], name: str, size: str) -> tuple[float, dict[str, float]]:
     vms, ops = stubs
     t0 = time.monotonic()
     op = vms.Create(pb.CreateVirtualMachineRequest(resource_group="bench", name=name,

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from fabric.hostinfo import free_port  # noqa: F401 - the tests' import of it
 from fabric.lab.etcd import Etcd
 from fabric.store import Store
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from fabric.hostinfo import free_port
 from fabric.lab.lab import Lab
 from fabric.store import Store
-from tests.conftest import free_port, require
+from tests.conftest import require
 
 E2E_ROOT = Path("/var/lib/fabriclab")
 EXTENSION_TIMEOUT_S = 20       # short, so that a hanging extension command is killed within the test
@@ -28,8 +29,10 @@ def _libvirt_ok() -> bool:
 
 
 class LabHandle:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, etcd_port: int, controller_port: int) -> None:
         self.root = root
+        self.etcd_port = etcd_port
+        self.controller_port = controller_port
         self.lab = Lab(root)
         self.env = {**os.environ, "FABRIC_LAB_DIR": str(root)}
         self.env.pop("FABRIC_CONTROLLER", None)
@@ -62,8 +65,7 @@ def lab() -> Iterator[LabHandle]:
     require(_libvirt_ok(), "libvirtd answering on qemu:///system, with qemu-system-x86_64")
     require(any(Path("/boot").glob("vmlinuz-*-cloud-amd64")), "the guest kernel (linux-image-cloud-amd64)")
     root = E2E_ROOT / f"test-{os.getpid()}"
-    h = LabHandle(root)
-    h.etcd_port, h.controller_port = free_port(), free_port()
+    h = LabHandle(root, free_port(), free_port())
     try:
         h.up()
         h.fabric("group", "create", "-n", "E2E", "-l", "local")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.conftest import EXTENSION_TIMEOUT_S, LabHandle
 
 IMAGE = "fabriclab:busybox:lab:latest"
 
 
-def ext_show(lab: LabHandle, vm: str, *extra: str) -> dict:  # type: ignore[type-arg]
-    return lab.json("vm", "extension", "show", "-g", "E2E", "--vm-name", vm, "-n", "CustomScriptExtension",
-                    "--instance-view", *extra)
+def ext_show(lab: LabHandle, vm: str, *extra: str) -> dict[str, Any]:
+    ext: dict[str, Any] = lab.json("vm", "extension", "show", "-g", "E2E", "--vm-name", vm, "-n",
+                                   "CustomScriptExtension", "--instance-view", *extra)
+    return ext
 
 
 def test_custom_script_fails_is_diagnosed_and_succeeds(lab: LabHandle, tmp_path: Path) -> None:

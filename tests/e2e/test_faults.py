@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 from fabric.model import NodeRecord
 from fabric.store import keys
@@ -151,7 +152,7 @@ def test_a_node_error_fails_the_operation_with_its_message(lab: LabHandle) -> No
     assert lab.fabric("vm", "show", "-g", "E2E", "-n", "broken", check=False).returncode == 1
 
 
-def test_controller_killed_mid_deployment_resumes_it(lab: LabHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_controller_killed_mid_deployment_resumes_it(lab: LabHandle, tmp_path: Path) -> None:
     """The deployment engine is level-based: a new controller finds the deployment Running and carries it on,
     adopting what the old one had started, so each resource is made once."""
     from pathlib import Path

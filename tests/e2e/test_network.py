@@ -11,7 +11,15 @@ from tests.e2e.conftest import LabHandle
 from tests.e2e.test_vm_lifecycle import serial
 
 AGENT = Path(__file__).resolve().parents[2] / "images" / "busybox-lab" / "rootfs" / "usr" / "sbin" / "fabriclab-agent"
-AGENT_VERSION = re.search(r"^VERSION=(\S+)$", AGENT.read_text(), re.M)[1]  # type: ignore[index]
+
+
+def _agent_version() -> str:
+    m = re.search(r"^VERSION=(\S+)$", AGENT.read_text(), re.M)
+    assert m is not None, AGENT
+    return m[1]
+
+
+AGENT_VERSION = _agent_version()
 
 
 def netns() -> set[str]:
@@ -55,7 +63,7 @@ def test_two_vms_get_their_reservations_and_resolve_by_name(lab: LabHandle) -> N
     lab.fabric("network", "vnet", "delete", "-g", "E2E", "-n", "blog-vnet")
 
 
-def test_guest_agent_imds_user_data_and_resolving_the_other_vm(lab: LabHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_guest_agent_imds_user_data_and_resolving_the_other_vm(lab: LabHandle, tmp_path: Path) -> None:
     names = ["agent-a", "agent-b"]
     for me, other in (names, names[::-1]):
         script = tmp_path / f"{me}.sh"
@@ -98,7 +106,7 @@ def test_guest_agent_imds_user_data_and_resolving_the_other_vm(lab: LabHandle, t
         lab.fabric("vm", "delete", "-g", "E2E", "-n", name, "--yes")
 
 
-def test_a_guest_resolves_its_storage_account_and_reads_a_blob_by_sas(lab: LabHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_guest_resolves_its_storage_account_and_reads_a_blob_by_sas(lab: LabHandle, tmp_path: Path) -> None:
     lab.fabric("storage", "account", "create", "-n", "e2escripts", "-g", "E2E")
     lab.fabric("storage", "container", "create", "-n", "scripts", "--account-name", "e2escripts")
     (tmp_path / "simple.sh").write_text("echo hello from a blob\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from fabric.network import naming
 from tests.e2e.conftest import LabHandle
@@ -18,13 +19,16 @@ IMAGE = "fabriclab:busybox:lab:latest"
 IMDS = "'http://169.254.169.254/metadata/instance?api-version=2021-02-01'"
 
 
-def stdout_of(ext: dict) -> str:  # type: ignore[type-arg]
+def stdout_of(ext: dict[str, Any]) -> str:
     view = ext["properties"]["instanceView"]
-    return next(s["message"] for s in view["substatuses"] if s["code"].startswith("ComponentStatus/StdOut/"))
+    out: str = next(s["message"] for s in view["substatuses"] if s["code"].startswith("ComponentStatus/StdOut/"))
+    return out
 
 
-def run(lab: LabHandle, vm: str, script: Path, *extra: str) -> dict:  # type: ignore[type-arg]
-    return lab.json("vm", "extension", "set", "-g", "E2E", "--vm-name", vm, "--custom-script", str(script), *extra)
+def run(lab: LabHandle, vm: str, script: Path, *extra: str) -> dict[str, Any]:
+    ext: dict[str, Any] = lab.json("vm", "extension", "set", "-g", "E2E", "--vm-name", vm, "--custom-script",
+                                   str(script), *extra)
+    return ext
 
 
 def chain(lab: LabHandle, node: str, tap: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from typing import Any
 
 from tests.e2e.conftest import LabHandle
 
@@ -21,8 +22,10 @@ def domains() -> dict[str, str]:
     return states
 
 
-def power(vm: dict) -> str:
-    return next(s["code"] for s in vm["properties"]["instanceView"]["statuses"] if s["code"].startswith("PowerState"))
+def power(vm: dict[str, Any]) -> str:
+    code: str = next(s["code"] for s in vm["properties"]["instanceView"]["statuses"]
+                     if s["code"].startswith("PowerState"))
+    return code
 
 
 def serial(lab: LabHandle, name: str) -> str:

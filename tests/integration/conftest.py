@@ -12,6 +12,7 @@ import pytest
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.controller.main import build_server
 from fabric.gallery import Gallery
+from fabric.hostinfo import free_port
 from fabric.model import NodeRecord
 from fabric.store import Store, keys
 from fabric.network.provider import NetworkConfig, NetworkProvider
@@ -21,7 +22,7 @@ from fabric.v1 import deployment_pb2_grpc as drpc
 from fabric.v1 import fabric_pb2_grpc as rpc
 from fabric.v1 import network_pb2_grpc as nrpc
 from fabric.v1 import storage_pb2_grpc as srpc
-from tests.conftest import free_port, require
+from tests.conftest import require
 
 
 def publish_image(root: Path, version: str = "1.0.0") -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 import pytest
@@ -13,7 +14,7 @@ from tests.integration.conftest import Api, register_node
 IMAGE = "fabriclab:busybox:lab:latest"
 
 
-def arm_error(call: Callable[[], object]) -> tuple[grpc.StatusCode, dict]:
+def arm_error(call: Callable[[], object]) -> tuple[grpc.StatusCode, dict[str, Any]]:
     with pytest.raises(grpc.RpcError) as e:
         call()
     meta = dict(e.value.trailing_metadata())
@@ -25,7 +26,6 @@ def snapshot(api: Api) -> list[str]:
 
 
 def _all_keys(api: Api) -> list[str]:
-    from fabric.model import Record  # noqa: F401 - raw listing below
     return api.store.key_list("/fabriclab/")
 
 
@@ -37,9 +37,10 @@ def ready(api: Api) -> Api:
 
 
 def create(api: Api, **kw: str) -> pb.Operation:
-    req = dict(resource_group="RG", name="vm1", image=IMAGE, size="Lab_A0")
+    req: dict[str, Any] = dict(resource_group="RG", name="vm1", image=IMAGE, size="Lab_A0")
     req.update(kw)
-    return api.vms.Create(pb.CreateVirtualMachineRequest(**req))
+    op: pb.Operation = api.vms.Create(pb.CreateVirtualMachineRequest(**req))
+    return op
 
 
 @pytest.mark.parametrize("kw,code,status,target", [
@@ -52,7 +53,7 @@ def create(api: Api, **kw: str) -> pb.Operation:
     ({"resource_group": "NoSuchRG"}, "ResourceGroupNotFound", grpc.StatusCode.NOT_FOUND, "resourceGroupName"),
     ({"location": "westus"}, "LocationNotAvailable", grpc.StatusCode.INVALID_ARGUMENT, "location"),
 ])
-def test_bad_create_is_refused_and_changes_nothing(ready: Api, kw: dict, code: str, status: grpc.StatusCode,
+def test_bad_create_is_refused_and_changes_nothing(ready: Api, kw: dict[str, str], code: str, status: grpc.StatusCode,
                                                     target: str) -> None:
     before = snapshot(ready)
     got_status, body = arm_error(lambda: create(ready, **kw))

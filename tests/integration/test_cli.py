@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import free_port
+from fabric.hostinfo import free_port
 from tests.integration.conftest import Api, register_node
 
 

@@ -11,12 +11,14 @@ import pytest
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.controller.main import build_server
 from fabric.gallery import Gallery
+from fabric.hostinfo import free_port
+from fabric.lab.etcd import Etcd
 from fabric.network.provider import NetworkConfig, NetworkProvider
 from fabric.storage.provider import StorageConfig, StorageProvider
 from fabric.store import Store
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import fabric_pb2_grpc as rpc
-from tests.conftest import Etcd, free_port, require
+from tests.conftest import require
 from tests.integration.conftest import publish_image, register_node
 
 

@@ -77,10 +77,12 @@ class Vm:
         req: dict[str, Any] = dict(resource_group="RG", vm_name="vm1", name="CustomScriptExtension", **CSE,
                                    settings=struct({"fileUris": [self.url], "commandToExecute": "sh sample.sh"}))
         req.update(kw)
-        return self.api.extensions.Set(pb.SetExtensionRequest(**req))
+        op: pb.Operation = self.api.extensions.Set(pb.SetExtensionRequest(**req))
+        return op
 
     def op(self, op_id: str) -> pb.Operation:
-        return self.api.ops.Get(pb.GetOperationRequest(id=op_id))
+        op: pb.Operation = self.api.ops.Get(pb.GetOperationRequest(id=op_id))
+        return op
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 import pytest
 
+from fabric.hostinfo import free_port
 from fabric.model import ResourceGroupRecord
 from fabric.store import Absent, Delete, Put, Store, StoreUnavailable, Unchanged
-from tests.conftest import free_port
 
 K = "/fabriclab/v1/test/a"
 
@@ -23,7 +23,8 @@ def test_stale_compare_writes_nothing(store: Store) -> None:
     ok = store.commit([Unchanged(K, first.mod_revision)],
                       [Put(K, ResourceGroupRecord("stale", "local")), Put(other, ResourceGroupRecord("x", "y"))])
     assert not ok
-    assert store.get(K, ResourceGroupRecord).value.name == "a2"  # type: ignore[union-attr]
+    got = store.get(K, ResourceGroupRecord)
+    assert got is not None and got.value.name == "a2"
     assert store.get(other, ResourceGroupRecord) is None
 
 

@@ -11,16 +11,22 @@ def spec(domain_type: str = "qemu") -> DomainSpec:
                       os_disk=LocalPathBackend().source({"path": "/d/os.qcow2"}), resource_disk="/n/r.raw", console_log="/n/c.log")
 
 
+def at(el: ET.Element, path: str) -> ET.Element:
+    found = el.find(path)
+    assert found is not None, path
+    return found
+
+
 def test_domain_boots_the_overlay_with_console_to_a_file() -> None:
     root = ET.fromstring(domain_xml(spec()))
     assert root.get("type") == "qemu"
     assert root.findtext("memory") == "512" and root.findtext("vcpu") == "2"
     assert root.findtext("os/kernel") == "/g/vmlinuz"
     disks = root.findall("devices/disk")
-    assert [(d.find("driver").get("type"), d.find("source").get("file"), d.find("target").get("dev"))
+    assert [(at(d, "driver").get("type"), at(d, "source").get("file"), at(d, "target").get("dev"))
             for d in disks] == [("qcow2", "/d/os.qcow2", "vda"), ("raw", "/n/r.raw", "vdb")]
-    assert root.find("devices/serial").get("type") == "file"
-    assert root.find("devices/serial/source").get("path") == "/n/c.log"
+    assert at(root, "devices/serial").get("type") == "file"
+    assert at(root, "devices/serial/source").get("path") == "/n/c.log"
     assert root.find("cpu") is None      # TCG: no host CPU passthrough
 
 
@@ -30,4 +36,4 @@ def test_metadata_names_the_owner_node_and_escapes_names() -> None:
     assert inst is not None
     assert inst.findtext(f"{{{METADATA_NS}}}node") == "node-1"
     assert inst.findtext(f"{{{METADATA_NS}}}name") == "vm<&>"
-    assert root.find("cpu").get("mode") == "host-passthrough"
+    assert at(root, "cpu").get("mode") == "host-passthrough"

@@ -136,8 +136,9 @@ def test_no_project_import_inside_a_function() -> None:
         for fn in ast.walk(ast.parse(p.read_text())):
             if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for node in ast.walk(fn):
-                    mod = node.module if isinstance(node, ast.ImportFrom) else \
-                        node.names[0].name if isinstance(node, ast.Import) else None
+                    if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                        continue
+                    mod = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
                     if mod and mod.split(".")[0] in ("fabric", "nodeagent"):
                         bad.append(f"{m}:{node.lineno} {mod}")
     assert bad == []

@@ -1,7 +1,7 @@
 from fabric.scheduler import HostState, Request, place
 
 
-def host(name: str, cores: int = 2, mem: int = 4096, disk: int = 10000, used=(0, 0, 0), fd: int = 0) -> HostState:
+def host(name: str, cores: int = 2, mem: int = 4096, disk: int = 10000, used: tuple[int, int, int] = (0, 0, 0), fd: int = 0) -> HostState:
     return HostState(name, fd, cores, mem, disk, *used, vm_count=0)
 
 

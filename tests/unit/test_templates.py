@@ -62,7 +62,7 @@ def test_expressions(expr: str, expected: str | None) -> None:
 
 
 def _with(change: Any) -> dict[str, Any]:
-    t = copy.deepcopy(EXAMPLE)
+    t: dict[str, Any] = copy.deepcopy(EXAMPLE)
     change(t)
     return t
 

@@ -83,7 +83,8 @@ def test_concurrent_health_posts_from_one_vm_all_land(guest: str, networks: Netw
     with ThreadPoolExecutor(12) as pool:
         codes = list(pool.map(one, range(12)))
     assert set(codes) <= {200, 429} and 200 in codes
-    assert "<State>Ready</State>" in networks.health(9004, A.ip)["report"]  # type: ignore[index]
+    health = networks.health(9004, A.ip)
+    assert health is not None and "<State>Ready</State>" in health["report"]
     assert "Error" not in (networks.root / "9004" / "metadata.log").read_text()
     assert not list((networks.root / "9004" / "health").glob("*.tmp"))
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 import pytest
@@ -13,7 +14,7 @@ from tests.integration.conftest import Api, register_node
 from tests.integration.test_api_errors import snapshot
 
 
-def arm(call: Callable[[], object]) -> tuple[grpc.StatusCode, dict]:
+def arm(call: Callable[[], object]) -> tuple[grpc.StatusCode, dict[str, Any]]:
     with pytest.raises(grpc.RpcError) as e:
         call()
     return e.value.code(), json.loads(dict(e.value.trailing_metadata())["fabric-error"])
@@ -27,18 +28,23 @@ def rg(api: Api) -> Api:
 
 def vnet(api: Api, name: str = "blog-vnet", prefixes: tuple[str, ...] = ("10.1.0.0/16",),
          subnet: str = "default", subnet_prefix: str = "10.1.0.0/24") -> pb.VirtualNetwork:
-    return api.vnets.Create(pb.CreateVirtualNetworkRequest(resource_group="BlogRG", name=name,
-                                                           address_prefixes=list(prefixes), subnet_name=subnet,
-                                                           subnet_prefix=subnet_prefix))
+    v: pb.VirtualNetwork = api.vnets.Create(pb.CreateVirtualNetworkRequest(resource_group="BlogRG", name=name,
+                                                                           address_prefixes=list(prefixes),
+                                                                           subnet_name=subnet,
+                                                                           subnet_prefix=subnet_prefix))
+    return v
 
 
 def nic(api: Api, name: str, ip: str = "", subnet: str = "default") -> pb.NetworkInterface:
-    return api.nics.Create(pb.CreateNetworkInterfaceRequest(resource_group="BlogRG", name=name, vnet_name="blog-vnet",
-                                                            subnet=subnet, private_ip_address=ip))
+    n: pb.NetworkInterface = api.nics.Create(pb.CreateNetworkInterfaceRequest(resource_group="BlogRG", name=name,
+                                                                              vnet_name="blog-vnet", subnet=subnet,
+                                                                              private_ip_address=ip))
+    return n
 
 
 def ip(n: pb.NetworkInterface) -> str:
-    return n.properties.ip_configurations[0].properties.private_ip_address
+    address: str = n.properties.ip_configurations[0].properties.private_ip_address
+    return address
 
 
 def test_addresses_start_at_4_and_are_freed_on_delete(rg: Api) -> None:

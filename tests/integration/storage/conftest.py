@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -42,13 +43,15 @@ def acct(api: Api) -> Api:
 
 
 def upload(api: Api, container: str, name: str, data: bytes, lease_id: str = "", account: str = "blogacct") -> pb.Blob:
-    def parts():  # type: ignore[no-untyped-def]
+    def parts() -> Iterator[pb.UploadBlobChunk]:
         yield pb.UploadBlobChunk(header=pb.BlobUploadHeader(account_name=account, container=container, name=name,
                                                             content_type="text/x-sh", lease_id=lease_id))
         for i in range(0, len(data), 65536):
             yield pb.UploadBlobChunk(data=data[i:i + 65536])
-    return api.blobs.Upload(parts())  # type: ignore[no-any-return]
+    blob: pb.Blob = api.blobs.Upload(parts())
+    return blob
 
 
 def key1(api: Api, account: str = "blogacct") -> str:
-    return api.accounts.ListKeys(pb.StorageAccountRef(name=account)).keys[0].value  # type: ignore[no-any-return]
+    value: str = api.accounts.ListKeys(pb.StorageAccountRef(name=account)).keys[0].value
+    return value

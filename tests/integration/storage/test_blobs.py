@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -15,7 +17,7 @@ from tests.integration.conftest import Api
 from tests.integration.storage.conftest import upload
 
 
-def arm(call) -> tuple[grpc.StatusCode, dict]:  # type: ignore[no-untyped-def]
+def arm(call: Callable[[], object]) -> tuple[grpc.StatusCode, dict[str, Any]]:
     with pytest.raises(grpc.RpcError) as e:
         call()
     return e.value.code(), json.loads(dict(e.value.trailing_metadata())["fabric-error"])
@@ -79,7 +81,7 @@ def test_an_interrupted_upload_changes_nothing(acct: Api) -> None:
     folder = acct.storage.config.blob_root / "blogacct" / "scripts"
     before = sorted(p.name for p in folder.iterdir())
 
-    def broken():  # type: ignore[no-untyped-def]
+    def broken() -> Iterator[pb.UploadBlobChunk]:
         yield pb.UploadBlobChunk(header=pb.BlobUploadHeader(account_name="blogacct", container="scripts",
                                                             name="simple.sh"))
         yield pb.UploadBlobChunk(data=b"partial")

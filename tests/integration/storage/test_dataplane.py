@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import grpc
@@ -93,9 +94,10 @@ def test_upload_over_http_with_a_sas(acct: Api) -> None:
     assert http("PUT", url, b"x", {"x-ms-blob-type": "BlockBlob"}).code == "AuthorizationPermissionMismatch"
 
 
-def lease_rpc(api: Api, action: str, **kw: object) -> pb.LeaseResponse:
-    return api.blobs.Lease(pb.LeaseRequest(account_name="blogacct", container="scripts", name="simple.sh",
-                                           action=action, **kw))  # type: ignore[arg-type]
+def lease_rpc(api: Api, action: str, **kw: Any) -> pb.LeaseResponse:
+    r: pb.LeaseResponse = api.blobs.Lease(pb.LeaseRequest(account_name="blogacct", container="scripts",
+                                                          name="simple.sh", action=action, **kw))
+    return r
 
 
 def test_leases_guard_writes_and_deletes(acct: Api) -> None:

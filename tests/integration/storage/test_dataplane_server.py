@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from fabric.hostinfo import free_port
 from fabric.storage import dataplane, sas
 from fabric.storage.http_server import WORKERS, BoundedHTTPServer, Limits
-from tests.conftest import free_port
 from tests.integration.conftest import Api
 from tests.integration.storage.conftest import http, key1
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import grpc
 import pytest
@@ -21,10 +22,11 @@ def placed(api: Api) -> Api:
     return api
 
 
-def create(api: Api, name: str = "BlogVM", **kw: str) -> fpb.VirtualMachine:
+def create(api: Api, name: str = "BlogVM", **kw: Any) -> fpb.VirtualMachine:
     api.vms.Create(fpb.CreateVirtualMachineRequest(resource_group="BlogRG", name=name,
                                                    image="fabriclab:busybox:lab:latest", size="Lab_A0", **kw))
-    return api.vms.Get(fpb.VirtualMachineRef(resource_group="BlogRG", name=name))
+    vm: fpb.VirtualMachine = api.vms.Get(fpb.VirtualMachineRef(resource_group="BlogRG", name=name))
+    return vm
 
 
 def test_os_disk_is_a_leased_page_blob_of_the_groups_disk_account(placed: Api) -> None:

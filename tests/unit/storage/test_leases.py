@@ -1,10 +1,12 @@
+from collections.abc import Callable
+
 import pytest
 
 from fabric.storage import leases
 from fabric.storage.leases import INFINITE, Lease, LeaseError
 
 
-def err(fn, *args) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+def err(fn: Callable[..., object], *args: object) -> tuple[str, int]:
     with pytest.raises(LeaseError) as e:
         fn(*args)
     return e.value.code, e.value.status
