@@ -36,7 +36,9 @@ def test_redeploy_moves_the_vm_or_says_why_not(api: Api) -> None:
 
     node_reports(api, "RG", "vm1", on_node="node-2", power="running", booted=True)
     assert api.ops.Get(pb.GetOperationRequest(id=op.id)).status == "Succeeded"
-    api.vms.Deallocate(pb.VirtualMachineRef(resource_group="RG", name="vm1"))
+    dealloc = api.vms.Deallocate(pb.VirtualMachineRef(resource_group="RG", name="vm1"))
     node_reports(api, "RG", "vm1", on_node="node-2", power="deallocated")
+    assert api.ops.Get(pb.GetOperationRequest(id=dealloc.id)).status == "Succeeded"
     _, body = arm_error(lambda: api.vms.Redeploy(pb.VirtualMachineRef(resource_group="RG", name="vm1")))
-    assert body["code"] in ("OperationNotAllowed", "Conflict")
+    assert (body["code"], body["message"]) == (
+        "OperationNotAllowed", "Cannot redeploy VM 'vm1' while its power state is 'deallocated'.")
