@@ -225,8 +225,7 @@ class NodeAgent:
     def _secure_ports(self, assigned: dict[str, Assignment]) -> None:
         """Port security on every NIC of the VMs assigned here, before any of them starts; a port goes with its
         assignment (after its domain). Each change is a step of its VM's operation."""
-        tag = self.networks.tag
-        nics = {naming.tap(tag, n["mac"]): (a, n) for a in assigned.values() for n in a.nics}
+        nics = {self.networks.tap(n["mac"]): (a, n) for a in assigned.values() for n in a.nics}
         for tap, events in self.networks.secure([Port(t, n["mac"], n["ip"]) for t, (_, n) in nics.items()]).items():
             for event in events:
                 if tap in nics:
@@ -327,7 +326,7 @@ class NodeAgent:
             record_step(self.store, a.operation_id, node, "resource-disk-created",
                         f"temporary disk {resource_disk} ({a.resource_disk_mb} MB, sparse, node-local)")
         defined = self.host.xml(a.vm_id, persistent=True)
-        taps = [naming.tap(self.networks.tag, n["mac"]) for n in a.nics]
+        taps = [self.networks.tap(n["mac"]) for n in a.nics]
         if defined and all(f"dev='{tap}'" in defined for tap in taps):
             return
         spec = DomainSpec(name=self._domain_name(a), uuid=a.vm_id, node=node, fabric_id=self.host.fabric_id,
@@ -338,8 +337,7 @@ class NodeAgent:
                                                                                   " fabric.vmagent=0"), os_disk=backend.source(a.os_disk),
                           resource_disk=str(resource_disk), console_log=str(self.consoles.log_path(a.vm_id)),
                           data_disks=tuple((lun, src) for lun, (src, _) in self._data_disks(a).items()),
-                          nics=tuple((n["mac"], self.networks.bridge(n["vni"]), naming.tap(self.networks.tag, n["mac"]))
-                                     for n in a.nics))
+                          nics=tuple((n["mac"], self.networks.bridge(n["vni"]), tap) for n, tap in zip(a.nics, taps)))
         xml = domain_xml(spec)
         self.host.define(xml)
         if defined:     # defined before its taps had names: port security filters them from its next start

@@ -72,8 +72,9 @@ class Networks:
         return events
 
     def _strays(self, taps: set[str]) -> set[str]:
-        ours = {n for vni in self._vnis() for n in (naming.host_veth(self.tag, vni), naming.vxlan(self.tag, vni))}
-        return {name for vni in self._vnis() for name in iproute.bridge_ports(self.bridge(vni))} - taps - ours
+        vnis = self._vnis()
+        ours = {n for vni in vnis for n in (naming.host_veth(self.tag, vni), naming.vxlan(self.tag, vni))}
+        return {name for vni in vnis for name in iproute.bridge_ports(self.bridge(vni))} - taps - ours
 
     def _vnis(self) -> list[int]:
         return [int(f.name) for f in self.root.iterdir() if f.name.isdigit()]
@@ -85,6 +86,10 @@ class Networks:
 
     def bridge(self, vni: int) -> str:
         return naming.bridge(self.tag, vni)
+
+    def tap(self, mac: str) -> str:
+        """The tap of the VM NIC with this MAC on this node (the name its port filters match)."""
+        return naming.tap(self.tag, mac)
 
     def dnsmasq(self, vni: int) -> Dnsmasq:
         """The network's dnsmasq on this node (its files and process, named by the network)."""

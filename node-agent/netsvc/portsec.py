@@ -130,7 +130,8 @@ class PortSecurity:
     def converge(self, ports: Iterable[Port], strays: Iterable[str] = ()) -> dict[str, list[str]]:
         """Make the table filter exactly `ports` and shut `strays` (no port: no table). Returns what changed per
         tap ("" for the table), for the traces of the VMs concerned."""
-        want, shut = frozenset(ports), frozenset(strays) if ports else frozenset()
+        want = frozenset(ports)
+        shut = frozenset(strays) if want else frozenset()
         have = self.listing()
         if want == self._ports and shut == self._strays and have == self._listing:
             return {}
