@@ -37,8 +37,9 @@ from fabric.lab.lab import Lab  # noqa: E402
 from fabric.model import ImageRecord  # noqa: E402
 from fabric.v1 import fabric_pb2 as pb  # noqa: E402
 from fabric.v1 import fabric_pb2_grpc as rpc  # noqa: E402
-from nodeagent.hypervisor import DomainSpec, domain_xml  # noqa: E402
-from nodeagent.storage_backends import LocalPathBackend  # noqa: E402
+from nodeagent.hypervisor import DirectBoot, VmSpec  # noqa: E402
+from nodeagent.hypervisor.domain_xml import domain_xml  # noqa: E402
+from nodeagent.storage_backends import Disk  # noqa: E402
 from fabric.hostinfo import free_port  # noqa: E402
 
 PHASES = [("validated", "os-disk-created", "storage: OS disk blob (qemu-img overlay)"),
@@ -62,13 +63,13 @@ def bare_run(lab_root: Path, image: ImageRecord, size_cores: int, size_mb: int, 
                     str(overlay)], check=True)
     with open(resource, "wb") as f:
         f.truncate(512 * 1024 * 1024)
-    spec = DomainSpec(name=f"bench-bare-{vm_id[:8]}", uuid=vm_id, node="bench", fabric_id="bench-bare",
-                      resource_group="bench", vm_name="bare", domain_type=os.environ.get("BENCH_DOMAIN_TYPE", "qemu"),
-                      cores=size_cores, memory_mb=size_mb, kernel=image.kernel, initrd=image.initrd,
-                      cmdline=f"{image.cmdline} fabric.hostname=bare", os_disk=LocalPathBackend().source({"path": str(overlay)}),
-                      resource_disk=str(resource), console_log=str(console))
+    spec = VmSpec(uuid=vm_id, name=f"bench-bare-{vm_id[:8]}", resource_group="bench", vm_name="bare",
+                  cores=size_cores, memory_mb=size_mb,
+                  boot=DirectBoot(image.kernel, image.initrd, f"{image.cmdline} fabric.hostname=bare"),
+                  os_disk=Disk("file", str(overlay)), resource_disk=Disk("file", str(resource), "raw"),
+                  console_log=str(console))
     xml = work / f"{vm_id}.xml"
-    xml.write_text(domain_xml(spec))
+    xml.write_text(domain_xml(spec, os.environ.get("BENCH_DOMAIN_TYPE", "qemu"), "bench-bare", "bench"))
     t0 = time.monotonic()
     subprocess.run(["virsh", "-q", "-c", "qemu:///system", "create", str(xml)], check=True, stdout=subprocess.DEVNULL)
     while True:

@@ -28,7 +28,7 @@ from fabric.network import naming
 from nodeagent.netsvc import relay
 from nodeagent.netsvc.networks import Networks
 from nodeagent.agent import AgentConfig, NodeAgent
-from nodeagent.hypervisor import Host, HypervisorError, choose_domain_type
+from nodeagent.hypervisor import DriverError, LibvirtDriver
 
 log = logging.getLogger("nodeagent")
 _NODE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -44,13 +44,12 @@ def clean_up(uri: str, node: str, state_dir: Path, fabric_id: str) -> int:
     """What a node that died before powering off left: its domains (by the fabric and node in their
     metadata), then its networks (by the names recorded under its state folder)."""
     try:
-        host = Host(uri, node, fabric_id)
-    except HypervisorError as exc:
+        driver = LibvirtDriver(uri, node, fabric_id)
+        for uuid in driver.instances():
+            driver.destroy(uuid)
+        driver.close()
+    except DriverError as exc:
         log.warning("domains of %s not removed: %s", node, exc)
-    else:
-        for uuid in host.owned():
-            host.undefine(uuid)
-        host.close()
     if (state_dir / "networks").is_dir():
         Networks(state_dir, naming.node_tag(fabric_id, node)).teardown()
     return 0
@@ -100,24 +99,24 @@ def main(argv: list[str] | None = None) -> int:
     if stop.is_set():
         return 0
     try:
-        host = Host(args.libvirt, args.name, fabric_id)
-    except HypervisorError as exc:
+        driver = LibvirtDriver(args.libvirt, args.name, fabric_id)
+    except DriverError as exc:
         log.error("%s; is libvirtd running? (deploy/install.sh starts it)", exc)
         return 1
-    domain_type, why = choose_domain_type(host, args.name, args.hypervisor)
-    log.info("domain type %s: %s", domain_type, why)
+    why = driver.choose_domain_type(args.hypervisor)
+    log.info("domain type %s: %s", driver.hypervisor, why)
 
     agent: NodeAgent | None = None
     srv = diagnostics.serve(args.diagnostics_listen, lambda: agent)
     url = f"http://{srv.server_address[0]!s}:{srv.server_address[1]}"
-    config = AgentConfig(node=args.name, fault_domain=args.fault_domain, state_dir=args.state_dir, cores=args.cores,
+    config = AgentConfig(node=args.name, fabric_id=fabric_id, fault_domain=args.fault_domain, state_dir=args.state_dir, cores=args.cores,
                          memory_mb=args.memory_mb, local_disk_mb=local_disk_mb, diagnostics_url=url,
                          underlay_ns=args.underlay_ns, underlay_ip=args.underlay_ip)
-    agent = NodeAgent(store, host, config, domain_type)
+    agent = NodeAgent(store, driver, config)
     relay_srv = relay.serve_unix(agent.blob_relay_path, agent.blob_endpoint)
     while not stop.is_set():
         try:
-            agent.register()
+            agent.registration.register()
             break
         except StoreUnavailable as exc:
             log.warning("register: %s; retrying", exc)
@@ -126,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.power_off_on_exit:
         agent.power_off_all()
     try:
-        agent.deregister()
+        agent.registration.deregister()
     except StoreUnavailable:
         pass
     srv.shutdown()

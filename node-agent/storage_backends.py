@@ -1,41 +1,53 @@
 """How a node reaches a disk blob: the storage backend interface.
 
 The controller hands the node a disk reference (`{"backend": NAME, ...}`); the
-backend turns it into the libvirt <disk> source. The compute code knows
-nothing else about where disks live, so that a Ceph RBD backend (libvirt's
-`<disk type='network'><source protocol='rbd' name='pool/image'>`) is one more
-class here.
+backend describes the disk it names (`Disk`: a file, a block device or a
+network volume, and its format). What the hypervisor makes of that description
+is the compute driver's business (`nodeagent.hypervisor`): a Ceph RBD backend
+is one more class here and one more branch of the driver's disk form, and
+nothing in the agent's reconcile changes.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 from typing import Any, Protocol
-from xml.sax.saxutils import quoteattr
+
+from nodeagent.faults import Fault
 
 
-class BackendError(Exception):
-    pass
+class BackendError(Fault):
+    """The disk is not reachable from this node: temporary unless the reference cannot be served here at all."""
+
+    def __init__(self, message: str, temporary: bool = True) -> None:
+        super().__init__(message, temporary)
 
 
 @dataclasses.dataclass(frozen=True)
-class DiskSource:
-    disk_type: str      # libvirt <disk type=...>: "file", "network", "block"
-    source_xml: str     # the <source .../> element
-    driver_type: str    # "qcow2", "raw"
-    identity: str       # what libvirt reports as the source's file or name
+class Disk:
+    """A disk as any hypervisor can be told about it."""
+    kind: str                       # "file", "block" or "network"
+    path: str                       # the file or device; for "network", the volume's name (pool/image)
+    format: str = "qcow2"           # "qcow2" or "raw"
+    protocol: str = ""              # "network" only: "rbd", "nbd", ...
+    hosts: tuple[str, ...] = ()     # "network" only: host:port of the storage service
+
+    @property
+    def identity(self) -> str:
+        """What tells two disks apart: the hypervisor reports this back for each attached disk."""
+        return self.path
 
 
 class StorageBackend(Protocol):
-    def source(self, ref: dict[str, Any]) -> DiskSource: ...
+    def describe(self, ref: dict[str, Any]) -> Disk: ...
     def check(self, ref: dict[str, Any]) -> None: ...
 
 
 class LocalPathBackend:
     """Disk bodies on a path this node can open: one host, or a shared file system mounted on every host."""
 
-    def source(self, ref: dict[str, Any]) -> DiskSource:
-        return DiskSource("file", f"<source file={quoteattr(ref['path'])}/>", ref.get("format", "qcow2"), ref["path"])
+    def describe(self, ref: dict[str, Any]) -> Disk:
+        return Disk("file", ref["path"], ref.get("format", "qcow2"))
 
     def check(self, ref: dict[str, Any]) -> None:
         if not os.path.exists(ref["path"]):
@@ -49,5 +61,13 @@ BACKENDS: dict[str, StorageBackend] = {"localpath": LocalPathBackend()}
 def backend_for(ref: dict[str, Any]) -> StorageBackend:
     name = ref.get("backend", "")
     if name not in BACKENDS:
-        raise BackendError(f"no storage backend '{name}' on this node (has: {', '.join(BACKENDS)})")
+        raise BackendError(f"no storage backend '{name}' on this node (has: {', '.join(BACKENDS)})",
+                           temporary=False)
     return BACKENDS[name]
+
+
+def resolve(ref: dict[str, Any]) -> Disk:
+    """The disk a reference names, checked reachable from this node."""
+    backend = backend_for(ref)
+    backend.check(ref)
+    return backend.describe(ref)

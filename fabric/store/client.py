@@ -120,6 +120,11 @@ class Store:
         items = self._call(lambda: list(self._client.get_prefix(prefix, keys_only=True, sort_order="ascend")))
         return [meta.key.decode() for _, meta in items]
 
+    def raw_items(self, prefix: str) -> builtins.list[tuple[str, bytes]]:
+        """(key, stored bytes) under a prefix, in order: what is kept, whatever record it is (for checks)."""
+        items = self._call(lambda: list(self._client.get_prefix(prefix, sort_order="ascend")))
+        return [(meta.key.decode(), bytes(value)) for value, meta in items]
+
     def count(self, prefix: str) -> int:
         items = self._call(lambda: list(self._client.get_prefix(prefix, keys_only=True)))
         return len(items)

@@ -1,11 +1,8 @@
-"""The only package of fabriclab that imports libvirt.
+"""The compute driver seam (`driver`: what the node agent asks of a hypervisor) and its libvirt
+implementation, the only package of fabriclab that imports libvirt or reads and writes domain XML."""
+from nodeagent.hypervisor.driver import (ComputeDriver, DirectBoot, DriverError, Instance, Nic, Spawned,
+                                         SpawnResult, VmSpec)
+from nodeagent.hypervisor.libvirt_driver import LibvirtDriver
 
-`Host` is the driver contract the agent uses (a connection, the domains this
-node owns, define/start/destroy/undefine); `domain_xml` builds the XML;
-`probe` decides between KVM and TCG by booting a kernel for real.
-"""
-from nodeagent.hypervisor.domain_xml import DomainSpec, domain_xml
-from nodeagent.hypervisor.host import Host, HypervisorError, OwnedDomain
-from nodeagent.hypervisor.probe import choose_domain_type
-
-__all__ = ["DomainSpec", "Host", "HypervisorError", "OwnedDomain", "choose_domain_type", "domain_xml"]
+__all__ = ["ComputeDriver", "DirectBoot", "DriverError", "Instance", "LibvirtDriver", "Nic", "Spawned",
+           "SpawnResult", "VmSpec"]

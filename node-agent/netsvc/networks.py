@@ -139,12 +139,13 @@ class Networks:
             events.append(f"dnsmasq {action}: {len(spec.dhcp_hosts)} reservations, {len(spec.dns_hosts)} DNS names")
         folder = self.root / str(spec.vni)
         write_if_changed(folder / "metadata.json", json.dumps(spec.metadata, sort_keys=True, indent=1))
-        if self._metadata_pid(spec.vni) is None:
+        if self.metadata_pid(spec.vni) is None:
             self._start_metadata(spec.vni, ns)
             events.append(f"metadata service and wireserver started on {IMDS_ADDRESS}:80 and {spec.gateway}:80")
         return events
 
-    def _metadata_pid(self, vni: int) -> int | None:
+    def metadata_pid(self, vni: int) -> int | None:
+        """The pid of the network's metadata process when it runs (it is started by this agent)."""
         folder = self.root / str(vni)
         try:
             pid = int((folder / "metadata.pid").read_text())
@@ -164,7 +165,7 @@ class Networks:
                               "--blob-relay", self.blob_relay, "--log-file", str(log)],
                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + METADATA_START_TIMEOUT_S
-        while self._metadata_pid(vni) is None and time.monotonic() < deadline:
+        while self.metadata_pid(vni) is None and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def health(self, vni: int, ip: str) -> dict[str, Any] | None:
@@ -189,7 +190,7 @@ class Networks:
 
     def remove(self, vni: int) -> None:
         self.dnsmasq(vni).stop()
-        pid = self._metadata_pid(vni)
+        pid = self.metadata_pid(vni)
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
         iproute.delete_link(naming.vxlan(self.tag, vni))

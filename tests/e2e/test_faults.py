@@ -7,8 +7,8 @@ from pathlib import Path
 
 from fabric.model import NodeRecord
 from fabric.store import keys
-from nodeagent.hypervisor import DomainSpec, Host, domain_xml
-from nodeagent.storage_backends import LocalPathBackend
+from nodeagent.hypervisor import DirectBoot, LibvirtDriver, VmSpec
+from nodeagent.storage_backends import Disk
 from tests.e2e.conftest import LabHandle
 from tests.e2e.test_vm_lifecycle import domains, power
 
@@ -55,30 +55,29 @@ def test_controller_killed_mid_provisioning_converges(lab: LabHandle) -> None:
     assert_one_running_domain_and_clean_delete(lab, "kill-ctl", vm_id)
 
 
-def _spec(fabric_id: str, node: str, vm_uuid: str, lab: LabHandle) -> DomainSpec:
-    state = lab.root / "nodes" / node
-    return DomainSpec(name=f"fl-orphan-{vm_uuid[:8]}", uuid=vm_uuid, node=node, fabric_id=fabric_id,
-                      resource_group="E2E", vm_name="orphan", domain_type="qemu", cores=1, memory_mb=64,
-                      kernel="/nonexistent/vmlinuz", initrd="/nonexistent/initrd", cmdline="", os_disk=LocalPathBackend().source({"path": "/nonexistent/a"}),
-                      resource_disk="/nonexistent/b", console_log=str(state / "console" / "orphan.log"))
+def _spec(vm_uuid: str, lab: LabHandle) -> VmSpec:
+    return VmSpec(uuid=vm_uuid, name=f"fl-orphan-{vm_uuid[:8]}", resource_group="E2E", vm_name="orphan", cores=1,
+                  memory_mb=64, boot=DirectBoot("/nonexistent/vmlinuz", "/nonexistent/initrd", ""),
+                  os_disk=Disk("file", "/nonexistent/a"), resource_disk=Disk("file", "/nonexistent/b", "raw"),
+                  console_log=str(lab.root / "nodes" / "node-1" / "console" / "orphan.log"))
 
 
 def test_orphan_domains_are_fenced_and_foreign_ones_left_alone(lab: LabHandle) -> None:
     fabric_id = lab.lab.config()["fabric_id"]
     orphan, foreign = str(uuid.uuid4()), str(uuid.uuid4())
-    host = Host("qemu:///system", "node-1", fabric_id)
-    other = Host("qemu:///system", "node-1", "another-fabric")
+    host = LibvirtDriver("qemu:///system", "node-1", fabric_id)
+    other = LibvirtDriver("qemu:///system", "node-1", "another-fabric")
     try:
-        host.define(domain_xml(_spec(fabric_id, "node-1", orphan, lab)))
-        other.define(domain_xml(_spec("another-fabric", "node-1", foreign, lab)))
+        host.spawn(_spec(orphan, lab))
+        other.spawn(_spec(foreign, lab))
         deadline = time.monotonic() + 20
         while orphan in domains() and time.monotonic() < deadline:
             time.sleep(0.5)
         assert orphan not in domains(), "the agent did not fence a domain no assignment names"
         assert foreign in domains(), "the agent touched a domain of another fabric"
     finally:
-        other.undefine(foreign)
-        host.undefine(orphan)
+        other.destroy(foreign)
+        host.destroy(orphan)
 
 
 def test_a_node_whose_agent_dies_leaves_placement_and_comes_back(lab: LabHandle) -> None:

@@ -72,9 +72,8 @@ def test_create_boots_the_guest_and_every_lifecycle_action_converges(lab: LabHan
     lab.fabric("vm", "delete", "-g", "E2E", "-n", "life", "--yes")
     assert vm_id not in domains() and not disk.exists()
     store = lab.store()
-    leftovers = [m.key.decode() for v, m in store._client.get_prefix("/fabriclab/")
-                 if vm_id.encode() in m.key or vm_id.encode() in v and b"/traces/" not in m.key
-                 and b"/operations/" not in m.key]
+    leftovers = [k for k, v in store.raw_items("/fabriclab/")
+                 if vm_id in k or vm_id.encode() in v and "/traces/" not in k and "/operations/" not in k]
     store.close()
     assert leftovers == []
     assert lab.fabric("vm", "show", "-g", "E2E", "-n", "life", check=False).returncode == 1

@@ -32,9 +32,10 @@ from fabric.storage.provider import StorageConfig, StorageProvider
 from fabric.store import Store, keys
 from nodeagent import resource_disks
 from nodeagent.console import BootRecord, Consoles
-from nodeagent.hypervisor.domain_xml import DomainSpec, domain_xml
+from nodeagent.hypervisor import DirectBoot, VmSpec
+from nodeagent.hypervisor.domain_xml import domain_xml
 from nodeagent.main import make_state_dir as make_node_state_dir
-from nodeagent.storage_backends import LocalPathBackend
+from nodeagent.storage_backends import Disk
 from tests.conftest import require
 from tests.integration.conftest import publish_image
 
@@ -162,13 +163,12 @@ def test_qemu_still_opens_the_private_disks_through_the_folders(made: Made) -> N
     shutil.copy(kernels[-1], kernel)
     kernel.chmod(0o644)
     name = f"fabriclab-modes-{os.getpid()}"
-    spec = DomainSpec(name=name, uuid=str(uuid.uuid4()), node="modes", fabric_id="test-file-modes",
-                      resource_group="RG", vm_name="vm1", domain_type="qemu", cores=1, memory_mb=DOMAIN_MEMORY_MB,
-                      kernel=str(kernel), initrd="", cmdline="console=ttyS0",
-                      os_disk=LocalPathBackend().source({"path": str(made.os_disk)}),
-                      resource_disk=str(made.resource), console_log=str(made.console))
+    spec = VmSpec(uuid=str(uuid.uuid4()), name=name, resource_group="RG", vm_name="vm1", cores=1,
+                  memory_mb=DOMAIN_MEMORY_MB, boot=DirectBoot(str(kernel), "", "console=ttyS0"),
+                  os_disk=Disk("file", str(made.os_disk)), resource_disk=Disk("file", str(made.resource), "raw"),
+                  console_log=str(made.console))
     xml = made.lab / "domain.xml"
-    xml.write_text(domain_xml(spec).replace("<initrd></initrd>", ""))
+    xml.write_text(domain_xml(spec, "qemu", "test-file-modes", "modes"))
     r = subprocess.run(["virsh", "-c", LIBVIRT_URI, "create", str(xml)], capture_output=True, text=True, timeout=60)
     try:
         assert r.returncode == 0, r.stderr

@@ -1,7 +1,7 @@
 """The node's word for a guest agent: Ready while it reports, Not Ready once it stops (after AGENT_STALE_S)."""
 from __future__ import annotations
 
-from nodeagent.agent import AGENT_STALE_S, agent_status
+from nodeagent.guest_reports import AGENT_STALE_S, agent_status
 
 REPORT = "<Health><State>Ready</State></Health><AgentVersion>0.2.0</AgentVersion><ResourceDisk>kept</ResourceDisk>"
 

@@ -1,14 +1,15 @@
+import dataclasses
 import xml.etree.ElementTree as ET
 
-from nodeagent.hypervisor.domain_xml import METADATA_NS, DomainSpec, domain_xml
-from nodeagent.storage_backends import LocalPathBackend
+from nodeagent.hypervisor import DirectBoot, Nic, VmSpec
+from nodeagent.hypervisor.domain_xml import METADATA_NS, domain_xml
+from nodeagent.storage_backends import Disk
 
 
-def spec(domain_type: str = "qemu") -> DomainSpec:
-    return DomainSpec(name="fl-vm-1234", uuid="12345678-1234-1234-1234-123456789abc", node="node-1", fabric_id="f-1",
-                      resource_group="RG", vm_name="vm<&>", domain_type=domain_type, cores=2, memory_mb=512,
-                      kernel="/g/vmlinuz", initrd="/g/initrd.img", cmdline="console=ttyS0 fabric.hostname=vm",
-                      os_disk=LocalPathBackend().source({"path": "/d/os.qcow2"}), resource_disk="/n/r.raw", console_log="/n/c.log")
+SPEC = VmSpec(uuid="12345678-1234-1234-1234-123456789abc", name="fl-vm-1234", resource_group="RG", vm_name="vm<&>",
+              cores=2, memory_mb=512, boot=DirectBoot("/g/vmlinuz", "/g/initrd.img", "console=ttyS0 fabric.hostname=vm"),
+              os_disk=Disk("file", "/d/os.qcow2"), resource_disk=Disk("file", "/n/r.raw", "raw"),
+              console_log="/n/c.log", nics=(Nic("52:54:00:00:00:01", "flbr1", "flt1"),))
 
 
 def at(el: ET.Element, path: str) -> ET.Element:
@@ -18,7 +19,7 @@ def at(el: ET.Element, path: str) -> ET.Element:
 
 
 def test_domain_boots_the_overlay_with_console_to_a_file() -> None:
-    root = ET.fromstring(domain_xml(spec()))
+    root = ET.fromstring(domain_xml(SPEC, "qemu", "f-1", "node-1"))
     assert root.get("type") == "qemu"
     assert root.findtext("memory") == "512" and root.findtext("vcpu") == "2"
     assert root.findtext("os/kernel") == "/g/vmlinuz"
@@ -27,13 +28,31 @@ def test_domain_boots_the_overlay_with_console_to_a_file() -> None:
             for d in disks] == [("qcow2", "/d/os.qcow2", "vda"), ("raw", "/n/r.raw", "vdb")]
     assert at(root, "devices/serial").get("type") == "file"
     assert at(root, "devices/serial/source").get("path") == "/n/c.log"
+    assert at(root, "devices/interface/target").get("dev") == "flt1"
     assert root.find("cpu") is None      # TCG: no host CPU passthrough
 
 
 def test_metadata_names_the_owner_node_and_escapes_names() -> None:
-    root = ET.fromstring(domain_xml(spec("kvm")))
+    root = ET.fromstring(domain_xml(SPEC, "kvm", "f-1", "node-1"))
     inst = root.find(f"metadata/{{{METADATA_NS}}}instance")
     assert inst is not None
     assert inst.findtext(f"{{{METADATA_NS}}}node") == "node-1"
     assert inst.findtext(f"{{{METADATA_NS}}}name") == "vm<&>"
+    assert inst.findtext(f"{{{METADATA_NS}}}spec") == SPEC.fingerprint()
     assert at(root, "cpu").get("mode") == "host-passthrough"
+
+
+def test_a_network_volume_becomes_a_network_disk_with_its_hosts() -> None:
+    rbd = Disk("network", "pool/vm-os", "raw", protocol="rbd", hosts=("10.0.0.5:6789",))
+    root = ET.fromstring(domain_xml(dataclasses.replace(SPEC, os_disk=rbd), "qemu", "f-1", "node-1"))
+    disk = root.findall("devices/disk")[0]
+    assert disk.get("type") == "network"
+    assert (at(disk, "source").get("protocol"), at(disk, "source").get("name")) == ("rbd", "pool/vm-os")
+    assert (at(disk, "source/host").get("name"), at(disk, "source/host").get("port")) == ("10.0.0.5", "6789")
+
+
+def test_the_fingerprint_changes_with_the_definition_not_with_data_disks() -> None:
+    base = SPEC.fingerprint()
+    assert dataclasses.replace(SPEC, data_disks=((0, Disk("file", "/d/data.vhd", "raw")),)).fingerprint() == base
+    assert dataclasses.replace(SPEC, nics=(Nic("52:54:00:00:00:01", "flbr1", "flt2"),)).fingerprint() != base
+    assert dataclasses.replace(SPEC, memory_mb=1024).fingerprint() != base

@@ -20,7 +20,7 @@ IMDS = "http://169.254.169.254/metadata/instance?api-version=2021-02-01"
 
 
 def metadata_pid(networks: Networks) -> int:
-    pid = networks._metadata_pid(9004)
+    pid = networks.metadata_pid(9004)
     assert pid is not None
     return pid
 

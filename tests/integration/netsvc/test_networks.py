@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fabric.lab import underlay
 from fabric.network import naming
-from nodeagent.agent import extension_status
+from nodeagent.guest_reports import extension_status
 from nodeagent.netsvc import iproute
 from nodeagent.netsvc.dnsmasq import Reservation
 from nodeagent.netsvc.networks import Networks, NetSpec
@@ -98,9 +98,9 @@ def test_imds_answers_the_calling_vm_only_and_refuses_bad_requests(guest: str) -
     assert http_from(guest, IMDS)[0] == 400                                   # no Metadata header
     assert http_from(guest, "-H", "Metadata: true", "-H", "X-Forwarded-For: 1.2.3.4", IMDS)[0] == 400
     assert http_from(guest, "-H", "Metadata: true", "http://169.254.169.254/metadata/instance")[0] == 400
-    time.sleep(1.0)
-    codes = [http_from(guest, "-H", "Metadata: true", IMDS)[0] for _ in range(8)]
-    assert codes[:5] == [200] * 5 and 429 in codes[5:]                         # 5 requests a second
+    # a flood is cut to the rate (the exact bucket, request by request, is tests/unit/test_guestlimits.py)
+    codes = [http_from(guest, "-H", "Metadata: true", IMDS)[0] for _ in range(25)]
+    assert set(codes) == {200, 429} and codes[0] == 200
 
 
 def test_wireserver_goal_state_and_health(guest: str, networks: Networks) -> None:

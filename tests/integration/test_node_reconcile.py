@@ -1,0 +1,197 @@
+"""The node agent's reconcile below e2e: real etcd, libvirt's own `test:///default` driver behind the compute
+driver interface, no guest booted. What a user would see is the Observed record, the operation's trace and the
+instances on the host."""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fabric.model import Assignment, Observed, PowerState, TraceRecord
+from fabric.store import Store, keys
+from nodeagent.agent import AgentConfig, NodeAgent
+from nodeagent.hypervisor import DirectBoot, LibvirtDriver, Spawned, VmSpec
+from nodeagent.retries import RETRY_FOR_S
+from nodeagent.storage_backends import Disk
+from tests.conftest import require
+
+TEST_URI = "test:///default"
+MARKER = "fabriclab-guest: reached user space"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Node:
+    def __init__(self, store: Store, root: Path) -> None:
+        self.store = store
+        self.root = root
+        self.name = "node-r"
+        self.fabric = f"reconcile-{uuid.uuid4().hex[:8]}"
+        self.clock = Clock()
+        self.driver = LibvirtDriver(TEST_URI, self.name, self.fabric)
+        self.driver.choose_domain_type("auto")
+        self.agent = NodeAgent(store, self.driver, AgentConfig(
+            node=self.name, fabric_id=self.fabric, fault_domain=0, state_dir=root / "state", cores=4,
+            memory_mb=4096, local_disk_mb=10000), clock=self.clock)
+
+    def assign(self, vm_id: str, power: str = PowerState.RUNNING, data_disks: tuple[Path, ...] = (),
+               os_disk: Path | None = None, generation: int = 0, op: str = "") -> Assignment:
+        disk = os_disk or self.root / "os.qcow2"
+        if os_disk is None:
+            disk.touch()
+        a = Assignment(vm_id=vm_id, resource_group="RG", name="vm1", node=self.name, power=power,
+                       generation=generation, cores=1, memory_mb=128, resource_disk_mb=1,
+                       image={"kernel": "/g/vmlinuz", "initrd": "/g/initrd.img", "cmdline": "console=ttyS0",
+                              "boot_marker": MARKER},
+                       os_disk={"backend": "localpath", "path": str(disk), "uri": "http://x/os.vhd"},
+                       operation_id=op or vm_id, disk_generation=len(data_disks),
+                       data_disks=[{"lun": i, "ref": {"backend": "localpath", "path": str(p), "format": "raw",
+                                                      "uri": f"http://x/data{i}.vhd"}}
+                                   for i, p in enumerate(data_disks)])
+        self.store.put(keys.assignment(self.name, vm_id), a)
+        return a
+
+    def observed(self, vm_id: str) -> Observed:
+        found = self.store.get(keys.observed(self.name, vm_id), Observed)
+        assert found is not None, "the node reported nothing"
+        return found.value
+
+    def steps(self, op: str) -> list[str]:
+        return [t.value.step for t in self.store.list(keys.trace_of(op), TraceRecord)]
+
+    def trace(self, op: str) -> list[TraceRecord]:
+        return [t.value for t in self.store.list(keys.trace_of(op), TraceRecord)]
+
+
+@pytest.fixture
+def node(store: Store, tmp_path: Path) -> Iterator[Node]:
+    require(subprocess.run(["nft", "--version"], capture_output=True).returncode == 0, "nftables (nft)")
+    n = Node(store, tmp_path)
+    yield n
+    n.agent.power_off_all()
+    n.driver.close()
+
+
+def test_a_vm_is_defined_started_booted_stopped_and_removed(node: Node) -> None:
+    vm = str(uuid.uuid4())
+    node.assign(vm)
+    node.agent.reconcile()
+    inst = node.driver.instance(vm)
+    assert inst is not None and inst.active and inst.name == f"fl-vm1-{vm[:8]}"
+    obs = node.observed(vm)
+    assert (obs.power, obs.booted, obs.hypervisor, obs.error) == (PowerState.RUNNING, False, "test", None)
+    assert node.steps(vm)[:3] == ["resource-disk-created", "domain-defined", "domain-started"]
+    # the guest prints its marker on the serial console: the next pass sees it boot
+    with open(obs.console, "a") as f:
+        f.write(f"{MARKER}\n")
+    node.agent.reconcile()
+    assert node.observed(vm).booted
+    assert node.steps(vm)[-1] == "guest-ready"
+
+    node.assign(vm, power=PowerState.STOPPED, op="stop")
+    node.agent.reconcile()
+    assert not node.driver.instances()[vm].active and node.steps("stop") == ["domain-stopped"]
+    node.assign(vm, power=PowerState.DELETED, op="delete")
+    node.agent.reconcile()
+    assert node.driver.instance(vm) is None
+    assert node.steps("delete") == ["domain-undefined", "resource-disk-removed"]
+    assert not (node.root / "state" / "resource-disks" / f"{vm}.raw").exists()
+
+
+def test_a_second_pass_changes_nothing_and_a_restart_generation_restarts(node: Node) -> None:
+    vm = str(uuid.uuid4())
+    a = node.assign(vm)
+    node.agent.reconcile()
+    before = node.steps(vm)
+    node.agent.reconcile()
+    assert node.steps(vm) == before
+    assert node.driver.spawn(node.agent.vms.spec(a)).outcome == Spawned.UNCHANGED
+    node.assign(vm, generation=1, op="restart")
+    node.agent.reconcile()
+    assert node.steps("restart") == ["domain-reset", "domain-started"]
+    assert node.observed(vm).generation == 1
+
+
+def test_an_orphan_is_fenced_and_other_owners_domains_are_left_alone(node: Node) -> None:
+    orphan, foreign = str(uuid.uuid4()), str(uuid.uuid4())
+    other = LibvirtDriver(TEST_URI, node.name, "another-fabric")
+    spec = VmSpec(uuid=orphan, name=f"orphan-{orphan[:8]}", resource_group="RG", vm_name="orphan", cores=1,
+                  memory_mb=64, boot=DirectBoot("/k", "", ""), os_disk=Disk("file", "/nonexistent"),
+                  resource_disk=Disk("file", "/nonexistent-r", "raw"), console_log="/nonexistent.log")
+    try:
+        assert node.driver.spawn(spec).outcome == Spawned.DEFINED
+        other.spawn(dataclasses.replace(spec, uuid=foreign, name=f"foreign-{foreign[:8]}"))
+        node.agent.reconcile()
+        assert node.driver.instance(orphan) is None, "a domain no assignment names was not fenced"
+        assert other.instance(foreign) is not None, "a domain of another fabric was touched"
+        assert "test" in {d.name() for d in node.driver.conn.listAllDomains()}, "the driver's own domain went"
+    finally:
+        other.destroy(foreign)
+        other.close()
+
+
+def test_a_temporary_error_is_retried_with_backoff_and_shown_in_the_trace(node: Node) -> None:
+    vm = str(uuid.uuid4())
+    later = node.root / "mounted-later.qcow2"
+    node.assign(vm, os_disk=later)
+    assert node.agent.reconcile() <= 1.0          # the retry is due in a second, not at the next resync
+    assert node.store.get(keys.observed(node.name, vm), Observed) is None   # no failure reported yet
+    retry = node.trace(vm)[-1]
+    assert retry.step == "node-retry" and "does not exist" in retry.message and "attempt 1" in retry.message
+    node.agent.reconcile()                        # not due yet: nothing tried, nothing traced
+    assert len(node.trace(vm)) == 1
+    node.clock.t += 1.0
+    node.agent.reconcile()
+    assert "attempt 2" in node.trace(vm)[-1].message and "in 2 s" in node.trace(vm)[-1].message
+    later.touch()                                 # the storage comes back
+    node.clock.t += 2.0
+    node.agent.reconcile()
+    obs = node.observed(vm)
+    assert obs.error is None and obs.power == PowerState.RUNNING
+    assert node.steps(vm)[-2:] == ["domain-defined", "domain-started"]
+
+
+def test_a_temporary_error_that_lasts_fails_the_vm(node: Node) -> None:
+    vm = str(uuid.uuid4())
+    node.assign(vm, os_disk=node.root / "never.qcow2")
+    node.agent.reconcile()
+    while node.store.get(keys.observed(node.name, vm), Observed) is None:
+        node.clock.t += 30.0
+        node.agent.reconcile()
+        assert node.clock.t < 1000 + RETRY_FOR_S + 60, "a temporary error was retried for ever"
+    err = node.observed(vm).error
+    assert err is not None and err["code"] == "NodeOperationFailed"
+    assert "never.qcow2 does not exist" in err["message"] and "still failing after" in err["message"]
+    assert node.steps(vm)[-1] == "node-error"
+
+
+def test_a_terminal_error_fails_the_vm_at_once(node: Node) -> None:
+    vm = str(uuid.uuid4())
+    node.assign(vm)
+    node.agent.reconcile()
+    data = node.root / "data0.raw"
+    data.touch()
+    node.assign(vm, data_disks=(data,), op="attach")   # the test driver cannot hot-plug: it says so
+    node.agent.reconcile()
+    err = node.observed(vm).error
+    assert err is not None and err["code"] == "NodeOperationFailed" and "not supported" in err["message"]
+    assert "temporary" not in err["message"]
+    assert node.steps("attach") == ["node-error"]
+
+
+def test_the_driver_takes_a_screenshot(node: Node) -> None:
+    vm = str(uuid.uuid4())
+    node.assign(vm)
+    node.agent.reconcile()
+    mime, image = node.driver.screenshot(vm)
+    assert mime == "image/png" and image.startswith(b"\x89PNG\r\n\x1a\n")
