@@ -8,7 +8,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from enum import StrEnum
+import re
+import types
+import typing
+from enum import Enum, StrEnum
 from typing import Any, Self, TypeVar
 
 T = TypeVar("T")
@@ -44,16 +47,61 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def _snake(key: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", lambda m: "_" + m[1].lower(), key)
+
+
+def _decode(tp: Any, value: Any) -> Any:
+    """A JSON value as the annotated type: nested records, enums, lists, tuples, dicts, optionals."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        if value is None or (value == {} and len(inner) == 1 and isinstance(inner[0], type)
+                             and issubclass(inner[0], Record)):
+            return None
+        return _decode(inner[0], value) if len(inner) == 1 else value
+    if origin is list:
+        return [_decode(args[0], v) for v in value]
+    if origin is tuple:
+        return tuple(_decode(args[0], v) for v in value)
+    if origin is dict:
+        return {k: _decode(args[1], v) for k, v in value.items()}
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return tp(value)
+    if isinstance(tp, type) and issubclass(tp, Record) and isinstance(value, dict):
+        return tp.from_dict(value)
+    return value
+
+
+_FIELDS: dict[type, dict[str, Any]] = {}
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    """name -> annotated type of a record's fields (read once per class)."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = _FIELDS[cls] = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return found
+
+
 class Record:
-    """Mixin for frozen dataclasses stored as JSON."""
+    """Mixin for frozen dataclasses stored as JSON. Fields are typed all the way down: a nested record, an
+    enum, a list of records is decoded as its annotation says; a key written in camelCase (records kept
+    before their nested parts were typed) is read as its snake_case field."""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        return cls(**{k: v for k, v in data.items() if k in names})
+        fields = _fields(cls)
+        out = {}
+        for k, v in data.items():
+            name = k if k in fields else _snake(k)
+            if name in fields and name not in out:
+                out[name] = _decode(fields[name], v)
+        return cls(**out)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Self:
@@ -87,6 +135,53 @@ class ImageRecord(Record):
 
 
 @dataclasses.dataclass(frozen=True)
+class DiskRef(Record):
+    """How a node's storage backend reaches a disk blob (the local-path backend: a file it can open)."""
+    backend: str
+    uri: str = ""              # the blob's URL, for what the node tells
+    path: str = ""             # localpath: the body's file
+    format: str = "qcow2"
+
+
+@dataclasses.dataclass(frozen=True)
+class VmDisk(Record):
+    """A disk blob a VM uses, leased in the VM's name: its OS disk, or a data disk on a LUN."""
+    account: str
+    container: str
+    blob: str
+    uri: str
+    ref: DiskRef
+    lease_id: str = ""         # the lease's secret id ("": a record from before they were secret; the vm id)
+    size_bytes: int = 0
+    delete_option: str = "Delete"   # the OS disk's deleteOption: Delete, or Detach to keep the blob
+    name: str = ""             # a data disk's name
+    lun: int = 0               # a data disk's LUN
+    create_option: str = ""    # a data disk's: Empty (made by the attach) or Attach (an existing blob)
+
+
+@dataclasses.dataclass(frozen=True)
+class AttachedDisk(Record):
+    """A data disk as a node attaches it."""
+    lun: int
+    ref: DiskRef
+
+
+@dataclasses.dataclass(frozen=True)
+class VmNic(Record):
+    """A NIC of a VM as a node plugs it in: its addresses and its network."""
+    key: str                   # the NIC resource's etcd key
+    id: str                    # its resource id
+    mac: str
+    ip: str
+    vnet: str
+    vni: int
+    prefix: str
+    gateway: str
+    dns_suffix: str
+    made: bool = False         # made by vm create: deleted with the VM
+
+
+@dataclasses.dataclass(frozen=True)
 class VmRecord(Record):
     """Desired state of a VM, owned by the controller."""
     resource_group: str
@@ -94,22 +189,18 @@ class VmRecord(Record):
     vm_id: str
     location: str
     size: str
-    image: dict[str, Any]
-    provisioning_state: str
-    power_state: str           # the state the controller drives towards / last reached
+    image: ImageRecord
+    provisioning_state: ProvisioningState
+    power_state: PowerState    # the state the controller drives towards / last reached
     node: str = ""
     operation_id: str = ""
     error: dict[str, Any] | None = None
     restart_generation: int = 0
     created: str = ""
-    # {"account", "container", "blob", "uri", "deleteOption", "leaseId", "sizeBytes", "ref": disk reference}
-    os_disk: dict[str, Any] = dataclasses.field(default_factory=dict)
-    # [{"name", "lun", "account", "container", "blob", "uri", "sizeBytes", "leaseId", "ref"}], ordered by lun
-    data_disks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    os_disk: VmDisk | None = None
+    data_disks: list[VmDisk] = dataclasses.field(default_factory=list)   # ordered by LUN
     disk_generation: int = 0      # bumped by every attach and detach
-    # [{"key", "id", "made" (by vm create: deleted with the VM), "mac", "ip", "vnet", "vni", "prefix",
-    #   "gateway", "dnsSuffix"}]
-    nics: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    nics: list[VmNic] = dataclasses.field(default_factory=list)
     user_data: str = ""           # base64, served to the guest by IMDS (compute.userData)
     # child resources Microsoft.Compute/virtualMachines/extensions, ordered by name:
     # [{"name", "publisher", "type", "typeHandlerVersion", "handlerVersion", "autoUpgradeMinorVersion",
@@ -126,17 +217,17 @@ class Assignment(Record):
     resource_group: str
     name: str
     node: str
-    power: str                 # running | stopped | deallocated | deleted
+    power: PowerState          # running | stopped | deallocated | deleted
     generation: int            # bumped by restart
     cores: int
     memory_mb: int
     resource_disk_mb: int
-    image: dict[str, Any]
-    os_disk: dict[str, Any]    # a disk reference for the node's storage backend
+    image: ImageRecord
+    os_disk: DiskRef
     operation_id: str = ""
-    data_disks: list[dict[str, Any]] = dataclasses.field(default_factory=list)   # [{"lun", "ref"}]
+    data_disks: list[AttachedDisk] = dataclasses.field(default_factory=list)
     disk_generation: int = 0
-    nics: list[dict[str, Any]] = dataclasses.field(default_factory=list)   # as VmRecord.nics
+    nics: list[VmNic] = dataclasses.field(default_factory=list)
     instance_metadata: dict[str, Any] = dataclasses.field(default_factory=dict)   # IMDS "compute", from the VM
     # what the guest agent runs: [{"name", "handler", "version", "seq", "settings", "protectedSettings",
     #   "timeoutSeconds"}]
@@ -150,7 +241,7 @@ class Observed(Record):
     """What a node saw of one VM. Written by that node's agent only."""
     vm_id: str
     node: str
-    power: str                 # PowerState value
+    power: PowerState
     generation: int = 0
     booted: bool = False       # the guest printed its boot marker in this generation
     domain: str = ""
@@ -200,7 +291,7 @@ class OperationRecord(Record):
     id: str
     name: str
     target: str
-    status: str
+    status: OperationStatus
     start_time: str
     end_time: str = ""
     error: dict[str, Any] | None = None

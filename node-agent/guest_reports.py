@@ -94,7 +94,7 @@ class GuestReports:
         self._pending_since = {k: v for k, v in self._pending_since.items() if k[0] in vm_ids}
 
     def agent(self, a: Assignment, boot_started: float) -> dict[str, str]:
-        reports = [h for n in a.nics if (h := self.networks.health(n["vni"], n["ip"])) is not None]
+        reports = [h for n in a.nics if (h := self.networks.health(n.vni, n.ip)) is not None]
         return agent_status(reports, boot_started, self.wall())
 
     def extensions(self, a: Assignment) -> dict[str, dict[str, Any]]:
@@ -102,7 +102,7 @@ class GuestReports:
         wanted = {e["name"] for e in a.extensions}
         out: dict[str, dict[str, Any]] = {}
         for n in a.nics:
-            for name, posted in self.networks.extension_statuses(n["vni"], n["ip"]).items():
+            for name, posted in self.networks.extension_statuses(n.vni, n.ip).items():
                 if name in wanted:
                     out[name] = extension_status(posted)
         return out

@@ -1,6 +1,6 @@
 """How a node reaches a disk blob: the storage backend interface.
 
-The controller hands the node a disk reference (`{"backend": NAME, ...}`); the
+The controller hands the node a disk reference (`fabric.model.DiskRef`, naming its backend); the
 backend describes the disk it names (`Disk`: a file, a block device or a
 network volume, and its format). What the hypervisor makes of that description
 is the compute driver's business (`nodeagent.hypervisor`): a Ceph RBD backend
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Protocol
+from typing import Protocol
+
+from fabric.model import DiskRef
 
 from nodeagent.faults import Fault
 
@@ -39,34 +41,32 @@ class Disk:
 
 
 class StorageBackend(Protocol):
-    def describe(self, ref: dict[str, Any]) -> Disk: ...
-    def check(self, ref: dict[str, Any]) -> None: ...
+    def describe(self, ref: DiskRef) -> Disk: ...
+    def check(self, ref: DiskRef) -> None: ...
 
 
 class LocalPathBackend:
     """Disk bodies on a path this node can open: one host, or a shared file system mounted on every host."""
 
-    def describe(self, ref: dict[str, Any]) -> Disk:
-        return Disk("file", ref["path"], ref.get("format", "qcow2"))
+    def describe(self, ref: DiskRef) -> Disk:
+        return Disk("file", ref.path, ref.format)
 
-    def check(self, ref: dict[str, Any]) -> None:
-        if not os.path.exists(ref["path"]):
-            raise BackendError(f"disk {ref.get('uri', '')} is not reachable from this node: "
-                               f"{ref['path']} does not exist")
+    def check(self, ref: DiskRef) -> None:
+        if not os.path.exists(ref.path):
+            raise BackendError(f"disk {ref.uri} is not reachable from this node: {ref.path} does not exist")
 
 
 BACKENDS: dict[str, StorageBackend] = {"localpath": LocalPathBackend()}
 
 
-def backend_for(ref: dict[str, Any]) -> StorageBackend:
-    name = ref.get("backend", "")
-    if name not in BACKENDS:
-        raise BackendError(f"no storage backend '{name}' on this node (has: {', '.join(BACKENDS)})",
+def backend_for(ref: DiskRef) -> StorageBackend:
+    if ref.backend not in BACKENDS:
+        raise BackendError(f"no storage backend '{ref.backend}' on this node (has: {', '.join(BACKENDS)})",
                            temporary=False)
-    return BACKENDS[name]
+    return BACKENDS[ref.backend]
 
 
-def resolve(ref: dict[str, Any]) -> Disk:
+def resolve(ref: DiskRef) -> Disk:
     """The disk a reference names, checked reachable from this node."""
     backend = backend_for(ref)
     backend.check(ref)

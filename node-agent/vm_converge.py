@@ -87,12 +87,12 @@ class VmConverger:
 
     def spec(self, a: Assignment) -> VmSpec:
         img = a.image
-        cmdline = f"{img['cmdline']} fabric.hostname={a.name}" + ("" if a.vm_agent else " fabric.vmagent=0")
+        cmdline = f"{img.cmdline} fabric.hostname={a.name}" + ("" if a.vm_agent else " fabric.vmagent=0")
         return VmSpec(uuid=a.vm_id, name=instance_name(a), resource_group=a.resource_group, vm_name=a.name,
-                      cores=a.cores, memory_mb=a.memory_mb, boot=DirectBoot(img["kernel"], img["initrd"], cmdline),
+                      cores=a.cores, memory_mb=a.memory_mb, boot=DirectBoot(img.kernel, img.initrd, cmdline),
                       os_disk=resolve(a.os_disk), resource_disk=Disk("file", str(self.resource_disk(a.vm_id)), "raw"),
                       console_log=str(self.consoles.log_path(a.vm_id)),
-                      nics=tuple(Nic(n["mac"], self.networks.bridge(n["vni"]), self.networks.tap(n["mac"]))
+                      nics=tuple(Nic(n.mac, self.networks.bridge(n.vni), self.networks.tap(n.mac))
                                  for n in a.nics),
                       data_disks=tuple(sorted(self._data_disks(a).items())))
 
@@ -116,12 +116,12 @@ class VmConverger:
 
     def _data_disks(self, a: Assignment) -> dict[int, Disk]:
         """LUN -> disk of the assignment's data disks; each must be reachable."""
-        return {d["lun"]: resolve(d["ref"]) for d in a.data_disks}
+        return {d.lun: resolve(d.ref) for d in a.data_disks}
 
     def _converge_data_disks(self, a: Assignment) -> None:
         """Hot-plug or unplug LUNs until the instance has exactly the assignment's data disks."""
         want = self._data_disks(a)
-        uris = {d["lun"]: d["ref"].get("uri", "") for d in a.data_disks}
+        uris = {d.lun: d.ref.uri for d in a.data_disks}
         have = self.driver.data_disks(a.vm_id)
         for lun, identity in have.items():
             if lun not in want or want[lun].identity != identity:
@@ -147,10 +147,10 @@ class VmConverger:
             self.consoles.save_boot(a.vm_id, boot)
             self.driver.power_on(a.vm_id)
             step(a.operation_id, "domain-started",
-                 f"domain {name} started; waiting for '{a.image['boot_marker']}' on the serial console",
+                 f"domain {name} started; waiting for '{a.image.boot_marker}' on the serial console",
                  detail=f"console log {self.consoles.log_path(a.vm_id)} from byte {boot.offset}")
         if not boot.booted:
-            line = self.consoles.find_marker(a.vm_id, boot.offset, a.image["boot_marker"])
+            line = self.consoles.find_marker(a.vm_id, boot.offset, a.image.boot_marker)
             if line is not None:
                 boot = dataclasses.replace(boot, booted=True)
                 self.consoles.save_boot(a.vm_id, boot)

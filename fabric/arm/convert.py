@@ -37,10 +37,9 @@ def _gib(size_bytes: int) -> int:
 
 def instance_view(vm: VmRecord, obs: Observed | None, node: NodeRecord | None) -> pb.VirtualMachineInstanceView:
     """Power state as the node observed it; the controller's word while no node holds the VM."""
-    if vm.node and obs is not None and not vm.power_state.endswith("ing"):
-        power = obs.power if obs.power != PowerState.DELETED else vm.power_state
-    else:
-        power = vm.power_state
+    power: str = vm.power_state
+    if vm.node and obs is not None and not vm.power_state.endswith("ing") and obs.power != PowerState.DELETED:
+        power = obs.power
     if vm.node and node is None:
         power = "unknown"   # the node's heartbeat lease has expired
     statuses = [
@@ -117,23 +116,23 @@ def extension(sub: str, vm: VmRecord, e: dict[str, Any], st: dict[str, Any] | No
 
 
 def vm(sub: str, rec: VmRecord, view: pb.VirtualMachineInstanceView | None = None) -> pb.VirtualMachine:
-    img = rec.image
+    img, os_disk = rec.image, rec.os_disk
     props = pb.VirtualMachineProperties(
         vm_id=rec.vm_id,
         hardware_profile=pb.HardwareProfile(vm_size=rec.size),
         storage_profile=pb.StorageProfile(
-            image_reference=pb.ImageReference(publisher=img["publisher"], offer=img["offer"], sku=img["sku"],
-                                              version=img["version"], exact_version=img["exact_version"]),
+            image_reference=pb.ImageReference(publisher=img.publisher, offer=img.offer, sku=img.sku,
+                                              version=img.version, exact_version=img.exact_version),
             os_disk=pb.OsDisk(os_type="Linux", name=os_disk_name(rec.name, rec.vm_id), create_option="FromImage",
-                              caching="ReadWrite", disk_size_gb=_gib(rec.os_disk.get("sizeBytes", 0)),
-                              vhd=pb.VirtualHardDisk(uri=rec.os_disk.get("uri", "")),
-                              delete_option=rec.os_disk.get("deleteOption", "")),
-            data_disks=[pb.DataDisk(lun=d["lun"], name=d["name"], vhd=pb.VirtualHardDisk(uri=d["uri"]),
-                                    create_option=d.get("createOption", "Attach"), caching="None",
-                                    disk_size_gb=_gib(d.get("sizeBytes", 0))) for d in rec.data_disks]),
+                              caching="ReadWrite", disk_size_gb=_gib(os_disk.size_bytes if os_disk else 0),
+                              vhd=pb.VirtualHardDisk(uri=os_disk.uri if os_disk else ""),
+                              delete_option=os_disk.delete_option if os_disk else ""),
+            data_disks=[pb.DataDisk(lun=d.lun, name=d.name, vhd=pb.VirtualHardDisk(uri=d.uri),
+                                    create_option=d.create_option or "Attach", caching="None",
+                                    disk_size_gb=_gib(d.size_bytes)) for d in rec.data_disks]),
         os_profile=pb.OsProfile(computer_name=rec.name, linux_configuration=pb.LinuxConfiguration(
             provision_vm_agent=rec.provision_vm_agent)),
-        network_profile=pb.NetworkProfile(network_interfaces=[pb.NetworkInterfaceReference(id=n["id"])
+        network_profile=pb.NetworkProfile(network_interfaces=[pb.NetworkInterfaceReference(id=n.id)
                                                               for n in rec.nics]),
         provisioning_state=rec.provisioning_state,
         instance_view=view,

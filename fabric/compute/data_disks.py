@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from fabric import operations
 from fabric.core.errors import ArmError, invalid
 from fabric.compute.sizes import find_size
-from fabric.model import OperationRecord, PowerState, ProvisioningState, VmRecord
+from fabric.model import OperationRecord, PowerState, ProvisioningState, VmDisk, VmRecord
 from fabric.storage.disk_blobs import (DISK_CONTAINER, discard, disk_ref, lease_existing_disk, lease_id_of,
                                   prepare_data_disk, release_ops)
 from fabric.store import Delete, Put, Unchanged, Versioned, keys
@@ -59,10 +59,10 @@ def attach(p: ComputeProvider, rg: str, vm_name: str, disk: str, size_gb: int, n
         raise ArmError("OperationNotAllowed",
                        f"The maximum number of data disks allowed to be attached to a VM of size {size.name} is "
                        f"{size.max_data_disk_count}.", "storageProfile.dataDisks")
-    if any(d["name"].lower() == disk.lower() for d in vm.data_disks):
+    if any(d.name.lower() == disk.lower() for d in vm.data_disks):
         raise ArmError("Conflict", f"A disk named '{disk}' is already attached to VM '{vm_name}'.", "name")
-    lun = min(set(range(size.max_data_disk_count)) - {d["lun"] for d in vm.data_disks})
-    account, blob = vm.os_disk["account"], f"{disk}.qcow2"
+    lun = min(set(range(size.max_data_disk_count)) - {d.lun for d in vm.data_disks})
+    account, blob = (vm.os_disk.account if vm.os_disk else ""), f"{disk}.qcow2"
     op = operations.new_operation("write", p.resource_id(vm))
     body = None
     if new:
@@ -74,11 +74,11 @@ def attach(p: ComputeProvider, rg: str, vm_name: str, disk: str, size_gb: int, n
         rec, compares, disk_ops = lease_existing_disk(p.storage, account, blob, vm.vm_id, p.resource_id(vm))
         made = "existing page blob leased in the VM's name"
         create_option = "Attach"
-    entry = {"name": disk, "lun": lun, "account": account, "container": DISK_CONTAINER, "blob": blob,
-             "uri": p.storage.url(account, DISK_CONTAINER, blob), "sizeBytes": rec.size, "createOption": create_option,
-             "leaseId": rec.lease_value().id, "ref": disk_ref(p.storage, rec)}
-    new_vm = vm.replace(data_disks=sorted([*vm.data_disks, entry], key=lambda d: d["lun"]))
-    steps = [operations.step(op.id, STORAGE_SOURCE, "data-disk-leased", f"{entry['uri']}: {made}"),
+    entry = VmDisk(account=account, container=DISK_CONTAINER, blob=blob,
+                   uri=p.storage.url(account, DISK_CONTAINER, blob), ref=disk_ref(p.storage, rec),
+                   lease_id=rec.lease_value().id, size_bytes=rec.size, name=disk, lun=lun, create_option=create_option)
+    new_vm = vm.replace(data_disks=sorted([*vm.data_disks, entry], key=lambda d: d.lun))
+    steps = [operations.step(op.id, STORAGE_SOURCE, "data-disk-leased", f"{entry.uri}: {made}"),
              operations.step(op.id, SOURCE, "accepted", f"attach disk {disk} as LUN {lun}")]
     try:
         return _commit(p, cur, new_vm, op, compares, [*disk_ops, *steps])
@@ -91,16 +91,16 @@ def attach(p: ComputeProvider, rg: str, vm_name: str, disk: str, size_gb: int, n
 def detach(p: ComputeProvider, rg: str, vm_name: str, disk: str) -> OperationRecord:
     cur = _idle_vm(p, rg, vm_name)
     vm = cur.value
-    entry = next((d for d in vm.data_disks if d["name"].lower() == disk.lower()), None)
+    entry = next((d for d in vm.data_disks if d.name.lower() == disk.lower()), None)
     if entry is None:
         raise ArmError("NotFound", f"No disk named '{disk}' is attached to VM '{vm_name}'.", "name")
     op = operations.new_operation("write", p.resource_id(vm))
-    compares, disk_ops, _ = release_ops(p.storage, entry["account"], entry["blob"], lease_id_of(entry, vm.vm_id),
+    compares, disk_ops, _ = release_ops(p.storage, entry.account, entry.blob, lease_id_of(entry, vm.vm_id),
                                         delete=False)
     new_vm = vm.replace(data_disks=[d for d in vm.data_disks if d is not entry])
-    steps = [operations.step(op.id, SOURCE, "accepted", f"detach disk {entry['name']} (LUN {entry['lun']})"),
+    steps = [operations.step(op.id, SOURCE, "accepted", f"detach disk {entry.name} (LUN {entry.lun})"),
              operations.step(op.id, STORAGE_SOURCE, "data-disk-released",
-                             f"{entry['uri']}: lease released; the blob is kept")]
+                             f"{entry.uri}: lease released; the blob is kept")]
     return _commit(p, cur, new_vm, op, compares, [*disk_ops, *steps])
 
 

@@ -27,8 +27,8 @@ from fabric.compute import extensions
 from fabric.compute.sizes import VmSize, find_size
 from fabric.gallery import Gallery
 from fabric.groups import require_group
-from fabric.model import (Assignment, NodeAllocation, NodeRecord, OperationRecord, PowerState, ProvisioningState,
-                          ResourceGroupRecord, VmRecord, now)
+from fabric.model import (AttachedDisk, Assignment, NodeAllocation, NodeRecord, OperationRecord, PowerState,
+                          ProvisioningState, ResourceGroupRecord, VmDisk, VmNic, VmRecord, now)
 from fabric.scheduler import HostState, Placement, Request, place
 from fabric.network.addressing import gateway
 from fabric.network.model import NicRecord
@@ -116,7 +116,7 @@ class ComputeProvider:
             raise self._allocation_failed(size, early)
         vm_id = str(uuid.uuid4())
         vm = VmRecord(resource_group=group.name, name=name, vm_id=vm_id, location=location, size=size.name,
-                      image=dataclasses.asdict(image), provisioning_state=ProvisioningState.CREATING,
+                      image=image, provisioning_state=ProvisioningState.CREATING,
                       power_state=PowerState.STARTING, created=now(), user_data=user_data,
                       provision_vm_agent=provision_vm_agent)
         op = operations.new_operation("create", self.resource_id(vm))
@@ -132,8 +132,8 @@ class ComputeProvider:
                                                           private_ip)
             vm = vm.replace(nics=[self._nic_entry(n, not nic_names) for n in nics])
             claimed = [operations.step(op.id, NETWORK_SOURCE, "nic-claimed",
-                                       f"NIC {n['id'].rsplit('/', 1)[1]}: MAC {n['mac']}, private IP {n['ip']} in "
-                                       f"{n['prefix']}, DNS {name.lower()}.{n['dnsSuffix']}") for n in vm.nics]
+                                       f"NIC {n.id.rsplit('/', 1)[1]}: MAC {n.mac}, private IP {n.ip} in "
+                                       f"{n.prefix}, DNS {name.lower()}.{n.dns_suffix}") for n in vm.nics]
             return vm, nic_cmp, [*nic_ops, *claimed]
 
         claim_nics(vm)          # bad network input is refused here, before any disk is made
@@ -141,13 +141,13 @@ class ComputeProvider:
         disk = prepare_os_disk(self.storage, account, f"{os_disk_name(name, vm_id)}.qcow2", image.disk,
                                image.disk_format, vm_id, self.resource_id(vm))
         rec = disk.record
-        vm = vm.replace(os_disk={"account": account, "container": rec.container, "blob": rec.name,
-                                 "uri": self.storage.url(account, rec.container, rec.name),
-                                 "deleteOption": delete_option, "leaseId": rec.lease_value().id, "sizeBytes": rec.size,
-                                 "ref": disk_ref(self.storage, rec)})
+        os_disk = VmDisk(account=account, container=rec.container, blob=rec.name,
+                         uri=self.storage.url(account, rec.container, rec.name), ref=disk_ref(self.storage, rec),
+                         lease_id=rec.lease_value().id, size_bytes=rec.size, delete_option=delete_option)
+        vm = vm.replace(os_disk=os_disk)
         steps = [validated,
                  operations.step(op.id, STORAGE_SOURCE, "os-disk-created",
-                                 f"page blob {vm.os_disk['uri']}: qcow2 overlay over the gallery VHD "
+                                 f"page blob {os_disk.uri}: qcow2 overlay over the gallery VHD "
                                  f"(copy-on-write, {rec.size // (1024 * 1024)} MiB virtual)", detail=disk.chain),
                  operations.step(op.id, STORAGE_SOURCE, "lease-acquired",
                                  "infinite lease on the OS disk blob, held in the VM's name (its id is kept "
@@ -160,24 +160,24 @@ class ComputeProvider:
             raise
         return op
 
-    def _nic_entry(self, n: NicRecord, made: bool) -> dict[str, Any]:
+    def _nic_entry(self, n: NicRecord, made: bool) -> VmNic:
         vrg, vname = n.vnet.split("/", 1)
         v = self.network.vnet(vrg, vname).value
         prefix = next(s["prefix"] for s in v.subnets if s["name"] == n.subnet)
-        return {"key": keys.nic(n.resource_group, n.name), "id": self.network.nic_id(n), "made": made,
-                "mac": n.mac, "ip": n.private_ip, "vnet": n.vnet, "vni": v.vni, "prefix": prefix,
-                "gateway": str(gateway(IPv4Network(prefix))), "dnsSuffix": v.dns_suffix}
+        return VmNic(key=keys.nic(n.resource_group, n.name), id=self.network.nic_id(n), mac=n.mac, ip=n.private_ip,
+                     vnet=n.vnet, vni=v.vni, prefix=prefix, gateway=str(gateway(IPv4Network(prefix))),
+                     dns_suffix=v.dns_suffix, made=made)
 
     def release_all(self, vm: VmRecord, op_id: str) -> tuple[list[Compare], list[Put | Delete], Path | None,
                                                               list[Put]]:
         """A deleted VM's disks (leases released, OS disk blob deleted per its deleteOption) and NICs (made by
         vm create: deleted, freeing their addresses; named ones: detached)."""
         compares, ops, body, steps = disks_release(self.storage, vm, op_id)
-        nic_cmp, nic_ops = self.network.vm_release_ops(vm.vm_id, [n["key"] for n in vm.nics if n.get("made")])
+        nic_cmp, nic_ops = self.network.vm_release_ops(vm.vm_id, [n.key for n in vm.nics if n.made])
         if vm.nics:
             steps.append(operations.step(op_id, NETWORK_SOURCE, "nics-released",
-                                         "; ".join(f"{n['id'].rsplit('/', 1)[1]} "
-                                                   f"{'deleted, ' + n['ip'] + ' freed' if n.get('made') else 'detached'}"
+                                         "; ".join(f"{n.id.rsplit('/', 1)[1]} "
+                                                   f"{'deleted, ' + n.ip + ' freed' if n.made else 'detached'}"
                                                    for n in vm.nics)))
         return compares + nic_cmp, ops + nic_ops, body, steps
 
@@ -249,12 +249,14 @@ class ComputeProvider:
                                    *used, vm_count=len(a.value.vms) if a else 0))
         return hosts, allocs
 
-    def assignment(self, vm: VmRecord, size: VmSize, op_id: str, power: str) -> Assignment:
+    def assignment(self, vm: VmRecord, size: VmSize, op_id: str, power: PowerState) -> Assignment:
+        if vm.os_disk is None:
+            raise ValueError(f"VM {vm.resource_group}/{vm.name} is assigned before its OS disk exists")
         return Assignment(vm_id=vm.vm_id, resource_group=vm.resource_group, name=vm.name, node=vm.node,
                           power=power, generation=vm.restart_generation, cores=size.number_of_cores,
                           memory_mb=size.memory_in_mb, resource_disk_mb=size.resource_disk_size_in_mb,
-                          image=vm.image, os_disk=vm.os_disk["ref"], operation_id=op_id,
-                          data_disks=[{"lun": d["lun"], "ref": d["ref"]} for d in vm.data_disks],
+                          image=vm.image, os_disk=vm.os_disk.ref, operation_id=op_id,
+                          data_disks=[AttachedDisk(d.lun, d.ref) for d in vm.data_disks],
                           disk_generation=vm.disk_generation, nics=vm.nics,
                           instance_metadata=self.instance_metadata(vm),
                           extensions=extensions.goal(vm, self.config.extension_timeout_s),
@@ -267,8 +269,8 @@ class ComputeProvider:
                 "resourceGroupName": vm.resource_group, "subscriptionId": self.config.subscription,
                 "osType": "Linux", "platformUpdateDomain": "0", "tags": "", "userData": vm.user_data,
                 "resourceId": self.resource_id(vm),
-                "storageProfile": {"imageReference": {"publisher": img["publisher"], "offer": img["offer"],
-                                                      "sku": img["sku"], "version": img["exact_version"]}}}
+                "storageProfile": {"imageReference": {"publisher": img.publisher, "offer": img.offer,
+                                                      "sku": img.sku, "version": img.exact_version}}}
 
     # ----- lifecycle actions -----
 
@@ -355,7 +357,7 @@ class ComputeProvider:
                 operations.step(old.value.id, SOURCE, "preempted", f"preempted by operation {new_op.id}")]
 
     @staticmethod
-    def _next(kind: str, vm: VmRecord) -> tuple[VmRecord, str]:
+    def _next(kind: str, vm: VmRecord) -> tuple[VmRecord, PowerState]:
         upd = ProvisioningState.UPDATING
         if kind == "start":
             return vm.replace(provisioning_state=upd, power_state=PowerState.STARTING), PowerState.RUNNING
@@ -408,18 +410,18 @@ def disks_release(storage: StorageProvider, vm: VmRecord,
     ops: list[Put | Delete] = []
     steps: list[Put] = []
     body = None
-    if vm.os_disk:
+    if vm.os_disk is not None:
         d = vm.os_disk
-        delete = d.get("deleteOption", "Delete") == "Delete"
-        compares, ops, body = release_ops(storage, d["account"], d["blob"], lease_id_of(d, vm.vm_id), delete)
+        delete = d.delete_option == "Delete"
+        compares, ops, body = release_ops(storage, d.account, d.blob, lease_id_of(d, vm.vm_id), delete)
         what = "lease released and blob deleted" if delete else "lease released; blob kept (deleteOption Detach)"
-        steps.append(operations.step(op_id, STORAGE_SOURCE, "os-disk-released", f"{d['uri']}: {what}"))
+        steps.append(operations.step(op_id, STORAGE_SOURCE, "os-disk-released", f"{d.uri}: {what}"))
     for d in vm.data_disks:
-        c, o, _ = release_ops(storage, d["account"], d["blob"], lease_id_of(d, vm.vm_id), delete=False)
+        c, o, _ = release_ops(storage, d.account, d.blob, lease_id_of(d, vm.vm_id), delete=False)
         compares += c
         ops += o
         steps.append(operations.step(op_id, STORAGE_SOURCE, "data-disk-released",
-                                     f"{d['uri']}: lease released; blob kept"))
+                                     f"{d.uri}: lease released; blob kept"))
     return compares, ops, body, steps
 
 

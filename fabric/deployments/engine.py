@@ -353,7 +353,7 @@ class DeploymentProvider:
                                f"is not allowed by this fabric.", "properties.hardwareProfile.vmSize")
             pub, offer, sku, _ = parse_urn(urn)
             have = vm.image
-            if (pub, offer, sku) != (have["publisher"], have["offer"], have["sku"]):
+            if (pub, offer, sku) != (have.publisher, have.offer, have.sku):
                 raise ArmError("PropertyChangeNotAllowed", f"Changing property 'storageProfile.imageReference' of "
                                                            f"VM '{name}' is not allowed.",
                                "properties.storageProfile.imageReference")

@@ -20,6 +20,7 @@ import time
 
 from fabric.model import VmRecord
 from fabric.storage import leases
+from fabric.storage.disk_blobs import lease_id_of
 from fabric.storage.model import BlobRecord
 from fabric.storage.provider import StorageProvider
 from fabric.store import Put, Unchanged, Versioned, keys
@@ -42,7 +43,7 @@ def check(provider: StorageProvider, repair: bool) -> list[Finding]:
     vms = {v.value.vm_id: v.value for v in store.list(keys.VMS, VmRecord)}
     blobs = store.list(keys.BLOBS, BlobRecord)
     findings: list[Finding] = []
-    by_disk = {(v.os_disk["account"], v.os_disk["container"], v.os_disk["blob"]): v for v in vms.values() if v.os_disk}
+    by_disk = {(d.account, d.container, d.blob): v for v in vms.values() if (d := v.os_disk) is not None}
     known = {(b.value.account, b.value.container, b.value.name) for b in blobs}
     now = provider.clock()
     for b in blobs:
@@ -50,9 +51,9 @@ def check(provider: StorageProvider, repair: bool) -> list[Finding]:
         url = provider.url(rec.account, rec.container, rec.name)
         user = by_disk.get((rec.account, rec.container, rec.name))
         active = rec.lease_value().state(now) in ("leased", "breaking")
-        if user is not None and not active:
+        if user is not None and user.os_disk is not None and not active:
             lease = dataclasses.asdict(
-                leases.acquire(leases.Lease(), leases.INFINITE, user.os_disk.get("leaseId", user.vm_id), now))
+                leases.acquire(leases.Lease(), leases.INFINITE, lease_id_of(user.os_disk, user.vm_id), now))
             findings.append(_mend(provider, b, repair, Finding(
                 "attached-unleased", url, f"OS disk of VM {user.name} ({user.vm_id}) has no lease", True),
                 rec.replace(lease=lease)))
@@ -66,9 +67,10 @@ def check(provider: StorageProvider, repair: bool) -> list[Finding]:
                                     f"the body file {provider.body_path(rec)} is missing", False))
     findings += _stray_bodies(provider, blobs, repair)
     for v in vms.values():
-        if v.os_disk and (v.os_disk["account"], v.os_disk["container"], v.os_disk["blob"]) not in known:
-            findings.append(Finding("disk-missing", v.os_disk["uri"], f"VM {v.name} ({v.vm_id}) uses a disk blob "
-                                                                      "that does not exist", False))
+        d = v.os_disk
+        if d is not None and (d.account, d.container, d.blob) not in known:
+            findings.append(Finding("disk-missing", d.uri, f"VM {v.name} ({v.vm_id}) uses a disk blob that does "
+                                                           "not exist", False))
     return findings
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fabric.files import private_opener
-from fabric.model import now
+from fabric.model import DiskRef, VmDisk, now
 from fabric.storage import leases, names
 from fabric.storage.model import BlobRecord
 from fabric.storage.provider import StorageProvider
@@ -60,10 +60,10 @@ class PreparedDisk:
     chain: str
 
 
-def disk_ref(provider: StorageProvider, rec: BlobRecord) -> dict[str, Any]:
+def disk_ref(provider: StorageProvider, rec: BlobRecord) -> DiskRef:
     """What a node's storage backend needs to attach the disk (the local-path backend: a file)."""
-    return {"backend": "localpath", "path": str(provider.body_path(rec)), "format": "qcow2",
-            "uri": provider.url(rec.account, rec.container, rec.name)}
+    return DiskRef(backend="localpath", uri=provider.url(rec.account, rec.container, rec.name),
+                   path=str(provider.body_path(rec)), format="qcow2")
 
 
 def ensure_vm_storage(provider: StorageProvider, subscription: str, resource_group: str, account: str) -> str:
@@ -141,10 +141,10 @@ def lease_existing_disk(provider: StorageProvider, account: str, blob: str, vm_i
     return rec, [Unchanged(found.key, found.mod_revision)], [Put(found.key, rec)]
 
 
-def lease_id_of(disk: dict[str, Any], vm_id: str) -> str:
+def lease_id_of(disk: VmDisk, vm_id: str) -> str:
     """The lease id a VM record's disk entry holds its disk under; the vmId for entries made before lease ids
     were secret."""
-    return str(disk.get("leaseId") or vm_id)
+    return disk.lease_id or vm_id
 
 
 def discard(path: Path) -> None:

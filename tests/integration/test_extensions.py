@@ -16,7 +16,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from fabric.compute.reconciler import VmReconciler
 from fabric.core import constants
-from fabric.model import Assignment, Observed, VmRecord
+from fabric.model import Assignment, Observed, PowerState, VmRecord
 from fabric.storage import sas
 from fabric.store import keys
 from fabric.v1 import fabric_pb2 as pb
@@ -41,7 +41,7 @@ def node_reports(api: Api, rg: str, name: str, extensions: dict[str, Any] | None
     assert found is not None
     vm = found.value
     old = api.store.get(keys.observed(on_node, vm.vm_id), Observed)
-    obs = old.value if old else Observed(vm_id=vm.vm_id, node=on_node, power="running")
+    obs = old.value if old else Observed(vm_id=vm.vm_id, node=on_node, power=PowerState.RUNNING)
     obs = obs.replace(**kw, extensions=extensions if extensions is not None else obs.extensions)
     api.store.put(keys.observed(on_node, vm.vm_id), obs)
     VmReconciler(api.store, api.compute, clock).reconcile_all()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fabric.model import Assignment, Observed, PowerState, TraceRecord
+from fabric.model import AttachedDisk, Assignment, DiskRef, ImageRecord, Observed, PowerState, TraceRecord
 from fabric.store import Store, keys
 from nodeagent.agent import AgentConfig, NodeAgent
 from nodeagent.hypervisor import DirectBoot, LibvirtDriver, Spawned, VmSpec
@@ -21,6 +21,9 @@ from tests.conftest import require
 
 TEST_URI = "test:///default"
 MARKER = "fabriclab-guest: reached user space"
+IMAGE = ImageRecord(publisher="fabriclab", offer="busybox", sku="lab", version="latest", exact_version="1.0.0",
+                    disk="/g/disk.vhd", disk_format="vpc", kernel="/g/vmlinuz", initrd="/g/initrd.img",
+                    cmdline="console=ttyS0", boot_marker=MARKER)
 
 
 class Clock:
@@ -44,19 +47,16 @@ class Node:
             node=self.name, fabric_id=self.fabric, fault_domain=0, state_dir=root / "state", cores=4,
             memory_mb=4096, local_disk_mb=10000), clock=self.clock)
 
-    def assign(self, vm_id: str, power: str = PowerState.RUNNING, data_disks: tuple[Path, ...] = (),
+    def assign(self, vm_id: str, power: PowerState = PowerState.RUNNING, data_disks: tuple[Path, ...] = (),
                os_disk: Path | None = None, generation: int = 0, op: str = "") -> Assignment:
         disk = os_disk or self.root / "os.qcow2"
         if os_disk is None:
             disk.touch()
         a = Assignment(vm_id=vm_id, resource_group="RG", name="vm1", node=self.name, power=power,
                        generation=generation, cores=1, memory_mb=128, resource_disk_mb=1,
-                       image={"kernel": "/g/vmlinuz", "initrd": "/g/initrd.img", "cmdline": "console=ttyS0",
-                              "boot_marker": MARKER},
-                       os_disk={"backend": "localpath", "path": str(disk), "uri": "http://x/os.vhd"},
+                       image=IMAGE, os_disk=DiskRef("localpath", "http://x/os.vhd", str(disk)),
                        operation_id=op or vm_id, disk_generation=len(data_disks),
-                       data_disks=[{"lun": i, "ref": {"backend": "localpath", "path": str(p), "format": "raw",
-                                                      "uri": f"http://x/data{i}.vhd"}}
+                       data_disks=[AttachedDisk(i, DiskRef("localpath", f"http://x/data{i}.vhd", str(p), "raw"))
                                    for i, p in enumerate(data_disks)])
         self.store.put(keys.assignment(self.name, vm_id), a)
         return a

@@ -5,7 +5,7 @@ import datetime as dt
 
 from fabric import operations
 from fabric.controller import retention
-from fabric.model import OperationRecord, VmRecord
+from fabric.model import ImageRecord, OperationRecord, PowerState, ProvisioningState, VmRecord
 from fabric.store import Put, Store, keys
 
 LONG_AGO = "2020-01-01T00:00:00.000000Z"
@@ -20,14 +20,20 @@ def _op(store: Store, name: str, ended: str, running: bool = False) -> str:
     return op.id
 
 
+IMAGE = ImageRecord(publisher="fabriclab", offer="busybox", sku="lab", version="latest", exact_version="1.0.0",
+                    disk="/g/disk.vhd", disk_format="vpc", kernel="/g/vmlinuz", initrd="/g/initrd.img",
+                    cmdline="console=ttyS0", boot_marker="ready")
+
+
 def test_old_unnamed_operations_go_with_their_traces(store: Store) -> None:
     old = _op(store, "old", LONG_AGO)
     recent = _op(store, "recent", dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z"))
     running = _op(store, "running", "", running=True)
     named = _op(store, "named", LONG_AGO)
     store.put(keys.vm("rg", "vm1"), VmRecord(resource_group="rg", name="vm1", vm_id="v", location="local",
-                                             size="Lab_A0", image={}, provisioning_state="Succeeded",
-                                             power_state="running", operation_id=named))
+                                             size="Lab_A0", image=IMAGE, operation_id=named,
+                                             provisioning_state=ProvisioningState.SUCCEEDED,
+                                             power_state=PowerState.RUNNING))
     assert retention.collect(store, keep_s=3600) == [old]
     assert store.get(keys.operation(old), OperationRecord) is None
     assert operations.trace(store, old) == []

@@ -132,7 +132,8 @@ def test_a_page_blob_read_sends_the_disks_bytes_exactly_as_declared(api: Api, tm
     vm = api.store.get(keys.vm("BlogRG", "BlogVM"), VmRecord)
     assert vm is not None
     d = vm.value.os_disk
-    body = Path(d["ref"]["path"])
+    assert d is not None
+    body = Path(d.ref.path)
     subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0xab 1M 64k", str(body)], check=True,
                    capture_output=True)
     backing = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(body)], check=True, capture_output=True,
@@ -140,11 +141,11 @@ def test_a_page_blob_read_sends_the_disks_bytes_exactly_as_declared(api: Api, tm
     assert '"backing-filename"' in backing
     expected = tmp_path / "expected.raw"
     subprocess.run(["qemu-img", "convert", "-U", "-O", "raw", str(body), str(expected)], check=True)
-    url = f"{d['uri']}?{sas_query(api, d['blob'], 'r', account=d['account'], container=d['container'])}"
+    url = f"{d.uri}?{sas_query(api, d.blob, 'r', account=d.account, container=d.container)}"
     head = http("HEAD", url)
     r = http("GET", url)
     assert r.status == 200 and r.headers["x-ms-blob-type"] == "PageBlob"
-    assert int(head.headers["content-length"]) == int(r.headers["content-length"]) == d["sizeBytes"] == len(r.body)
+    assert int(head.headers["content-length"]) == int(r.headers["content-length"]) == d.size_bytes == len(r.body)
     assert r.body == expected.read_bytes()
     assert r.body[1024 * 1024:1024 * 1024 + 65536] == b"\xab" * 65536
 

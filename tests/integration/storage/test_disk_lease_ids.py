@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
 
 import pytest
 
-from fabric.model import VmRecord
+from fabric.model import VmDisk, VmRecord
 from fabric.storage import sas
 from fabric.storage.model import BlobRecord
 from fabric.store import keys
@@ -29,41 +28,47 @@ def vm(api: Api) -> Vm:
     return v
 
 
-def lease(api: Api, disk: dict[str, Any], action: str, lease_id: str) -> HttpResult:
-    acct = api.storage.account(disk["account"])
-    t = sas.sign(acct.key1, disk["account"], disk["container"], disk["blob"], "w",
+def lease(api: Api, disk: VmDisk, action: str, lease_id: str) -> HttpResult:
+    acct = api.storage.account(disk.account)
+    t = sas.sign(acct.key1, disk.account, disk.container, disk.blob, "w",
                  dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
-    return http("PUT", f"{disk['uri']}?comp=lease&{t.query()}",
+    return http("PUT", f"{disk.uri}?comp=lease&{t.query()}",
                 headers={"x-ms-lease-action": action, "x-ms-lease-id": lease_id})
 
 
-def blob(api: Api, disk: dict[str, Any]) -> BlobRecord:
-    found = api.store.get(keys.blob(disk["account"], disk["container"], disk["blob"]), BlobRecord)
+def disks(rec: VmRecord) -> tuple[VmDisk, VmDisk]:
+    """The VM's OS disk and its data disk data1."""
+    assert rec.os_disk is not None
+    return rec.os_disk, rec.data_disks[0]
+
+
+def blob(api: Api, disk: VmDisk) -> BlobRecord:
+    found = api.store.get(keys.blob(disk.account, disk.container, disk.blob), BlobRecord)
     assert found is not None
     return found.value
 
 
 def test_the_vm_id_opens_no_disk_lease(vm: Vm) -> None:
     rec, api = vm.record, vm.api
-    for disk in (rec.os_disk, rec.data_disks[0]):
+    for disk in disks(rec):
         for action in ("renew", "release"):
             r = lease(api, disk, action, rec.vm_id)
-            assert (r.status, r.code) == (409, "LeaseIdMismatchWithLeaseOperation"), (disk["blob"], action)
+            assert (r.status, r.code) == (409, "LeaseIdMismatchWithLeaseOperation"), (disk.blob, action)
         assert blob(api, disk).lease_value().state(0) == "leased"
-        assert disk["leaseId"] not in (rec.vm_id, "") and blob(api, disk).lease["id"] == disk["leaseId"]
-    assert rec.os_disk["leaseId"] != rec.data_disks[0]["leaseId"]
+        assert disk.lease_id not in (rec.vm_id, "") and blob(api, disk).lease["id"] == disk.lease_id
+    assert disks(rec)[0].lease_id != disks(rec)[1].lease_id
 
 
 def test_no_answer_shows_a_lease_id(vm: Vm) -> None:
     rec, address = vm.record, vm.api.address
-    secrets = {rec.os_disk["leaseId"], rec.data_disks[0]["leaseId"]}
+    secrets = {d.lease_id for d in disks(rec)}
     shown = fabric(address, "vm", "show", "-g", "RG", "-n", "vm1", "--instance-view")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["properties"]["vmId"] == rec.vm_id
     assert "leaseid" not in shown.stdout.lower() and not any(s in shown.stdout for s in secrets)
-    for d in (rec.os_disk, rec.data_disks[0]):
-        out = fabric(address, "storage", "blob", "show", "--account-name", d["account"], "-c", d["container"],
-                     "-n", d["blob"]).stdout
+    for d in disks(rec):
+        out = fabric(address, "storage", "blob", "show", "--account-name", d.account, "-c", d.container,
+                     "-n", d.blob).stdout
         assert json.loads(out)["properties"]["lease"] == {"state": "leased", "status": "locked", "duration": "infinite"}
         assert not any(s in out for s in secrets)
     trace = fabric(address, "operation", "show", rec.operation_id, "--trace").stdout
@@ -74,16 +79,14 @@ def test_no_answer_shows_a_lease_id(vm: Vm) -> None:
 def test_records_whose_lease_id_is_the_vm_id_still_release(vm: Vm) -> None:
     """Made before lease ids were secret: no leaseId in the data disk entry, the vmId as every lease's id."""
     rec, api = vm.record, vm.api
-    legacy_os = {**rec.os_disk, "leaseId": rec.vm_id}
-    legacy_data = [{k: v for k, v in d.items() if k != "leaseId"} for d in rec.data_disks]
-    api.store.put(keys.vm("RG", "vm1"), rec.replace(os_disk={**legacy_os, "deleteOption": "Detach"},
-                                                    data_disks=legacy_data))
-    for disk in (rec.os_disk, rec.data_disks[0]):
+    os_disk, data = disks(rec)
+    api.store.put(keys.vm("RG", "vm1"), rec.replace(os_disk=os_disk.replace(lease_id=rec.vm_id, delete_option="Detach"),
+                                                    data_disks=[data.replace(lease_id="")]))
+    for disk in (os_disk, data):
         b = blob(api, disk)
-        api.store.put(keys.blob(disk["account"], disk["container"], disk["blob"]),
-                      b.replace(lease={**b.lease, "id": rec.vm_id}))
+        api.store.put(keys.blob(disk.account, disk.container, disk.blob), b.replace(lease={**b.lease, "id": rec.vm_id}))
     api.vms.DetachDisk(pb.DetachDiskRequest(resource_group="RG", vm_name="vm1", name="data1"))
-    assert blob(api, rec.data_disks[0]).lease == {}
+    assert blob(api, data).lease == {}
     api.vms.Delete(pb.VirtualMachineRef(resource_group="RG", name="vm1"))
     assert api.store.get(keys.vm("RG", "vm1"), VmRecord) is None
-    assert blob(api, rec.os_disk).lease == {}                   # deleteOption Detach: kept, and released
+    assert blob(api, os_disk).lease == {}                       # deleteOption Detach: kept, and released

@@ -42,7 +42,7 @@ def test_os_disk_is_a_leased_page_blob_of_the_groups_disk_account(placed: Api) -
     assert blob.metadata["vmId"] == vm.properties.vm_id and blob.metadata["attachedTo"] == vm.id
     # the node is told where the disk is through its storage backend's reference
     rec = placed.store.get(keys.vm("BlogRG", "BlogVM"), VmRecord)
-    assert rec is not None and rec.value.os_disk["ref"]["backend"] == "localpath"
+    assert rec is not None and rec.value.os_disk is not None and rec.value.os_disk.ref.backend == "localpath"
     with pytest.raises(grpc.RpcError) as e:
         placed.blobs.Delete(pb.BlobRef(account_name=account, container="vhds", name=f"{disk.name}.qcow2"))
     assert json.loads(dict(e.value.trailing_metadata())["fabric-error"])["code"] == "LeaseIdMissing"
