@@ -15,6 +15,7 @@ Contract:
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import threading
@@ -33,7 +34,7 @@ from nodeagent.netsvc.iproute import NetError
 from nodeagent.netsvc.networks import Networks
 from nodeagent.network_converge import NetworkConverger
 from nodeagent.registration import NODE_HEARTBEAT_S, Registration
-from nodeagent.retries import Retries
+from nodeagent.retries import RETRY_FOR_S, Retries
 from nodeagent.tracing import Trace
 from nodeagent.vm_converge import VmConverger
 
@@ -43,13 +44,19 @@ RESYNC_S = 5.0            # full reconcile at least this often
 BOOT_POLL_S = 0.1         # console polling while a guest is booting
 EXTENSION_POLL_S = 0.5    # wireserver status polling while a guest runs an extension
 
-FAULTS = (Fault, NetError, OSError)   # what converging one VM may raise
+# a file operation that may succeed later: a full disk or quota, a busy or briefly failing device
+TEMPORARY_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ETIMEDOUT,
+                              errno.ENOMEM})
 
 
 def temporary(exc: Exception) -> bool:
     """Whether trying again later may succeed: as the driver or the storage backend says; a network command
-    or a file operation (a full disk) may."""
-    return exc.temporary if isinstance(exc, Fault) else True
+    may, and a file operation when its error says so. Anything else (a bug) is terminal."""
+    if isinstance(exc, Fault):
+        return exc.temporary
+    if isinstance(exc, OSError):
+        return exc.errno in TEMPORARY_ERRNOS
+    return isinstance(exc, NetError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +96,7 @@ class NodeAgent:
         self.changed = threading.Event()
         self._assigned: set[str] = set()
         self._last_observed: dict[str, Observed] = {}
-        self._traced_errors: dict[str, str] = {}   # vm id -> the failure last told in its operation's trace
+        self._traced_errors: dict[str, tuple[str, str]] = {}   # vm id -> (operation, failure) last traced
 
     def record(self) -> NodeRecord:
         c = self.config
@@ -137,7 +144,11 @@ class NodeAgent:
             return None
         try:
             obs, boot = self.vms.converge(a, first_seen=a.vm_id not in self._last_observed)
-        except FAULTS as exc:
+        except StoreUnavailable:
+            raise                   # the whole pass waits for etcd
+        except Exception as exc:    # noqa: BLE001 - one VM's failure, whatever it is, is that VM's
+            if not isinstance(exc, (Fault, NetError, OSError)):
+                log.exception("vm %s: converge failed", a.vm_id)
             return self._failed(a, version, exc)
         self.retries.succeeded(a.vm_id)
         self._traced_errors.pop(a.vm_id, None)
@@ -152,10 +163,12 @@ class NodeAgent:
             self.trace.step(a.operation_id, "node-retry",
                             f"{exc}: temporary, attempt {att.count}; trying again in {att.delay:g} s")
             return None
-        why = "" if not temporary(exc) else f" (temporary, still failing after {att.story(self.retries.clock())})"
-        if self._traced_errors.get(a.vm_id) != str(exc):
-            self._traced_errors[a.vm_id] = str(exc)
-            self.trace.step(a.operation_id, "node-error", f"{exc}{why}")
+        why = "" if not temporary(exc) else f" (temporary, still failing after {RETRY_FOR_S:g} s of retries)"
+        told = (a.operation_id, str(exc))
+        if self._traced_errors.get(a.vm_id) != told:
+            self._traced_errors[a.vm_id] = told
+            self.trace.step(a.operation_id, "node-error",
+                            f"{exc}{why}" + (f"; {att.story(self.retries.clock())}" if why else ""))
         return Observed(vm_id=a.vm_id, node=self.config.node, power=PowerState.STOPPED, generation=a.generation,
                         operation_id=a.operation_id,
                         error={"code": "NodeOperationFailed", "message": f"node {self.config.node}: {exc}{why}"})

@@ -107,12 +107,12 @@ class VmConverger:
             self.trace.step(a.operation_id, "domain-defined",
                             f"{self.driver.hypervisor} domain {spec.name} defined", detail=done.definition)
         elif done.outcome == Spawned.REDEFINED:
-            taps = ", ".join(n.tap for n in spec.nics)
-            log.warning("domain %s redefined (taps %s); a running domain takes it at its next start", spec.name,
-                        taps)
+            taps = f" (its NICs are the filtered taps {', '.join(n.tap for n in spec.nics)})" if spec.nics else ""
+            log.warning("domain %s redefined%s; a running domain takes it at its next start", spec.name, taps)
             self.trace.step(a.operation_id, "domain-redefined",
-                            f"domain {spec.name} redefined (its NICs are the filtered taps {taps}); a running "
-                            f"domain takes the new definition at its next start", detail=done.definition)
+                            f"domain {spec.name} redefined: its definition was made by an earlier agent or "
+                            f"differs from its spec{taps}; a running domain takes it at its next start",
+                            detail=done.definition)
 
     def _data_disks(self, a: Assignment) -> dict[int, Disk]:
         """LUN -> disk of the assignment's data disks; each must be reachable."""

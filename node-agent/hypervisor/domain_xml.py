@@ -2,12 +2,16 @@
 image, disks as the storage backends describe them).
 
 The <metadata> element marks the domain as fabriclab's and names the fabric
-and the node that own it, and the fingerprint of the spec it was made from;
-an agent only ever touches domains that carry its own fabric id and node name
-(several labs may share one libvirtd).
+and the node that own it, and the fingerprint of the definition (this XML
+without its data disks, which attach and detach change): a domain whose
+fingerprint differs from what its spec would give now (a new template, another
+domain type, other NICs) is redefined. An agent only ever touches domains that
+carry its own fabric id and node name (several labs may share one libvirtd).
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from xml.sax.saxutils import escape, quoteattr
 
 from nodeagent.hypervisor.driver import VmSpec
@@ -17,10 +21,10 @@ METADATA_NS = "urn:fabriclab:domain:1"
 METADATA_PREFIX = "fabriclab"
 
 
-def metadata_xml(fabric_id: str, node: str, spec: VmSpec) -> str:
+def metadata_xml(fabric_id: str, node: str, spec: VmSpec, fingerprint: str) -> str:
     p = METADATA_PREFIX
     fields = {"fabric": fabric_id, "node": node, "vmId": spec.uuid, "resourceGroup": spec.resource_group,
-              "name": spec.vm_name, "spec": spec.fingerprint()}
+              "name": spec.vm_name, "spec": fingerprint}
     inner = "".join(f"<{p}:{k}>{escape(v)}</{p}:{k}>" for k, v in fields.items())
     return f"<{p}:instance xmlns:{p}={quoteattr(METADATA_NS)}>{inner}</{p}:instance>"
 
@@ -54,7 +58,15 @@ def data_disk_xml(lun: int, disk: Disk) -> str:
                     f"<address type='drive' controller='0' bus='0' target='0' unit='{lun}'/>")
 
 
-def domain_xml(s: VmSpec, domain_type: str, fabric_id: str, node: str) -> str:
+def fingerprint(s: VmSpec, domain_type: str, fabric_id: str, node: str) -> str:
+    """What makes two definitions the same: their XML, without data disks and without this fingerprint."""
+    body = domain_xml(dataclasses.replace(s, data_disks=()), domain_type, fabric_id, node, fingerprint="")
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def domain_xml(s: VmSpec, domain_type: str, fabric_id: str, node: str, fingerprint: str = "",
+               kept_disks: str | None = None) -> str:
+    """The definition; `kept_disks`: the data disk elements of an earlier definition, instead of the spec's."""
     cpu = "<cpu mode='host-passthrough'/>" if domain_type == "kvm" else ""
     nics = "".join(f"<interface type='bridge'><mac address={quoteattr(n.mac)}/><source bridge={quoteattr(n.bridge)}/>"
                    f"<target dev={quoteattr(n.tap)}/><model type='virtio'/></interface>" for n in s.nics)
@@ -62,7 +74,7 @@ def domain_xml(s: VmSpec, domain_type: str, fabric_id: str, node: str) -> str:
   <name>{escape(s.name)}</name>
   <uuid>{escape(s.uuid)}</uuid>
   <metadata>
-    {metadata_xml(fabric_id, node, s)}
+    {metadata_xml(fabric_id, node, s, fingerprint)}
   </metadata>
   <memory unit='MiB'>{s.memory_mb}</memory>
   <vcpu>{s.cores}</vcpu>
@@ -81,7 +93,7 @@ def domain_xml(s: VmSpec, domain_type: str, fabric_id: str, node: str) -> str:
     {disk_xml(s.resource_disk, "vdb", "virtio", "")}
     {nics}
     <controller type='scsi' index='0' model='virtio-scsi'/>
-    {"".join(data_disk_xml(lun, d) for lun, d in s.data_disks)}
+    {"".join(data_disk_xml(lun, d) for lun, d in s.data_disks) if kept_disks is None else kept_disks}
     <serial type='file'>
       <source path={quoteattr(s.console_log)} append='on'/>
       <target port='0'/>

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import hashlib
-import json
 from typing import Protocol
 
 from nodeagent.faults import Fault
@@ -62,13 +60,7 @@ class VmSpec:
     resource_disk: Disk       # the node-local temporary disk
     console_log: str          # the serial console is appended to this file
     nics: tuple[Nic, ...] = ()
-    data_disks: tuple[tuple[int, Disk], ...] = ()   # (lun, disk) at spawn; later changes attach and detach
-
-    def fingerprint(self) -> str:
-        """What makes two definitions the same instance: everything but the data disks, which change by
-        attach and detach without a new definition."""
-        shape = dataclasses.asdict(dataclasses.replace(self, data_disks=()))
-        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+    data_disks: tuple[tuple[int, Disk], ...] = ()   # (lun, disk) when first made; then attach and detach
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +99,8 @@ class ComputeDriver(Protocol):
         ...
 
     def spawn(self, spec: VmSpec) -> SpawnResult:
-        """Make the instance exist as the spec says (not started)."""
+        """Make the instance exist as the spec says (not started). An instance that exists keeps its data
+        disks: they change only by attach and detach, which also reach a running instance."""
         ...
 
     def destroy(self, uuid: str) -> bool:

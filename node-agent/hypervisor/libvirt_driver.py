@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import libvirt
 
-from nodeagent.hypervisor.domain_xml import METADATA_NS, data_disk_xml, domain_xml
+from nodeagent.hypervisor.domain_xml import METADATA_NS, data_disk_xml, domain_xml, fingerprint
 from nodeagent.hypervisor.driver import DriverError, Instance, Spawned, SpawnResult, VmSpec
 from nodeagent.storage_backends import Disk
 
@@ -33,10 +33,10 @@ KVM_PROBE_TIMEOUT_S = 8.0
 KVM_PROBE_MEMORY_MB = 128
 PROBE_MARKER = "Linux version"
 
-# libvirt errors after which the same call may succeed later: the daemon or its connection went away, a
-# lock or a job is held, the domain changed state under us. A system error is temporary only on the
-# connection (a file qemu cannot open is a system error too, and stays one). Every other error is the
-# hypervisor refusing.
+# libvirt errors after which the same call may succeed later: the daemon or its connection went away (any
+# error of the RPC layer: "client socket is closed" is an internal error there), a lock or a job is held,
+# the domain changed state under us. A system error elsewhere (a file qemu cannot open) stays one, and so
+# does every other error: the hypervisor refusing.
 TEMPORARY = frozenset({libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_OPERATION_TIMEOUT,
                        libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_RESOURCE_BUSY,
                        libvirt.VIR_ERR_OPERATION_INVALID})
@@ -48,8 +48,7 @@ def _local(tag: str) -> str:
 
 
 def _error(what: str, exc: libvirt.libvirtError) -> DriverError:
-    code = exc.get_error_code()
-    temporary = code in TEMPORARY or (code == libvirt.VIR_ERR_SYSTEM_ERROR and exc.get_error_domain() in CONNECTION)
+    temporary = exc.get_error_code() in TEMPORARY or exc.get_error_domain() in CONNECTION
     return DriverError(f"{what}: {exc.get_error_message()}", temporary=temporary)
 
 
@@ -78,11 +77,16 @@ class LibvirtDriver:
             except libvirt.libvirtError:
                 alive = False
             if not alive:
+                try:
+                    self._conn.close()
+                except libvirt.libvirtError:
+                    pass
                 self._conn = self._open()
             return self._conn
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
     def _call(self, what: str, fn: Callable[..., T], *args: object) -> T:
         try:
@@ -92,9 +96,12 @@ class LibvirtDriver:
 
     # ----- ownership -----
 
-    def _meta(self, dom: libvirt.virDomain) -> dict[str, str] | None:
+    def _meta(self, dom: libvirt.virDomain, persistent: bool = False) -> dict[str, str] | None:
+        """The fabriclab metadata of the domain as it runs, or of its persistent definition (what the next
+        start takes, and what spawn compares)."""
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG if persistent else 0
         try:
-            raw = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS)
+            raw = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS, flags)
         except libvirt.libvirtError:
             return None
         return {_local(e.tag): (e.text or "") for e in ET.fromstring(raw)}
@@ -113,8 +120,8 @@ class LibvirtDriver:
 
     def _owned(self, uuid: str, what: str) -> libvirt.virDomain:
         dom = self._lookup(uuid)
-        if dom is None:
-            raise DriverError(f"{what}: domain {uuid} is not defined on node {self.node}")
+        if dom is None:     # undefined under us (a fence, another agent's clean-up): look again
+            raise DriverError(f"{what}: domain {uuid} is not defined on node {self.node}", temporary=True)
         return dom
 
     def instances(self) -> dict[str, Instance]:
@@ -144,9 +151,11 @@ class LibvirtDriver:
 
     def spawn(self, spec: VmSpec) -> SpawnResult:
         dom = self._lookup(spec.uuid)
-        if dom is not None and (self._meta(dom) or {}).get("spec") == spec.fingerprint():
+        fp = fingerprint(spec, self.hypervisor, self.fabric_id, self.node)
+        if dom is not None and (self._meta(dom, persistent=True) or {}).get("spec") == fp:
             return SpawnResult(Spawned.UNCHANGED)
-        xml = domain_xml(spec, self.hypervisor, self.fabric_id, self.node)
+        kept = None if dom is None else "".join(ET.tostring(d).decode() for d in self._scsi_disks(dom).values())
+        xml = domain_xml(spec, self.hypervisor, self.fabric_id, self.node, fp, kept_disks=kept)
         self._call("define", self.conn.defineXML, xml)
         return SpawnResult(Spawned.DEFINED if dom is None else Spawned.REDEFINED, xml)
 
@@ -215,16 +224,21 @@ class LibvirtDriver:
         dom = self._owned(uuid, "screenshot")
         stream = self.conn.newStream(0)
         try:
-            mime = self._call("screenshot", dom.screenshot, stream, 0, 0)
+            mime = dom.screenshot(stream, 0, 0)
             data = bytearray()
             while chunk := stream.recv(65536):
                 if not isinstance(chunk, bytes):
                     raise DriverError("screenshot: the stream stopped", temporary=True)
                 data += chunk
             stream.finish()
-        except libvirt.libvirtError as exc:
-            stream.abort()
-            raise _error("screenshot", exc) from None
+        except BaseException as exc:
+            try:
+                stream.abort()
+            except libvirt.libvirtError:
+                pass
+            if isinstance(exc, libvirt.libvirtError):
+                raise _error("screenshot", exc) from None
+            raise
         return str(mime), bytes(data)
 
     # ----- the domain type -----

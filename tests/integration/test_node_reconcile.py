@@ -4,6 +4,7 @@ instances on the host."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -13,8 +14,9 @@ import pytest
 
 from fabric.model import AttachedDisk, Assignment, DiskRef, ImageRecord, Observed, PowerState, TraceRecord
 from fabric.store import Store, keys
-from nodeagent.agent import AgentConfig, NodeAgent
+from nodeagent.agent import AgentConfig, NodeAgent, temporary
 from nodeagent.hypervisor import DirectBoot, LibvirtDriver, Spawned, VmSpec
+from nodeagent.hypervisor.domain_xml import domain_xml
 from nodeagent.retries import RETRY_FOR_S
 from nodeagent.storage_backends import Disk
 from tests.conftest import require
@@ -195,3 +197,45 @@ def test_the_driver_takes_a_screenshot(node: Node) -> None:
     node.agent.reconcile()
     mime, image = node.driver.screenshot(vm)
     assert mime == "image/png" and image.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def _outdated(node: Node, a: Assignment) -> None:
+    """The VM's domain as an agent before definition fingerprints defined it (its running form unchanged)."""
+    spec = node.agent.vms.spec(a)
+    node.driver.conn.defineXML(domain_xml(spec, node.driver.hypervisor, node.fabric, node.name, fingerprint=""))
+
+
+def test_a_running_domain_of_an_older_agent_is_redefined_once_and_keeps_running(node: Node) -> None:
+    vm = str(uuid.uuid4())
+    a = node.assign(vm)
+    node.agent.reconcile()
+    _outdated(node, a)
+    for _ in range(3):
+        node.agent.reconcile()
+    steps = node.steps(vm)
+    assert steps.count("domain-redefined") == 1, steps
+    assert "domain-reset" not in steps
+    inst = node.driver.instance(vm)
+    assert inst is not None and inst.active
+
+
+def test_a_redefinition_leaves_data_disks_to_attach_and_detach(node: Node) -> None:
+    """A new data disk reaches the running domain by hot-plug (which the test driver refuses, and says so),
+    not by slipping into the redefined definition while the guest never sees it."""
+    vm = str(uuid.uuid4())
+    a = node.assign(vm)
+    node.agent.reconcile()
+    _outdated(node, a)
+    data = node.root / "data0.raw"
+    data.touch()
+    node.assign(vm, data_disks=(data,), op="attach")
+    node.agent.reconcile()
+    err = node.observed(vm).error
+    assert err is not None and "not supported" in err["message"]
+    assert node.driver.data_disks(vm) == {}
+
+
+def test_file_errors_are_temporary_only_when_they_may_pass() -> None:
+    assert temporary(OSError(errno.ENOSPC, "No space left on device"))
+    assert not temporary(OSError(errno.EACCES, "Permission denied"))
+    assert not temporary(KeyError("path"))

@@ -2,7 +2,7 @@ import dataclasses
 import xml.etree.ElementTree as ET
 
 from nodeagent.hypervisor import DirectBoot, Nic, VmSpec
-from nodeagent.hypervisor.domain_xml import METADATA_NS, domain_xml
+from nodeagent.hypervisor.domain_xml import METADATA_NS, domain_xml, fingerprint
 from nodeagent.storage_backends import Disk
 
 
@@ -33,12 +33,12 @@ def test_domain_boots_the_overlay_with_console_to_a_file() -> None:
 
 
 def test_metadata_names_the_owner_node_and_escapes_names() -> None:
-    root = ET.fromstring(domain_xml(SPEC, "kvm", "f-1", "node-1"))
+    root = ET.fromstring(domain_xml(SPEC, "kvm", "f-1", "node-1", fingerprint="abc"))
     inst = root.find(f"metadata/{{{METADATA_NS}}}instance")
     assert inst is not None
     assert inst.findtext(f"{{{METADATA_NS}}}node") == "node-1"
     assert inst.findtext(f"{{{METADATA_NS}}}name") == "vm<&>"
-    assert inst.findtext(f"{{{METADATA_NS}}}spec") == SPEC.fingerprint()
+    assert inst.findtext(f"{{{METADATA_NS}}}spec") == "abc"
     assert at(root, "cpu").get("mode") == "host-passthrough"
 
 
@@ -52,7 +52,10 @@ def test_a_network_volume_becomes_a_network_disk_with_its_hosts() -> None:
 
 
 def test_the_fingerprint_changes_with_the_definition_not_with_data_disks() -> None:
-    base = SPEC.fingerprint()
-    assert dataclasses.replace(SPEC, data_disks=((0, Disk("file", "/d/data.vhd", "raw")),)).fingerprint() == base
-    assert dataclasses.replace(SPEC, nics=(Nic("52:54:00:00:00:01", "flbr1", "flt2"),)).fingerprint() != base
-    assert dataclasses.replace(SPEC, memory_mb=1024).fingerprint() != base
+    def fp(spec: VmSpec = SPEC, domain_type: str = "qemu") -> str:
+        return fingerprint(spec, domain_type, "f-1", "node-1")
+    base = fp()
+    assert fp(dataclasses.replace(SPEC, data_disks=((0, Disk("file", "/d/data.vhd", "raw")),))) == base
+    assert fp(dataclasses.replace(SPEC, nics=(Nic("52:54:00:00:00:01", "flbr1", "flt2"),))) != base
+    assert fp(dataclasses.replace(SPEC, memory_mb=1024)) != base
+    assert fp(domain_type="kvm") != base
