@@ -182,6 +182,73 @@ class VmNic(Record):
 
 
 @dataclasses.dataclass(frozen=True)
+class VmExtension(Record):
+    """A child resource Microsoft.Compute/virtualMachines/extensions of a VM."""
+    name: str
+    publisher: str
+    type: str
+    type_handler_version: str          # as asked ("2.1")
+    handler_version: str               # what it resolved to ("2.1.3")
+    auto_upgrade_minor_version: bool
+    settings: dict[str, Any]           # the user's JSON, as given
+    protected_settings: dict[str, Any]
+    force_update_tag: str = ""
+    seq: int = 0                       # the sequence number the guest agent runs it under
+    provisioning_state: ProvisioningState = ProvisioningState.CREATING
+    operation_id: str = ""
+    error: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GoalExtension(Record):
+    """An extension as the guest agent gets it in the goal state (an assignment's)."""
+    name: str
+    handler: str                       # Publisher.Type
+    version: str
+    seq: int
+    settings: dict[str, Any]
+    protected_settings: dict[str, Any]
+    timeout_seconds: int
+    operation_id: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SubStatus(Record):
+    name: str
+    status: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtensionStatus(Record):
+    """What the guest agent last posted for an extension, as the node read it (the guest is not trusted:
+    every text is capped, anything malformed is empty)."""
+    seq: int                           # -1: the guest sent none
+    status: str                        # transitioning | success | error
+    handler: str = ""
+    version: str = ""
+    code: int | None = None
+    message: str = ""
+    time: str = ""
+    substatuses: list[SubStatus] = dataclasses.field(default_factory=list)
+    operation: str = ""
+    log: str = ""                      # the tail of the handler's log
+
+    @property
+    def final(self) -> bool:
+        return self.status in ("success", "error")
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentHealth(Record):
+    """The guest agent as the wireserver last heard from it."""
+    status: str = "Not Ready"          # Ready | Not Ready
+    version: str = ""
+    time: str = ""                     # when it last reported ("" never)
+    resource_disk: str = ""            # formatted | kept, as it reported in this boot
+
+
+@dataclasses.dataclass(frozen=True)
 class VmRecord(Record):
     """Desired state of a VM, owned by the controller."""
     resource_group: str
@@ -202,10 +269,7 @@ class VmRecord(Record):
     disk_generation: int = 0      # bumped by every attach and detach
     nics: list[VmNic] = dataclasses.field(default_factory=list)
     user_data: str = ""           # base64, served to the guest by IMDS (compute.userData)
-    # child resources Microsoft.Compute/virtualMachines/extensions, ordered by name:
-    # [{"name", "publisher", "type", "typeHandlerVersion", "handlerVersion", "autoUpgradeMinorVersion",
-    #   "settings", "protectedSettings", "forceUpdateTag", "seq", "provisioningState", "operationId", "error"}]
-    extensions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    extensions: list[VmExtension] = dataclasses.field(default_factory=list)   # ordered by name
     extension_generation: int = 0   # bumped by every extension change: a new goal state incarnation
     provision_vm_agent: bool = True   # osProfile.linuxConfiguration.provisionVMAgent: the guest agent runs
 
@@ -229,9 +293,7 @@ class Assignment(Record):
     disk_generation: int = 0
     nics: list[VmNic] = dataclasses.field(default_factory=list)
     instance_metadata: dict[str, Any] = dataclasses.field(default_factory=dict)   # IMDS "compute", from the VM
-    # what the guest agent runs: [{"name", "handler", "version", "seq", "settings", "protectedSettings",
-    #   "timeoutSeconds"}]
-    extensions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    extensions: list[GoalExtension] = dataclasses.field(default_factory=list)   # what the guest agent runs
     extension_generation: int = 0
     vm_agent: bool = True      # start the guest agent (the VM's provisionVMAgent)
 
@@ -250,10 +312,8 @@ class Observed(Record):
     error: dict[str, Any] | None = None
     operation_id: str = ""     # the operation the node was carrying out when it saw this
     disk_generation: int = 0   # the assignment's data disks are attached as of this generation
-    agent: dict[str, str] = dataclasses.field(default_factory=dict)   # guest agent: status, version, time
-    # extension name -> the guest agent's last status for it: {"seq", "handler", "version", "status",
-    #   "code", "message", "substatuses": [{"name", "status", "message"}], "time", "log" (handler log tail)}
-    extensions: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    agent: AgentHealth | None = None   # a running VM's guest agent
+    extensions: dict[str, ExtensionStatus] = dataclasses.field(default_factory=dict)   # by extension name
     time: str = ""
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fabric.core.constants import AGENT_GRACE_S
-from fabric.model import Assignment, Observed, PowerState
+from fabric.model import AgentHealth, Assignment, ExtensionStatus, Observed, PowerState, SubStatus
 from fabric.operations import running
 from nodeagent.netsvc.networks import Networks
 from nodeagent.tracing import Trace
@@ -38,11 +38,11 @@ def _list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else []
 
 
-def agent_status(reports: list[dict[str, Any]], boot_started: float, now_s: float) -> dict[str, str]:
+def agent_status(reports: list[dict[str, Any]], boot_started: float, now_s: float) -> AgentHealth:
     """Ready when the guest agent reported Ready to the wireserver during this boot and within AGENT_STALE_S;
     Not Ready otherwise, with when it was last heard from."""
     if not reports:
-        return {"status": "Not Ready", "version": "", "time": ""}
+        return AgentHealth()
     last = max(reports, key=lambda h: float(h["time"]))
     report = str(last.get("report", ""))
     version = re.search(r"<AgentVersion>([^<]*)</AgentVersion>", report)
@@ -51,11 +51,11 @@ def agent_status(reports: list[dict[str, Any]], boot_started: float, now_s: floa
     heard = float(last["time"])
     this_boot = heard >= boot_started
     ready = this_boot and now_s - heard <= AGENT_STALE_S and state is not None and state[1] == "Ready"
-    return {"status": "Ready" if ready else "Not Ready", "version": version[1][:40] if version else "",
-            "time": _utc(heard), "resourceDisk": disk[1] if disk and this_boot else ""}
+    return AgentHealth(status="Ready" if ready else "Not Ready", version=version[1][:40] if version else "",
+                       time=_utc(heard), resource_disk=disk[1] if disk and this_boot else "")
 
 
-def extension_status(posted: dict[str, Any]) -> dict[str, Any]:
+def extension_status(posted: dict[str, Any]) -> ExtensionStatus:
     """A guest's posted extension status (the handler's status file, wrapped by the guest agent) in the Observed
     shape."""
     raw = _obj(posted.get("status"))
@@ -68,14 +68,16 @@ def extension_status(posted: dict[str, Any]) -> dict[str, Any]:
 
     subs = _list(top.get("substatus"))
     code = top.get("code")
-    return {"seq": raw.get("seqNo") if isinstance(raw.get("seqNo"), int) else -1,
-            "handler": _text(raw.get("handler"))[:200], "version": _text(raw.get("version"))[:20],
-            "status": top.get("status") if top.get("status") in ("transitioning", "success", "error") else "error",
-            "code": code if isinstance(code, int) else None, "message": message(top),
-            "substatuses": [{"name": _text(x.get("name"))[:100], "status": _text(x.get("status"))[:20],
-                             "message": message(x)} for x in subs[:8] if isinstance(x, dict)],
-            "operation": _text(top.get("operation"))[:40],
-            "time": _utc(float(posted.get("time", 0))), "log": _text(raw.get("handlerLog"))}
+    seq, status = raw.get("seqNo"), top.get("status")
+    return ExtensionStatus(
+        seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else -1,
+        handler=_text(raw.get("handler"))[:200], version=_text(raw.get("version"))[:20],
+        status=status if status in ("transitioning", "success", "error") else "error",
+        code=code if isinstance(code, int) and not isinstance(code, bool) else None, message=message(top),
+        substatuses=[SubStatus(name=_text(x.get("name"))[:100], status=_text(x.get("status"))[:20],
+                               message=message(x)) for x in subs[:8] if isinstance(x, dict)],
+        operation=_text(top.get("operation"))[:40],
+        time=_utc(float(posted.get("time", 0))), log=_text(raw.get("handlerLog")))
 
 
 class GuestReports:
@@ -93,14 +95,14 @@ class GuestReports:
     def keep(self, vm_ids: set[str]) -> None:
         self._pending_since = {k: v for k, v in self._pending_since.items() if k[0] in vm_ids}
 
-    def agent(self, a: Assignment, boot_started: float) -> dict[str, str]:
+    def agent(self, a: Assignment, boot_started: float) -> AgentHealth:
         reports = [h for n in a.nics if (h := self.networks.health(n.vni, n.ip)) is not None]
         return agent_status(reports, boot_started, self.wall())
 
-    def extensions(self, a: Assignment) -> dict[str, dict[str, Any]]:
+    def extensions(self, a: Assignment) -> dict[str, ExtensionStatus]:
         """The guest agent's last status for each extension of the assignment."""
-        wanted = {e["name"] for e in a.extensions}
-        out: dict[str, dict[str, Any]] = {}
+        wanted = {e.name for e in a.extensions}
+        out: dict[str, ExtensionStatus] = {}
         for n in a.nics:
             for name, posted in self.networks.extension_statuses(n.vni, n.ip).items():
                 if name in wanted:
@@ -113,27 +115,26 @@ class GuestReports:
         now_s = self.clock()
         pending = False
         for e in a.extensions:
-            st = obs.extensions.get(e["name"]) or {}
-            key = (a.vm_id, e["name"], e["seq"])
-            if obs.power != PowerState.RUNNING or (st.get("seq") == e["seq"] and st.get("status") != "transitioning"):
+            st = obs.extensions.get(e.name)
+            key = (a.vm_id, e.name, e.seq)
+            if obs.power != PowerState.RUNNING or (st is not None and st.seq == e.seq and st.final):
                 self._pending_since.pop(key, None)
                 continue
             since = self._pending_since.setdefault(key, now_s)
-            pending = pending or now_s - since < float(e["timeoutSeconds"]) + AGENT_GRACE_S
+            pending = pending or now_s - since < e.timeout_seconds + AGENT_GRACE_S
         return pending
 
     def trace_new(self, a: Assignment, obs: Observed, last: Observed | None) -> None:
         """Each new status a guest posted for an extension, as a step of that extension's operation."""
         before = last.extensions if last else {}
         for e in a.extensions:
-            st = obs.extensions.get(e["name"])
-            if not st or st.get("seq") != e["seq"]:
+            st = obs.extensions.get(e.name)
+            if st is None or st.seq != e.seq:
                 continue
-            old = before.get(e["name"]) or {}
-            if (old.get("seq"), old.get("status"), old.get("time")) == (st["seq"], st["status"], st["time"]):
+            old = before.get(e.name)
+            if old is not None and (old.seq, old.status, old.time) == (st.seq, st.status, st.time):
                 continue
-            if running(self.trace.store, e.get("operationId", "")):   # not again after a restart
-                self.trace.step(e.get("operationId", ""), "guest-status",
-                                f"the guest agent posted {e['name']} sequence {st['seq']} ({st['handler']} "
-                                f"{st['version']}) to the wireserver: {st['status']}: {st['message']}",
-                                detail=st.get("log", ""))
+            if running(self.trace.store, e.operation_id):   # not again after a restart
+                self.trace.step(e.operation_id, "guest-status",
+                                f"the guest agent posted {e.name} sequence {st.seq} ({st.handler} "
+                                f"{st.version}) to the wireserver: {st.status}: {st.message}", detail=st.log)

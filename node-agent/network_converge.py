@@ -10,7 +10,7 @@ import ipaddress
 import logging
 from typing import Any
 
-from fabric.model import Assignment, BlobService, NodeRecord, PowerState, VmNic
+from fabric.model import Assignment, BlobService, GoalExtension, NodeRecord, PowerState, VmNic
 from fabric.network import naming
 from fabric.network.model import NicRecord
 from fabric.storage.model import StorageAccountRecord
@@ -28,13 +28,19 @@ def instance_document(a: Assignment, nic: VmNic, fault_domain: int) -> dict[str,
     its network section, and the goal state's incarnation (changes with restarts and disk changes)."""
     net = ipaddress.IPv4Network(nic.prefix)
     return {"incarnation": 1 + a.generation + a.disk_generation + a.extension_generation,
-            "extensions": a.extensions,
+            "extensions": [goal_document(e) for e in a.extensions],
             "compute": {**a.instance_metadata, "platformFaultDomain": str(fault_domain)},
             "network": {"interface": [{
                 "macAddress": nic.mac.replace(":", "").upper(),
                 "ipv4": {"ipAddress": [{"privateIpAddress": nic.ip, "publicIpAddress": ""}],
                          "subnet": [{"address": str(net.network_address), "prefix": str(net.prefixlen)}]},
                 "ipv6": {"ipAddress": []}}]}}
+
+
+def goal_document(e: GoalExtension) -> dict[str, Any]:
+    """An extension as the metadata process serves it in the wireserver's extensions config."""
+    return {"name": e.name, "handler": e.handler, "version": e.version, "seq": e.seq, "settings": e.settings,
+            "protectedSettings": e.protected_settings, "timeoutSeconds": e.timeout_seconds}
 
 
 def _local(a: Assignment) -> bool:

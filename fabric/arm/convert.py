@@ -8,8 +8,8 @@ from google.protobuf.struct_pb2 import Struct
 from fabric.core import ids
 from fabric.compute.extensions import EXTENSION_TYPE
 from fabric.compute.vms import os_disk_name
-from fabric.model import (NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState, ResourceGroupRecord,
-                          TraceRecord, VmRecord)
+from fabric.model import (ExtensionStatus, NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState,
+                          ResourceGroupRecord, TraceRecord, VmExtension, VmRecord)
 from fabric.v1 import fabric_pb2 as pb
 
 POWER_DISPLAY = {
@@ -50,25 +50,25 @@ def instance_view(vm: VmRecord, obs: Observed | None, node: NodeRecord | None) -
         pb.InstanceViewStatus(code=f"PowerState/{power}", level="Info", display_status=POWER_DISPLAY[power]),
     ]
     agent = None
-    if obs is not None and obs.agent and power == PowerState.RUNNING:
-        a = obs.agent
-        ready = a.get("status") == "Ready"
-        heard = f"last heard {a['time']}" if a.get("time") else "never heard from"
+    health = obs.agent if obs is not None and power == PowerState.RUNNING else None
+    if health is not None:
+        ready = health.status == "Ready"
+        heard = f"last heard {health.time}" if health.time else "never heard from"
         agent = pb.VirtualMachineAgentInstanceView(
-            vm_agent_version=a.get("version") or "Unknown",
+            vm_agent_version=health.version or "Unknown",
             statuses=[pb.InstanceViewStatus(code="ProvisioningState/succeeded" if ready else "ProvisioningState/Unavailable",
                                             level="Info" if ready else "Warning",
                                             display_status="Ready" if ready else "Not Ready",
                                             message="Guest Agent is running" if ready else
-                                            f"VM Agent is unresponsive ({heard})", time=a.get("time", ""))])
+                                            f"VM Agent is unresponsive ({heard})", time=health.time)])
     disk = None
-    if obs is not None and obs.agent.get("resourceDisk") and power == PowerState.RUNNING:
-        fresh = obs.agent["resourceDisk"] == "formatted"
+    if health is not None and health.resource_disk:
+        fresh = health.resource_disk == "formatted"
         disk = pb.ResourceDiskInstanceView(
             state="Fresh" if fresh else "Kept", mount_point="/mnt/resource",
             message="formatted at this boot: a new, empty temporary disk (first boot, deallocation, redeploy or a "
                     "move to another node)" if fresh else "kept from before: the VM restarted on the same node")
-    exts = [extension_view(e, (obs.extensions if obs else {}).get(e["name"])) for e in vm.extensions]
+    exts = [extension_view(e, obs.extensions.get(e.name) if obs else None) for e in vm.extensions]
     return pb.VirtualMachineInstanceView(
         vm_agent=agent, extensions=exts, resource_disk=disk,
         computer_name=vm.name, platform_fault_domain=node.fault_domain if node else 0, node_name=vm.node,
@@ -80,39 +80,38 @@ _EXT_LEVEL = {"success": ("succeeded", "Info", "Provisioning succeeded"),
               "transitioning": ("transitioning", "Info", "Transitioning")}
 
 
-def extension_view(e: dict[str, Any], st: dict[str, Any] | None) -> pb.VirtualMachineExtensionInstanceView:
+def extension_view(e: VmExtension, st: ExtensionStatus | None) -> pb.VirtualMachineExtensionInstanceView:
     """An extension's instance view from the guest agent's last status for its current sequence number."""
-    view = pb.VirtualMachineExtensionInstanceView(name=e["name"], type=f"{e['publisher']}.{e['type']}",
-                                                  type_handler_version=e["handlerVersion"])
-    if not st or st.get("seq") != e["seq"]:
+    view = pb.VirtualMachineExtensionInstanceView(name=e.name, type=f"{e.publisher}.{e.type}",
+                                                  type_handler_version=e.handler_version)
+    if st is None or st.seq != e.seq:
         view.statuses.append(pb.InstanceViewStatus(
             code="ProvisioningState/transitioning", level="Info", display_status="Transitioning",
-            message=f"waiting for the guest agent to run sequence {e['seq']}"))
+            message=f"waiting for the guest agent to run sequence {e.seq}"))
         return view
-    word, level, display = _EXT_LEVEL.get(st.get("status", ""), _EXT_LEVEL["transitioning"])
+    word, level, display = _EXT_LEVEL.get(st.status, _EXT_LEVEL["transitioning"])
     view.statuses.append(pb.InstanceViewStatus(code=f"ProvisioningState/{word}", level=level,
-                                               display_status=display, message=st.get("message", ""),
-                                               time=st.get("time", "")))
-    for sub in st.get("substatuses") or []:
-        sw, sl, sd = _EXT_LEVEL.get(sub.get("status", ""), _EXT_LEVEL["transitioning"])
-        view.substatuses.append(pb.InstanceViewStatus(code=f"ComponentStatus/{sub.get('name', '')}/{sw}",
-                                                      level=sl, display_status=sd, message=sub.get("message", "")))
+                                               display_status=display, message=st.message, time=st.time))
+    for sub in st.substatuses:
+        sw, sl, sd = _EXT_LEVEL.get(sub.status, _EXT_LEVEL["transitioning"])
+        view.substatuses.append(pb.InstanceViewStatus(code=f"ComponentStatus/{sub.name}/{sw}",
+                                                      level=sl, display_status=sd, message=sub.message))
     return view
 
 
-def extension(sub: str, vm: VmRecord, e: dict[str, Any], st: dict[str, Any] | None = None,
+def extension(sub: str, vm: VmRecord, e: VmExtension, st: ExtensionStatus | None = None,
               with_view: bool = False, with_log: bool = False) -> pb.VirtualMachineExtension:
     settings = Struct()
-    settings.update(e.get("settings") or {})
+    settings.update(e.settings or {})
     props = pb.VirtualMachineExtensionProperties(
-        publisher=e["publisher"], type=e["type"], type_handler_version=e["typeHandlerVersion"],
-        auto_upgrade_minor_version=e["autoUpgradeMinorVersion"], settings=settings,
-        provisioning_state=e["provisioningState"], force_update_tag=e.get("forceUpdateTag", ""),
-        error=error(e.get("error")), last_operation_id=e.get("operationId", ""), sequence_number=e["seq"],
+        publisher=e.publisher, type=e.type, type_handler_version=e.type_handler_version,
+        auto_upgrade_minor_version=e.auto_upgrade_minor_version, settings=settings,
+        provisioning_state=e.provisioning_state, force_update_tag=e.force_update_tag,
+        error=error(e.error), last_operation_id=e.operation_id, sequence_number=e.seq,
         instance_view=extension_view(e, st) if with_view else None,
-        handler_log=(st or {}).get("log", "") if with_log else "")
-    return pb.VirtualMachineExtension(id=f"{ids.vm_id(sub, vm.resource_group, vm.name)}/extensions/{e['name']}",
-                                      name=e["name"], type=EXTENSION_TYPE, location=vm.location, properties=props)
+        handler_log=st.log if st is not None and with_log else "")
+    return pb.VirtualMachineExtension(id=f"{ids.vm_id(sub, vm.resource_group, vm.name)}/extensions/{e.name}",
+                                      name=e.name, type=EXTENSION_TYPE, location=vm.location, properties=props)
 
 
 def vm(sub: str, rec: VmRecord, view: pb.VirtualMachineInstanceView | None = None) -> pb.VirtualMachine:

@@ -11,7 +11,7 @@ from fabric.arm import convert
 from fabric.arm.server import _unary
 from fabric.compute import extensions
 from fabric.compute.vms import ComputeProvider
-from fabric.model import Observed
+from fabric.model import ExtensionStatus, Observed, VmRecord
 from fabric.store import Store, keys
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import fabric_pb2_grpc as rpc
@@ -35,7 +35,7 @@ class VirtualMachineExtensions(rpc.VirtualMachineExtensionsServicer):
     def __init__(self, store: Store, compute: ComputeProvider) -> None:
         self.store, self.compute = store, compute
 
-    def _status(self, vm: Any, name: str) -> dict[str, Any] | None:
+    def _status(self, vm: VmRecord, name: str) -> ExtensionStatus | None:
         if not vm.node:
             return None
         obs = self.store.get(keys.observed(vm.node, vm.vm_id), Observed)
@@ -59,14 +59,14 @@ class VirtualMachineExtensions(rpc.VirtualMachineExtensionsServicer):
     @_unary
     def Get(self, req: pb.ExtensionRef, ctx: grpc.ServicerContext) -> pb.VirtualMachineExtension:
         vm, e = extensions.get(self.compute, req.resource_group, req.vm_name, req.name)
-        return convert.extension(self.compute.config.subscription, vm, e, self._status(vm, e["name"]),
+        return convert.extension(self.compute.config.subscription, vm, e, self._status(vm, e.name),
                                  with_view=req.instance_view or req.logs, with_log=req.logs)
 
     @_unary
     def List(self, req: pb.ListExtensionsRequest, ctx: grpc.ServicerContext) -> pb.ListExtensionsResponse:
         vm = self.compute.get(req.resource_group, req.vm_name).value
         return pb.ListExtensionsResponse(value=[
-            convert.extension(self.compute.config.subscription, vm, e, self._status(vm, e["name"]), with_view=True)
+            convert.extension(self.compute.config.subscription, vm, e, self._status(vm, e.name), with_view=True)
             for e in vm.extensions])
 
     @_unary

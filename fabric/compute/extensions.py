@@ -28,7 +28,8 @@ from fabric import operations
 from fabric.core import constants
 from fabric.core.errors import ArmError, invalid
 from fabric.compute.sizes import find_size
-from fabric.model import Observed, OperationRecord, PowerState, ProvisioningState, VmRecord
+from fabric.model import (AgentHealth, ExtensionStatus, GoalExtension, Observed, OperationRecord, PowerState,
+                          ProvisioningState, VmExtension, VmRecord)
 from fabric.storage import sas
 from fabric.store import Put, Unchanged, Versioned, keys
 
@@ -174,11 +175,11 @@ def extension_id(p: ComputeProvider, vm: VmRecord, name: str) -> str:
     return f"{p.resource_id(vm)}/extensions/{name}"
 
 
-def find(vm: VmRecord, name: str) -> dict[str, Any] | None:
-    return next((e for e in vm.extensions if e["name"].lower() == name.lower()), None)
+def find(vm: VmRecord, name: str) -> VmExtension | None:
+    return next((e for e in vm.extensions if e.name.lower() == name.lower()), None)
 
 
-def get(p: ComputeProvider, rg: str, vm_name: str, name: str) -> tuple[VmRecord, dict[str, Any]]:
+def get(p: ComputeProvider, rg: str, vm_name: str, name: str) -> tuple[VmRecord, VmExtension]:
     vm = p.get(rg, vm_name).value
     ext = find(vm, name)
     if ext is None:
@@ -189,8 +190,8 @@ def get(p: ComputeProvider, rg: str, vm_name: str, name: str) -> tuple[VmRecord,
 
 def _ext_in_progress(p: ComputeProvider, vm: VmRecord) -> str:
     for e in vm.extensions:
-        if operations.running(p.store, e.get("operationId", "")):
-            return f"{e['name']} ({e['operationId']})"
+        if operations.running(p.store, e.operation_id):
+            return f"{e.name} ({e.operation_id})"
     return ""
 
 
@@ -228,35 +229,36 @@ def set_extension(p: ComputeProvider, rg: str, vm_name: str, name: str, publishe
     vm = cur.value
     old = find(vm, name)
     for e in vm.extensions:
-        if e is not old and f"{e['publisher']}.{e['type']}".lower() == handler.name.lower():
+        if e is not old and f"{e.publisher}.{e.type}".lower() == handler.name.lower():
             raise ArmError("OperationNotAllowed",
                            f"Multiple VMExtensions per handler not supported for OS type 'Linux'. VMExtension "
-                           f"'{e['name']}' with handler '{handler.name}' already added or specified in input.",
+                           f"'{e.name}' with handler '{handler.name}' already added or specified in input.",
                            "name")
     op = operations.new_operation("extensionWrite", extension_id(p, vm, name))
-    entry = {"name": old["name"] if old else name, "publisher": handler.publisher, "type": handler.type,
-             "typeHandlerVersion": version, "handlerVersion": exact, "autoUpgradeMinorVersion": auto_upgrade,
-             "settings": settings, "protectedSettings": protected, "forceUpdateTag": force_update_tag,
-             "operationId": op.id, "error": None}
+    entry = VmExtension(name=old.name if old else name, publisher=handler.publisher, type=handler.type,
+                        type_handler_version=version, handler_version=exact, auto_upgrade_minor_version=auto_upgrade,
+                        settings=settings, protected_settings=protected, force_update_tag=force_update_tag,
+                        operation_id=op.id)
     # the same handler version and settings as a run that succeeded: nothing for the guest to do; anything
     # else (new settings, or the same after a failure) is a new sequence number, which the guest runs
-    same = old is not None and old.get("provisioningState") == ProvisioningState.SUCCEEDED and all(
-        old.get(k) == entry[k] for k in ("handlerVersion", "settings", "protectedSettings", "forceUpdateTag"))
+    same = old is not None and old.provisioning_state == ProvisioningState.SUCCEEDED and (
+        (old.handler_version, old.settings, old.protected_settings, old.force_update_tag)
+        == (entry.handler_version, entry.settings, entry.protected_settings, entry.force_update_tag))
     if same and old is not None:
-        entry.update(seq=old["seq"], provisioningState=ProvisioningState.SUCCEEDED)
+        entry = entry.replace(seq=old.seq, provisioning_state=ProvisioningState.SUCCEEDED)
         op = operations.finished(op)
         steps = [operations.step(op.id, SOURCE, "unchanged", f"extension {name}: same handler version and settings "
-                                                             f"as sequence {old['seq']}; not run again (change "
+                                                             f"as sequence {old.seq}; not run again (change "
                                                              f"forceUpdateTag to run it again)")]
     else:
-        entry.update(seq=old["seq"] + 1 if old else 0,
-                     provisioningState=ProvisioningState.UPDATING if old else ProvisioningState.CREATING)
+        entry = entry.replace(seq=old.seq + 1 if old else 0,
+                              provisioning_state=ProvisioningState.UPDATING if old else ProvisioningState.CREATING)
         steps = [operations.step(op.id, SOURCE, "accepted",
                                  f"extension {name}: handler {handler.name} {exact} (asked {version}, "
-                                 f"autoUpgradeMinorVersion {str(auto_upgrade).lower()}), sequence {entry['seq']}; "
+                                 f"autoUpgradeMinorVersion {str(auto_upgrade).lower()}), sequence {entry.seq}; "
                                  f"the guest agent picks it up with the next goal state")]
     others = [e for e in vm.extensions if e is not old]
-    new_vm = vm.replace(extensions=sorted([*others, entry], key=lambda e: e["name"].lower()),
+    new_vm = vm.replace(extensions=sorted([*others, entry], key=lambda e: e.name.lower()),
                         extension_generation=vm.extension_generation + (0 if same else 1))
     return _commit(p, cur, new_vm, op, steps)
 
@@ -270,10 +272,10 @@ def delete_extension(p: ComputeProvider, rg: str, vm_name: str, name: str) -> Op
         raise ArmError("ResourceNotFound", f"The Resource '{EXTENSION_TYPE}/{vm_name}/{name}' under resource group "
                                            f"'{rg}' was not found.", "name")
     p.check_idle(vm)
-    op = operations.finished(operations.new_operation("extensionDelete", extension_id(p, vm, ext["name"])))
+    op = operations.finished(operations.new_operation("extensionDelete", extension_id(p, vm, ext.name)))
     new_vm = vm.replace(extensions=[e for e in vm.extensions if e is not ext],
                         extension_generation=vm.extension_generation + 1)
-    steps = [operations.step(op.id, SOURCE, "deleted", f"extension {ext['name']} removed from the goal state")]
+    steps = [operations.step(op.id, SOURCE, "deleted", f"extension {ext.name} removed from the goal state")]
     return _commit(p, cur, new_vm, op, steps)
 
 
@@ -291,34 +293,34 @@ def _commit(p: ComputeProvider, cur: Versioned[VmRecord], new_vm: VmRecord, op: 
     return op
 
 
-def goal(vm: VmRecord, timeout_s: int) -> list[dict[str, Any]]:
+def goal(vm: VmRecord, timeout_s: int) -> list[GoalExtension]:
     """The extensions of a VM as the guest agent gets them (the assignment's `extensions`)."""
-    return [{"name": e["name"], "handler": f"{e['publisher']}.{e['type']}", "version": e["handlerVersion"],
-             "seq": e["seq"], "settings": e["settings"], "protectedSettings": e["protectedSettings"],
-             "timeoutSeconds": timeout_s, "operationId": e.get("operationId", "")} for e in vm.extensions]
+    return [GoalExtension(name=e.name, handler=f"{e.publisher}.{e.type}", version=e.handler_version, seq=e.seq,
+                          settings=e.settings, protected_settings=e.protected_settings, timeout_seconds=timeout_s,
+                          operation_id=e.operation_id) for e in vm.extensions]
 
 
-def preempt(p: ComputeProvider, vm: VmRecord, by: OperationRecord) -> tuple[list[dict[str, Any]], list[Put]]:
+def preempt(p: ComputeProvider, vm: VmRecord, by: OperationRecord) -> tuple[list[VmExtension], list[Put]]:
     """Extension operations a power-off, deallocation or deletion cuts short: they end Failed with
     OperationPreempted (the guest stops before it can report). The VM's new extension list, and the puts."""
     exts, puts = [], []
     for e in vm.extensions:
-        op_v = operations.running(p.store, e.get("operationId", ""))
+        op_v = operations.running(p.store, e.operation_id)
         if op_v is not None:
-            err = ArmError("OperationPreempted", f"Extension '{e['name']}' was not run to its end: operation "
+            err = ArmError("OperationPreempted", f"Extension '{e.name}' was not run to its end: operation "
                                                  f"{by.name} ({by.id}) stopped the VM first.").body()
             puts += [Put(op_v.key, operations.finished(op_v.value, err)),
                      operations.step(op_v.value.id, SOURCE, "preempted", err["message"])]
-            e = {**e, "provisioningState": ProvisioningState.FAILED, "error": err}
+            e = e.replace(provisioning_state=ProvisioningState.FAILED, error=err)
         exts.append(e)
     return exts, puts
 
 
 # ----- status: guest -> node -> here -----
 
-def failure_message(name: str, status: dict[str, Any]) -> str:
+def failure_message(name: str, status: ExtensionStatus) -> str:
     return (f"VM has reported a failure when processing extension '{name}'. Error message: "
-            f"\"{status.get('message', '')}\".")
+            f"\"{status.message}\".")
 
 
 def reconcile_extensions(p: ComputeProvider, cur: Versioned[VmRecord], obs: Observed | None,
@@ -326,33 +328,34 @@ def reconcile_extensions(p: ComputeProvider, cur: Versioned[VmRecord], obs: Obse
     """End each extension operation in progress whose sequence the guest has reported on (or that waited
     too long). One transaction for the VM; nothing when it changed meanwhile."""
     vm = cur.value
-    new_exts, ops = [], []
+    new_exts: list[VmExtension] = []
+    ops: list[Put] = []
     for e in vm.extensions:
-        op_v = operations.running(p.store, e.get("operationId", ""))
+        op_v = operations.running(p.store, e.operation_id)
         if op_v is None:
             new_exts.append(e)
             continue
         op = op_v.value
-        st = (obs.extensions.get(e["name"]) if obs else None) or {}
-        done = st.get("seq") == e["seq"] and st.get("status") in ("success", "error")
-        if done and st["status"] == "success":
-            e = {**e, "provisioningState": ProvisioningState.SUCCEEDED, "error": None}
+        st = obs.extensions.get(e.name) if obs else None
+        done = st is not None and st.seq == e.seq and st.final
+        if st is not None and done and st.status == "success":
+            e = e.replace(provisioning_state=ProvisioningState.SUCCEEDED, error=None)
             ops += [Put(op_v.key, operations.finished(op)),
-                    operations.step(op.id, SOURCE, "completed", f"the guest agent reports extension {e['name']} "
-                                                                f"sequence {e['seq']}: {st.get('message', '')}")]
-        elif done:
-            err = ArmError("VMExtensionProvisioningError", failure_message(e["name"], st)).body()
-            e = {**e, "provisioningState": ProvisioningState.FAILED, "error": err}
+                    operations.step(op.id, SOURCE, "completed", f"the guest agent reports extension {e.name} "
+                                                                f"sequence {e.seq}: {st.message}")]
+        elif st is not None and done:
+            err = ArmError("VMExtensionProvisioningError", failure_message(e.name, st)).body()
+            e = e.replace(provisioning_state=ProvisioningState.FAILED, error=err)
             ops += [Put(op_v.key, operations.finished(op, err)),
                     operations.step(op.id, SOURCE, "failed", err["message"])]
         elif elapsed_s(op.start_time) > timeout_s + constants.AGENT_GRACE_S:
-            agent = (obs.agent if obs else {}) or {}
+            agent = (obs.agent if obs else None) or AgentHealth()
             err = ArmError("VMAgentStatusCommunicationError",
                            f"VM '{vm.name}' has not reported status for VM agent or extensions within "
-                           f"{timeout_s + constants.AGENT_GRACE_S} s (the VM agent is {agent.get('status', 'Not Ready')}"
-                           + (f", last heard {agent['time']}" if agent.get("time") else "")
+                           f"{timeout_s + constants.AGENT_GRACE_S} s (the VM agent is {agent.status}"
+                           + (f", last heard {agent.time}" if agent.time else "")
                            + "). Verify that the VM has a running VM agent and can reach its wireserver.").body()
-            e = {**e, "provisioningState": ProvisioningState.FAILED, "error": err}
+            e = e.replace(provisioning_state=ProvisioningState.FAILED, error=err)
             ops += [Put(op_v.key, operations.finished(op, err)),
                     operations.step(op.id, SOURCE, "timed-out", err["message"])]
         new_exts.append(e)

@@ -20,10 +20,10 @@ def _named(store: Store) -> set[str]:
     out: set[str] = set()
     for vm in store.list(keys.VMS, VmRecord):
         out.add(vm.value.operation_id)
-        out |= {str(e.get("operationId", "")) for e in vm.value.extensions}
+        out |= {e.operation_id for e in vm.value.extensions}
     for d in store.list(keys.DEPLOYMENTS, DeploymentRecord):
         out.add(d.value.operation_id)
-        out |= {str(r.get("operationId", "")) for r in d.value.resources}
+        out |= {r.operation_id for r in d.value.resources}
     out.discard("")
     return out
 

@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import uuid
+from enum import StrEnum
 from typing import Any
 
 from fabric import operations
@@ -44,20 +45,55 @@ STATUS_CODES = {Kind.INVALID: "BadRequest", Kind.NOT_FOUND: "NotFound", Kind.EXI
                 Kind.UNAVAILABLE: "ServiceUnavailable"}
 
 
+class DeploymentState(StrEnum):
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class ResourceState(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"      # a resource it depends on failed
+
+
+@dataclasses.dataclass(frozen=True)
+class DeploymentResource(Record):
+    """One resource of a deployment, and its deployment operation."""
+    key: str
+    type: str
+    name: str
+    id: str
+    location: str
+    properties: dict[str, Any]       # the template's, evaluated
+    depends_on: list[str]            # keys of the resources it waits for
+    state: ResourceState = ResourceState.PENDING
+    operation_id: str = ""           # the resource provider's operation
+    tracking_id: str = ""
+    status_code: str = ""            # OK, Conflict, BadRequest ...
+    status_message: dict[str, Any] | None = None   # the failure, as ARM shows it
+    start: str = ""
+    end: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.type}/{self.name}"
+
+
 @dataclasses.dataclass(frozen=True)
 class DeploymentRecord(Record):
     name: str
     resource_group: str
-    provisioning_state: str          # Running, Succeeded, Failed
+    provisioning_state: DeploymentState
     operation_id: str
     correlation_id: str
     timestamp: str
     template_hash: str
     parameters: dict[str, Any]
     secure: list[str]                # parameters never shown
-    # [{"key", "type", "name", "id", "location", "properties", "dependsOn", "state" (Pending, Running,
-    #   Succeeded, Failed, Skipped), "operationId", "trackingId", "statusCode", "statusMessage", "start", "end"}]
-    resources: list[dict[str, Any]]
+    resources: list[DeploymentResource]
     end: str = ""
     error: dict[str, Any] | None = None
 
@@ -71,10 +107,10 @@ def _elapsed(start: str, end: str) -> str:
     return f"PT{(b - a).total_seconds():.4f}S"
 
 
-def duration(rec: dict[str, Any] | DeploymentRecord) -> str:
+def duration(rec: DeploymentResource | DeploymentRecord) -> str:
     if isinstance(rec, DeploymentRecord):
         return _elapsed(rec.timestamp, rec.end)
-    return _elapsed(rec.get("start", ""), rec.get("end", ""))
+    return _elapsed(rec.start, rec.end)
 
 
 def _prop(props: dict[str, Any], path: str, where: str, required: bool = True) -> Any:
@@ -136,19 +172,18 @@ class DeploymentProvider:
             self._check(r, f"resources[{i}]")
         key = keys.deployment(group.name, name)
         cur = self.store.get(key, DeploymentRecord)
-        if cur is not None and cur.value.provisioning_state == "Running":
+        if cur is not None and cur.value.provisioning_state == DeploymentState.RUNNING:
             raise ArmError("DeploymentActive", f"The deployment '{name}' is still running; wait for it to finish "
                                                f"(fabric deployment show -g {group.name} -n {name}).", "name")
         op = operations.new_operation("deploymentWrite", self.deployment_id(group.name, name))
         rec = DeploymentRecord(
-            name=name, resource_group=group.name, provisioning_state="Running", operation_id=op.id,
+            name=name, resource_group=group.name, provisioning_state=DeploymentState.RUNNING, operation_id=op.id,
             correlation_id=str(uuid.uuid4()), timestamp=now(),
             template_hash=str(int(hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:15], 16)),
             parameters=plan.parameters, secure=sorted(plan.secure),
-            resources=[{"key": r.key, "type": r.type, "name": r.name, "id": r.id, "location": r.location,
-                        "properties": r.properties, "dependsOn": r.depends_on, "state": "Pending",
-                        "operationId": "", "trackingId": "", "statusCode": "", "statusMessage": None,
-                        "start": "", "end": ""} for r in plan.resources])
+            resources=[DeploymentResource(key=r.key, type=r.type, name=r.name, id=r.id, location=r.location,
+                                          properties=r.properties, depends_on=list(r.depends_on))
+                       for r in plan.resources])
         step = operations.step(op.id, SOURCE, "accepted",
                                f"deployment {name}: {len(plan.resources)} resources in dependency order: "
                                + ", ".join(f"{r.type.rsplit('/', 1)[1]}/{r.name}" for r in plan.resources))
@@ -192,7 +227,7 @@ class DeploymentProvider:
 
     def reconcile_all(self) -> None:
         for cur in self.store.list(keys.DEPLOYMENTS, DeploymentRecord):
-            if cur.value.provisioning_state == "Running":
+            if cur.value.provisioning_state == DeploymentState.RUNNING:
                 try:
                     self.advance(cur)
                 except ArmError as e:
@@ -201,44 +236,44 @@ class DeploymentProvider:
     def advance(self, cur: Versioned[DeploymentRecord]) -> None:
         """One step of a running deployment; writes only when something changed (compare-and-swap)."""
         dep = cur.value
-        res = [dict(r) for r in dep.resources]
-        state = {r["key"]: r for r in res}
+        res = list(dep.resources)
         steps: list[Put] = []
-        for r in res:
-            if r["state"] == "Running":
-                self._follow(r, dep, steps)
-        for r in res:
-            if r["state"] != "Pending":
+        for i, r in enumerate(res):
+            if r.state == ResourceState.RUNNING:
+                res[i] = self._follow(r, dep, steps)
+        for i, r in enumerate(res):
+            if r.state != ResourceState.PENDING:
                 continue
-            deps = [state[k]["state"] for k in r["dependsOn"]]
-            if any(s in ("Failed", "Skipped") for s in deps):
-                r.update(state="Skipped")
+            state = {x.key: x.state for x in res}       # as of this resource: those before it may have started
+            deps = [state[k] for k in r.depends_on]
+            if any(s in (ResourceState.FAILED, ResourceState.SKIPPED) for s in deps):
+                res[i] = r.replace(state=ResourceState.SKIPPED)
                 steps.append(operations.step(dep.operation_id, SOURCE, "skipped",
-                                             f"{r['type']}/{r['name']}: a resource it depends on failed"))
-            elif all(s == "Succeeded" for s in deps):
-                self._start(r, dep, steps)
-                if r["state"] == "Running":
-                    self._follow(r, dep, steps)
+                                             f"{r.label}: a resource it depends on failed"))
+            elif all(s == ResourceState.SUCCEEDED for s in deps):
+                r = self._start(r, dep, steps)
+                res[i] = self._follow(r, dep, steps) if r.state == ResourceState.RUNNING else r
         if res == dep.resources:
             return
         new = dep.replace(resources=res)
         ops: list[Put] = [Put(cur.key, new), *steps]
-        if all(r["state"] in ("Succeeded", "Failed", "Skipped") for r in res):
+        if all(r.state in (ResourceState.SUCCEEDED, ResourceState.FAILED, ResourceState.SKIPPED) for r in res):
             new, finish = self._finish(new)
             ops = [Put(cur.key, new), *steps, *finish]
         self.store.commit([Unchanged(cur.key, cur.mod_revision)], ops)
 
     def _finish(self, dep: DeploymentRecord) -> tuple[DeploymentRecord, list[Put]]:
         op_v = self.store.get(keys.operation(dep.operation_id), OperationRecord)
-        failed = [r for r in dep.resources if r["state"] == "Failed"]
+        failed = [r for r in dep.resources if r.state == ResourceState.FAILED]
         error = None
         if failed:
             deployment_error = {"code": "DeploymentFailed", "message": FAILED_MESSAGE, "target": "", "details": [
-                {"code": r["statusCode"], "message": json.dumps(r["statusMessage"], indent=2), "target": r["id"],
+                {"code": r.status_code, "message": json.dumps(r.status_message, indent=2), "target": r.id,
                  "details": []} for r in failed]}
             error = {"code": "ResourceDeploymentFailure", "message": TERMINAL_MESSAGE, "target": "",
                      "details": [deployment_error]}
-        done = dep.replace(provisioning_state="Failed" if failed else "Succeeded", end=now(),
+        done = dep.replace(provisioning_state=DeploymentState.FAILED if failed else DeploymentState.SUCCEEDED,
+                           end=now(),
                            error=error["details"][0] if error else None)
         ops = [operations.step(dep.operation_id, SOURCE, "failed" if failed else "completed",
                                f"deployment {dep.name}: {done.provisioning_state}"
@@ -247,71 +282,67 @@ class DeploymentProvider:
             ops.append(Put(op_v.key, operations.finished(op_v.value, error)))
         return done, ops
 
-    def _fail(self, r: dict[str, Any], err: ArmError, dep: DeploymentRecord, steps: list[Put]) -> None:
-        r.update(state="Failed", end=now(), statusCode=STATUS_CODES.get(err.kind, "BadRequest"),
-                 statusMessage={"error": err.body()})
+    def _fail(self, r: DeploymentResource, err: ArmError, dep: DeploymentRecord,
+              steps: list[Put]) -> DeploymentResource:
         steps.append(operations.step(dep.operation_id, SOURCE, "resource-failed",
-                                     f"{r['type']}/{r['name']}: {err.code}: {err.message}"))
+                                     f"{r.label}: {err.code}: {err.message}"))
+        return r.replace(state=ResourceState.FAILED, end=now(), status_code=STATUS_CODES.get(err.kind, "BadRequest"),
+                         status_message={"error": err.body()})
 
-    def _follow(self, r: dict[str, Any], dep: DeploymentRecord, steps: list[Put]) -> None:
+    def _follow(self, r: DeploymentResource, dep: DeploymentRecord, steps: list[Put]) -> DeploymentResource:
         """A running resource's own operation: done when it ends."""
-        op = self.store.get(keys.operation(r["operationId"]), OperationRecord)
+        op = self.store.get(keys.operation(r.operation_id), OperationRecord)
         if op is None or op.value.status == OperationStatus.IN_PROGRESS:
-            return
+            return r
         if op.value.status == OperationStatus.SUCCEEDED:
-            r.update(state="Succeeded", end=now(), statusCode="OK", statusMessage=None)
             steps.append(operations.step(dep.operation_id, SOURCE, "resource-succeeded",
-                                         f"{r['type']}/{r['name']}: operation {op.value.id} succeeded"))
-            return
-        r.update(state="Failed", end=now(), statusCode="Conflict",
-                 statusMessage={"status": "Failed", "error": {"code": "ResourceDeploymentFailure",
-                                                             "message": TERMINAL_MESSAGE,
-                                                             "details": [_readable(op.value.error or {})]}})
+                                         f"{r.label}: operation {op.value.id} succeeded"))
+            return r.replace(state=ResourceState.SUCCEEDED, end=now(), status_code="OK", status_message=None)
         steps.append(operations.step(dep.operation_id, SOURCE, "resource-failed",
-                                     f"{r['type']}/{r['name']}: operation {op.value.id} failed: "
+                                     f"{r.label}: operation {op.value.id} failed: "
                                      f"{(op.value.error or {}).get('message', '')}"))
+        return r.replace(state=ResourceState.FAILED, end=now(), status_code="Conflict",
+                         status_message={"status": "Failed", "error": {"code": "ResourceDeploymentFailure",
+                                                                      "message": TERMINAL_MESSAGE,
+                                                                      "details": [_readable(op.value.error or {})]}})
 
-    def _start(self, r: dict[str, Any], dep: DeploymentRecord, steps: list[Put]) -> None:
-        r.update(start=now(), trackingId=str(uuid.uuid4()))
+    def _start(self, r: DeploymentResource, dep: DeploymentRecord, steps: list[Put]) -> DeploymentResource:
+        r = r.replace(start=now(), tracking_id=str(uuid.uuid4()))
         try:
             op_id = self._put(r, dep)
         except ArmError as e:
-            self._fail(r, e, dep, steps)
-            return
+            return self._fail(r, e, dep, steps)
         if op_id:
-            r.update(state="Running", operationId=op_id)
-            steps.append(operations.step(dep.operation_id, SOURCE, "resource-started",
-                                         f"{r['type']}/{r['name']}: operation {op_id}"))
-        else:
-            r.update(state="Succeeded", end=now(), statusCode="OK")
-            steps.append(operations.step(dep.operation_id, SOURCE, "resource-succeeded",
-                                         f"{r['type']}/{r['name']}: in place"))
+            steps.append(operations.step(dep.operation_id, SOURCE, "resource-started", f"{r.label}: operation {op_id}"))
+            return r.replace(state=ResourceState.RUNNING, operation_id=op_id)
+        steps.append(operations.step(dep.operation_id, SOURCE, "resource-succeeded", f"{r.label}: in place"))
+        return r.replace(state=ResourceState.SUCCEEDED, end=now(), status_code="OK")
 
-    def _put(self, r: dict[str, Any], dep: DeploymentRecord) -> str:
+    def _put(self, r: DeploymentResource, dep: DeploymentRecord) -> str:
         """Create or update one resource; its operation id, or "" when it is done already."""
-        rg, p, t = dep.resource_group, r["properties"], r["type"]
+        rg, p, t = dep.resource_group, r.properties, r.type
         if t == tpl.STORAGE_TYPE:
-            self.compute.storage.create_account(rg, r["name"], r["location"])
+            self.compute.storage.create_account(rg, r.name, r.location)
             return ""
         if t == tpl.VNET_TYPE:
-            return self._vnet(rg, r["name"], p)
+            return self._vnet(rg, r.name, p)
         if t == tpl.NIC_TYPE:
             vnet, subnet, ip = _nic_subnet(p, "")
             try:
-                self.compute.network.nic(rg, r["name"])
+                self.compute.network.nic(rg, r.name)
                 return ""                              # in place
             except ArmError:
-                self.compute.network.create_nic(rg, r["name"], vnet, subnet, ip)
+                self.compute.network.create_nic(rg, r.name, vnet, subnet, ip)
                 return ""
         if t == tpl.VM_TYPE:
             return self._vm(rg, r, p)
-        vm_name, ext_name = r["name"].split("/")
+        vm_name, ext_name = r.name.split("/")
         vm = self.compute.get(rg, vm_name).value
         old = extensions.find(vm, ext_name)
-        if old is not None and old.get("settings") == (p.get("settings") or {}) \
-                and old.get("protectedSettings") == (p.get("protectedSettings") or {}) and old.get("operationId"):
-            if operations.running(self.store, old["operationId"]):
-                return str(old["operationId"])          # started before a restart: adopt it
+        if old is not None and old.settings == (p.get("settings") or {}) \
+                and old.protected_settings == (p.get("protectedSettings") or {}) and old.operation_id:
+            if operations.running(self.store, old.operation_id):
+                return old.operation_id                 # started before a restart: adopt it
         op = extensions.set_extension(self.compute, rg, vm_name, ext_name, str(p["publisher"]), str(p["type"]),
                                       str(p["typeHandlerVersion"]), bool(p.get("autoUpgradeMinorVersion", False)),
                                       p.get("settings"), p.get("protectedSettings"), str(p.get("forceUpdateTag", "")))
@@ -339,8 +370,8 @@ class DeploymentProvider:
                 net.add_subnet(rg, name, sname, prefix)
         return ""
 
-    def _vm(self, rg: str, r: dict[str, Any], p: dict[str, Any]) -> str:
-        name = r["name"]
+    def _vm(self, rg: str, r: DeploymentResource, p: dict[str, Any]) -> str:
+        name = r.name
         img = p["storageProfile"]["imageReference"]
         urn = f"{img['publisher']}:{img['offer']}:{img['sku']}:{img.get('version') or 'latest'}"
         size = str(p["hardwareProfile"]["vmSize"])
@@ -362,7 +393,7 @@ class DeploymentProvider:
         nics = [str(n.get("id", "")).rsplit("/", 1)[-1] for n in
                 (p.get("networkProfile") or {}).get("networkInterfaces") or [] if isinstance(n, dict)]
         os_disk = (p.get("storageProfile") or {}).get("osDisk") or {}
-        op = self.compute.create(rg, name, r["location"], urn, size,
+        op = self.compute.create(rg, name, r.location, urn, size,
                                  delete_option=str(os_disk.get("deleteOption") or "Delete"), nic_names=nics,
                                  user_data=str(p.get("userData") or ""),
                                  provision_vm_agent=bool(((p.get("osProfile") or {}).get("linuxConfiguration")

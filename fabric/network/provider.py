@@ -13,6 +13,7 @@ import hashlib
 import ipaddress
 import re
 import secrets
+from collections.abc import Callable
 
 from fabric.core import ids
 from fabric.core.errors import ArmError, invalid
@@ -59,9 +60,12 @@ def vnet_key_of(rg: str, name: str) -> str:
 
 
 class NetworkProvider:
-    def __init__(self, store: Store, config: NetworkConfig) -> None:
+    """`draw_mac` makes a NIC's MAC (random; a test injects the draws it needs)."""
+
+    def __init__(self, store: Store, config: NetworkConfig, draw_mac: Callable[[], str] | None = None) -> None:
         self.store = store
         self.config = config
+        self.draw_mac = draw_mac or random_mac
 
     # ----- ids -----
 
@@ -197,7 +201,7 @@ class NetworkProvider:
                 raise ArmError("SubnetIsFull", f"Subnet {sub['name']} ({prefix}) has no free address.", "subnet")
             allocation = "Dynamic"
         rec = NicRecord(name=name, resource_group=group.name, location=self.config.location, vnet=vkey,
-                        subnet=sub["name"], mac=_mac(), private_ip=str(ip), allocation=allocation, vm_id=vm_id,
+                        subnet=sub["name"], mac=self.draw_mac(), private_ip=str(ip), allocation=allocation, vm_id=vm_id,
                         vm_name=vm_name, created=now())
         claim, mac_claim, owner = keys.ip_claim(vkey, sub["name"], str(ip)), keys.mac_claim(rec.mac), vnet_key_of(rg,
                                                                                                                name)
@@ -324,6 +328,6 @@ def _nic_ref(ref: str, rg: str) -> tuple[str, str]:
     return rg, ref
 
 
-def _mac() -> str:
+def random_mac() -> str:
     """A locally administered unicast MAC in the 52:54:00 range guests on this hypervisor use."""
     return "52:54:00:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))

@@ -62,7 +62,7 @@ def test_a_failed_extension_fails_the_deployment_with_the_nested_error(ready: Ap
     node_reports(api, "BlogRG", "BlogVM", power="running", booted=True)
     step(api)                                   # VM done: the extension starts
     vm = api.store.get(keys.vm("BlogRG", "BlogVM"), VmRecord)
-    assert vm is not None and vm.value.extensions[0]["handlerVersion"] == "1.8"
+    assert vm is not None and vm.value.extensions[0].handler_version == "1.8"
     node_reports(api, "BlogRG", "BlogVM", extensions={"CustomScriptExtension": {
         "seq": 0, "status": "error", "message": "Command 'sh sample.sh' exited with code 2: sh: can't open "
                                                 "'sample.sh': No such file or directory"}})

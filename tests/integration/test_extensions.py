@@ -16,7 +16,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from fabric.compute.reconciler import VmReconciler
 from fabric.core import constants
-from fabric.model import Assignment, Observed, PowerState, VmRecord
+from fabric.model import AgentHealth, Assignment, ExtensionStatus, Observed, PowerState, VmRecord
 from fabric.storage import sas
 from fabric.store import keys
 from fabric.v1 import fabric_pb2 as pb
@@ -42,7 +42,10 @@ def node_reports(api: Api, rg: str, name: str, extensions: dict[str, Any] | None
     vm = found.value
     old = api.store.get(keys.observed(on_node, vm.vm_id), Observed)
     obs = old.value if old else Observed(vm_id=vm.vm_id, node=on_node, power=PowerState.RUNNING)
-    obs = obs.replace(**kw, extensions=extensions if extensions is not None else obs.extensions)
+    if "agent" in kw:
+        kw["agent"] = AgentHealth.from_dict(kw["agent"])
+    posted = {k: ExtensionStatus.from_dict(v) for k, v in extensions.items()} if extensions is not None else None
+    obs = obs.replace(**kw, extensions=obs.extensions if posted is None else posted)
     api.store.put(keys.observed(on_node, vm.vm_id), obs)
     VmReconciler(api.store, api.compute, clock).reconcile_all()
 
@@ -106,8 +109,8 @@ def test_set_delivers_the_goal_and_hides_protected_settings(vm: Vm) -> None:
     assert a is not None
     [goal] = a.value.extensions
     # autoUpgradeMinorVersion (default true) takes the highest 1.x the catalogue has
-    assert (goal["handler"], goal["version"], goal["seq"]) == ("Microsoft.Compute.CustomScriptExtension", "1.8", 0)
-    assert goal["protectedSettings"] == {"commandToExecute": "sh sample.sh secret"}
+    assert (goal.handler, goal.version, goal.seq) == ("Microsoft.Compute.CustomScriptExtension", "1.8", 0)
+    assert goal.protected_settings == {"commandToExecute": "sh sample.sh secret"}
     assert a.value.extension_generation == 1
     shown = vm.api.extensions.Get(pb.ExtensionRef(resource_group="RG", vm_name="vm1", name="CustomScriptExtension",
                                                   instance_view=True))
@@ -138,7 +141,7 @@ def test_success_and_failure_statuses_end_the_operation(vm: Vm) -> None:
                                   "'sample.sh'\".")
     rec = vm.record
     assert rec.provisioning_state == "Succeeded"          # the VM itself stays provisioned
-    assert rec.extensions[0]["provisioningState"] == "Failed"
+    assert rec.extensions[0].provisioning_state == "Failed"
     view = vm.api.vms.Get(pb.VirtualMachineRef(resource_group="RG", name="vm1", instance_view=True))
     [ev] = view.properties.instance_view.extensions
     assert (ev.statuses[0].code, ev.statuses[0].level) == ("ProvisioningState/failed", "Error")
@@ -146,18 +149,18 @@ def test_success_and_failure_statuses_end_the_operation(vm: Vm) -> None:
 
     # new settings: a new sequence number, run again; success ends it
     again = vm.set(settings=struct({"fileUris": [vm.url], "commandToExecute": "sh ./sample.sh"}))
-    assert vm.record.extensions[0]["seq"] == 1
+    assert vm.record.extensions[0].seq == 1
     vm.report(extensions={"CustomScriptExtension": {"seq": 1, "status": "success", "code": 0,
                                                     "message": "Command 'sh ./sample.sh' exited with code 0"}})
     assert vm.op(again.id).status == "Succeeded"
-    assert vm.record.extensions[0]["provisioningState"] == "Succeeded"
+    assert vm.record.extensions[0].provisioning_state == "Succeeded"
 
     # the same settings again: nothing for the guest to run, done at once
     same = vm.set(settings=struct({"fileUris": [vm.url], "commandToExecute": "sh ./sample.sh"}))
-    assert same.status == "Succeeded" and vm.record.extensions[0]["seq"] == 1
+    assert same.status == "Succeeded" and vm.record.extensions[0].seq == 1
     forced = vm.set(settings=struct({"fileUris": [vm.url], "commandToExecute": "sh ./sample.sh"}),
                     force_update_tag="2")
-    assert forced.status == "InProgress" and vm.record.extensions[0]["seq"] == 2
+    assert forced.status == "InProgress" and vm.record.extensions[0].seq == 2
 
 
 def test_no_status_in_time_fails_with_the_agent_named(vm: Vm) -> None:
@@ -253,9 +256,9 @@ def test_a_power_off_preempts_a_running_extension(vm: Vm) -> None:
     off = vm.api.vms.PowerOff(pb.VirtualMachineRef(resource_group="RG", name="vm1"))
     done = vm.op(op.id)
     assert done.status == "Failed" and done.error.code == "OperationPreempted" and off.id in done.error.message
-    assert vm.record.extensions[0]["provisioningState"] == "Failed"
+    assert vm.record.extensions[0].provisioning_state == "Failed"
     vm.report(power="stopped")
     vm.api.vms.Start(pb.VirtualMachineRef(resource_group="RG", name="vm1"))
     vm.report(power="running", booted=True, generation=0)
     again = vm.set(force_update_tag="after-start")       # not blocked by the preempted one
-    assert again.status == "InProgress" and vm.record.extensions[0]["seq"] == 1
+    assert again.status == "InProgress" and vm.record.extensions[0].seq == 1

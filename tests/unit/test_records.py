@@ -2,8 +2,9 @@
 read: a lab upgraded in place keeps its VMs."""
 import json
 
-from fabric.model import (AttachedDisk, Assignment, DiskRef, ImageRecord, OperationRecord, OperationStatus,
-                          PowerState, ProvisioningState, VmDisk, VmNic, VmRecord)
+from fabric.model import (AgentHealth, AttachedDisk, Assignment, DiskRef, ExtensionStatus, ImageRecord, Observed,
+                          OperationRecord, OperationStatus, PowerState, ProvisioningState, SubStatus, VmDisk, VmNic,
+                          VmRecord)
 
 IMAGE = {"publisher": "fabriclab", "offer": "busybox", "sku": "lab", "version": "latest", "exact_version": "1.0.2",
          "disk": "/g/disk.vhd", "disk_format": "vpc", "kernel": "/g/vmlinuz", "initrd": "/g/initrd.img",
@@ -55,3 +56,28 @@ def test_records_round_trip_through_json() -> None:
     op = OperationRecord.from_json(json.dumps({"id": "o", "name": "n", "target": "t", "status": "InProgress",
                                                "start_time": "2026-01-01T00:00:00Z"}))
     assert op.status is OperationStatus.IN_PROGRESS
+
+
+LEGACY_EXTENSION = {"name": "CustomScriptExtension", "publisher": "Microsoft.Compute", "type": "CustomScriptExtension",
+                    "typeHandlerVersion": "1.7", "handlerVersion": "1.8", "autoUpgradeMinorVersion": True,
+                    "settings": {"fileUris": ["http://x/a.sh"]}, "protectedSettings": {"commandToExecute": "sh a.sh"},
+                    "forceUpdateTag": "", "seq": 2, "provisioningState": "Failed", "operationId": "op-1",
+                    "error": {"code": "VMExtensionProvisioningError", "message": "boom"}}
+
+
+def test_legacy_extensions_and_guest_reports_read_as_typed_records() -> None:
+    vm = VmRecord.from_json(json.dumps({**LEGACY_VM, "extensions": [LEGACY_EXTENSION]}))
+    [e] = vm.extensions
+    assert (e.type_handler_version, e.handler_version, e.seq, e.operation_id) == ("1.7", "1.8", 2, "op-1")
+    assert e.provisioning_state is ProvisioningState.FAILED and e.protected_settings == {"commandToExecute": "sh a.sh"}
+    obs = Observed.from_json(json.dumps({
+        "vm_id": "v-1", "node": "node-1", "power": "running",
+        "agent": {"status": "Ready", "version": "0.2.0", "time": "t", "resourceDisk": "formatted"},
+        "extensions": {"CustomScriptExtension": {
+            "seq": 2, "handler": "Microsoft.Compute.CustomScriptExtension", "version": "1.8", "status": "error",
+            "code": 2, "message": "m", "time": "t", "log": "l",
+            "substatuses": [{"name": "StdErr", "status": "error", "message": "boom"}]}}}))
+    assert obs.agent == AgentHealth(status="Ready", version="0.2.0", time="t", resource_disk="formatted")
+    st = obs.extensions["CustomScriptExtension"]
+    assert isinstance(st, ExtensionStatus) and st.final and st.substatuses == [SubStatus("StdErr", "error", "boom")]
+    assert Observed.from_json(json.dumps({"vm_id": "v", "node": "n", "power": "stopped", "agent": {}})).agent is None

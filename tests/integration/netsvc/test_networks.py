@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fabric.lab import underlay
 from fabric.network import naming
+from fabric.model import SubStatus
 from nodeagent.guest_reports import extension_status
 from nodeagent.netsvc import iproute
 from nodeagent.netsvc.dnsmasq import Reservation
@@ -148,13 +149,13 @@ def test_wireserver_gives_each_vm_its_own_extensions_and_keeps_their_statuses(gu
     [(name, posted)] = networks.extension_statuses(9004, A.ip).items()
     got = extension_status(posted)
     assert name == "CustomScriptExtension"
-    assert (got["seq"], got["status"], got["code"], got["message"], got["log"]) == (
+    assert (got.seq, got.status, got.code, got.message, got.log) == (
         2, "error", 2, "Command 'x' exited with code 2", "[1+00000001] [INFO] done")
-    assert got["substatuses"] == [{"name": "StdErr", "status": "error", "message": "boom"}]
+    assert got.substatuses == [SubStatus(name="StdErr", status="error", message="boom")]
     # whatever a guest sends, the node makes a bounded record of it
-    assert extension_status({"time": 1, "status": {"status": "nonsense", "seqNo": "x"}})["seq"] == -1
+    assert extension_status({"time": 1, "status": {"status": "nonsense", "seqNo": "x"}}).seq == -1
     huge = extension_status({"time": 1, "status": {"handlerLog": "x" * 100000}})
-    assert len(huge["log"]) == 4096 and huge["status"] == "error"
+    assert len(huge.log) == 4096 and huge.status == "error"
 
 
 def test_vxlan_carries_a_network_between_two_nodes_underlays(networks: Networks) -> None:

@@ -157,12 +157,11 @@ def test_network_cli(rg: Api) -> None:
     assert fabric(rg.address, "network", "nic", "delete", "-g", "BlogRG", "-n", "nic1").returncode == 0
 
 
-def test_no_two_nics_ever_share_a_mac(rg: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_two_nics_ever_share_a_mac(rg: Api) -> None:
     """A node names each VM's tap after its MAC (port security): a MAC drawn twice is drawn again."""
-    from fabric.network import provider
     vnet(rg)
     drawn = iter(["52:54:00:aa:aa:01", "52:54:00:aa:aa:01", "52:54:00:aa:aa:02"])
-    monkeypatch.setattr(provider, "_mac", lambda: next(drawn))
+    rg.compute.network.draw_mac = lambda: next(drawn)
     first, second = nic(rg, "first"), nic(rg, "second")
     assert (first.properties.mac_address, second.properties.mac_address) == ("52-54-00-AA-AA-01",
                                                                               "52-54-00-AA-AA-02")
