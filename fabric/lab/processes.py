@@ -79,9 +79,7 @@ class Processes:
             time.sleep(0.05)
         if self.pid(name):
             os.kill(pid, signal.SIGKILL)
-            while self.pid(name):
-                _reap(pid)
-                time.sleep(0.05)
+        _wait_gone(pid)
         (self.pids / f"{name}.pid").unlink(missing_ok=True)
         return True
 
@@ -90,9 +88,24 @@ class Processes:
         pid = self.pid(name)
         if pid:
             os.kill(pid, signal.SIGKILL)
-            while self.pid(name):          # a zombie's cmdline is empty: pid() is None once it died
-                _reap(pid)
-                time.sleep(0.02)
+            _wait_gone(pid)
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process still holds what it had: its cmdline empties early in its exit, before its
+    sockets close; only a zombie (or no process) has let go of everything (its ports too)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _wait_gone(pid: int) -> None:
+    while _alive(pid):
+        _reap(pid)
+        time.sleep(0.02)
+    _reap(pid)
 
 
 def _reap(pid: int) -> None:
