@@ -27,13 +27,15 @@ import time
 import uuid
 from pathlib import Path
 
-import grpc
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fabric.cli.client import secure_channel  # noqa: E402
 from fabric.gallery import Gallery  # noqa: E402
+from fabric.lab.config import ADMIN_CREDENTIAL  # noqa: E402
 from fabric.lab.lab import Lab  # noqa: E402
+from fabric.pki import Credential  # noqa: E402
 from fabric.model import ImageRecord  # noqa: E402
 from fabric.v1 import fabric_pb2 as pb  # noqa: E402
 from fabric.v1 import fabric_pb2_grpc as rpc  # noqa: E402
@@ -109,7 +111,7 @@ def main() -> int:
     try:
         cfg = lab.up(2, "fabriclab:busybox:lab:latest", "auto", free_port(), free_port(), "local")
         image = Gallery(Path(cfg["gallery"])).resolve(cfg["image"])
-        ch = grpc.insecure_channel(cfg["controller"])
+        ch = secure_channel(Credential.load(root / ADMIN_CREDENTIAL), cfg["controller"])
         rpc.ResourceGroupsStub(ch).Create(pb.CreateResourceGroupRequest(name="bench", location="local"))
         stubs = (rpc.VirtualMachinesStub(ch), rpc.OperationsStub(ch))
         size = next(s for s in stubs[0].ListSizes(pb.ListSizesRequest(location="local")).value

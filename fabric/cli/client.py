@@ -1,15 +1,25 @@
-"""Connection to the controller and the one mapping of gRPC failures to CLI errors."""
+"""Connection to the controller and the one mapping of gRPC failures to CLI errors.
+
+The CLI calls the controller over mutual TLS with a credential file (`fabric.pki.Credential`), the first of:
+$FABRIC_CREDENTIALS, ~/.fabriclab/credentials.json, and the local lab's admin credential
+(`{lab}/admin.json`, root only), which `fabric lab up` writes as kubeadm writes admin.conf.
+"""
 from __future__ import annotations
 
 import json
 import os
+import socket
+import ssl
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 
 from fabric.core.errors import ERROR_METADATA_KEY, ArmError
-from fabric.lab.config import lab_dir, read_lab
+from fabric.lab.config import ADMIN_CREDENTIAL, lab_dir, read_lab
+from fabric.pki import Credential, PkiError
 from fabric.v1 import deployment_pb2_grpc as drpc
 from fabric.v1 import fabric_pb2_grpc as rpc
 from fabric.v1 import network_pb2_grpc as nrpc
@@ -17,6 +27,8 @@ from fabric.v1 import storage_pb2_grpc as srpc
 
 DEFAULT_CONTROLLER = "127.0.0.1:7450"
 RPC_TIMEOUT_S = 30.0
+DIAGNOSE_TIMEOUT_S = 3.0
+USER_CREDENTIAL = Path("~/.fabriclab/credentials.json")
 
 
 class CliError(Exception):
@@ -32,21 +44,55 @@ def bad_option(target: str, message: str) -> CliError:
     return CliError({"code": "InvalidParameter", "target": target, "message": message})
 
 
-def controller_address() -> tuple[str, str]:
+def credential_places() -> list[Path]:
+    env = os.environ.get("FABRIC_CREDENTIALS")
+    if env:
+        return [Path(env)]
+    return [USER_CREDENTIAL.expanduser(), lab_dir() / ADMIN_CREDENTIAL]
+
+
+def load_credential() -> tuple[Credential, Path]:
+    """The caller's credential and where it was found; Unauthenticated when there is none it can read."""
+    places = credential_places()
+    for path in places:
+        if path.exists():
+            try:
+                return Credential.load(path), path
+            except PkiError as exc:
+                raise CliError(ArmError("Unauthenticated", f"The credential file {exc}").body()) from None
+    raise CliError(ArmError(
+        "Unauthenticated",
+        f"No credential to call the fabric controller with (looked for {', '.join(map(str, places))}). "
+        f"`fabric lab up` writes the local lab's admin credential to {lab_dir() / ADMIN_CREDENTIAL} (readable by "
+        f"root); elsewhere set FABRIC_CREDENTIALS to a copy of a credential file.").body())
+
+
+def controller_address(cred: Credential | None = None, cred_path: Path | None = None) -> tuple[str, str]:
     """(address, where it came from)."""
     env = os.environ.get("FABRIC_CONTROLLER")
     if env:
         return env, "FABRIC_CONTROLLER"
+    if cred is not None and cred.controller:
+        return cred.controller, str(cred_path)
     lab = read_lab(lab_dir())
     if lab:
         return str(lab["controller"]), f"{lab_dir()}/lab.json"
     return DEFAULT_CONTROLLER, "the default"
 
 
+def secure_channel(cred: Credential, address: str) -> grpc.Channel:
+    """A channel to the controller at `address`: its certificate checked against the credential's CA, ours
+    presented."""
+    return grpc.secure_channel(address, grpc.ssl_channel_credentials(cred.ca.encode(), cred.key.encode(),
+                                                                     cred.certificate.encode()))
+
+
 class Client:
     def __init__(self, address: str | None = None) -> None:
-        self.address, self.source = (address, "--controller") if address else controller_address()
-        self.channel = grpc.insecure_channel(self.address)
+        self.credential, self.credential_path = load_credential()
+        self.address, self.source = (address, "--controller") if address else \
+            controller_address(self.credential, self.credential_path)
+        self.channel = secure_channel(self.credential, self.address)
         self.groups = rpc.ResourceGroupsStub(self.channel)
         self.vms = rpc.VirtualMachinesStub(self.channel)
         self.extensions = rpc.VirtualMachineExtensionsStub(self.channel)
@@ -66,12 +112,61 @@ class Client:
                 return CliError(json.loads(value))
         code = exc.code()
         if code == grpc.StatusCode.UNAVAILABLE:
-            return CliError(ArmError(
-                "ControllerUnavailable",
-                f"Cannot reach the fabric controller at {self.address} (from {self.source}). "
-                f"Start the local lab with `fabric lab up`, or point FABRIC_CONTROLLER at a running controller."
-            ).body())
+            return self.diagnose()
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            return CliError(ArmError("Unauthenticated", exc.details() or "").body())
+        if code == grpc.StatusCode.PERMISSION_DENIED:
+            return CliError(ArmError("AuthorizationFailed", exc.details() or "").body())
         return CliError(ArmError(code.name, exc.details() or "").body())
+
+    def diagnose(self) -> CliError:
+        """Why the controller cannot be called: not listening, or one side's certificate refused by the other
+        (a refusal gRPC only reports as unavailable)."""
+        host, port = self.address.rsplit(":", 1)
+        unreachable = CliError(ArmError(
+            "ControllerUnavailable",
+            f"Cannot reach the fabric controller at {self.address} (from {self.source}). "
+            f"Start the local lab with `fabric lab up`, or point FABRIC_CONTROLLER at a running controller."
+        ).body())
+        try:
+            sock = socket.create_connection((host.strip("[]"), int(port)), timeout=DIAGNOSE_TIMEOUT_S)
+        except (OSError, ValueError):
+            return unreachable
+        c = self.credential
+        with tempfile.TemporaryDirectory(prefix="fabric-cli-") as tmp:     # 0700: the key stays ours
+            cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
+            cert.write_text(c.certificate)
+            key.write_text(c.key)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(cadata=c.ca)
+            ctx.load_cert_chain(cert, key)
+            refused = ""
+            try:
+                with ctx.wrap_socket(sock, server_hostname=host.strip("[]")) as tls:
+                    tls.settimeout(DIAGNOSE_TIMEOUT_S)
+                    # TLS 1.3: a server refuses a client certificate after the handshake; a gRPC server that
+                    # took it speaks first (its HTTP/2 settings)
+                    if not tls.recv(1):
+                        refused = "it closed the connection"
+            except ssl.SSLCertVerificationError as exc:
+                return CliError(ArmError(
+                    "ControllerNotTrusted",
+                    f"The server at {self.address} is not this credential's controller: its certificate "
+                    f"{exc.verify_message} (credential {self.credential_path}).").body())
+            except ssl.SSLError as exc:
+                refused = str(exc.reason)
+            except ConnectionError:
+                refused = "it reset the connection"
+            except OSError:
+                pass
+            finally:
+                sock.close()
+        if refused:
+            return CliError(ArmError(
+                "Unauthenticated",
+                f"The fabric controller at {self.address} refused the certificate of {self.credential_path} "
+                f"({refused}): it is not from this cluster's CA, or has expired.").body())
+        return unreachable
 
     def call(self, method: Callable[..., Any], request: Any, timeout: float = RPC_TIMEOUT_S) -> Any:
         try:

@@ -27,7 +27,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fabric.core import ids
+# gRPC's own log lines (a refused TLS handshake is one) would break the JSON error the CLI prints on stderr
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+from fabric.core import ids  # noqa: E402 - after the setting above, before gRPC loads
 from fabric.cli import output
 from fabric.cli.client import CliError, Client, bad_option
 from fabric.cli import extensions as ext

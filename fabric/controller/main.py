@@ -1,7 +1,10 @@
 """fabric-controller: serves the API and reconciles VM state; never calls libvirt.
 
-    fabric-controller --etcd http://127.0.0.1:2379 --listen 127.0.0.1:7450 \\
+    fabric-controller --etcd http://127.0.0.1:2379 --listen 127.0.0.1:7450 --credential FILE \\
         --gallery DIR --state-dir DIR [--blob-listen 127.0.0.1:7451] [--location local] [--log-file FILE]
+
+The API is mutual TLS: the credential file (fabric.pki) holds the controller's certificate and the cluster
+CA every caller's certificate must come from (fabric.arm.auth says which role may call what).
 
 Stops cleanly on SIGTERM/SIGINT. Killed with SIGKILL it loses nothing: every
 change it made is one etcd transaction, and on start it reconciles again.
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import grpc
 
+from fabric.arm.auth import Authorizer, server_credentials
 from fabric.arm import server
 from fabric.arm.deployment_server import Deployments
 from fabric.arm.extension_server import VirtualMachineExtensions
@@ -34,6 +38,7 @@ from fabric.gallery import Gallery
 from fabric.model import BlobService
 from fabric.network import naming
 from fabric.network.provider import DEFAULT_FABRIC_DOMAIN, NetworkConfig, NetworkProvider
+from fabric.pki import Credential, PkiError
 from fabric.storage import dataplane
 from fabric.storage.provider import StorageConfig, StorageProvider
 from fabric.store import Store, StoreUnavailable, Watch, keys
@@ -49,8 +54,9 @@ ETCD_WAIT_S = 30.0
 GRPC_WORKERS = 16
 
 
-def build_server(store: Store, compute: ComputeProvider, listen: str) -> grpc.Server:
-    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS))
+def build_server(store: Store, compute: ComputeProvider, listen: str, credential: Credential) -> grpc.Server:
+    """The API on `listen`, mutual TLS with the controller's credential; each call checked by its role."""
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS), interceptors=[Authorizer()])
     add_storage_servicers(srv, compute.storage, compute.config.subscription)
     add_network_servicers(srv, compute.network)
     rpc.add_ResourceGroupsServicer_to_server(server.ResourceGroups(store, compute), srv)
@@ -59,7 +65,7 @@ def build_server(store: Store, compute: ComputeProvider, listen: str) -> grpc.Se
     drpc.add_DeploymentsServicer_to_server(Deployments(DeploymentProvider(compute)), srv)
     rpc.add_OperationsServicer_to_server(server.Operations(store), srv)
     rpc.add_NodesServicer_to_server(server.Nodes(store), srv)
-    srv.add_insecure_port(listen)
+    srv.add_secure_port(listen, server_credentials(credential))
     return srv
 
 
@@ -125,10 +131,19 @@ def main(argv: list[str] | None = None) -> int:
                          "while a resource names them as its last operation")
     ap.add_argument("--extension-timeout", type=int, default=300, metavar="SECONDS",
                     help="how long the guest agent lets an extension's command run (default %(default)s)")
+    ap.add_argument("--credential", required=True, type=Path,
+                    help="the controller's credential file: its certificate for the API's TLS (naming the "
+                         "addresses clients dial) and the cluster CA clients must present certificates from "
+                         "(fabric lab up writes one)")
     ap.add_argument("--log-file", type=Path, help="log here, rotated at LOG_MAX_BYTES with LOG_BACKUPS kept, "
                                                   "with stdout and stderr (default: stderr)")
     args = ap.parse_args(argv)
     log_to(args.log_file, "%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        credential = Credential.load(args.credential)
+    except PkiError as exc:
+        log.error("--credential: %s", exc)
+        return 1
 
     store = Store(args.etcd)
     try:
@@ -145,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     blob_srv = dataplane.serve(args.blob_listen, storage)
     store.put(keys.BLOB_SERVICE, BlobService(endpoint=storage.config.endpoint, domain=args.domain,
                                              stamp_host=naming.blob_stamp_host(args.location, args.domain)))
-    srv = build_server(store, compute, args.listen)
+    srv = build_server(store, compute, args.listen, credential)
     srv.start()
     log.info("blob data plane on %s", storage.config.endpoint)
     log.info("controller serving %s on %s (subscription %s, location %s)", "fabric.v1", args.listen, sub,

@@ -1,6 +1,8 @@
 """`fabric lab up|down|status`: a whole fabric on one machine.
 
-up:   builds the default gallery image when missing, then starts an etcd
+up:   builds the default gallery image when missing, makes the lab's cluster
+      CA and the controller's and the admin's credentials when missing
+      (fabric.pki; the CLI finds admin.json by default), then starts an etcd
       member, the controller and N node agents (own names, state folders and
       fault domains), each a separate process; waits until every node has
       registered. Idempotent: what already runs is left alone.
@@ -22,9 +24,11 @@ from typing import Any
 from fabric.gallery import Gallery, default_source_hash, parse_urn
 from fabric.hostinfo import host_memory_mb
 from fabric.lab import underlay
-from fabric.lab.config import make_lab_dir, read_lab, write_lab
+from fabric.files import PRIVATE_DIR, ensure_dir
+from fabric.lab.config import ADMIN_CREDENTIAL, make_lab_dir, read_lab, write_lab
 from fabric.lab.processes import Processes
 from fabric.model import NodeRecord
+from fabric.pki import ADMINS, CONTROLLERS, Authority, Credential, Identity, PkiError
 from fabric.store import Store, StoreUnavailable, keys
 
 ETCD_START_TIMEOUT_S = 30.0
@@ -76,8 +80,8 @@ class Lab:
         for name, port in (("etcd", etcd_port), ("etcd", etcd_port + 1), ("controller", controller_port),
                            ("controller", controller_port + 1)):
             if not self.procs.alive(name) and _port_open(port):
-                raise RuntimeError(f"port {port} for the lab's {name} is in use by another process; "
-                                   f"choose another with --{name}-port")
+                raise RuntimeError(f"port {port} for the lab's {name} is in use by another process "
+                                   f"({_listener(port)}); choose another with --{name}-port")
         resolved = self._ensure_image(image)
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         blob_port = controller_port + 1
@@ -87,8 +91,10 @@ class Lab:
         write_lab(self.root, cfg)
         cfg["fabric_id"] = self._start_etcd(etcd_port)
         write_lab(self.root, cfg)
+        controller_credential = self._ensure_pki(cfg["controller"])
         py = sys.executable
         self.procs.start("controller", [py, "-m", "fabric.controller.main", "--etcd", etcd_url,
+                                        "--credential", str(controller_credential),
                                         "--listen", cfg["controller"], "--gallery", str(self.gallery_dir),
                                         "--location", location,
                                         "--state-dir", str(self.root / "controller"),
@@ -118,6 +124,32 @@ class Lab:
         finally:
             store.close()
         return cfg
+
+    def _ensure_pki(self, controller: str) -> Path:
+        """The lab's cluster CA (its key root only, in pki/), the controller's credential for its API's TLS,
+        and the admin credential the CLI finds by default. Kept while they fit; made again when not."""
+        pki = ensure_dir(self.root / "pki", PRIVATE_DIR)
+        try:
+            ca = Authority.load(pki)
+        except PkiError:
+            ca = Authority.create(self.root.name)
+            ca.save(pki)
+            _say(f"cluster CA made ({ca.fingerprint})")
+
+        def fits(path: Path) -> bool:
+            try:
+                cred = Credential.load(path)
+            except PkiError:
+                return False
+            return cred.ca == ca.cert_pem.decode() and cred.controller == controller
+
+        host = controller.rsplit(":", 1)[0]
+        wanted = {pki / "controller.json": (Identity("controller:lab", CONTROLLERS), (host, "localhost")),
+                  self.root / ADMIN_CREDENTIAL: (Identity("admin", ADMINS), ())}
+        for path, (identity, hosts) in wanted.items():
+            if not fits(path):
+                ca.credential(identity, controller, hosts).save(path)
+        return pki / "controller.json"
 
     def _ensure_image(self, urn: str) -> str:
         publisher, offer, sku, version = parse_urn(urn)
@@ -196,6 +228,12 @@ def _answers(store: Store) -> bool:
         return True
     except StoreUnavailable:
         return False
+
+
+def _listener(port: int) -> str:
+    """Who listens on a loopback port, as `ss` tells it."""
+    r = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=False)
+    return " ".join(r.stdout.split()[3:]) or "nothing listens: a connection in another state"
 
 
 def _port_open(port: int) -> bool:

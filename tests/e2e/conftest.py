@@ -36,6 +36,7 @@ class LabHandle:
         self.lab = Lab(root)
         self.env = {**os.environ, "FABRIC_LAB_DIR": str(root)}
         self.env.pop("FABRIC_CONTROLLER", None)
+        self.env.pop("FABRIC_CREDENTIALS", None)        # the lab's own admin credential, found by default
 
     def up(self) -> dict[str, Any]:
         return self.lab.up(2, "fabriclab:busybox:lab:latest", "auto", self.etcd_port, self.controller_port, "local",

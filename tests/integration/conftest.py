@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -9,11 +10,13 @@ from pathlib import Path
 import grpc
 import pytest
 
+from fabric.cli.client import secure_channel
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.controller.main import build_server
 from fabric.gallery import Gallery
 from fabric.hostinfo import free_port
 from fabric.model import NodeRecord
+from fabric.pki import ADMINS, CONTROLLERS, Authority, Credential, Identity
 from fabric.store import Store, keys
 from fabric.network.provider import NetworkConfig, NetworkProvider
 from fabric.storage import dataplane
@@ -42,13 +45,42 @@ def register_node(store: Store, name: str, cores: int = 2, memory_mb: int = 4096
                                           memory_mb=memory_mb, local_disk_mb=disk_mb))
 
 
+class Pki:
+    """The test cluster's CA, the controller's credential and an admin's (its file is what the CLI uses)."""
+
+    def __init__(self, root: Path) -> None:
+        self.ca = Authority.create("tests")
+        self.controller = self.ca.credential(Identity("controller:tests", CONTROLLERS), "", ("127.0.0.1",))
+        self.admin = self.ca.credential(Identity("admin", ADMINS), "")
+        self.admin_file = root / "admin.json"
+        self.admin.save(self.admin_file)
+
+    def channel(self, address: str, cred: Credential | None = None) -> grpc.Channel:
+        return secure_channel(cred or self.admin, address)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
+    """One CA for the session; the CLI run by a test finds the admin credential through FABRIC_CREDENTIALS."""
+    p = Pki(tmp_path_factory.mktemp("pki"))
+    before = os.environ.get("FABRIC_CREDENTIALS")
+    os.environ["FABRIC_CREDENTIALS"] = str(p.admin_file)
+    yield p
+    if before is None:
+        os.environ.pop("FABRIC_CREDENTIALS", None)
+    else:
+        os.environ["FABRIC_CREDENTIALS"] = before
+
+
 class Api:
-    def __init__(self, address: str, store: Store, compute: ComputeProvider, storage: StorageProvider) -> None:
+    def __init__(self, address: str, store: Store, compute: ComputeProvider, storage: StorageProvider,
+                 pki: Pki) -> None:
         self.address = address
         self.store = store
         self.compute = compute
         self.storage = storage
-        channel = grpc.insecure_channel(address)
+        self.pki = pki
+        channel = pki.channel(address)
         self.accounts = srpc.StorageAccountsStub(channel)
         self.containers = srpc.ContainersStub(channel)
         self.blobs = srpc.BlobsStub(channel)
@@ -64,7 +96,7 @@ class Api:
 
 
 @pytest.fixture
-def api(store: Store, tmp_path: Path) -> Iterator[Api]:
+def api(store: Store, tmp_path: Path, pki: Pki) -> Iterator[Api]:
     """The controller's gRPC API in-process, over the real etcd."""
     publish_image(tmp_path / "gallery")
     address = f"127.0.0.1:{free_port()}"
@@ -74,8 +106,8 @@ def api(store: Store, tmp_path: Path) -> Iterator[Api]:
     network = NetworkProvider(store, NetworkConfig(sub, "local"))
     compute = ComputeProvider(store, Gallery(tmp_path / "gallery"), storage, network, ComputeConfig(sub, "local"))
     blob_srv = dataplane.serve(blob_listen, storage)
-    srv = build_server(store, compute, address)
+    srv = build_server(store, compute, address, pki.controller)
     srv.start()
-    yield Api(address, store, compute, storage)
+    yield Api(address, store, compute, storage, pki)
     srv.stop(grace=0)
     blob_srv.shutdown()

@@ -19,10 +19,10 @@ from fabric.store import Store
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import fabric_pb2_grpc as rpc
 from tests.conftest import require
-from tests.integration.conftest import publish_image, register_node
+from tests.integration.conftest import Pki, publish_image, register_node
 
 
-def test_create_while_etcd_is_down_writes_nothing() -> None:
+def test_create_while_etcd_is_down_writes_nothing(pki: Pki) -> None:
     import shutil
     require(shutil.which("etcd") is not None, "etcd")
     with tempfile.TemporaryDirectory() as tmp:
@@ -35,11 +35,11 @@ def test_create_while_etcd_is_down_writes_nothing() -> None:
         network = NetworkProvider(store, NetworkConfig("sub", "local"))
         compute = ComputeProvider(store, Gallery(Path(tmp) / "gallery"), storage, network,
                                   ComputeConfig("sub", "local"))
-        srv = build_server(store, compute, addr)
+        srv = build_server(store, compute, addr, pki.controller)
         srv.start()
         try:
-            vms = rpc.VirtualMachinesStub(grpc.insecure_channel(addr))
-            groups = rpc.ResourceGroupsStub(grpc.insecure_channel(addr))
+            vms = rpc.VirtualMachinesStub(pki.channel(addr))
+            groups = rpc.ResourceGroupsStub(pki.channel(addr))
             groups.Create(pb.CreateResourceGroupRequest(name="RG", location="local"))
             register_node(store, "node-1")
             before = store.key_list("/fabriclab/")

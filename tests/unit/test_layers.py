@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 RANKS = {"fabric.core": 0,
-         "fabric.model": 1, "fabric.files": 1, "fabric.netio": 1, "fabric.hostinfo": 1,
+         "fabric.model": 1, "fabric.files": 1, "fabric.netio": 1, "fabric.hostinfo": 1, "fabric.pki": 1,
          "fabric.store": 2,
          "fabric.groups": 3, "fabric.operations": 3, "fabric.scheduler": 3, "fabric.gallery": 3,
          "fabric.network": 3, "fabric.storage": 3, "fabric.compute": 3, "fabric.deployments": 3,

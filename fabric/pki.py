@@ -1,0 +1,224 @@
+"""The cluster's certificate authority, and the credentials every program and user holds.
+
+Every connection between fabriclab's programs, and from a user to the controller, is TLS verified by the
+cluster CA in both directions. Who is calling is in the client's certificate, the way Kubernetes names a
+kubelet `system:node:NAME` in group `system:nodes`: the subject's common name says who (`admin`,
+`node:node-1`, `controller:host-a`), its organisation the role (`admins`, `nodes`, `controllers`).
+
+A credential file (`Credential`) holds what a client needs in one JSON document: the controller's address,
+the CA certificate it must present a certificate from, and the client's own certificate and key. It is
+written 0600: the key in it is the identity.
+
+Keys are ECDSA P-256; the CA's key never leaves the control plane host (0600, root).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import ipaddress
+import json
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from fabric.files import PRIVATE, SHARED, write_atomic
+
+ADMINS = "admins"
+NODES = "nodes"
+CONTROLLERS = "controllers"
+ROLES = (ADMINS, NODES, CONTROLLERS)
+CA_DAYS = 3650
+CERT_DAYS = 365
+CLOCK_SKEW = dt.timedelta(minutes=5)      # a certificate is valid from a little before it was made
+
+
+class PkiError(Exception):
+    """A certificate, key or credential that cannot be used; the message says which and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    name: str        # admin, node:node-1, controller:host-a
+    role: str        # one of ROLES
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise PkiError(f"role {self.role!r} is not one of {', '.join(ROLES)}")
+
+    @property
+    def node(self) -> str:
+        """The node name of a node's identity ("" for any other)."""
+        return self.name.split(":", 1)[1] if self.role == NODES and self.name.startswith("node:") else ""
+
+
+def node_identity(node: str) -> Identity:
+    return Identity(f"node:{node}", NODES)
+
+
+def new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def load_key(pem: bytes) -> ec.EllipticCurvePrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except ValueError as exc:
+        raise PkiError(f"not a PEM private key: {exc}") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise PkiError("the private key is not an ECDSA key")
+    return key
+
+
+def load_cert(pem: bytes) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise PkiError(f"not a PEM certificate: {exc}") from None
+
+
+def fingerprint(cert_pem: bytes) -> str:
+    """sha256:HEX of the certificate's DER form: what a join token carries to pin the CA."""
+    der = load_cert(cert_pem).public_bytes(serialization.Encoding.DER)
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def identity_of(cert: x509.Certificate) -> Identity:
+    cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    org = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    if len(cn) != 1 or len(org) != 1:
+        raise PkiError("the certificate names no single common name and organisation")
+    return Identity(str(cn[0].value), str(org[0].value))
+
+
+def _name(identity: Identity) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity.name),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, identity.role)])
+
+
+def csr(key: ec.EllipticCurvePrivateKey, identity: Identity) -> bytes:
+    """A certificate signing request for this identity (what a joining node sends)."""
+    req = x509.CertificateSigningRequestBuilder().subject_name(_name(identity)).sign(key, hashes.SHA256())
+    return req.public_bytes(serialization.Encoding.PEM)
+
+
+def _san(hosts: tuple[str, ...]) -> x509.SubjectAlternativeName:
+    names: list[x509.GeneralName] = []
+    for h in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            names.append(x509.DNSName(h))
+    return x509.SubjectAlternativeName(names)
+
+
+class Authority:
+    """The cluster CA: signs the certificates of the controllers, the nodes and the admins."""
+
+    def __init__(self, cert_pem: bytes, key: ec.EllipticCurvePrivateKey) -> None:
+        self.cert_pem = cert_pem
+        self.cert = load_cert(cert_pem)
+        self.key = key
+
+    @classmethod
+    def create(cls, cluster: str) -> Authority:
+        key = new_key()
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"fabriclab cluster CA {cluster}")])
+        now = dt.datetime.now(dt.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - CLOCK_SKEW).not_valid_after(now + dt.timedelta(days=CA_DAYS))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                             content_commitment=False, key_encipherment=False,
+                                             data_encipherment=False, key_agreement=False, encipher_only=False,
+                                             decipher_only=False), critical=True)
+                .sign(key, hashes.SHA256()))
+        return cls(cert.public_bytes(serialization.Encoding.PEM), key)
+
+    @classmethod
+    def load(cls, folder: Path) -> Authority:
+        try:
+            return cls((folder / "ca.pem").read_bytes(), load_key((folder / "ca.key").read_bytes()))
+        except FileNotFoundError as exc:
+            raise PkiError(f"no cluster CA in {folder}: {exc.filename} is missing") from None
+
+    def save(self, folder: Path) -> None:
+        """ca.pem for everyone, ca.key for root alone."""
+        write_atomic(folder / "ca.key", key_pem(self.key).decode(), PRIVATE)
+        write_atomic(folder / "ca.pem", self.cert_pem.decode(), SHARED)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.cert_pem)
+
+    def issue(self, public_key: ec.EllipticCurvePublicKey, identity: Identity, hosts: tuple[str, ...] = (),
+              days: int = CERT_DAYS) -> bytes:
+        """A certificate for this identity: a client certificate, and a server one too when it names hosts."""
+        now = dt.datetime.now(dt.timezone.utc)
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if hosts else [])
+        builder = (x509.CertificateBuilder().subject_name(_name(identity)).issuer_name(self.cert.subject)
+                   .public_key(public_key).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - CLOCK_SKEW).not_valid_after(now + dt.timedelta(days=days))
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(x509.ExtendedKeyUsage(usages), critical=False))
+        if hosts:
+            builder = builder.add_extension(_san(hosts), critical=False)
+        return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+    def sign_request(self, csr_pem: bytes, identity: Identity, days: int = CERT_DAYS) -> bytes:
+        """Sign a CSR for the identity the caller has established (a join token), whatever the CSR asks."""
+        try:
+            req = x509.load_pem_x509_csr(csr_pem)
+        except ValueError as exc:
+            raise PkiError(f"not a PEM certificate signing request: {exc}") from None
+        if not req.is_signature_valid:
+            raise PkiError("the certificate signing request's signature is not valid")
+        public = req.public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            raise PkiError("the certificate signing request's key is not an ECDSA key")
+        return self.issue(public, identity, days=days)
+
+    def credential(self, identity: Identity, controller: str, hosts: tuple[str, ...] = ()) -> Credential:
+        """A new key and its certificate, with the CA and where the controller is."""
+        key = new_key()
+        cert = self.issue(key.public_key(), identity, hosts)
+        return Credential(controller=controller, ca=self.cert_pem.decode(), certificate=cert.decode(),
+                          key=key_pem(key).decode())
+
+
+@dataclasses.dataclass(frozen=True)
+class Credential:
+    controller: str          # host:port of the controller's API
+    ca: str                  # PEM: the cluster CA the controller's certificate must come from
+    certificate: str         # PEM: who this is
+    key: str                 # PEM: the private key of that certificate
+
+    @property
+    def identity(self) -> Identity:
+        return identity_of(load_cert(self.certificate.encode()))
+
+    def save(self, path: Path) -> None:
+        write_atomic(path, json.dumps(dataclasses.asdict(self), indent=1) + "\n", PRIVATE)
+
+    @classmethod
+    def load(cls, path: Path) -> Credential:
+        try:
+            data = json.loads(path.read_text())
+            cred = cls(**{f.name: str(data[f.name]) for f in dataclasses.fields(cls)})
+        except PermissionError:
+            raise PkiError(f"{path} is not readable by this user (it holds a private key: 0600)") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise PkiError(f"{path} is not a fabriclab credential file ({type(exc).__name__}: {exc})") from None
+        load_cert(cred.certificate.encode())
+        load_cert(cred.ca.encode())
+        load_key(cred.key.encode())
+        return cred

@@ -1,0 +1,30 @@
+"""The lab's trust: `fabric lab up` made a cluster CA and an admin credential only root can read, the CLI found
+that credential by default, and the controller's API takes only certificates from that CA."""
+from __future__ import annotations
+
+import json
+
+from fabric.lab.config import ADMIN_CREDENTIAL
+from fabric.pki import ADMINS, CONTROLLERS, Credential, fingerprint
+from tests.e2e.conftest import LabHandle
+from tests.integration.test_file_modes import as_nobody, mode
+
+
+def test_the_lab_credentials_are_root_only_and_the_cli_uses_the_admins(lab: LabHandle) -> None:
+    admin, pki = lab.root / ADMIN_CREDENTIAL, lab.root / "pki"
+    assert (mode(admin), mode(pki), mode(pki / "ca.key"), mode(pki / "controller.json")) == (0o600, 0o700, 0o600,
+                                                                                          0o600)
+    for secret in (admin, pki / "ca.key"):
+        assert as_nobody("head", "-c", "1", str(secret)).returncode != 0, f"{secret} is readable by nobody"
+    cred = Credential.load(admin)
+    assert cred.identity.role == ADMINS and cred.controller == lab.lab.config()["controller"]
+    assert Credential.load(pki / "controller.json").identity.role == CONTROLLERS
+    assert fingerprint(cred.ca.encode()) == fingerprint((pki / "ca.pem").read_bytes())
+    assert json.loads(lab.fabric("group", "list").stdout) is not None       # found without FABRIC_CREDENTIALS
+
+
+def test_lab_up_again_keeps_the_ca_and_the_admin_credential(lab: LabHandle) -> None:
+    admin = lab.root / ADMIN_CREDENTIAL
+    before = (admin.read_text(), (lab.root / "pki" / "ca.pem").read_text())
+    lab.up()
+    assert (admin.read_text(), (lab.root / "pki" / "ca.pem").read_text()) == before
