@@ -1,8 +1,9 @@
 """The node agent: the level-based reconcile loop over this node's assignments.
 
 Contract:
-  - The node is registered under an etcd lease (`registration`); when the agent dies the lease expires and
-    the node disappears from placement.
+  - The agent reaches the control plane only through the node API (`control`), never etcd. The node is
+    registered under a lease (`registration`); when the agent dies the lease expires and the node
+    disappears from placement. Its VMs keep running while the control plane is away.
   - `reconcile()` re-reads this node's assignments, converges their networks (`network_converge`) and
     each VM (`vm_converge`, through the compute driver), reads what the guests reported
     (`guest_reports`), writes an Observed record when what it sees changes, and destroys owned instances
@@ -23,10 +24,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fabric.model import Assignment, BlobService, NodeRecord, Observed, PowerState, now
+from fabric.model import Assignment, NodeRecord, Observed, PowerState, now
 from fabric.network import naming
-from fabric.store import Store, StoreUnavailable, keys
 from nodeagent.console import Consoles
+from nodeagent.control import AssignmentWatch, ControlPlane, ControlPlaneRefused, ControlPlaneUnavailable
 from nodeagent.guest_reports import GuestReports
 from nodeagent.faults import Fault
 from nodeagent.hypervisor import ComputeDriver
@@ -77,23 +78,25 @@ class NodeAgent:
     """`clock` (monotonic seconds) paces retries and extension waits; `wall` (epoch seconds) dates boots and
     guest reports. Both injected by tests."""
 
-    def __init__(self, store: Store, driver: ComputeDriver, config: AgentConfig,
+    def __init__(self, plane: ControlPlane, driver: ComputeDriver, config: AgentConfig,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
-        self.store = store
+        self.plane = plane
         self.driver = driver
         self.config = config
         self.consoles = Consoles(config.state_dir)
         self.blob_relay_path = config.state_dir / "blob-relay.sock"
         self.networks = Networks(config.state_dir, naming.node_tag(config.fabric_id, config.node),
                                  config.underlay_ns, config.underlay_ip, str(self.blob_relay_path))
-        self.trace = Trace(store, config.node)
-        self.registration = Registration(store, self.record)
-        self.network = NetworkConverger(store, self.networks, self.trace, config.fault_domain)
+        self.trace = Trace(plane, config.node)
+        self.registration = Registration(plane, self.record)
+        self.network = NetworkConverger(plane, self.networks, self.trace, config.fault_domain)
         self.vms = VmConverger(driver, self.trace, self.consoles, self.networks,
                                config.state_dir / "resource-disks", wall)
         self.guests = GuestReports(self.networks, self.trace, clock, wall)
         self.retries = Retries(clock)
         self.changed = threading.Event()
+        self.watch: AssignmentWatch | None = None
+        self.blob_endpoint_url = "http://127.0.0.1:1"     # the control plane's, once it said (refresh_fabric)
         self._assigned: set[str] = set()
         self._last_observed: dict[str, Observed] = {}
         self._traced_errors: dict[str, tuple[str, str]] = {}   # vm id -> (operation, failure) last traced
@@ -113,8 +116,8 @@ class NodeAgent:
     def reconcile(self) -> float:
         """One pass. How soon to look again: soon while a guest boots or runs an extension, when a retry is
         due, else RESYNC_S."""
-        assigned = {a.value.vm_id: a.value for a in
-                    self.store.list(keys.assignments_of(self.config.node), Assignment)}
+        latest = self.watch.latest if self.watch is not None else None
+        assigned = {a.vm_id: a for a in (latest if latest is not None else self.plane.assignments())}
         self._assigned = set(assigned)
         self._last_observed = {k: v for k, v in self._last_observed.items() if k in assigned}
         self.guests.keep(self._assigned)
@@ -144,8 +147,8 @@ class NodeAgent:
             return None
         try:
             obs, boot = self.vms.converge(a, first_seen=a.vm_id not in self._last_observed)
-        except StoreUnavailable:
-            raise                   # the whole pass waits for etcd
+        except ControlPlaneUnavailable:
+            raise                   # the whole pass waits for the control plane
         except Exception as exc:    # noqa: BLE001 - one VM's failure, whatever it is, is that VM's
             if not isinstance(exc, (Fault, NetError, OSError)):
                 log.exception("vm %s: converge failed", a.vm_id)
@@ -177,41 +180,50 @@ class NodeAgent:
         last = self._last_observed.get(obs.vm_id)
         if last is not None and dataclasses.replace(last, time="") == obs:
             return
-        stamped = obs.replace(time=now())
-        self.store.put(keys.observed(self.config.node, obs.vm_id), stamped)
+        try:
+            self.plane.report(obs.replace(time=now()))
+        except ControlPlaneRefused as exc:        # unassigned since this pass read its assignments
+            log.warning("vm %s: %s", obs.vm_id, exc)
+            return
         self._last_observed[obs.vm_id] = obs
 
     # ----- loops -----
 
     def blob_endpoint(self) -> str:
-        """Where guests' blob requests go: the controller's data plane, as it registered it."""
-        found = self.store.get(keys.BLOB_SERVICE, BlobService)
-        return found.value.endpoint if found else "http://127.0.0.1:1"
+        """Where guests' blob requests go: the controller's data plane, as the control plane last said."""
+        return self.blob_endpoint_url
+
+    def refresh_fabric(self) -> str:
+        """The fabric's id (what this node's instances, bridges and namespaces are named by), and where the
+        blob data plane is now."""
+        info = self.plane.fabric()
+        self.blob_endpoint_url = info.blob_endpoint or self.blob_endpoint_url
+        return info.fabric_id
 
     def run(self, stop: threading.Event) -> None:
-        """Heartbeat in a thread; reconcile on every change under our assignments and on a timer."""
+        """Heartbeat in a thread; reconcile on every change to our assignments and on a timer."""
         def beat() -> None:
             while not stop.wait(NODE_HEARTBEAT_S):
                 try:
                     self.registration.heartbeat()
-                except StoreUnavailable as exc:
+                    self.refresh_fabric()
+                except (ControlPlaneUnavailable, ControlPlaneRefused) as exc:
                     log.warning("heartbeat: %s", exc)
         threading.Thread(target=beat, daemon=True).start()
-        watch = None
         while not stop.is_set():
             wait = RESYNC_S
             try:
-                if watch is None or watch.broken:
-                    watch = self.store.watch_prefix(keys.assignments_of(self.config.node), self.changed.set)
+                if self.watch is None or self.watch.broken:
+                    self.watch = self.plane.watch_assignments(self.changed.set)
                 wait = self.reconcile()
-            except StoreUnavailable as exc:
+            except ControlPlaneUnavailable as exc:
                 log.warning("reconcile: %s", exc)
             except Exception:  # noqa: BLE001 - the loop must outlive one bad pass
                 log.exception("reconcile failed")
             self.changed.wait(wait)
             self.changed.clear()
-        if watch is not None:
-            watch.cancel()
+        if self.watch is not None:
+            self.watch.cancel()
 
     def power_off_all(self) -> None:
         """Destroy every instance this node owns (disks and assignments stay)."""

@@ -14,7 +14,6 @@ from typing import Any
 
 from fabric.core.constants import AGENT_GRACE_S
 from fabric.model import AgentHealth, Assignment, ExtensionStatus, Observed, PowerState, SubStatus
-from fabric.operations import running
 from nodeagent.netsvc.networks import Networks
 from nodeagent.tracing import Trace
 
@@ -134,7 +133,7 @@ class GuestReports:
             old = before.get(e.name)
             if old is not None and (old.seq, old.status, old.time) == (st.seq, st.status, st.time):
                 continue
-            if running(self.trace.store, e.operation_id):   # not again after a restart
+            if self.trace.plane.running(e.operation_id):   # not again after a restart
                 self.trace.step(e.operation_id, "guest-status",
                                 f"the guest agent posted {e.name} sequence {st.seq} ({st.handler} "
                                 f"{st.version}) to the wireserver: {st.status}: {st.message}", detail=st.log)

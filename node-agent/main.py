@@ -1,7 +1,7 @@
 """fabric-node-agent: one per host (or several per host in a lab, each with its own name).
 
-    fabric-node-agent --name node-1 --fault-domain 0 --state-dir DIR \\
-        [--etcd URLS] [--libvirt qemu:///system] [--hypervisor auto|kvm|qemu]
+    fabric-node-agent --name node-1 --fault-domain 0 --state-dir DIR --credential FILE \\
+        [--controller ADDRESS] [--libvirt qemu:///system] [--hypervisor auto|kvm|qemu]
         [--cores N --memory-mb N --local-disk-mb N] [--power-off-on-exit] [--log-file FILE]
     fabric-node-agent --name node-1 --state-dir DIR --clean-up FABRIC_ID [--libvirt URI]
         removes what that node left behind (its domains of that fabric, port filters, bridges,
@@ -22,12 +22,13 @@ from pathlib import Path
 
 from fabric.files import TRAVERSE_DIR, ensure_dir, log_to
 from fabric.hostinfo import host_memory_mb
-from fabric.store import Store, StoreUnavailable
+from fabric.pki import Credential, PkiError
 from nodeagent import diagnostics
 from fabric.network import naming
 from nodeagent.netsvc import relay
 from nodeagent.netsvc.networks import Networks
 from nodeagent.agent import AgentConfig, NodeAgent
+from nodeagent.control import ControlPlane, ControlPlaneRefused, ControlPlaneUnavailable
 from nodeagent.hypervisor import DriverError, LibvirtDriver
 
 log = logging.getLogger("nodeagent")
@@ -61,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", required=True, help="node name: lower-case letters, digits and '-'")
     ap.add_argument("--fault-domain", type=int, default=0)
     ap.add_argument("--state-dir", required=True, type=Path)
-    ap.add_argument("--etcd", default="http://127.0.0.1:2379")
+    ap.add_argument("--credential", type=Path,
+                    help="this node's credential file (fabric.pki): its certificate (CN=node:NAME), the cluster "
+                         "CA and the controller's address; required unless --clean-up")
+    ap.add_argument("--controller", default="", help="the controller's node API address (default: the credential's)")
     ap.add_argument("--libvirt", default="qemu:///system", help="libvirt URI (test:///default for scale tests)")
     ap.add_argument("--hypervisor", choices=("auto", "kvm", "qemu"), default="auto",
                     help="domain type; auto boots a probe guest under KVM and falls back to qemu (TCG)")
@@ -83,17 +87,25 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.clean_up:
         return clean_up(args.libvirt, args.name, args.state_dir, args.clean_up)
+    if args.credential is None:
+        ap.error("--credential: required (the node's credential file, which `fabric lab up` writes)")
+    try:
+        credential = Credential.load(args.credential)
+    except PkiError as exc:
+        ap.error(f"--credential: {exc}")
+    if credential.identity.node != args.name:
+        ap.error(f"--credential: it is {credential.identity.name}'s, not node:{args.name}'s")
     make_state_dir(args.state_dir)
     local_disk_mb = args.local_disk_mb or shutil.disk_usage(args.state_dir).free // (1024 * 1024)
-    store = Store(args.etcd)
+    plane = ControlPlane(credential, args.controller)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     fabric_id = ""
     while not fabric_id and not stop.is_set():
         try:
-            fabric_id = store.fabric_id()
-        except StoreUnavailable as exc:
+            fabric_id = plane.fabric().fabric_id
+        except (ControlPlaneUnavailable, ControlPlaneRefused) as exc:
             log.warning("%s; retrying", exc)
             stop.wait(1.0)
     if stop.is_set():
@@ -112,13 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     config = AgentConfig(node=args.name, fabric_id=fabric_id, fault_domain=args.fault_domain, state_dir=args.state_dir, cores=args.cores,
                          memory_mb=args.memory_mb, local_disk_mb=local_disk_mb, diagnostics_url=url,
                          underlay_ns=args.underlay_ns, underlay_ip=args.underlay_ip)
-    agent = NodeAgent(store, driver, config)
+    agent = NodeAgent(plane, driver, config)
     relay_srv = relay.serve_unix(agent.blob_relay_path, agent.blob_endpoint)
     while not stop.is_set():
         try:
+            agent.refresh_fabric()
             agent.registration.register()
             break
-        except StoreUnavailable as exc:
+        except (ControlPlaneUnavailable, ControlPlaneRefused) as exc:
             log.warning("register: %s; retrying", exc)
             stop.wait(1.0)
     agent.run(stop)
@@ -126,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         agent.power_off_all()
     try:
         agent.registration.deregister()
-    except StoreUnavailable:
+    except (ControlPlaneUnavailable, ControlPlaneRefused):
         pass
+    plane.close()
     srv.shutdown()
     relay_srv.shutdown()
     log.info("node agent stopped")

@@ -1,5 +1,7 @@
 """The networks of the VMs assigned to this node: port security on each NIC, and per network its bridge,
 service namespace, dnsmasq (DHCP and DNS), VXLAN peers and the documents IMDS and the wireserver answer.
+What other nodes hold (the network's other NICs for DNS, the nodes to tunnel to, the storage account names)
+comes from the node API's view of the networks of this node's VMs.
 
 A network's resources exist on a node while a VM of that network is assigned here (`netsvc.networks`);
 every change is a step of the operation of each VM of that network.
@@ -10,11 +12,8 @@ import ipaddress
 import logging
 from typing import Any
 
-from fabric.model import Assignment, BlobService, GoalExtension, NodeRecord, PowerState, VmNic
-from fabric.network import naming
-from fabric.network.model import NicRecord
-from fabric.storage.model import StorageAccountRecord
-from fabric.store import Store, keys
+from fabric.model import Assignment, GoalExtension, PowerState, VmNic
+from nodeagent.control import ControlPlane
 from nodeagent.netsvc.dnsmasq import Reservation
 from nodeagent.netsvc.networks import NetSpec, Networks
 from nodeagent.netsvc.portsec import Port
@@ -48,8 +47,8 @@ def _local(a: Assignment) -> bool:
 
 
 class NetworkConverger:
-    def __init__(self, store: Store, networks: Networks, trace: Trace, fault_domain: int) -> None:
-        self.store = store
+    def __init__(self, plane: ControlPlane, networks: Networks, trace: Trace, fault_domain: int) -> None:
+        self.plane = plane
         self.networks = networks
         self.trace = trace
         self.fault_domain = fault_domain
@@ -62,21 +61,18 @@ class NetworkConverger:
         if not vnis:
             self.networks.converge({})
             return
-        attached = [n for n in (v.value for v in self.store.list(keys.NICS, NicRecord)) if n.vm_id]
-        peers = self._peers(set(vnis))
-        blob = self.store.get(keys.BLOB_SERVICE, BlobService)
-        accounts = sorted(a.key.rsplit("/", 1)[1] for a in self.store.list(keys.STORAGE_ACCOUNTS, StorageAccountRecord))
-        blob_names = tuple(naming.blob_host(a, blob.value.domain) for a in accounts) if blob else ()
+        view = self.plane.network_view(sorted(vnis))
+        shared = {v.vni: v for v in view.networks}
         specs = {}
         for vni, n in vnis.items():
             dhcp = tuple(Reservation(x.mac, x.ip, a.name) for a in local for x in a.nics if x.vni == vni)
-            dns = tuple(Reservation(x.mac, x.private_ip, x.vm_name) for x in attached if x.vnet == n.vnet)
+            dns = tuple(Reservation(h.mac, h.ip, h.name) for h in shared[vni].dns_hosts) if vni in shared else ()
             docs = {x.ip: instance_document(a, x, self.fault_domain) for a in local for x in a.nics
                     if x.vni == vni}
             specs[vni] = NetSpec(vni=vni, prefix=n.prefix, gateway=n.gateway, domain=n.dns_suffix,
                                  dhcp_hosts=dhcp, dns_hosts=dns, metadata=docs,
-                                 peers=frozenset(peers.get(vni, set())), blob_names=blob_names,
-                                 blob_stamp=blob.value.stamp_host if blob else "")
+                                 peers=frozenset(shared[vni].peers) if vni in shared else frozenset(),
+                                 blob_names=tuple(view.blob_names), blob_stamp=view.blob_stamp)
         for vni, events in self.networks.converge(specs).items():
             for a in local:
                 if any(x.vni == vni for x in a.nics):
@@ -93,16 +89,3 @@ class NetworkConverger:
                     self.trace.step(nics[tap][0].operation_id, "port-security", event)
                 else:
                     log.warning("%s", event)
-
-    def _peers(self, vnis: set[int]) -> dict[int, set[str]]:
-        """vni -> underlay addresses of the other nodes running VMs of that network."""
-        underlay = {n.value.name: n.value.underlay_ip for n in self.store.list(keys.NODES, NodeRecord)}
-        out: dict[int, set[str]] = {}
-        for a in (v.value for v in self.store.list(keys.ASSIGNMENTS, Assignment)):
-            ip = underlay.get(a.node, "")
-            if a.node == self.trace.node or not ip or not _local(a):
-                continue
-            for n in a.nics:
-                if n.vni in vnis:
-                    out.setdefault(n.vni, set()).add(ip)
-        return out

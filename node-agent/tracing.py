@@ -1,14 +1,14 @@
-"""The steps this node adds to operations' traces (`operation show --trace`), under the node's name."""
+"""The steps this node adds to operations' traces (`operation show --trace`), under the node's name, through
+the node API (which takes them only for operations of this node's VMs)."""
 from __future__ import annotations
 
-from fabric.operations import record_step
-from fabric.store import Store
+from nodeagent.control import ControlPlane
 
 
 class Trace:
-    def __init__(self, store: Store, node: str) -> None:
-        self.store = store
+    def __init__(self, plane: ControlPlane, node: str) -> None:
+        self.plane = plane
         self.node = node
 
     def step(self, operation_id: str, name: str, message: str, detail: str = "") -> None:
-        record_step(self.store, operation_id, self.node, name, message, detail=detail)
+        self.plane.step(operation_id, name, message, detail)

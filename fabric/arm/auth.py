@@ -5,7 +5,8 @@ never completes the handshake, so nothing it sends is read. (gRPC's Python serve
 certificate or not ask for one; it cannot ask and let the call decide, so a missing or foreign certificate is
 refused by the handshake, and the CLI names that refusal `Unauthenticated`.) Every call that gets through
 is then checked against the role in its certificate (`fabric.pki`): the resource APIs are for admins; a
-node's or a controller's certificate is PERMISSION_DENIED there.
+node's or a controller's certificate is PERMISSION_DENIED there; the node API is for nodes, each call then
+checked against the node it names (`node_server`).
 """
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from typing import Any
 
 import grpc
 
-from fabric.pki import ADMINS, Credential, Identity, PkiError, identity_of, load_cert
+from fabric.pki import ADMINS, NODES, Credential, Identity, PkiError, identity_of, load_cert
 
 # fully-qualified service name -> the roles that may call it
 SERVICE_ROLES: dict[str, frozenset[str]] = {
-    f"fabric.v1.{s}": frozenset({ADMINS}) for s in (
+    **{f"fabric.v1.{s}": frozenset({ADMINS}) for s in (
         "ResourceGroups", "VirtualMachines", "VirtualMachineExtensions", "Operations", "Nodes", "Deployments",
-        "StorageAccounts", "Containers", "Blobs", "StorageChecks", "VirtualNetworks", "NetworkInterfaces")}
+        "StorageAccounts", "Containers", "Blobs", "StorageChecks", "VirtualNetworks", "NetworkInterfaces")},
+    "fabric.v1.NodeAgents": frozenset({NODES})}
 
 
 def server_credentials(cred: Credential) -> grpc.ServerCredentials:

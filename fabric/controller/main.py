@@ -28,6 +28,7 @@ from fabric.arm import server
 from fabric.arm.deployment_server import Deployments
 from fabric.arm.extension_server import VirtualMachineExtensions
 from fabric.arm.network_server import add_network_servicers
+from fabric.arm.node_server import NodeAgents, extend_node_leases
 from fabric.arm.storage_server import add_storage_servicers
 from fabric.compute.reconciler import VmReconciler
 from fabric.compute.vms import ComputeConfig, ComputeProvider
@@ -44,6 +45,7 @@ from fabric.storage.provider import StorageConfig, StorageProvider
 from fabric.store import Store, StoreUnavailable, Watch, keys
 from fabric.v1 import deployment_pb2_grpc as drpc
 from fabric.v1 import fabric_pb2_grpc as rpc
+from fabric.v1 import node_pb2_grpc as node_rpc
 
 log = logging.getLogger("fabric.controller")
 
@@ -51,7 +53,7 @@ DEFAULT_LISTEN = "127.0.0.1:7450"
 DEFAULT_BLOB_LISTEN = "127.0.0.1:7451"
 RECONCILE_INTERVAL_S = 2.0
 ETCD_WAIT_S = 30.0
-GRPC_WORKERS = 16
+GRPC_WORKERS = 64       # each node agent's assignment watch holds one for as long as the node runs (see node_server)
 
 
 def build_server(store: Store, compute: ComputeProvider, listen: str, credential: Credential) -> grpc.Server:
@@ -65,6 +67,7 @@ def build_server(store: Store, compute: ComputeProvider, listen: str, credential
     drpc.add_DeploymentsServicer_to_server(Deployments(DeploymentProvider(compute)), srv)
     rpc.add_OperationsServicer_to_server(server.Operations(store), srv)
     rpc.add_NodesServicer_to_server(server.Nodes(store), srv)
+    node_rpc.add_NodeAgentsServicer_to_server(NodeAgents(store), srv)
     srv.add_secure_port(listen, server_credentials(credential))
     return srv
 
@@ -162,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                                              stamp_host=naming.blob_stamp_host(args.location, args.domain)))
     srv = build_server(store, compute, args.listen, credential)
     srv.start()
+    log.info("renewed the leases of %d registered nodes: they reconnect to this controller", extend_node_leases(store))
     log.info("blob data plane on %s", storage.config.endpoint)
     log.info("controller serving %s on %s (subscription %s, location %s)", "fabric.v1", args.listen, sub,
              args.location)

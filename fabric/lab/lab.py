@@ -28,7 +28,7 @@ from fabric.files import PRIVATE_DIR, ensure_dir
 from fabric.lab.config import ADMIN_CREDENTIAL, make_lab_dir, read_lab, write_lab
 from fabric.lab.processes import Processes
 from fabric.model import NodeRecord
-from fabric.pki import ADMINS, CONTROLLERS, Authority, Credential, Identity, PkiError
+from fabric.pki import ADMINS, CONTROLLERS, Authority, Credential, Identity, PkiError, node_identity
 from fabric.store import Store, StoreUnavailable, keys
 
 ETCD_START_TIMEOUT_S = 30.0
@@ -79,7 +79,7 @@ class Lab:
                                f"starting it with --nodes {nodes}")
         for name, port in (("etcd", etcd_port), ("etcd", etcd_port + 1), ("controller", controller_port),
                            ("controller", controller_port + 1)):
-            if not self.procs.alive(name) and _port_open(port):
+            if not self.procs.alive(name) and _listening(port):
                 raise RuntimeError(f"port {port} for the lab's {name} is in use by another process "
                                    f"({_listener(port)}); choose another with --{name}-port")
         resolved = self._ensure_image(image)
@@ -91,7 +91,7 @@ class Lab:
         write_lab(self.root, cfg)
         cfg["fabric_id"] = self._start_etcd(etcd_port)
         write_lab(self.root, cfg)
-        controller_credential = self._ensure_pki(cfg["controller"])
+        controller_credential = self._ensure_pki(cfg["controller"], cfg["nodes"])
         py = sys.executable
         self.procs.start("controller", [py, "-m", "fabric.controller.main", "--etcd", etcd_url,
                                         "--credential", str(controller_credential),
@@ -109,7 +109,8 @@ class Lab:
             state = self.root / "nodes" / name
             ul_ns, ul_ip = underlays[name]
             self.procs.start(name, [py, "-m", "nodeagent.main", "--name", name, "--fault-domain", str(i),
-                                    "--state-dir", str(state), "--etcd", etcd_url, "--hypervisor", hypervisor,
+                                    "--state-dir", str(state), "--hypervisor", hypervisor,
+                                    "--credential", str(self.root / "pki" / f"{name}.json"),
                                     "--cores", str(max(1, host_cores // nodes)),
                                     "--memory-mb", str(mem_mb // nodes), "--underlay-ns", ul_ns,
                                     "--underlay-ip", ul_ip, "--power-off-on-exit",
@@ -117,7 +118,7 @@ class Lab:
                              marker=f"--name {name}")
         store = Store(etcd_url)
         try:
-            _wait("controller", lambda: _port_open(controller_port), CONTROLLER_READY_TIMEOUT_S,
+            _wait("controller", lambda: _listening(controller_port), CONTROLLER_READY_TIMEOUT_S,
                   self.procs.log_path("controller"))
             _wait(f"{nodes} node agents", lambda: all(store.get(keys.node(n), NodeRecord) for n in cfg["nodes"]),
                   NODES_READY_TIMEOUT_S, self.procs.log_path(cfg["nodes"][-1]))
@@ -125,9 +126,10 @@ class Lab:
             store.close()
         return cfg
 
-    def _ensure_pki(self, controller: str) -> Path:
+    def _ensure_pki(self, controller: str, nodes: list[str]) -> Path:
         """The lab's cluster CA (its key root only, in pki/), the controller's credential for its API's TLS,
-        and the admin credential the CLI finds by default. Kept while they fit; made again when not."""
+        each node's credential for the node API (pki/NODE.json), and the admin credential the CLI finds by
+        default. Kept while they fit; made again when not."""
         pki = ensure_dir(self.root / "pki", PRIVATE_DIR)
         try:
             ca = Authority.load(pki)
@@ -145,7 +147,8 @@ class Lab:
 
         host = controller.rsplit(":", 1)[0]
         wanted = {pki / "controller.json": (Identity("controller:lab", CONTROLLERS), (host, "localhost")),
-                  self.root / ADMIN_CREDENTIAL: (Identity("admin", ADMINS), ())}
+                  self.root / ADMIN_CREDENTIAL: (Identity("admin", ADMINS), ()),
+                  **{pki / f"{n}.json": (node_identity(n), ()) for n in nodes}}
         for path, (identity, hosts) in wanted.items():
             if not fits(path):
                 ca.credential(identity, controller, hosts).save(path)
@@ -231,14 +234,23 @@ def _answers(store: Store) -> bool:
 
 
 def _listener(port: int) -> str:
-    """Who listens on a loopback port, as `ss` tells it."""
+    """Who listens on a TCP port, as `ss` tells it."""
     r = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=False)
-    return " ".join(r.stdout.split()[3:]) or "nothing listens: a connection in another state"
+    return " ".join(r.stdout.split()[3:]) or "?"
 
 
-def _port_open(port: int) -> bool:
-    import socket
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+def _listening(port: int) -> bool:
+    """Whether a socket listens on this TCP port (the kernel's tables, not a connection attempt: connecting to
+    a free port in the ephemeral range can connect to itself, and a port is free once its listener died)."""
+    want = f"{port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and fields[1].rsplit(":", 1)[1] == want:      # 0A: LISTEN
+                return True
+    return False
 

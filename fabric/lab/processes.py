@@ -92,13 +92,15 @@ class Processes:
 
 
 def _alive(pid: int) -> bool:
-    """Whether the process still holds what it had: its cmdline empties early in its exit, before its
-    sockets close; only a zombie (or no process) has let go of everything (its ports too)."""
+    """Whether the process still holds what it had. Its cmdline empties early in its exit, before its sockets
+    close; its main thread is a zombie while its other threads still exit, holding the files they share. Only
+    a zombie with no other thread left (or no process) has let go of everything, its ports too."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X") or threads != [str(pid)]
 
 
 def _wait_gone(pid: int) -> None:

@@ -125,6 +125,11 @@ class Store:
         items = self._call(lambda: list(self._client.get_prefix(prefix, sort_order="ascend")))
         return [(meta.key.decode(), bytes(value)) for value, meta in items]
 
+    def lease_of(self, key: str) -> int | None:
+        """The lease a key lives under (0: none); None when the key does not exist."""
+        value, meta = self._call(lambda: self._client.get(key))
+        return None if value is None else int(meta.lease_id)
+
     def count(self, prefix: str) -> int:
         items = self._call(lambda: list(self._client.get_prefix(prefix, keys_only=True)))
         return len(items)

@@ -1,6 +1,6 @@
-"""The node agent's reconcile below e2e: real etcd, libvirt's own `test:///default` driver behind the compute
-driver interface, no guest booted. What a user would see is the Observed record, the operation's trace and the
-instances on the host."""
+"""The node agent's reconcile below e2e: real etcd behind the controller's node API (in-process, mutual TLS with
+a node certificate), libvirt's own `test:///default` driver behind the compute driver interface, no guest
+booted. What a user would see is the Observed record, the operation's trace and the instances on the host."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 
 from fabric.model import AttachedDisk, Assignment, DiskRef, ImageRecord, Observed, PowerState, TraceRecord
-from fabric.store import Store, keys
+from fabric.pki import node_identity
+from fabric.store import keys
 from nodeagent.agent import AgentConfig, NodeAgent, temporary
+from nodeagent.control import ControlPlane
 from nodeagent.hypervisor import DirectBoot, LibvirtDriver, Spawned, VmSpec
 from nodeagent.hypervisor.domain_xml import domain_xml
 from nodeagent.retries import RETRY_FOR_S
 from nodeagent.storage_backends import Disk
 from tests.conftest import require
+from tests.integration.conftest import Api
 
 TEST_URI = "test:///default"
 MARKER = "fabriclab-guest: reached user space"
@@ -37,15 +40,16 @@ class Clock:
 
 
 class Node:
-    def __init__(self, store: Store, root: Path) -> None:
-        self.store = store
+    def __init__(self, api: Api, root: Path) -> None:
+        self.store = api.store
         self.root = root
         self.name = "node-r"
         self.fabric = f"reconcile-{uuid.uuid4().hex[:8]}"
         self.clock = Clock()
         self.driver = LibvirtDriver(TEST_URI, self.name, self.fabric)
         self.driver.choose_domain_type("auto")
-        self.agent = NodeAgent(store, self.driver, AgentConfig(
+        self.plane = ControlPlane(api.pki.ca.credential(node_identity(self.name), api.address))
+        self.agent = NodeAgent(self.plane, self.driver, AgentConfig(
             node=self.name, fabric_id=self.fabric, fault_domain=0, state_dir=root / "state", cores=4,
             memory_mb=4096, local_disk_mb=10000), clock=self.clock)
 
@@ -76,12 +80,13 @@ class Node:
 
 
 @pytest.fixture
-def node(store: Store, tmp_path: Path) -> Iterator[Node]:
+def node(api: Api, tmp_path: Path) -> Iterator[Node]:
     require(subprocess.run(["nft", "--version"], capture_output=True).returncode == 0, "nftables (nft)")
-    n = Node(store, tmp_path)
+    n = Node(api, tmp_path)
     yield n
     n.agent.power_off_all()
     n.driver.close()
+    n.plane.close()
 
 
 def test_a_vm_is_defined_started_booted_stopped_and_removed(node: Node) -> None:

@@ -1,0 +1,174 @@
+"""The node API (proto/fabric/v1/node.proto): the only way a node agent reaches the control plane's state.
+
+Every call is for the node named by the caller's certificate (`fabric.pki`, O=nodes, CN=node:NAME), and is
+checked as Kubernetes' NodeRestriction checks a kubelet: a node registers and heartbeats only itself, reads
+only its own assignments and the networks of the VMs assigned to it (their reservations and peers; the names
+of the storage accounts, never their keys), reports only on the VMs assigned to it, and writes trace steps
+only into the operations those VMs (or their extensions) are carrying out. A refusal is PERMISSION_DENIED
+and names the rule.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import grpc
+
+from fabric.arm.auth import caller
+from fabric.model import Assignment, BlobService, NodeRecord, Observed, PowerState, Record
+from fabric.network import naming
+from fabric.network.model import NicRecord
+from fabric.operations import record_step, running
+from fabric.pki import NODES
+from fabric.storage.model import StorageAccountRecord
+from fabric.store import Store, keys
+from fabric.v1 import node_pb2 as pb
+from fabric.v1 import node_pb2_grpc as rpc
+
+NODE_LEASE_TTL_S = 10
+WATCH_RESYNC_S = 30.0      # a watch stream sends its snapshot at least this often (a change missed is healed)
+
+
+def extend_node_leases(store: Store) -> int:
+    """At a controller's start: renew every registered node's lease once. Nodes renew theirs through this API,
+    so they could not while no controller ran; this gives each a full NODE_LEASE_TTL_S to reconnect before the
+    fabric counts it as gone. A lease that expired during the outage stays expired. Returns how many."""
+    renewed = 0
+    for n in store.list(keys.NODES, NodeRecord):
+        lease = store.lease_of(n.key)
+        if lease and store.refresh_lease(lease) > 0:
+            renewed += 1
+    return renewed
+
+
+def _node(context: grpc.ServicerContext) -> str:
+    who = caller(context)
+    if who is None or who.role != NODES or not who.node:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, "the node API is for node certificates (CN=node:NAME)")
+    return who.node if who is not None else ""
+
+
+def _record(cls: type[Record], raw: bytes, context: grpc.ServicerContext) -> Record:
+    try:
+        return cls.from_json(raw)
+    except (ValueError, TypeError) as exc:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"not a {cls.__name__}: {exc}")
+        raise
+
+
+class NodeAgents(rpc.NodeAgentsServicer):
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _assignments(self, node: str) -> list[Assignment]:
+        return [v.value for v in self.store.list(keys.assignments_of(node), Assignment)]
+
+    def _deny(self, context: grpc.ServicerContext, message: str) -> None:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+
+    def GetFabric(self, request: pb.NodeEmpty, context: grpc.ServicerContext) -> pb.FabricInfo:
+        _node(context)
+        blob = self.store.get(keys.BLOB_SERVICE, BlobService)
+        return pb.FabricInfo(fabric_id=self.store.fabric_id(), blob_endpoint=blob.value.endpoint if blob else "")
+
+    def Register(self, request: pb.RegisterNodeRequest, context: grpc.ServicerContext) -> pb.NodeLease:
+        node = _node(context)
+        rec = _record(NodeRecord, request.record, context)
+        assert isinstance(rec, NodeRecord)
+        if rec.name != node:
+            self._deny(context, f"node {node} may not register node {rec.name}")
+        lease = self.store.grant_lease(NODE_LEASE_TTL_S)
+        self.store.put(keys.node(node), rec, lease=lease)
+        return pb.NodeLease(lease_id=lease, ttl_s=NODE_LEASE_TTL_S)
+
+    def _own_lease(self, node: str, lease_id: int, context: grpc.ServicerContext) -> bool:
+        """Whether the lease is the one this node's record lives under (False: expired, register again)."""
+        held = self.store.lease_of(keys.node(node))
+        if held is None:
+            return False
+        if held != lease_id:
+            self._deny(context, f"lease {lease_id:x} is not the lease of node {node}")
+        return True
+
+    def Heartbeat(self, request: pb.LeaseRef, context: grpc.ServicerContext) -> pb.NodeLease:
+        node = _node(context)
+        if not self._own_lease(node, request.lease_id, context):
+            return pb.NodeLease(lease_id=request.lease_id, ttl_s=0)
+        return pb.NodeLease(lease_id=request.lease_id, ttl_s=self.store.refresh_lease(request.lease_id))
+
+    def Deregister(self, request: pb.LeaseRef, context: grpc.ServicerContext) -> pb.NodeEmpty:
+        node = _node(context)
+        if self._own_lease(node, request.lease_id, context):
+            self.store.revoke_lease(request.lease_id)
+        return pb.NodeEmpty()
+
+    def WatchAssignments(self, request: pb.WatchAssignmentsRequest,
+                         context: grpc.ServicerContext) -> Iterator[pb.AssignmentsSnapshot]:
+        """The node's assignments now, and again after every change to them (and every WATCH_RESYNC_S). The
+        stream holds one of the controller's worker threads while the node runs (the server is synchronous):
+        GRPC_WORKERS bounds how many nodes one controller serves until the API moves to an asyncio server."""
+        node = _node(context)
+        changed = threading.Event()
+        watch = self.store.watch_prefix(keys.assignments_of(node), changed.set)
+        context.add_callback(changed.set)             # the node went away: stop waiting
+        try:
+            while context.is_active() and not watch.broken:
+                changed.clear()
+                yield pb.AssignmentsSnapshot(assignments=[a.to_json().encode() for a in self._assignments(node)])
+                changed.wait(WATCH_RESYNC_S)
+        finally:
+            watch.cancel()
+
+    def GetNetworkView(self, request: pb.NetworkViewRequest, context: grpc.ServicerContext) -> pb.NetworkView:
+        node = _node(context)
+        local = [a for a in self._assignments(node) if a.power not in (PowerState.DELETED, PowerState.DEALLOCATED)]
+        mine = {n.vni: n.vnet for a in local for n in a.nics}
+        asked = set(request.vnis)
+        if asked - set(mine):
+            self._deny(context, f"node {node} runs no VM in network(s) {sorted(asked - set(mine))}")
+        nodes = {n.value.name: n.value.underlay_ip for n in self.store.list(keys.NODES, NodeRecord)}
+        peers: dict[int, set[str]] = {}
+        for a in (v.value for v in self.store.list(keys.ASSIGNMENTS, Assignment)):
+            ip = nodes.get(a.node, "")
+            if a.node == node or not ip or a.power in (PowerState.DELETED, PowerState.DEALLOCATED):
+                continue
+            for n in a.nics:
+                if n.vni in asked:
+                    peers.setdefault(n.vni, set()).add(ip)
+        attached = [n.value for n in self.store.list(keys.NICS, NicRecord) if n.value.vm_id]
+        blob = self.store.get(keys.BLOB_SERVICE, BlobService)
+        accounts = sorted(a.key.rsplit("/", 1)[1] for a in self.store.list(keys.STORAGE_ACCOUNTS, StorageAccountRecord))
+        return pb.NetworkView(
+            networks=[pb.NetworkPeers(vni=vni, peers=sorted(peers.get(vni, set())),
+                                      dns_hosts=[pb.DnsHost(mac=x.mac, ip=x.private_ip, name=x.vm_name)
+                                                 for x in attached if x.vnet == mine[vni]])
+                      for vni in sorted(asked)],
+            blob_names=[naming.blob_host(a, blob.value.domain) for a in accounts] if blob else [],
+            blob_stamp=blob.value.stamp_host if blob else "")
+
+    def ReportObserved(self, request: pb.ReportRequest, context: grpc.ServicerContext) -> pb.NodeEmpty:
+        node = _node(context)
+        obs = _record(Observed, request.observed, context)
+        assert isinstance(obs, Observed)
+        if obs.node != node:
+            self._deny(context, f"node {node} may not report for node {obs.node}")
+        if self.store.get(keys.assignment(node, obs.vm_id), Assignment) is None:
+            self._deny(context, f"VM {obs.vm_id} is not assigned to node {node}")
+        self.store.put(keys.observed(node, obs.vm_id), obs)
+        return pb.NodeEmpty()
+
+    def _check_operation(self, node: str, op_id: str, context: grpc.ServicerContext) -> None:
+        ours = {x for a in self._assignments(node) for x in (a.operation_id, *(e.operation_id for e in a.extensions))}
+        if op_id not in ours:
+            self._deny(context, f"operation {op_id} is not carried out by a VM of node {node}")
+
+    def RecordStep(self, request: pb.StepRequest, context: grpc.ServicerContext) -> pb.NodeEmpty:
+        node = _node(context)
+        self._check_operation(node, request.operation_id, context)
+        record_step(self.store, request.operation_id, node, request.name, request.message, detail=request.detail)
+        return pb.NodeEmpty()
+
+    def GetOperationState(self, request: pb.OperationRef, context: grpc.ServicerContext) -> pb.OperationState:
+        node = _node(context)
+        self._check_operation(node, request.id, context)
+        return pb.OperationState(running=running(self.store, request.id) is not None)

@@ -1,0 +1,133 @@
+"""The node agent's client of the control plane: the node API (proto/fabric/v1/node.proto) over mutual TLS
+with this node's credential. The agent never talks to etcd; everything it reads or writes of the fabric's
+state goes through here, and the control plane checks each call against this node's certificate.
+
+A call that cannot reach the control plane raises `ControlPlaneUnavailable`: the agent keeps its VMs as they
+are and tries again (a node outlives a control plane restart).
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import grpc
+
+from fabric.model import Assignment, NodeRecord, Observed
+from fabric.pki import Credential
+from fabric.v1 import node_pb2 as pb
+from fabric.v1 import node_pb2_grpc as rpc
+
+T = TypeVar("T")
+CALL_TIMEOUT_S = 10.0
+
+
+class ControlPlaneUnavailable(Exception):
+    pass
+
+
+class ControlPlaneRefused(Exception):
+    """The control plane refused the call (this node may not do that): a bug or a revoked node, not a blip."""
+
+
+class ControlPlane:
+    def __init__(self, credential: Credential, address: str = "") -> None:
+        self.address = address or credential.controller
+        self.node = credential.identity.node
+        self.channel = grpc.secure_channel(self.address, grpc.ssl_channel_credentials(
+            credential.ca.encode(), credential.key.encode(), credential.certificate.encode()))
+        self.stub = rpc.NodeAgentsStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except grpc.RpcError as exc:
+            code = exc.code()
+            if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT,
+                        grpc.StatusCode.UNAUTHENTICATED):
+                raise ControlPlaneRefused(f"the control plane at {self.address} refused: {exc.details()}") from None
+            raise ControlPlaneUnavailable(f"the control plane at {self.address}: {code.name} "
+                                          f"({exc.details()})") from None
+
+    def fabric(self) -> pb.FabricInfo:
+        info: pb.FabricInfo = self._call(lambda: self.stub.GetFabric(pb.NodeEmpty(), timeout=CALL_TIMEOUT_S))
+        return info
+
+    def register(self, record: NodeRecord) -> int:
+        reply = self._call(lambda: self.stub.Register(pb.RegisterNodeRequest(record=record.to_json().encode()),
+                                                      timeout=CALL_TIMEOUT_S))
+        return int(reply.lease_id)
+
+    def heartbeat(self, lease_id: int) -> int:
+        """The TTL left on the node's lease; 0 or less: it expired, register again."""
+        reply = self._call(lambda: self.stub.Heartbeat(pb.LeaseRef(lease_id=lease_id), timeout=CALL_TIMEOUT_S))
+        return int(reply.ttl_s)
+
+    def deregister(self, lease_id: int) -> None:
+        self._call(lambda: self.stub.Deregister(pb.LeaseRef(lease_id=lease_id), timeout=CALL_TIMEOUT_S))
+
+    def assignments(self) -> list[Assignment]:
+        """This node's assignments now (one snapshot of the watch)."""
+        def first() -> list[Assignment]:
+            stream = self.stub.WatchAssignments(pb.WatchAssignmentsRequest(), timeout=CALL_TIMEOUT_S)
+            try:
+                return [Assignment.from_json(raw) for raw in next(stream).assignments]
+            finally:
+                stream.cancel()
+        return self._call(first)
+
+    def watch_assignments(self, wake: Callable[[], None]) -> AssignmentWatch:
+        """This node's assignments kept up to date in a thread (`latest`), `wake()` called after each change,
+        until the watch is cancelled or breaks (`broken`, with a last `wake()` if it had connected: the caller
+        makes a new one)."""
+        return AssignmentWatch(self, wake)
+
+    def network_view(self, vnis: list[int]) -> pb.NetworkView:
+        view: pb.NetworkView = self._call(lambda: self.stub.GetNetworkView(pb.NetworkViewRequest(vnis=vnis),
+                                                                            timeout=CALL_TIMEOUT_S))
+        return view
+
+    def report(self, obs: Observed) -> None:
+        self._call(lambda: self.stub.ReportObserved(pb.ReportRequest(observed=obs.to_json().encode()),
+                                                    timeout=CALL_TIMEOUT_S))
+
+    def step(self, operation_id: str, name: str, message: str, detail: str = "") -> None:
+        if operation_id:
+            self._call(lambda: self.stub.RecordStep(pb.StepRequest(operation_id=operation_id, name=name,
+                                                                   message=message, detail=detail),
+                                                    timeout=CALL_TIMEOUT_S))
+
+    def running(self, operation_id: str) -> bool:
+        if not operation_id:
+            return False
+        state: pb.OperationState = self._call(lambda: self.stub.GetOperationState(pb.OperationRef(id=operation_id),
+                                                                                  timeout=CALL_TIMEOUT_S))
+        return bool(state.running)
+
+
+class AssignmentWatch:
+    def __init__(self, plane: ControlPlane, wake: Callable[[], None]) -> None:
+        self.broken = False
+        self.latest: list[Assignment] | None = None     # None until the first snapshot, and once broken
+        self._stream = plane.stub.WatchAssignments(pb.WatchAssignmentsRequest())
+        self._thread = threading.Thread(target=self._run, args=(wake,), daemon=True)
+        self._thread.start()
+
+    def _run(self, wake: Callable[[], None]) -> None:
+        delivered = False
+        try:
+            for snap in self._stream:
+                self.latest = [Assignment.from_json(raw) for raw in snap.assignments]
+                delivered = True
+                wake()
+        except grpc.RpcError:
+            pass
+        self.broken, self.latest = True, None
+        if delivered:       # a watch that never connected wakes nobody: the agent tries again at its next pass
+            wake()
+
+    def cancel(self) -> None:
+        self._stream.cancel()
