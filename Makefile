@@ -27,3 +27,4 @@ bench: install
 	$(PY) bench/provision.py
 	$(PY) bench/dataplane.py
 	$(PY) bench/guest_attacks.py
+	$(PY) bench/node_api.py

@@ -118,9 +118,11 @@ class AssignmentWatch:
 
     def _run(self, wake: Callable[[], None]) -> None:
         delivered = False
+        decoded: dict[bytes, Assignment] = {}      # a record unchanged since the last snapshot is not parsed again
         try:
             for snap in self._stream:
-                self.latest = [Assignment.from_json(raw) for raw in snap.assignments]
+                decoded = {raw: decoded.get(raw) or Assignment.from_json(raw) for raw in snap.assignments}
+                self.latest = list(decoded.values())
                 delivered = True
                 wake()
         except grpc.RpcError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import TypeVar
 
 import grpc
 
@@ -48,7 +49,10 @@ def _node(context: grpc.ServicerContext) -> str:
     return who.node if who is not None else ""
 
 
-def _record(cls: type[Record], raw: bytes, context: grpc.ServicerContext) -> Record:
+R = TypeVar("R", bound=Record)
+
+
+def _record(cls: type[R], raw: bytes, context: grpc.ServicerContext) -> R:
     try:
         return cls.from_json(raw)
     except (ValueError, TypeError) as exc:
@@ -74,7 +78,6 @@ class NodeAgents(rpc.NodeAgentsServicer):
     def Register(self, request: pb.RegisterNodeRequest, context: grpc.ServicerContext) -> pb.NodeLease:
         node = _node(context)
         rec = _record(NodeRecord, request.record, context)
-        assert isinstance(rec, NodeRecord)
         if rec.name != node:
             self._deny(context, f"node {node} may not register node {rec.name}")
         lease = self.store.grant_lease(NODE_LEASE_TTL_S)
@@ -114,7 +117,8 @@ class NodeAgents(rpc.NodeAgentsServicer):
         try:
             while context.is_active() and not watch.broken:
                 changed.clear()
-                yield pb.AssignmentsSnapshot(assignments=[a.to_json().encode() for a in self._assignments(node)])
+                # the records as stored (the controller wrote them): passed on without decoding them here
+                yield pb.AssignmentsSnapshot(assignments=[v for _, v in self.store.raw_items(keys.assignments_of(node))])
                 changed.wait(WATCH_RESYNC_S)
         finally:
             watch.cancel()
@@ -149,7 +153,6 @@ class NodeAgents(rpc.NodeAgentsServicer):
     def ReportObserved(self, request: pb.ReportRequest, context: grpc.ServicerContext) -> pb.NodeEmpty:
         node = _node(context)
         obs = _record(Observed, request.observed, context)
-        assert isinstance(obs, Observed)
         if obs.node != node:
             self._deny(context, f"node {node} may not report for node {obs.node}")
         if self.store.get(keys.assignment(node, obs.vm_id), Assignment) is None:
