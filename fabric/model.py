@@ -297,6 +297,11 @@ class Assignment(Record):
     extension_generation: int = 0
     vm_agent: bool = True      # start the guest agent (the VM's provisionVMAgent)
 
+    @property
+    def on_node(self) -> bool:
+        """Whether the VM has anything on its node: not deallocated, not deleted (its network too)."""
+        return self.power not in (PowerState.DELETED, PowerState.DEALLOCATED)
+
 
 @dataclasses.dataclass(frozen=True)
 class Observed(Record):

@@ -104,12 +104,6 @@ def _name(identity: Identity) -> x509.Name:
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, identity.role)])
 
 
-def csr(key: ec.EllipticCurvePrivateKey, identity: Identity) -> bytes:
-    """A certificate signing request for this identity (what a joining node sends)."""
-    req = x509.CertificateSigningRequestBuilder().subject_name(_name(identity)).sign(key, hashes.SHA256())
-    return req.public_bytes(serialization.Encoding.PEM)
-
-
 def _san(hosts: tuple[str, ...]) -> x509.SubjectAlternativeName:
     names: list[x509.GeneralName] = []
     for h in hosts:
@@ -174,19 +168,6 @@ class Authority:
             builder = builder.add_extension(_san(hosts), critical=False)
         return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
-    def sign_request(self, csr_pem: bytes, identity: Identity, days: int = CERT_DAYS) -> bytes:
-        """Sign a CSR for the identity the caller has established (a join token), whatever the CSR asks."""
-        try:
-            req = x509.load_pem_x509_csr(csr_pem)
-        except ValueError as exc:
-            raise PkiError(f"not a PEM certificate signing request: {exc}") from None
-        if not req.is_signature_valid:
-            raise PkiError("the certificate signing request's signature is not valid")
-        public = req.public_key()
-        if not isinstance(public, ec.EllipticCurvePublicKey):
-            raise PkiError("the certificate signing request's key is not an ECDSA key")
-        return self.issue(public, identity, days=days)
-
     def credential(self, identity: Identity, controller: str, hosts: tuple[str, ...] = ()) -> Credential:
         """A new key and its certificate, with the CA and where the controller is."""
         key = new_key()
@@ -206,6 +187,11 @@ class Credential:
     def identity(self) -> Identity:
         return identity_of(load_cert(self.certificate.encode()))
 
+    def valid_for(self, days: int) -> bool:
+        """Whether its certificate is still valid `days` from now."""
+        until = load_cert(self.certificate.encode()).not_valid_after_utc
+        return until - dt.datetime.now(dt.timezone.utc) > dt.timedelta(days=days)
+
     def save(self, path: Path) -> None:
         write_atomic(path, json.dumps(dataclasses.asdict(self), indent=1) + "\n", PRIVATE)
 
@@ -218,7 +204,8 @@ class Credential:
             raise PkiError(f"{path} is not readable by this user (it holds a private key: 0600)") from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise PkiError(f"{path} is not a fabriclab credential file ({type(exc).__name__}: {exc})") from None
-        load_cert(cred.certificate.encode())
+        cert = load_cert(cred.certificate.encode())
         load_cert(cred.ca.encode())
-        load_key(cred.key.encode())
+        if load_key(cred.key.encode()).public_key() != cert.public_key():
+            raise PkiError(f"{path}: its key is not the key of its certificate")
         return cred

@@ -213,7 +213,9 @@ class NodeAgent:
         while not stop.is_set():
             wait = RESYNC_S
             try:
-                if self.watch is None or self.watch.broken:
+                if self.watch is None or self.watch.dead():
+                    if self.watch is not None:
+                        self.watch.cancel()
                     self.watch = self.plane.watch_assignments(self.changed.set)
                 wait = self.reconcile()
             except ControlPlaneUnavailable as exc:

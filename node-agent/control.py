@@ -7,7 +7,9 @@ are and tries again (a node outlives a control plane restart).
 """
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -18,8 +20,15 @@ from fabric.pki import Credential
 from fabric.v1 import node_pb2 as pb
 from fabric.v1 import node_pb2_grpc as rpc
 
+log = logging.getLogger("nodeagent")
 T = TypeVar("T")
 CALL_TIMEOUT_S = 10.0
+WATCH_STALE_S = 75.0     # the control plane sends a snapshot at least every 30 s: silence this long is a dead stream
+# back within a second or two of the control plane's return (gRPC's default backoff grows to 2 minutes, longer
+# than a node's lease), and a control plane gone without a word is noticed by keepalive pings
+CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 500), ("grpc.min_reconnect_backoff_ms", 500),
+                   ("grpc.max_reconnect_backoff_ms", 2_000), ("grpc.keepalive_time_ms", 20_000),
+                   ("grpc.keepalive_timeout_ms", 10_000), ("grpc.keepalive_permit_without_calls", 1)]
 
 
 class ControlPlaneUnavailable(Exception):
@@ -35,7 +44,7 @@ class ControlPlane:
         self.address = address or credential.controller
         self.node = credential.identity.node
         self.channel = grpc.secure_channel(self.address, grpc.ssl_channel_credentials(
-            credential.ca.encode(), credential.key.encode(), credential.certificate.encode()))
+            credential.ca.encode(), credential.key.encode(), credential.certificate.encode()), options=CHANNEL_OPTIONS)
         self.stub = rpc.NodeAgentsStub(self.channel)
 
     def close(self) -> None:
@@ -70,14 +79,9 @@ class ControlPlane:
         self._call(lambda: self.stub.Deregister(pb.LeaseRef(lease_id=lease_id), timeout=CALL_TIMEOUT_S))
 
     def assignments(self) -> list[Assignment]:
-        """This node's assignments now (one snapshot of the watch)."""
-        def first() -> list[Assignment]:
-            stream = self.stub.WatchAssignments(pb.WatchAssignmentsRequest(), timeout=CALL_TIMEOUT_S)
-            try:
-                return [Assignment.from_json(raw) for raw in next(stream).assignments]
-            finally:
-                stream.cancel()
-        return self._call(first)
+        """This node's assignments now."""
+        snap = self._call(lambda: self.stub.ListAssignments(pb.NodeEmpty(), timeout=CALL_TIMEOUT_S))
+        return [Assignment.from_json(raw) for raw in snap.assignments]
 
     def watch_assignments(self, wake: Callable[[], None]) -> AssignmentWatch:
         """This node's assignments kept up to date in a thread (`latest`), `wake()` called after each change,
@@ -109,9 +113,12 @@ class ControlPlane:
 
 
 class AssignmentWatch:
-    def __init__(self, plane: ControlPlane, wake: Callable[[], None]) -> None:
+    def __init__(self, plane: ControlPlane, wake: Callable[[], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.broken = False
         self.latest: list[Assignment] | None = None     # None until the first snapshot, and once broken
+        self.clock = clock
+        self._heard = clock()
         self._stream = plane.stub.WatchAssignments(pb.WatchAssignmentsRequest())
         self._thread = threading.Thread(target=self._run, args=(wake,), daemon=True)
         self._thread.start()
@@ -122,14 +129,21 @@ class AssignmentWatch:
         try:
             for snap in self._stream:
                 decoded = {raw: decoded.get(raw) or Assignment.from_json(raw) for raw in snap.assignments}
-                self.latest = list(decoded.values())
+                self.latest, self._heard = list(decoded.values()), self.clock()
                 delivered = True
                 wake()
         except grpc.RpcError:
             pass
-        self.broken, self.latest = True, None
+        except Exception:  # noqa: BLE001 - a record this agent cannot read: no snapshot is trusted after it
+            log.exception("assignment watch")
+        finally:
+            self.broken, self.latest = True, None
         if delivered:       # a watch that never connected wakes nobody: the agent tries again at its next pass
             wake()
+
+    def dead(self) -> bool:
+        """Broken, or silent for longer than the control plane ever is: make a new one."""
+        return self.broken or self.clock() - self._heard > WATCH_STALE_S
 
     def cancel(self) -> None:
         self._stream.cancel()

@@ -12,8 +12,8 @@ import ipaddress
 import logging
 from typing import Any
 
-from fabric.model import Assignment, GoalExtension, PowerState, VmNic
-from nodeagent.control import ControlPlane
+from fabric.model import Assignment, GoalExtension, VmNic
+from nodeagent.control import ControlPlane, ControlPlaneRefused
 from nodeagent.netsvc.dnsmasq import Reservation
 from nodeagent.netsvc.networks import NetSpec, Networks
 from nodeagent.netsvc.portsec import Port
@@ -42,10 +42,6 @@ def goal_document(e: GoalExtension) -> dict[str, Any]:
             "protectedSettings": e.protected_settings, "timeoutSeconds": e.timeout_seconds}
 
 
-def _local(a: Assignment) -> bool:
-    return a.power not in (PowerState.DELETED, PowerState.DEALLOCATED)
-
-
 class NetworkConverger:
     def __init__(self, plane: ControlPlane, networks: Networks, trace: Trace, fault_domain: int) -> None:
         self.plane = plane
@@ -56,12 +52,16 @@ class NetworkConverger:
     def converge(self, assigned: dict[str, Assignment]) -> None:
         """Each network with a VM placed here gets its bridge, service namespace and dnsmasq; others go."""
         self._secure_ports(assigned)
-        local = [a for a in assigned.values() if _local(a)]
+        local = [a for a in assigned.values() if a.on_node]
         vnis = {n.vni: n for a in local for n in a.nics}
         if not vnis:
             self.networks.converge({})
             return
-        view = self.plane.network_view(sorted(vnis))
+        try:
+            view = self.plane.network_view(sorted(vnis))
+        except ControlPlaneRefused as exc:       # this pass's assignments are older than the control plane's
+            log.warning("networks not converged this pass: %s", exc)
+            return
         shared = {v.vni: v for v in view.networks}
         specs = {}
         for vni, n in vnis.items():

@@ -1,8 +1,14 @@
 """The steps this node adds to operations' traces (`operation show --trace`), under the node's name, through
-the node API (which takes them only for operations of this node's VMs)."""
+the node API (which takes them only for operations of this node's VMs). A step the control plane refuses (the
+VM's operation changed since this pass read it) is logged, not fatal: the trace is what the node tells, the
+work goes on."""
 from __future__ import annotations
 
-from nodeagent.control import ControlPlane
+import logging
+
+from nodeagent.control import ControlPlane, ControlPlaneRefused
+
+log = logging.getLogger("nodeagent")
 
 
 class Trace:
@@ -11,4 +17,7 @@ class Trace:
         self.node = node
 
     def step(self, operation_id: str, name: str, message: str, detail: str = "") -> None:
-        self.plane.step(operation_id, name, message, detail)
+        try:
+            self.plane.step(operation_id, name, message, detail)
+        except ControlPlaneRefused as exc:
+            log.warning("trace step %s of %s not kept: %s", name, operation_id, exc)

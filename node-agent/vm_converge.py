@@ -49,7 +49,7 @@ class VmConverger:
                         operation_id=a.operation_id, disk_generation=a.disk_generation,
                         domain=instance_name(a), hypervisor=self.driver.hypervisor,
                         console=str(self.consoles.log_path(a.vm_id)))
-        if a.power in (PowerState.DELETED, PowerState.DEALLOCATED):
+        if not a.on_node:
             self.remove(a)
             return base, None
         holder = self.driver.holder(a.vm_id)

@@ -9,25 +9,31 @@ and names the rule.
 """
 from __future__ import annotations
 
+import functools
+import ipaddress
 import threading
-from collections.abc import Iterator
-from typing import TypeVar
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import grpc
 
 from fabric.arm.auth import caller
-from fabric.model import Assignment, BlobService, NodeRecord, Observed, PowerState, Record
+from fabric.core.constants import NODE_LEASE_TTL_S
+from fabric.model import Assignment, BlobService, NodeRecord, Observed, Record
 from fabric.network import naming
 from fabric.network.model import NicRecord
 from fabric.operations import record_step, running
 from fabric.pki import NODES
 from fabric.storage.model import StorageAccountRecord
-from fabric.store import Store, keys
+from fabric.store import Put, Store, StoreUnavailable, Unchanged, keys
 from fabric.v1 import node_pb2 as pb
 from fabric.v1 import node_pb2_grpc as rpc
 
-NODE_LEASE_TTL_S = 10
 WATCH_RESYNC_S = 30.0      # a watch stream sends its snapshot at least this often (a change missed is healed)
+REPORT_ATTEMPTS = 3
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def extend_node_leases(store: Store) -> int:
@@ -52,6 +58,36 @@ def _node(context: grpc.ServicerContext) -> str:
 R = TypeVar("R", bound=Record)
 
 
+def _etcd_unavailable(fn: F) -> F:
+    """etcd away: UNAVAILABLE (the node tries again), not an internal error."""
+    @functools.wraps(fn)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return fn(self, request, context)
+        except StoreUnavailable as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+    return wrapper  # type: ignore[return-value]
+
+
+def _check_record(rec: NodeRecord, context: grpc.ServicerContext) -> None:
+    """What the controller will use of a node's record: its diagnostics URL (fetched for serial output) must be
+    http to an address literal and a port; its underlay address an IP address or empty."""
+    url = urlsplit(rec.diagnostics_url)
+    try:
+        ipaddress.ip_address(url.hostname or "")
+        ok = url.scheme == "http" and url.port is not None and url.path in ("", "/") and not url.query
+    except ValueError:
+        ok = False
+    if rec.diagnostics_url and not ok:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                      f"diagnostics_url {rec.diagnostics_url!r}: http://ADDRESS:PORT, the address an IP literal")
+    try:
+        if rec.underlay_ip:
+            ipaddress.IPv4Address(rec.underlay_ip)
+    except ValueError:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"underlay_ip {rec.underlay_ip!r}: an IPv4 address")
+
+
 def _record(cls: type[R], raw: bytes, context: grpc.ServicerContext) -> R:
     try:
         return cls.from_json(raw)
@@ -63,6 +99,8 @@ def _record(cls: type[R], raw: bytes, context: grpc.ServicerContext) -> R:
 class NodeAgents(rpc.NodeAgentsServicer):
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._streams: dict[str, threading.Event] = {}     # node -> how to end its open watch stream
+        self._lock = threading.Lock()
 
     def _assignments(self, node: str) -> list[Assignment]:
         return [v.value for v in self.store.list(keys.assignments_of(node), Assignment)]
@@ -70,18 +108,24 @@ class NodeAgents(rpc.NodeAgentsServicer):
     def _deny(self, context: grpc.ServicerContext, message: str) -> None:
         context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
 
+    @_etcd_unavailable
     def GetFabric(self, request: pb.NodeEmpty, context: grpc.ServicerContext) -> pb.FabricInfo:
         _node(context)
         blob = self.store.get(keys.BLOB_SERVICE, BlobService)
         return pb.FabricInfo(fabric_id=self.store.fabric_id(), blob_endpoint=blob.value.endpoint if blob else "")
 
+    @_etcd_unavailable
     def Register(self, request: pb.RegisterNodeRequest, context: grpc.ServicerContext) -> pb.NodeLease:
         node = _node(context)
         rec = _record(NodeRecord, request.record, context)
         if rec.name != node:
             self._deny(context, f"node {node} may not register node {rec.name}")
+        _check_record(rec, context)
+        previous = self.store.lease_of(keys.node(node))
         lease = self.store.grant_lease(NODE_LEASE_TTL_S)
         self.store.put(keys.node(node), rec, lease=lease)
+        if previous:
+            self.store.revoke_lease(previous)
         return pb.NodeLease(lease_id=lease, ttl_s=NODE_LEASE_TTL_S)
 
     def _own_lease(self, node: str, lease_id: int, context: grpc.ServicerContext) -> bool:
@@ -93,17 +137,27 @@ class NodeAgents(rpc.NodeAgentsServicer):
             self._deny(context, f"lease {lease_id:x} is not the lease of node {node}")
         return True
 
+    @_etcd_unavailable
     def Heartbeat(self, request: pb.LeaseRef, context: grpc.ServicerContext) -> pb.NodeLease:
         node = _node(context)
         if not self._own_lease(node, request.lease_id, context):
             return pb.NodeLease(lease_id=request.lease_id, ttl_s=0)
         return pb.NodeLease(lease_id=request.lease_id, ttl_s=self.store.refresh_lease(request.lease_id))
 
+    @_etcd_unavailable
     def Deregister(self, request: pb.LeaseRef, context: grpc.ServicerContext) -> pb.NodeEmpty:
         node = _node(context)
         if self._own_lease(node, request.lease_id, context):
             self.store.revoke_lease(request.lease_id)
         return pb.NodeEmpty()
+
+    def _snapshot(self, node: str) -> pb.AssignmentsSnapshot:
+        # the records as stored (the controller wrote them): passed on without decoding them here
+        return pb.AssignmentsSnapshot(assignments=[v for _, v in self.store.raw_items(keys.assignments_of(node))])
+
+    @_etcd_unavailable
+    def ListAssignments(self, request: pb.NodeEmpty, context: grpc.ServicerContext) -> pb.AssignmentsSnapshot:
+        return self._snapshot(_node(context))
 
     def WatchAssignments(self, request: pb.WatchAssignmentsRequest,
                          context: grpc.ServicerContext) -> Iterator[pb.AssignmentsSnapshot]:
@@ -111,30 +165,46 @@ class NodeAgents(rpc.NodeAgentsServicer):
         stream holds one of the controller's worker threads while the node runs (the server is synchronous):
         GRPC_WORKERS bounds how many nodes one controller serves until the API moves to an asyncio server."""
         node = _node(context)
-        changed = threading.Event()
-        watch = self.store.watch_prefix(keys.assignments_of(node), changed.set)
-        context.add_callback(changed.set)             # the node went away: stop waiting
+        changed, ended = threading.Event(), threading.Event()
+        with self._lock:                              # one stream per node: a newer one ends this one
+            if node in self._streams:
+                self._streams[node].set()
+            self._streams[node] = ended
+        context.add_callback(ended.set)               # the node went away: stop waiting
         try:
-            while context.is_active() and not watch.broken:
+            watch = self.store.watch_prefix(keys.assignments_of(node), changed.set)
+        except StoreUnavailable as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        try:
+            while context.is_active() and not watch.broken and not ended.is_set():
                 changed.clear()
-                # the records as stored (the controller wrote them): passed on without decoding them here
-                yield pb.AssignmentsSnapshot(assignments=[v for _, v in self.store.raw_items(keys.assignments_of(node))])
-                changed.wait(WATCH_RESYNC_S)
+                try:
+                    yield self._snapshot(node)
+                except StoreUnavailable as exc:
+                    context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+                resync = time.monotonic() + WATCH_RESYNC_S
+                while not (changed.wait(0.5) or ended.is_set() or time.monotonic() > resync):
+                    pass
         finally:
             watch.cancel()
+            with self._lock:
+                if self._streams.get(node) is ended:
+                    del self._streams[node]
 
+    @_etcd_unavailable
     def GetNetworkView(self, request: pb.NetworkViewRequest, context: grpc.ServicerContext) -> pb.NetworkView:
         node = _node(context)
-        local = [a for a in self._assignments(node) if a.power not in (PowerState.DELETED, PowerState.DEALLOCATED)]
-        mine = {n.vni: n.vnet for a in local for n in a.nics}
+        mine = {n.vni: n.vnet for a in self._assignments(node) if a.on_node for n in a.nics}
         asked = set(request.vnis)
+        if not asked:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "vnis: at least one network")
         if asked - set(mine):
             self._deny(context, f"node {node} runs no VM in network(s) {sorted(asked - set(mine))}")
         nodes = {n.value.name: n.value.underlay_ip for n in self.store.list(keys.NODES, NodeRecord)}
         peers: dict[int, set[str]] = {}
         for a in (v.value for v in self.store.list(keys.ASSIGNMENTS, Assignment)):
             ip = nodes.get(a.node, "")
-            if a.node == node or not ip or a.power in (PowerState.DELETED, PowerState.DEALLOCATED):
+            if a.node == node or not ip or not a.on_node:
                 continue
             for n in a.nics:
                 if n.vni in asked:
@@ -150,14 +220,23 @@ class NodeAgents(rpc.NodeAgentsServicer):
             blob_names=[naming.blob_host(a, blob.value.domain) for a in accounts] if blob else [],
             blob_stamp=blob.value.stamp_host if blob else "")
 
+    @_etcd_unavailable
     def ReportObserved(self, request: pb.ReportRequest, context: grpc.ServicerContext) -> pb.NodeEmpty:
+        """Written only while the assignment it reports on is unchanged (one transaction): a report racing a
+        delete or a move cannot bring back an observation the controller removed."""
         node = _node(context)
         obs = _record(Observed, request.observed, context)
         if obs.node != node:
             self._deny(context, f"node {node} may not report for node {obs.node}")
-        if self.store.get(keys.assignment(node, obs.vm_id), Assignment) is None:
-            self._deny(context, f"VM {obs.vm_id} is not assigned to node {node}")
-        self.store.put(keys.observed(node, obs.vm_id), obs)
+        for _ in range(REPORT_ATTEMPTS):
+            assigned = self.store.get(keys.assignment(node, obs.vm_id), Assignment)
+            if assigned is None:
+                self._deny(context, f"VM {obs.vm_id} is not assigned to node {node}")
+                break
+            if self.store.commit([Unchanged(assigned.key, assigned.mod_revision)],
+                                 [Put(keys.observed(node, obs.vm_id), obs)]):
+                return pb.NodeEmpty()
+        context.abort(grpc.StatusCode.ABORTED, f"VM {obs.vm_id}'s assignment kept changing; report again")
         return pb.NodeEmpty()
 
     def _check_operation(self, node: str, op_id: str, context: grpc.ServicerContext) -> None:
@@ -165,12 +244,14 @@ class NodeAgents(rpc.NodeAgentsServicer):
         if op_id not in ours:
             self._deny(context, f"operation {op_id} is not carried out by a VM of node {node}")
 
+    @_etcd_unavailable
     def RecordStep(self, request: pb.StepRequest, context: grpc.ServicerContext) -> pb.NodeEmpty:
         node = _node(context)
         self._check_operation(node, request.operation_id, context)
         record_step(self.store, request.operation_id, node, request.name, request.message, detail=request.detail)
         return pb.NodeEmpty()
 
+    @_etcd_unavailable
     def GetOperationState(self, request: pb.OperationRef, context: grpc.ServicerContext) -> pb.OperationState:
         node = _node(context)
         self._check_operation(node, request.id, context)

@@ -112,20 +112,20 @@ class Client:
                 return CliError(json.loads(value))
         code = exc.code()
         if code == grpc.StatusCode.UNAVAILABLE:
-            return self.diagnose()
+            return self.diagnose(exc.details() or "")
         if code == grpc.StatusCode.UNAUTHENTICATED:
             return CliError(ArmError("Unauthenticated", exc.details() or "").body())
         if code == grpc.StatusCode.PERMISSION_DENIED:
             return CliError(ArmError("AuthorizationFailed", exc.details() or "").body())
         return CliError(ArmError(code.name, exc.details() or "").body())
 
-    def diagnose(self) -> CliError:
+    def diagnose(self, details: str) -> CliError:
         """Why the controller cannot be called: not listening, or one side's certificate refused by the other
         (a refusal gRPC only reports as unavailable)."""
-        host, port = self.address.rsplit(":", 1)
+        host, _, port = self.address.rpartition(":")
         unreachable = CliError(ArmError(
             "ControllerUnavailable",
-            f"Cannot reach the fabric controller at {self.address} (from {self.source}). "
+            f"Cannot reach the fabric controller at {self.address} (from {self.source}): {details}. "
             f"Start the local lab with `fabric lab up`, or point FABRIC_CONTROLLER at a running controller."
         ).body())
         try:
@@ -137,11 +137,12 @@ class Client:
             cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
             cert.write_text(c.certificate)
             key.write_text(c.key)
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.load_verify_locations(cadata=c.ca)
-            ctx.load_cert_chain(cert, key)
             refused = ""
             try:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.load_verify_locations(cadata=c.ca)
+                ctx.load_cert_chain(cert, key)
+                ctx.set_alpn_protocols(["h2"])           # what a gRPC client offers
                 with ctx.wrap_socket(sock, server_hostname=host.strip("[]")) as tls:
                     tls.settimeout(DIAGNOSE_TIMEOUT_S)
                     # TLS 1.3: a server refuses a client certificate after the handshake; a gRPC server that

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from fabric import operations
+from fabric.core.constants import NODE_LEASE_TTL_S
 from fabric.core.errors import ArmError
 from fabric.model import NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState, ProvisioningState, VmRecord
 from fabric.compute import extensions
@@ -37,12 +38,17 @@ TARGETS = {
 
 
 class VmReconciler:
-    """`clock` (epoch seconds) decides when an operation has waited too long: injected by tests."""
+    """`clock` (epoch seconds) decides when an operation has waited too long: injected by tests.
+
+    A node whose record is missing counts as gone only once this reconciler has run for a node lease's TTL:
+    nodes renew their leases through the controller, so after a controller outage they need that long to
+    reconnect and register again before a delete goes on without them."""
 
     def __init__(self, store: Store, compute: ComputeProvider, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.compute = compute
         self.clock = clock
+        self.started = clock()
 
     def _elapsed_s(self, start: str) -> float:
         return self.clock() - dt.datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp()
@@ -82,7 +88,8 @@ class VmReconciler:
             return
         compares = [Unchanged(cur.key, cur.mod_revision), Unchanged(op_v.key, op_v.mod_revision)]
         if deleting and vm.node and self.store.get(keys.node(vm.node), NodeRecord) is None:
-            self._delete_without_node(vm, op, compares)
+            if self.clock() - self.started >= NODE_LEASE_TTL_S:
+                self._delete_without_node(vm, op, compares)
             return
         if o is not None and o.error and o.operation_id == op.id and not deleting:
             failed = vm.replace(provisioning_state=ProvisioningState.FAILED, error=o.error)

@@ -53,12 +53,16 @@ DEFAULT_LISTEN = "127.0.0.1:7450"
 DEFAULT_BLOB_LISTEN = "127.0.0.1:7451"
 RECONCILE_INTERVAL_S = 2.0
 ETCD_WAIT_S = 30.0
+# a client gone without a word (a half-open connection) is found within about 30 s, its stream's thread freed
+KEEPALIVE = [("grpc.keepalive_time_ms", 20_000), ("grpc.keepalive_timeout_ms", 10_000),
+             ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.min_ping_interval_without_data_ms", 5_000)]
 GRPC_WORKERS = 64       # each node agent's assignment watch holds one for as long as the node runs (see node_server)
 
 
 def build_server(store: Store, compute: ComputeProvider, listen: str, credential: Credential) -> grpc.Server:
     """The API on `listen`, mutual TLS with the controller's credential; each call checked by its role."""
-    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS), interceptors=[Authorizer()])
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS), interceptors=[Authorizer()],
+                      options=KEEPALIVE)
     add_storage_servicers(srv, compute.storage, compute.config.subscription)
     add_network_servicers(srv, compute.network)
     rpc.add_ResourceGroupsServicer_to_server(server.ResourceGroups(store, compute), srv)

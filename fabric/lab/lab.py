@@ -34,7 +34,8 @@ from fabric.store import Store, StoreUnavailable, keys
 ETCD_START_TIMEOUT_S = 30.0
 NODES_READY_TIMEOUT_S = 60.0
 CONTROLLER_READY_TIMEOUT_S = 30.0
-CLEAN_UP_TIMEOUT_S = 120.0      # a node agent removing what its node left
+CLEAN_UP_TIMEOUT_S = 120.0
+RENEW_DAYS = 30                 # a lab credential that expires sooner is issued again by `lab up`      # a node agent removing what its node left
 DEFAULTS = {"etcd_port": 23790, "controller_port": 7450, "location": "local"}
 
 
@@ -143,7 +144,7 @@ class Lab:
                 cred = Credential.load(path)
             except PkiError:
                 return False
-            return cred.ca == ca.cert_pem.decode() and cred.controller == controller
+            return cred.ca == ca.cert_pem.decode() and cred.controller == controller and cred.valid_for(RENEW_DAYS)
 
         host = controller.rsplit(":", 1)[0]
         wanted = {pki / "controller.json": (Identity("controller:lab", CONTROLLERS), (host, "localhost")),

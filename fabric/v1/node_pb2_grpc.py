@@ -54,6 +54,11 @@ class NodeAgentsStub:
                 request_serializer=fabric_dot_v1_dot_node__pb2.LeaseRef.SerializeToString,
                 response_deserializer=fabric_dot_v1_dot_node__pb2.NodeEmpty.FromString,
                 _registered_method=True)
+        self.ListAssignments = channel.unary_unary(
+                '/fabric.v1.NodeAgents/ListAssignments',
+                request_serializer=fabric_dot_v1_dot_node__pb2.NodeEmpty.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_node__pb2.AssignmentsSnapshot.FromString,
+                _registered_method=True)
         self.WatchAssignments = channel.unary_stream(
                 '/fabric.v1.NodeAgents/WatchAssignments',
                 request_serializer=fabric_dot_v1_dot_node__pb2.WatchAssignmentsRequest.SerializeToString,
@@ -108,8 +113,15 @@ class NodeAgentsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def WatchAssignments(self, request, context):
+    def ListAssignments(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchAssignments(self, request, context):
+        """one stream per node: a new one ends the node's previous one
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -160,6 +172,11 @@ def add_NodeAgentsServicer_to_server(servicer, server):
                     servicer.Deregister,
                     request_deserializer=fabric_dot_v1_dot_node__pb2.LeaseRef.FromString,
                     response_serializer=fabric_dot_v1_dot_node__pb2.NodeEmpty.SerializeToString,
+            ),
+            'ListAssignments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAssignments,
+                    request_deserializer=fabric_dot_v1_dot_node__pb2.NodeEmpty.FromString,
+                    response_serializer=fabric_dot_v1_dot_node__pb2.AssignmentsSnapshot.SerializeToString,
             ),
             'WatchAssignments': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchAssignments,
@@ -295,6 +312,33 @@ class NodeAgents:
             '/fabric.v1.NodeAgents/Deregister',
             fabric_dot_v1_dot_node__pb2.LeaseRef.SerializeToString,
             fabric_dot_v1_dot_node__pb2.NodeEmpty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAssignments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.NodeAgents/ListAssignments',
+            fabric_dot_v1_dot_node__pb2.NodeEmpty.SerializeToString,
+            fabric_dot_v1_dot_node__pb2.AssignmentsSnapshot.FromString,
             options,
             channel_credentials,
             insecure,

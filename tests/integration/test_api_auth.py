@@ -93,3 +93,12 @@ def test_the_admin_credential_works_from_the_cli(api: Api) -> None:
     assert r.returncode == 0, r.stderr
     assert [g.name for g in rpc.ResourceGroupsStub(api.pki.channel(api.address)).List(
         pb.ListResourceGroupsRequest()).value] == ["Mine"]
+
+
+def test_a_credential_whose_key_is_not_its_certificates_is_refused(api: Api, tmp_path: Path) -> None:
+    one, other = (api.pki.ca.credential(Identity("admin", ADMINS), api.address) for _ in range(2))
+    swapped = tmp_path / "swapped.json"
+    Credential(api.address, one.ca, one.certificate, other.key).save(swapped)
+    r = cli(api, swapped, "group", "list")
+    err = json.loads(r.stderr)["error"]
+    assert r.returncode == 1 and err["code"] == "Unauthenticated" and "not the key of its certificate" in err["message"]

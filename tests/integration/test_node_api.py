@@ -107,3 +107,22 @@ def test_a_node_has_no_access_to_the_resource_api_nor_an_admin_to_the_node_api(t
         node_accounts.ListKeys, spb.StorageAccountRef(name="secrets1"))
     admin = rpc.NodeAgentsStub(two.pki.channel(two.address))
     assert "admin (admins) may not call /fabric.v1.NodeAgents/GetFabric" in refused(admin.GetFabric, pb.NodeEmpty())
+
+
+def test_a_node_holds_one_assignment_stream_and_sends_only_checked_records(two: Api) -> None:
+    n1 = node_stub(two, "node-1")
+    first = n1.WatchAssignments(pb.WatchAssignmentsRequest(), timeout=20)
+    next(first)
+    second = n1.WatchAssignments(pb.WatchAssignmentsRequest(), timeout=20)
+    next(second)
+    with pytest.raises(StopIteration):              # the newer stream ended the older one
+        next(first)
+    second.cancel()
+    bad = NodeRecord(name="node-1", fault_domain=0, hypervisor="qemu", cores=1, memory_mb=64, local_disk_mb=1,
+                     diagnostics_url="http://metadata.internal/serial")
+    with pytest.raises(grpc.RpcError) as e:
+        n1.Register(pb.RegisterNodeRequest(record=bad.to_json().encode()), timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "diagnostics_url" in (e.value.details() or "")
+    with pytest.raises(grpc.RpcError) as e:
+        n1.GetNetworkView(pb.NetworkViewRequest(vnis=[]), timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
