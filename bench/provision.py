@@ -31,7 +31,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fabric.cli.client import secure_channel  # noqa: E402
 from fabric.gallery import Gallery  # noqa: E402
 from fabric.lab.config import ADMIN_CREDENTIAL  # noqa: E402
 from fabric.lab.lab import Lab  # noqa: E402
@@ -111,7 +110,7 @@ def main() -> int:
     try:
         cfg = lab.up(2, "fabriclab:busybox:lab:latest", "auto", free_port(), free_port(), "local")
         image = Gallery(Path(cfg["gallery"])).resolve(cfg["image"])
-        ch = secure_channel(Credential.load(root / ADMIN_CREDENTIAL), cfg["controller"])
+        ch = Credential.load(root / ADMIN_CREDENTIAL).channel(cfg["controller"])
         rpc.ResourceGroupsStub(ch).Create(pb.CreateResourceGroupRequest(name="bench", location="local"))
         stubs = (rpc.VirtualMachinesStub(ch), rpc.OperationsStub(ch))
         size = next(s for s in stubs[0].ListSizes(pb.ListSizesRequest(location="local")).value

@@ -1,8 +1,8 @@
 """The cluster's certificate authority, and the credentials every program and user holds.
 
 Every connection between fabriclab's programs, and from a user to the controller, is TLS verified by the
-cluster CA in both directions. Who is calling is in the client's certificate, the way Kubernetes names a
-kubelet `system:node:NAME` in group `system:nodes`: the subject's common name says who (`admin`,
+cluster CA in both directions. Who is calling is in the client's certificate: the subject's common name says
+who (`admin`,
 `node:node-1`, `controller:host-a`), its organisation the role (`admins`, `nodes`, `controllers`).
 
 A credential file (`Credential`) holds what a client needs in one JSON document: the controller's address,
@@ -18,7 +18,11 @@ import datetime as dt
 import hashlib
 import ipaddress
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import grpc
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -191,6 +195,12 @@ class Credential:
         """Whether its certificate is still valid `days` from now."""
         until = load_cert(self.certificate.encode()).not_valid_after_utc
         return until - dt.datetime.now(dt.timezone.utc) > dt.timedelta(days=days)
+
+    def channel(self, address: str = "", options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
+        """A gRPC channel to the controller (`address`, default the credential's): its certificate checked
+        against this CA, this credential's presented."""
+        return grpc.secure_channel(address or self.controller, grpc.ssl_channel_credentials(
+            self.ca.encode(), self.key.encode(), self.certificate.encode()), options=list(options))
 
     def save(self, path: Path) -> None:
         write_atomic(path, json.dumps(dataclasses.asdict(self), indent=1) + "\n", PRIVATE)

@@ -43,8 +43,7 @@ class ControlPlane:
     def __init__(self, credential: Credential, address: str = "") -> None:
         self.address = address or credential.controller
         self.node = credential.identity.node
-        self.channel = grpc.secure_channel(self.address, grpc.ssl_channel_credentials(
-            credential.ca.encode(), credential.key.encode(), credential.certificate.encode()), options=CHANNEL_OPTIONS)
+        self.channel = credential.channel(self.address, CHANNEL_OPTIONS)
         self.stub = rpc.NodeAgentsStub(self.channel)
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """The node API (proto/fabric/v1/node.proto): the only way a node agent reaches the control plane's state.
 
 Every call is for the node named by the caller's certificate (`fabric.pki`, O=nodes, CN=node:NAME), and is
-checked as Kubernetes' NodeRestriction checks a kubelet: a node registers and heartbeats only itself, reads
+checked for node restriction: a node registers and heartbeats only itself, reads
 only its own assignments and the networks of the VMs assigned to it (their reservations and peers; the names
 of the storage accounts, never their keys), reports only on the VMs assigned to it, and writes trace steps
 only into the operations those VMs (or their extensions) are carrying out. A refusal is PERMISSION_DENIED

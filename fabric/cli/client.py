@@ -2,7 +2,7 @@
 
 The CLI calls the controller over mutual TLS with a credential file (`fabric.pki.Credential`), the first of:
 $FABRIC_CREDENTIALS, ~/.fabriclab/credentials.json, and the local lab's admin credential
-(`{lab}/admin.json`, root only), which `fabric lab up` writes as kubeadm writes admin.conf.
+(`{lab}/admin.json`, root only), which `fabric lab up` writes, as a cluster's set-up writes its first admin's.
 """
 from __future__ import annotations
 
@@ -80,19 +80,12 @@ def controller_address(cred: Credential | None = None, cred_path: Path | None = 
     return DEFAULT_CONTROLLER, "the default"
 
 
-def secure_channel(cred: Credential, address: str) -> grpc.Channel:
-    """A channel to the controller at `address`: its certificate checked against the credential's CA, ours
-    presented."""
-    return grpc.secure_channel(address, grpc.ssl_channel_credentials(cred.ca.encode(), cred.key.encode(),
-                                                                     cred.certificate.encode()))
-
-
 class Client:
     def __init__(self, address: str | None = None) -> None:
         self.credential, self.credential_path = load_credential()
         self.address, self.source = (address, "--controller") if address else \
             controller_address(self.credential, self.credential_path)
-        self.channel = secure_channel(self.credential, self.address)
+        self.channel = self.credential.channel(self.address)
         self.groups = rpc.ResourceGroupsStub(self.channel)
         self.vms = rpc.VirtualMachinesStub(self.channel)
         self.extensions = rpc.VirtualMachineExtensionsStub(self.channel)

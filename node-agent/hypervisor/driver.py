@@ -6,7 +6,7 @@ verbs: spawn, destroy, power on, power off, attach and detach a data disk,
 list, screenshot. A driver turns a spec into its hypervisor's own form and is
 the only code that knows that form: libvirt's domain XML lives in
 `libvirt_driver` and `domain_xml` and nowhere else. A second hypervisor
-(Cloud Hypervisor, Firecracker, Hyper-V on a Windows host) is one more class
+(another virtual machine monitor, or one on a Windows host) is one more class
 that satisfies `ComputeDriver`; the agent's reconcile does not change.
 
 Ownership: a driver lists, changes and removes only the instances this node

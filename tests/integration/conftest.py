@@ -10,7 +10,6 @@ from pathlib import Path
 import grpc
 import pytest
 
-from fabric.cli.client import secure_channel
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.controller.main import build_server
 from fabric.gallery import Gallery
@@ -56,7 +55,7 @@ class Pki:
         self.admin.save(self.admin_file)
 
     def channel(self, address: str, cred: Credential | None = None) -> grpc.Channel:
-        return secure_channel(cred or self.admin, address)
+        return (cred or self.admin).channel(address)
 
 
 @pytest.fixture(scope="session", autouse=True)

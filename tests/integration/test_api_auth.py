@@ -12,7 +12,6 @@ from pathlib import Path
 import grpc
 import pytest
 
-from fabric.cli.client import secure_channel
 from fabric.pki import ADMINS, Authority, Credential, Identity, node_identity
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import fabric_pb2_grpc as rpc
@@ -46,14 +45,14 @@ def test_a_certificate_of_another_cluster_is_refused(api: Api) -> None:
     before = api.store.key_list("/fabriclab/")
     other = Authority.create("elsewhere").credential(Identity("admin", ADMINS), api.address)
     foreign = Credential(api.address, api.pki.ca.cert_pem.decode(), other.certificate, other.key)
-    assert create_group(secure_channel(foreign, api.address)).code() == grpc.StatusCode.UNAVAILABLE
+    assert create_group(foreign.channel(api.address)).code() == grpc.StatusCode.UNAVAILABLE
     assert api.store.key_list("/fabriclab/") == before
 
 
 def test_a_node_may_not_use_the_resource_api(api: Api) -> None:
     before = api.store.key_list("/fabriclab/")
     node = api.pki.ca.credential(node_identity("node-1"), api.address)
-    err = create_group(secure_channel(node, api.address))
+    err = create_group(node.channel(api.address))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "node:node-1 (nodes) may not call /fabric.v1.ResourceGroups/Create" in (err.details() or "")
     assert api.store.key_list("/fabriclab/") == before

@@ -1,4 +1,4 @@
-"""The node API checks every call against the caller's node certificate (as Kubernetes' NodeRestriction): a
+"""The node API checks every call against the caller's node certificate (node restriction): a
 real node-1 certificate may read and write only what is node-1's, and nothing of the resource API."""
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 import grpc
 import pytest
 
-from fabric.cli.client import secure_channel
 from fabric.model import (Assignment, DiskRef, ImageRecord, NodeRecord, Observed, PowerState, TraceRecord,
                           VmNic)
 from fabric.pki import node_identity
@@ -37,7 +36,7 @@ def assign(api: Api, node: str, vm_id: str, vni: int) -> Assignment:
 
 
 def node_stub(api: Api, node: str) -> rpc.NodeAgentsStub:
-    return rpc.NodeAgentsStub(secure_channel(api.pki.ca.credential(node_identity(node), api.address), api.address))
+    return rpc.NodeAgentsStub(api.pki.ca.credential(node_identity(node), api.address).channel())
 
 
 def refused(call: Callable[..., Any], *args: object) -> str:
@@ -102,7 +101,7 @@ def test_a_node_has_no_access_to_the_resource_api_nor_an_admin_to_the_node_api(t
     two.groups.Create(fpb.CreateResourceGroupRequest(name="RG", location="local"))
     two.storage.create_account("RG", "secrets1")
     node_accounts = srpc.StorageAccountsStub(
-        secure_channel(two.pki.ca.credential(node_identity("node-1"), two.address), two.address))
+        two.pki.ca.credential(node_identity("node-1"), two.address).channel())
     assert "may not call /fabric.v1.StorageAccounts/ListKeys" in refused(
         node_accounts.ListKeys, spb.StorageAccountRef(name="secrets1"))
     admin = rpc.NodeAgentsStub(two.pki.channel(two.address))
