@@ -108,7 +108,8 @@ def main() -> int:
     root = Path("/var/lib/fabriclab") / f"bench-{os.getpid()}"
     lab = Lab(root)
     try:
-        cfg = lab.up(2, "fabriclab:busybox:lab:latest", "auto", free_port(), free_port(), "local")
+        ports = free_port(span=4)         # etcd's client and peer ports, the controller's API and data plane
+        cfg = lab.up(2, "fabriclab:busybox:lab:latest", "auto", ports, ports + 2, "local")
         image = Gallery(Path(cfg["gallery"])).resolve(cfg["image"])
         ch = Credential.load(root / ADMIN_CREDENTIAL).channel(cfg["controller"])
         rpc.ResourceGroupsStub(ch).Create(pb.CreateResourceGroupRequest(name="bench", location="local"))

@@ -1,7 +1,11 @@
 """Facts about the machine a process runs on."""
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
+
+FREE_PORT_FLOOR = 20000
 
 
 def host_memory_mb() -> int:
@@ -16,8 +20,30 @@ def host_memory_mb() -> int:
     return 0
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now (for a test's or a benchmark's own server)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _local_port_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port(span: int = 1) -> int:
+    """The first of `span` consecutive TCP ports on 127.0.0.1 that are free now (for a test's, a lab's or a
+    benchmark's own servers; a lab uses a port and the next). They lie below the kernel's ephemeral range,
+    where no outgoing connection takes its local port: a port from that range can be in use by one by the
+    time the server binds it."""
+    low, _ = _local_port_range()
+    for _ in range(1000):
+        base = random.randrange(FREE_PORT_FLOOR, low - span)
+        socks = [socket.socket() for _ in range(span)]
+        try:
+            for i, s in enumerate(socks):
+                s.bind(("127.0.0.1", base + i))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {span} free consecutive ports between {FREE_PORT_FLOOR} and {low}")

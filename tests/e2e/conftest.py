@@ -66,7 +66,8 @@ def lab() -> Iterator[LabHandle]:
     require(_libvirt_ok(), "libvirtd answering on qemu:///system, with qemu-system-x86_64")
     require(any(Path("/boot").glob("vmlinuz-*-cloud-amd64")), "the guest kernel (linux-image-cloud-amd64)")
     root = E2E_ROOT / f"test-{os.getpid()}"
-    h = LabHandle(root, free_port(), free_port())
+    ports = free_port(span=4)                     # etcd's client and peer ports, the controller's API and data plane
+    h = LabHandle(root, ports, ports + 2)
     try:
         h.up()
         h.fabric("group", "create", "-n", "E2E", "-l", "local")
