@@ -29,7 +29,10 @@ from fabric.hostinfo import free_port  # noqa: E402
 from fabric.lab.etcd import Etcd  # noqa: E402
 from fabric.model import Assignment, DiskRef, ImageRecord, PowerState  # noqa: E402
 from fabric.network.provider import NetworkConfig, NetworkProvider  # noqa: E402
-from fabric.pki import CONTROLLERS, Authority, Identity, node_identity  # noqa: E402
+from fabric.pki import CONTROLLERS, Authority, Identity  # noqa: E402
+from fabric.arm import join_server  # noqa: E402
+from fabric.enrollment import Enrollment  # noqa: E402
+from fabric.join import join  # noqa: E402
 from fabric.storage.provider import StorageConfig, StorageProvider  # noqa: E402
 from fabric.store import Store, keys  # noqa: E402
 from nodeagent.control import AssignmentWatch, ControlPlane  # noqa: E402
@@ -65,10 +68,13 @@ def main() -> int:
                                       NetworkProvider(store, NetworkConfig(sub, "local")), ComputeConfig(sub, "local"))
             ca = Authority.create("bench")
             address = f"127.0.0.1:{free_port()}"
-            srv = build_server(store, compute, address,
-                               ca.credential(Identity("controller:bench", CONTROLLERS), "", ("127.0.0.1",)))
+            controller = ca.credential(Identity("controller:bench", CONTROLLERS), "", ("127.0.0.1",))
+            enrollment = Enrollment(store, ca)
+            join_address = f"127.0.0.1:{free_port()}"
+            join_srv = join_server.serve(join_address, enrollment, controller, address)
+            srv = build_server(store, compute, address, controller, enrollment, join_address)
             srv.start()
-            plane = ControlPlane(ca.credential(node_identity("node-1"), address))
+            plane = ControlPlane(join(join_address, enrollment.create_token(600)[0], "node-1"))
             committed: dict[str, float] = {}
             seen: dict[str, dict[str, float]] = {"node API": {}, "etcd watch": {}}
             lock = threading.Lock()
@@ -97,6 +103,7 @@ def main() -> int:
             etcd_watch.cancel()
             plane.close()
             srv.stop(grace=0)
+            join_srv.shutdown()
         finally:
             store.close()
             etcd.stop()

@@ -339,6 +339,28 @@ class NodeRecord(Record):
 
 
 @dataclasses.dataclass(frozen=True)
+class JoinTokenRecord(Record):
+    """A join token as the controller keeps it: the sha256 of its secret, never the secret."""
+    id: str
+    secret_sha256: str
+    expires: str                # ISO time
+    created: str
+    description: str = ""
+    used_by: str = ""           # the node it enrolled (a token enrolls one)
+    used: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class EnrollmentRecord(Record):
+    """A node admitted to the cluster: the one certificate (by serial) the node API accepts for it."""
+    node: str
+    serial: str                 # hex
+    enrolled: str
+    not_after: str
+    token_id: str = ""          # "" when issued by the lab or `fabric cluster init` directly
+
+
+@dataclasses.dataclass(frozen=True)
 class NodeAllocation(Record):
     """Resources the scheduler has granted on one node: {vm_id: [cores, memory_mb, disk_mb]}."""
     node: str

@@ -96,11 +96,26 @@ def fingerprint(cert_pem: bytes) -> str:
 
 
 def identity_of(cert: x509.Certificate) -> Identity:
-    cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    org = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return identity_of_name(cert.subject)
+
+
+def identity_of_name(name: x509.Name) -> Identity:
+    cn = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    org = name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     if len(cn) != 1 or len(org) != 1:
         raise PkiError("the certificate names no single common name and organisation")
     return Identity(str(cn[0].value), str(org[0].value))
+
+
+def serial_of(cert_pem: bytes) -> str:
+    """The certificate's serial number in hex: what an enrollment records and the node API checks."""
+    return f"{load_cert(cert_pem).serial_number:x}"
+
+
+def signing_request(key: ec.EllipticCurvePrivateKey, identity: Identity) -> bytes:
+    """A PEM certificate signing request for this key and identity (what a joining node sends)."""
+    return (x509.CertificateSigningRequestBuilder().subject_name(_name(identity)).sign(key, hashes.SHA256())
+            .public_bytes(serialization.Encoding.PEM))
 
 
 def _name(identity: Identity) -> x509.Name:
@@ -171,6 +186,28 @@ class Authority:
         if hosts:
             builder = builder.add_extension(_san(hosts), critical=False)
         return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+    def sign_request(self, csr_pem: bytes, identity: Identity) -> bytes:
+        """A client certificate for the key of a certificate signing request that asks for `identity`: only the
+        request's key is taken from it (its signature proving the requester holds that key); the subject, the
+        usages and the lifetime are the CA's."""
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem)
+        except ValueError as exc:
+            raise PkiError(f"not a PEM certificate signing request: {exc}") from None
+        if not csr.is_signature_valid:
+            raise PkiError("the certificate signing request's signature does not match its key")
+        key = csr.public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+            raise PkiError("the certificate signing request's key is not an ECDSA P-256 key")
+        try:
+            asked = identity_of_name(csr.subject)
+        except PkiError:
+            asked = None
+        if asked != identity:
+            raise PkiError(f"the certificate signing request asks for {asked.name if asked else 'no identity'}, "
+                           f"not {identity.name} ({identity.role})")
+        return self.issue(key, identity)
 
     def credential(self, identity: Identity, controller: str, hosts: tuple[str, ...] = ()) -> Credential:
         """A new key and its certificate, with the CA and where the controller is."""

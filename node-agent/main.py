@@ -3,6 +3,10 @@
     fabric-node-agent --name node-1 --fault-domain 0 --state-dir DIR --credential FILE \\
         [--controller ADDRESS] [--libvirt qemu:///system] [--hypervisor auto|kvm|qemu]
         [--cores N --memory-mb N --local-disk-mb N] [--power-off-on-exit] [--log-file FILE]
+    fabric-node-agent join HOST:PORT --token ID.SECRET.CAHASH [--name NAME] [--credential FILE]
+        enrolls this host with the controller's join endpoint (fabric.join): the token's CA hash checked
+        before anything is sent, a key made here, its certificate issued by the cluster CA; writes the
+        node's credential file (0600), and starts the node's service where systemd runs it
     fabric-node-agent --name node-1 --state-dir DIR --clean-up FABRIC_ID [--libvirt URI]
         removes what that node left behind (its domains of that fabric, port filters, bridges,
         namespaces and their processes, all by exact name) and exits: `fabric lab down --purge`
@@ -13,14 +17,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
 
-from fabric.files import TRAVERSE_DIR, ensure_dir, log_to
+from fabric.files import PRIVATE_DIR, TRAVERSE_DIR, ensure_dir, log_to
+from fabric.join import NODE_NAME, NODE_NAME_RULE, JoinError, JoinToken, join
 from fabric.hostinfo import host_memory_mb
 from fabric.pki import Credential, PkiError
 from nodeagent import diagnostics
@@ -32,7 +38,40 @@ from nodeagent.control import ControlPlane, ControlPlaneRefused, ControlPlaneUna
 from nodeagent.hypervisor import DriverError, LibvirtDriver
 
 log = logging.getLogger("nodeagent")
-_NODE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+DEFAULT_CREDENTIAL = Path("/etc/fabriclab/node.json")
+SERVICE = "fabriclab-node.service"
+
+
+def join_main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="fabric-node-agent join", description="Enroll this host as a node.")
+    ap.add_argument("address", help="the controller's join endpoint, HOST:PORT (as join-token create prints it)")
+    ap.add_argument("--token", required=True, help="ID.SECRET.CAHASH from `fabric node join-token create`")
+    ap.add_argument("--name", default=socket.gethostname().split(".")[0].lower(),
+                    help="this node's name (default: the host name, %(default)s)")
+    ap.add_argument("--credential", type=Path, default=DEFAULT_CREDENTIAL,
+                    help="where to write the node's credential (default %(default)s)")
+    ap.add_argument("--no-start", action="store_true", help=f"do not start {SERVICE}")
+    args = ap.parse_args(argv)
+    if args.credential.exists():
+        ap.error(f"--credential: {args.credential} exists: this host has joined already (remove the node with "
+                 f"`fabric node remove`, and the file, to join again)")
+    try:
+        token = JoinToken.parse(args.token)
+        credential = join(args.address, token, args.name)
+    except JoinError as exc:
+        sys.stderr.write(f"join: {exc}\n")
+        return 1
+    ensure_dir(args.credential.parent, PRIVATE_DIR)
+    credential.save(args.credential)
+    sys.stdout.write(f"node {args.name} enrolled in the cluster of CA sha256:{token.ca_hash[:16]}…; its credential "
+                     f"is {args.credential}; the controller is {credential.controller}\n")
+    if not args.no_start and Path("/run/systemd/system").is_dir() and \
+            subprocess.run(["systemctl", "cat", SERVICE], capture_output=True, check=False).returncode == 0:
+        subprocess.run(["systemctl", "enable", "--now", SERVICE], check=True)
+        sys.stdout.write(f"started {SERVICE}\n")
+    else:
+        sys.stdout.write(f"start it: fabric-node-agent --credential {args.credential} --state-dir DIR\n")
+    return 0
 
 
 def make_state_dir(state_dir: Path) -> None:
@@ -57,9 +96,12 @@ def clean_up(uri: str, node: str, state_dir: Path, fabric_id: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["join"]:
+        return join_main(argv[1:])
     ap = argparse.ArgumentParser(prog="fabric-node-agent", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--name", required=True, help="node name: lower-case letters, digits and '-'")
+    ap.add_argument("--name", default="", help="node name (default: the one in its credential)")
     ap.add_argument("--fault-domain", type=int, default=0)
     ap.add_argument("--state-dir", required=True, type=Path)
     ap.add_argument("--credential", type=Path,
@@ -81,18 +123,19 @@ def main(argv: list[str] | None = None) -> int:
                                                   "with stdout and stderr (default: stderr)")
     ap.add_argument("--clean-up", metavar="FABRIC_ID", help="remove what this node of that fabric left, and exit")
     args = ap.parse_args(argv)
-    log_to(args.log_file, f"%(asctime)s {args.name} %(levelname)s %(message)s")
-    if not _NODE_NAME.match(args.name):
-        ap.error("--name: lower-case letters, digits and '-', at most 63, starting with a letter or digit")
-
     if args.clean_up:
+        if not NODE_NAME.match(args.name):
+            ap.error(f"--name: {NODE_NAME_RULE}")
+        log_to(args.log_file, f"%(asctime)s {args.name} %(levelname)s %(message)s")
         return clean_up(args.libvirt, args.name, args.state_dir, args.clean_up)
     if args.credential is None:
-        ap.error("--credential: required (the node's credential file, which `fabric lab up` writes)")
+        ap.error("--credential: required (the node's credential file, which `fabric-node-agent join` writes)")
     try:
         credential = Credential.load(args.credential)
     except PkiError as exc:
         ap.error(f"--credential: {exc}")
+    args.name = args.name or credential.identity.node
+    log_to(args.log_file, f"%(asctime)s {args.name} %(levelname)s %(message)s")
     if credential.identity.node != args.name:
         ap.error(f"--credential: it is {credential.identity.name}'s, not node:{args.name}'s")
     make_state_dir(args.state_dir)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from cryptography import x509
 
 from fabric.pki import ADMINS, NODES, Credential, Identity, PkiError, identity_of, load_cert
 
@@ -31,13 +32,20 @@ def server_credentials(cred: Credential) -> grpc.ServerCredentials:
                                        root_certificates=cred.ca.encode(), require_client_auth=True)
 
 
+def peer_certificate(context: grpc.ServicerContext) -> x509.Certificate | None:
+    """The verified client certificate of this call."""
+    pem = context.auth_context().get("x509_pem_cert")
+    try:
+        return load_cert(pem[0]) if pem else None
+    except PkiError:
+        return None
+
+
 def caller(context: grpc.ServicerContext) -> Identity | None:
     """The identity in the verified client certificate of this call."""
-    pem = context.auth_context().get("x509_pem_cert")
-    if not pem:
-        return None
+    cert = peer_certificate(context)
     try:
-        return identity_of(load_cert(pem[0]))
+        return identity_of(cert) if cert is not None else None
     except PkiError:
         return None
 

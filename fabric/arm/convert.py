@@ -8,7 +8,7 @@ from google.protobuf.struct_pb2 import Struct
 from fabric.core import ids
 from fabric.compute.extensions import EXTENSION_TYPE
 from fabric.compute.vms import os_disk_name
-from fabric.model import (ExtensionStatus, NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState,
+from fabric.model import (EnrollmentRecord, ExtensionStatus, NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState,
                           ResourceGroupRecord, TraceRecord, VmExtension, VmRecord)
 from fabric.v1 import fabric_pb2 as pb
 
@@ -156,9 +156,16 @@ def operation(op: OperationRecord, trace: list[TraceRecord] | None = None) -> pb
                         target=op.target, error=error(op.error), trace=steps)
 
 
-def node(n: NodeRecord, alloc: NodeAllocation | None) -> pb.Node:
+def node(name: str, n: NodeRecord | None, alloc: NodeAllocation | None,
+         enrolled: EnrollmentRecord | None) -> pb.Node:
+    """A node as `fabric node list` shows it: Ready while registered (its agent heartbeats), NotReady while
+    only enrolled."""
     c, m, d = alloc.totals() if alloc else (0, 0, 0)
+    serial = enrolled.serial if enrolled else ""
+    if n is None:
+        return pb.Node(name=name, state="NotReady", allocated_cores=c, allocated_memory_mb=m,
+                       allocated_local_disk_mb=d, vm_count=len(alloc.vms) if alloc else 0, certificate_serial=serial)
     return pb.Node(name=n.name, state="Ready", fault_domain=n.fault_domain, hypervisor=n.hypervisor, cores=n.cores,
                    memory_mb=n.memory_mb, local_disk_mb=n.local_disk_mb, allocated_cores=c, allocated_memory_mb=m,
                    allocated_local_disk_mb=d, vm_count=len(alloc.vms) if alloc else 0,
-                   registered_time=n.registered)
+                   registered_time=n.registered, address=n.underlay_ip, certificate_serial=serial)

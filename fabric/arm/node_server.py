@@ -19,13 +19,14 @@ from urllib.parse import urlsplit
 
 import grpc
 
-from fabric.arm.auth import caller
+from fabric.arm.auth import peer_certificate
+from fabric.enrollment import Enrollment
 from fabric.core.constants import NODE_LEASE_TTL_S
 from fabric.model import Assignment, BlobService, NodeRecord, Observed, Record
 from fabric.network import naming
 from fabric.network.model import NicRecord
 from fabric.operations import record_step, running
-from fabric.pki import NODES
+from fabric.pki import NODES, PkiError, identity_of
 from fabric.storage.model import StorageAccountRecord
 from fabric.store import Put, Store, StoreUnavailable, Unchanged, keys
 from fabric.v1 import node_pb2 as pb
@@ -46,13 +47,6 @@ def extend_node_leases(store: Store) -> int:
         if lease and store.refresh_lease(lease) > 0:
             renewed += 1
     return renewed
-
-
-def _node(context: grpc.ServicerContext) -> str:
-    who = caller(context)
-    if who is None or who.role != NODES or not who.node:
-        context.abort(grpc.StatusCode.PERMISSION_DENIED, "the node API is for node certificates (CN=node:NAME)")
-    return who.node if who is not None else ""
 
 
 R = TypeVar("R", bound=Record)
@@ -99,8 +93,27 @@ def _record(cls: type[R], raw: bytes, context: grpc.ServicerContext) -> R:
 class NodeAgents(rpc.NodeAgentsServicer):
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.enrollment = Enrollment(store, None)
         self._streams: dict[str, threading.Event] = {}     # node -> how to end its open watch stream
         self._lock = threading.Lock()
+
+    def _node(self, context: grpc.ServicerContext) -> str:
+        """The node whose certificate made this call: the one certificate its enrollment names."""
+        cert = peer_certificate(context)
+        try:
+            who = identity_of(cert) if cert is not None else None
+        except PkiError:
+            who = None
+        if who is None or who.role != NODES or not who.node:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "the node API is for node certificates (CN=node:NAME)")
+            return ""
+        held = self.enrollment.enrolled(who.node)
+        serial = f"{cert.serial_number:x}" if cert is not None else ""
+        if held is None or held.serial != serial:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                          f"node {who.node}'s certificate {serial} is not enrolled in this cluster: the node was "
+                          f"removed (fabric node remove), or it joined again with another certificate")
+        return who.node
 
     def _assignments(self, node: str) -> list[Assignment]:
         return [v.value for v in self.store.list(keys.assignments_of(node), Assignment)]
@@ -110,13 +123,13 @@ class NodeAgents(rpc.NodeAgentsServicer):
 
     @_etcd_unavailable
     def GetFabric(self, request: pb.NodeEmpty, context: grpc.ServicerContext) -> pb.FabricInfo:
-        _node(context)
+        self._node(context)
         blob = self.store.get(keys.BLOB_SERVICE, BlobService)
         return pb.FabricInfo(fabric_id=self.store.fabric_id(), blob_endpoint=blob.value.endpoint if blob else "")
 
     @_etcd_unavailable
     def Register(self, request: pb.RegisterNodeRequest, context: grpc.ServicerContext) -> pb.NodeLease:
-        node = _node(context)
+        node = self._node(context)
         rec = _record(NodeRecord, request.record, context)
         if rec.name != node:
             self._deny(context, f"node {node} may not register node {rec.name}")
@@ -139,14 +152,14 @@ class NodeAgents(rpc.NodeAgentsServicer):
 
     @_etcd_unavailable
     def Heartbeat(self, request: pb.LeaseRef, context: grpc.ServicerContext) -> pb.NodeLease:
-        node = _node(context)
+        node = self._node(context)
         if not self._own_lease(node, request.lease_id, context):
             return pb.NodeLease(lease_id=request.lease_id, ttl_s=0)
         return pb.NodeLease(lease_id=request.lease_id, ttl_s=self.store.refresh_lease(request.lease_id))
 
     @_etcd_unavailable
     def Deregister(self, request: pb.LeaseRef, context: grpc.ServicerContext) -> pb.NodeEmpty:
-        node = _node(context)
+        node = self._node(context)
         if self._own_lease(node, request.lease_id, context):
             self.store.revoke_lease(request.lease_id)
         return pb.NodeEmpty()
@@ -157,43 +170,60 @@ class NodeAgents(rpc.NodeAgentsServicer):
 
     @_etcd_unavailable
     def ListAssignments(self, request: pb.NodeEmpty, context: grpc.ServicerContext) -> pb.AssignmentsSnapshot:
-        return self._snapshot(_node(context))
+        return self._snapshot(self._node(context))
 
     def WatchAssignments(self, request: pb.WatchAssignmentsRequest,
                          context: grpc.ServicerContext) -> Iterator[pb.AssignmentsSnapshot]:
         """The node's assignments now, and again after every change to them (and every WATCH_RESYNC_S). The
         stream holds one of the controller's worker threads while the node runs (the server is synchronous):
         GRPC_WORKERS bounds how many nodes one controller serves until the API moves to an asyncio server."""
-        node = _node(context)
+        try:
+            node = self._node(context)
+        except StoreUnavailable as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            return
         changed, ended = threading.Event(), threading.Event()
         with self._lock:                              # one stream per node: a newer one ends this one
             if node in self._streams:
                 self._streams[node].set()
             self._streams[node] = ended
         context.add_callback(ended.set)               # the node went away: stop waiting
+        enrollment_changed = threading.Event()
+
+        def enrollment_change() -> None:
+            enrollment_changed.set()
+            changed.set()
+
+        watches = []
         try:
-            watch = self.store.watch_prefix(keys.assignments_of(node), changed.set)
-        except StoreUnavailable as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        try:
-            while context.is_active() and not watch.broken and not ended.is_set():
+            # its assignments, and its enrollment: a removed node's stream ends at once
+            watches.append(self.store.watch_prefix(keys.assignments_of(node), changed.set))
+            watches.append(self.store.watch_prefix(keys.enrollment(node), enrollment_change))
+            while context.is_active() and not any(w.broken for w in watches) and not ended.is_set():
                 changed.clear()
                 try:
-                    yield self._snapshot(node)
+                    if enrollment_changed.is_set():
+                        enrollment_changed.clear()
+                        self._node(context)           # still enrolled (else the stream ends UNAUTHENTICATED)
+                    snapshot = self._snapshot(node)
                 except StoreUnavailable as exc:
                     context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+                yield snapshot
                 resync = time.monotonic() + WATCH_RESYNC_S
                 while not (changed.wait(0.5) or ended.is_set() or time.monotonic() > resync):
                     pass
+        except StoreUnavailable as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         finally:
-            watch.cancel()
+            for w in watches:
+                w.cancel()
             with self._lock:
                 if self._streams.get(node) is ended:
                     del self._streams[node]
 
     @_etcd_unavailable
     def GetNetworkView(self, request: pb.NetworkViewRequest, context: grpc.ServicerContext) -> pb.NetworkView:
-        node = _node(context)
+        node = self._node(context)
         mine = {n.vni: n.vnet for a in self._assignments(node) if a.on_node for n in a.nics}
         asked = set(request.vnis)
         if not asked:
@@ -224,7 +254,7 @@ class NodeAgents(rpc.NodeAgentsServicer):
     def ReportObserved(self, request: pb.ReportRequest, context: grpc.ServicerContext) -> pb.NodeEmpty:
         """Written only while the assignment it reports on is unchanged (one transaction): a report racing a
         delete or a move cannot bring back an observation the controller removed."""
-        node = _node(context)
+        node = self._node(context)
         obs = _record(Observed, request.observed, context)
         if obs.node != node:
             self._deny(context, f"node {node} may not report for node {obs.node}")
@@ -246,13 +276,13 @@ class NodeAgents(rpc.NodeAgentsServicer):
 
     @_etcd_unavailable
     def RecordStep(self, request: pb.StepRequest, context: grpc.ServicerContext) -> pb.NodeEmpty:
-        node = _node(context)
+        node = self._node(context)
         self._check_operation(node, request.operation_id, context)
         record_step(self.store, request.operation_id, node, request.name, request.message, detail=request.detail)
         return pb.NodeEmpty()
 
     @_etcd_unavailable
     def GetOperationState(self, request: pb.OperationRef, context: grpc.ServicerContext) -> pb.OperationState:
-        node = _node(context)
+        node = self._node(context)
         self._check_operation(node, request.id, context)
         return pb.OperationState(running=running(self.store, request.id) is not None)

@@ -22,7 +22,8 @@ from fabric.core import ids
 from fabric.compute import data_disks
 from fabric.compute.sizes import sizes_for
 from fabric.compute.vms import ComputeProvider
-from fabric.model import NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, ResourceGroupRecord, now
+from fabric.enrollment import DEFAULT_TOKEN_TTL_S, Enrollment
+from fabric.model import EnrollmentRecord, JoinTokenRecord, NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, ResourceGroupRecord, now
 from fabric.store import Absent, Put, Store, StoreUnavailable, keys
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import fabric_pb2_grpc as rpc
@@ -231,11 +232,38 @@ class Operations(rpc.OperationsServicer):
 
 
 class Nodes(rpc.NodesServicer):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, enrollment: Enrollment, join_address: str = "") -> None:
         self.store = store
+        self.enrollment = enrollment
+        self.join_address = join_address
 
     @_unary
     def List(self, req: pb.ListNodesRequest, ctx: grpc.ServicerContext) -> pb.ListNodesResponse:
         allocs = {a.value.node: a.value for a in self.store.list(keys.ALLOCATIONS, NodeAllocation)}
-        return pb.ListNodesResponse(value=[convert.node(n.value, allocs.get(n.value.name))
-                                           for n in self.store.list(keys.NODES, NodeRecord)])
+        registered = {n.value.name: n.value for n in self.store.list(keys.NODES, NodeRecord)}
+        enrolled = {e.value.node: e.value for e in self.store.list(keys.ENROLLMENTS, EnrollmentRecord)}
+        return pb.ListNodesResponse(value=[convert.node(name, registered.get(name), allocs.get(name), enrolled.get(name))
+                                           for name in sorted(registered.keys() | enrolled.keys())])
+
+    @_unary
+    def CreateJoinToken(self, req: pb.CreateJoinTokenRequest, ctx: grpc.ServicerContext) -> pb.JoinToken:
+        token, rec = self.enrollment.create_token(req.ttl_s or DEFAULT_TOKEN_TTL_S, req.description)
+        return self._token(rec, str(token))
+
+    def _token(self, rec: JoinTokenRecord, text: str = "") -> pb.JoinToken:
+        ca = self.enrollment.ca
+        return pb.JoinToken(token=text, id=rec.id, expires_time=rec.expires, description=rec.description,
+                            used_by=rec.used_by, join_address=self.join_address,
+                            ca_fingerprint=ca.fingerprint if ca else "")
+
+    @_unary
+    def ListJoinTokens(self, req: pb.ListJoinTokensRequest, ctx: grpc.ServicerContext) -> pb.ListJoinTokensResponse:
+        return pb.ListJoinTokensResponse(value=[self._token(t) for t in self.enrollment.tokens()])
+
+    @_unary
+    def Remove(self, req: pb.RemoveNodeRequest, ctx: grpc.ServicerContext) -> pb.RemoveNodeResponse:
+        removed = self.enrollment.remove(req.name)
+        alloc = self.store.get(keys.allocation(removed.node), NodeAllocation)
+        log.info("node %s removed: certificate %s revoked", removed.node, removed.serial)
+        return pb.RemoveNodeResponse(name=removed.node, certificate_serial=removed.serial,
+                                     vm_count=len(alloc.value.vms) if alloc else 0)

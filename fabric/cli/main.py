@@ -9,7 +9,8 @@
     fabric vm extension set|show|list|delete -g RG --vm-name NAME ... | fabric vm extension image list
     fabric deployment create -g RG --template-file T.json [--parameters ...] | deployment show|list
     fabric deployment operation list -g RG -n NAME
-    fabric node list | fabric operation show ID [--trace] | fabric operation wait ID
+    fabric node list | fabric node remove NAME | fabric node join-token create [--ttl 1h] | fabric node join-token list
+    fabric operation show ID [--trace] | fabric operation wait ID
     fabric lab up [--nodes N] | fabric lab down [--purge] | fabric lab status
 
 Output is ARM JSON unless `-o table`. Errors are ARM error bodies on stderr, exit 1.
@@ -216,12 +217,54 @@ def cmd_vm_serial(c: Client, a: argparse.Namespace) -> int:
 def cmd_node_list(c: Client, a: argparse.Namespace) -> int:
     res = c.call(c.nodes.List, pb.ListNodesRequest())
     if a.output == "table":
-        print(output.table([[n.name, n.state, n.fault_domain, n.hypervisor, f"{n.allocated_cores}/{n.cores}",
-                             f"{n.allocated_memory_mb}/{n.memory_mb}", n.vm_count] for n in res.value],
-                           ["Name", "State", "FaultDomain", "Hypervisor", "Cores(alloc/phys)", "MemoryMB(alloc/total)",
-                            "VMs"]))
+        print(output.table([[n.name, n.state, n.address or "-", n.fault_domain, n.hypervisor or "-",
+                             f"{n.allocated_cores}/{n.cores}", f"{n.allocated_memory_mb}/{n.memory_mb}", n.vm_count]
+                            for n in res.value],
+                           ["Name", "State", "Address", "FaultDomain", "Hypervisor", "Cores(alloc/phys)",
+                            "MemoryMB(alloc/total)", "VMs"]))
     else:
         output.print_json([output.as_dict(n) for n in res.value])
+    return 0
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> int:
+    """Seconds from 90, 90s, 30m, 1h or 2d."""
+    t = text.strip().lower()
+    unit = _UNITS.get(t[-1:], 0)
+    number = t[:-1] if unit else t
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of seconds, or with s, m, h or d (1h)")
+    return int(number) * (unit or 1)
+
+
+def cmd_join_token_create(c: Client, a: argparse.Namespace) -> int:
+    tok = c.call(c.nodes.CreateJoinToken, pb.CreateJoinTokenRequest(ttl_s=a.ttl, description=a.description))
+    if a.output == "json":
+        output.print_json(tok)
+        return 0
+    print(f"join token {tok.id}, one node, until {tok.expires_time}; cluster CA {tok.ca_fingerprint}\n"
+          f"on the new node (after deploy/install.sh node):\n"
+          f"  sudo fabric-node-agent join {tok.join_address} --token {tok.token}")
+    return 0
+
+
+def cmd_join_token_list(c: Client, a: argparse.Namespace) -> int:
+    res = c.call(c.nodes.ListJoinTokens, pb.ListJoinTokensRequest())
+    output.print_list(res.value, a.output, lambda t: [t["id"], t["expiresTime"], t["usedBy"] or "-", t["description"]],
+                      ["Id", "Expires", "UsedBy", "Description"])
+    return 0
+
+
+def cmd_node_remove(c: Client, a: argparse.Namespace) -> int:
+    res = c.call(c.nodes.Remove, pb.RemoveNodeRequest(name=a.name))
+    if a.output == "json":
+        output.print_json(res)
+    else:
+        print(f"node {res.name} removed: certificate {res.certificate_serial} revoked"
+              + (f"; its {res.vm_count} VMs are handled as a dead node's" if res.vm_count else ""))
     return 0
 
 
@@ -334,6 +377,16 @@ def parser() -> argparse.ArgumentParser:
 
     n = groups.add_parser("node", help="node agents").add_subparsers(dest="cmd", required=True)
     n.add_parser("list", parents=[COMMON]).set_defaults(fn=cmd_node_list)
+    p = n.add_parser("remove", parents=[COMMON], help="revoke a node's certificate and drop it from the cluster")
+    p.add_argument("name")
+    p.set_defaults(fn=cmd_node_remove)
+    t = n.add_parser("join-token", help="one-time tokens that enroll new nodes").add_subparsers(dest="sub",
+                                                                                               required=True)
+    p = t.add_parser("create", parents=[COMMON])
+    p.add_argument("--ttl", type=duration, default=3600, help="how long it may be used: 90s, 30m, 1h, 2d (default 1h)")
+    p.add_argument("--description", default="")
+    p.set_defaults(fn=cmd_join_token_create)
+    t.add_parser("list", parents=[COMMON]).set_defaults(fn=cmd_join_token_list)
 
     o = groups.add_parser("operation", help="asynchronous operations").add_subparsers(dest="cmd", required=True)
     p = o.add_parser("show", parents=[COMMON])

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import grpc
 
+from fabric.arm import join_server
 from fabric.arm.auth import Authorizer, server_credentials
 from fabric.arm import server
 from fabric.arm.deployment_server import Deployments
@@ -39,7 +40,8 @@ from fabric.gallery import Gallery
 from fabric.model import BlobService
 from fabric.network import naming
 from fabric.network.provider import DEFAULT_FABRIC_DOMAIN, NetworkConfig, NetworkProvider
-from fabric.pki import Credential, PkiError
+from fabric.enrollment import Enrollment
+from fabric.pki import Authority, Credential, PkiError
 from fabric.storage import dataplane
 from fabric.storage.provider import StorageConfig, StorageProvider
 from fabric.store import Store, StoreUnavailable, Watch, keys
@@ -59,7 +61,8 @@ KEEPALIVE = [("grpc.keepalive_time_ms", 20_000), ("grpc.keepalive_timeout_ms", 1
 GRPC_WORKERS = 64       # each node agent's assignment watch holds one for as long as the node runs (see node_server)
 
 
-def build_server(store: Store, compute: ComputeProvider, listen: str, credential: Credential) -> grpc.Server:
+def build_server(store: Store, compute: ComputeProvider, listen: str, credential: Credential,
+                 enrollment: Enrollment | None = None, join_address: str = "") -> grpc.Server:
     """The API on `listen`, mutual TLS with the controller's credential; each call checked by its role."""
     srv = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS), interceptors=[Authorizer()],
                       options=KEEPALIVE)
@@ -70,10 +73,18 @@ def build_server(store: Store, compute: ComputeProvider, listen: str, credential
     rpc.add_VirtualMachineExtensionsServicer_to_server(VirtualMachineExtensions(store, compute), srv)
     drpc.add_DeploymentsServicer_to_server(Deployments(DeploymentProvider(compute)), srv)
     rpc.add_OperationsServicer_to_server(server.Operations(store), srv)
-    rpc.add_NodesServicer_to_server(server.Nodes(store), srv)
+    rpc.add_NodesServicer_to_server(server.Nodes(store, enrollment or Enrollment(store, None), join_address), srv)
     node_rpc.add_NodeAgentsServicer_to_server(NodeAgents(store), srv)
     srv.add_secure_port(listen, server_credentials(credential))
     return srv
+
+
+def _join_address(join_listen: str, advertise: str) -> str:
+    """The join endpoint as nodes dial it: its port on the advertised host when it listens on every address."""
+    host, port = join_listen.rsplit(":", 1)
+    if host in ("0.0.0.0", "[::]", "::", ""):
+        host = advertise.rsplit(":", 1)[0]
+    return f"{host}:{port}"
 
 
 def make_state_dir(state_dir: Path) -> Path:
@@ -142,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="the controller's credential file: its certificate for the API's TLS (naming the "
                          "addresses clients dial) and the cluster CA clients must present certificates from "
                          "(fabric lab up writes one)")
+    ap.add_argument("--ca-dir", type=Path,
+                    help="the folder of the cluster CA (ca.pem, and ca.key readable by root only): with it this "
+                         "controller enrolls nodes that join with a token")
+    ap.add_argument("--join-listen", default="",
+                    help="HTTPS address of the join endpoint (with --ca-dir; default: the API's port + 2)")
+    ap.add_argument("--advertise", default="",
+                    help="the API address nodes and users dial (default --listen); the controller's "
+                         "certificate must name its host")
     ap.add_argument("--log-file", type=Path, help="log here, rotated at LOG_MAX_BYTES with LOG_BACKUPS kept, "
                                                   "with stdout and stderr (default: stderr)")
     args = ap.parse_args(argv)
@@ -152,6 +171,16 @@ def main(argv: list[str] | None = None) -> int:
         log.error("--credential: %s", exc)
         return 1
 
+    ca = None
+    if args.ca_dir:
+        try:
+            ca = Authority.load(args.ca_dir)
+        except PkiError as exc:
+            log.error("--ca-dir: %s", exc)
+            return 1
+        if ca.cert_pem.decode() != credential.ca:
+            log.error("--ca-dir: its CA is not the one that issued --credential")
+            return 1
     store = Store(args.etcd)
     try:
         sub = subscription_id(store)
@@ -167,7 +196,16 @@ def main(argv: list[str] | None = None) -> int:
     blob_srv = dataplane.serve(args.blob_listen, storage)
     store.put(keys.BLOB_SERVICE, BlobService(endpoint=storage.config.endpoint, domain=args.domain,
                                              stamp_host=naming.blob_stamp_host(args.location, args.domain)))
-    srv = build_server(store, compute, args.listen, credential)
+    enrollment = Enrollment(store, ca)
+    advertise = args.advertise or args.listen
+    join_srv, join_address = None, ""
+    if ca is not None:
+        api_host, api_port = args.listen.rsplit(":", 1)
+        join_listen = args.join_listen or f"{api_host}:{int(api_port) + 2}"
+        join_srv = join_server.serve(join_listen, enrollment, credential, advertise)
+        join_address = _join_address(join_listen, advertise)
+        log.info("join endpoint on https://%s (cluster CA %s)", join_listen, ca.fingerprint)
+    srv = build_server(store, compute, args.listen, credential, enrollment, join_address)
     srv.start()
     log.info("renewed the leases of %d registered nodes: they reconnect to this controller", extend_node_leases(store))
     log.info("blob data plane on %s", storage.config.endpoint)
@@ -182,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     stop.wait()
     srv.stop(grace=2).wait()
     blob_srv.shutdown()
+    if join_srv is not None:
+        join_srv.shutdown()
     log.info("controller stopped")
     return 0
 

@@ -28,14 +28,17 @@ from fabric.files import PRIVATE_DIR, ensure_dir
 from fabric.lab.config import ADMIN_CREDENTIAL, make_lab_dir, read_lab, write_lab
 from fabric.lab.processes import Processes
 from fabric.model import NodeRecord
-from fabric.pki import ADMINS, CONTROLLERS, Authority, Credential, Identity, PkiError, node_identity
+from fabric.enrollment import Enrollment
+from fabric.join import JoinError, join
+from fabric.pki import ADMINS, CONTROLLERS, Authority, Credential, Identity, PkiError, serial_of
 from fabric.store import Store, StoreUnavailable, keys
 
 ETCD_START_TIMEOUT_S = 30.0
 NODES_READY_TIMEOUT_S = 60.0
 CONTROLLER_READY_TIMEOUT_S = 30.0
 CLEAN_UP_TIMEOUT_S = 120.0
-RENEW_DAYS = 30                 # a lab credential that expires sooner is issued again by `lab up`      # a node agent removing what its node left
+RENEW_DAYS = 30                 # a lab credential that expires sooner is issued again by `lab up`
+LAB_TOKEN_TTL_S = 300           # the token each lab node joins with
 DEFAULTS = {"etcd_port": 23790, "controller_port": 7450, "location": "local"}
 
 
@@ -79,7 +82,7 @@ class Lab:
             raise RuntimeError(f"the lab runs {len(running_nodes)} node agents; run `fabric lab down` before "
                                f"starting it with --nodes {nodes}")
         for name, port in (("etcd", etcd_port), ("etcd", etcd_port + 1), ("controller", controller_port),
-                           ("controller", controller_port + 1)):
+                           ("controller", controller_port + 1), ("controller", controller_port + 2)):
             if not self.procs.alive(name) and _listening(port):
                 raise RuntimeError(f"port {port} for the lab's {name} is in use by another process "
                                    f"({_listener(port)}); choose another with --{name}-port")
@@ -92,10 +95,12 @@ class Lab:
         write_lab(self.root, cfg)
         cfg["fabric_id"] = self._start_etcd(etcd_port)
         write_lab(self.root, cfg)
-        controller_credential = self._ensure_pki(cfg["controller"], cfg["nodes"])
+        controller_credential = self._ensure_pki(cfg["controller"])
         py = sys.executable
+        join_address = f"127.0.0.1:{controller_port + 2}"
         self.procs.start("controller", [py, "-m", "fabric.controller.main", "--etcd", etcd_url,
                                         "--credential", str(controller_credential),
+                                        "--ca-dir", str(self.root / "pki"), "--join-listen", join_address,
                                         "--listen", cfg["controller"], "--gallery", str(self.gallery_dir),
                                         "--location", location,
                                         "--state-dir", str(self.root / "controller"),
@@ -103,6 +108,21 @@ class Lab:
                                         "--extension-timeout", str(extension_timeout_s),
                                         "--log-file", str(self.procs.log_path("controller"))],
                          marker="fabric.controller.main")
+        store = Store(etcd_url)
+        try:
+            _wait("controller", lambda: _listening(controller_port) and _listening(controller_port + 2),
+                  CONTROLLER_READY_TIMEOUT_S, self.procs.log_path("controller"))
+            self._enroll_nodes(store, join_address, [n for n in cfg["nodes"] if not self.procs.alive(n)])
+            self._start_nodes(cfg, hypervisor)
+            _wait(f"{nodes} node agents", lambda: all(store.get(keys.node(n), NodeRecord) for n in cfg["nodes"]),
+                  NODES_READY_TIMEOUT_S, self.procs.log_path(cfg["nodes"][-1]))
+        finally:
+            store.close()
+        return cfg
+
+    def _start_nodes(self, cfg: dict[str, Any], hypervisor: str) -> None:
+        py = sys.executable
+        nodes = len(cfg["nodes"])
         host_cores = os.cpu_count() or 1
         mem_mb = host_memory_mb()
         underlays = underlay.ensure(self.root, cfg["nodes"])
@@ -117,20 +137,38 @@ class Lab:
                                     "--underlay-ip", ul_ip, "--power-off-on-exit",
                                     "--log-file", str(self.procs.log_path(name))],
                              marker=f"--name {name}")
-        store = Store(etcd_url)
-        try:
-            _wait("controller", lambda: _listening(controller_port), CONTROLLER_READY_TIMEOUT_S,
-                  self.procs.log_path("controller"))
-            _wait(f"{nodes} node agents", lambda: all(store.get(keys.node(n), NodeRecord) for n in cfg["nodes"]),
-                  NODES_READY_TIMEOUT_S, self.procs.log_path(cfg["nodes"][-1]))
-        finally:
-            store.close()
-        return cfg
 
-    def _ensure_pki(self, controller: str, nodes: list[str]) -> Path:
+    def _enroll_nodes(self, store: Store, join_address: str, nodes: list[str]) -> None:
+        """Each node joins as on a real cluster (fabric.join, with a one-time token through the controller's
+        join endpoint) unless its credential still fits and is the one enrolled."""
+        enrollment = Enrollment(store, Authority.load(self.root / "pki"))
+        for node in nodes:
+            path = self.root / "pki" / f"{node}.json"
+            held = enrollment.enrolled(node)
+            if held and self._fits(path) and held.serial == serial_of(Credential.load(path).certificate.encode()):
+                continue
+            if held:
+                enrollment.remove(node)
+            token, _ = enrollment.create_token(LAB_TOKEN_TTL_S, f"fabric lab up: {node}")
+            try:
+                join(join_address, token, node).save(path)
+            except JoinError as exc:
+                raise RuntimeError(f"{node} could not join the lab's controller: {exc}") from None
+            _say(f"{node} joined (certificate {serial_of(Credential.load(path).certificate.encode())})")
+
+    def _fits(self, path: Path) -> bool:
+        """A credential of this lab's CA and controller, valid for RENEW_DAYS more."""
+        try:
+            cred = Credential.load(path)
+            ca = (self.root / "pki" / "ca.pem").read_text()
+        except (PkiError, OSError):
+            return False
+        return cred.ca == ca and cred.controller == self.config().get("controller") and cred.valid_for(RENEW_DAYS)
+
+    def _ensure_pki(self, controller: str) -> Path:
         """The lab's cluster CA (its key root only, in pki/), the controller's credential for its API's TLS,
-        each node's credential for the node API (pki/NODE.json), and the admin credential the CLI finds by
-        default. Kept while they fit; made again when not."""
+        and the admin credential the CLI finds by default. Kept while they fit; made again when not. (Nodes
+        join with tokens: _enroll_nodes.)"""
         pki = ensure_dir(self.root / "pki", PRIVATE_DIR)
         try:
             ca = Authority.load(pki)
@@ -139,19 +177,11 @@ class Lab:
             ca.save(pki)
             _say(f"cluster CA made ({ca.fingerprint})")
 
-        def fits(path: Path) -> bool:
-            try:
-                cred = Credential.load(path)
-            except PkiError:
-                return False
-            return cred.ca == ca.cert_pem.decode() and cred.controller == controller and cred.valid_for(RENEW_DAYS)
-
         host = controller.rsplit(":", 1)[0]
         wanted = {pki / "controller.json": (Identity("controller:lab", CONTROLLERS), (host, "localhost")),
-                  self.root / ADMIN_CREDENTIAL: (Identity("admin", ADMINS), ()),
-                  **{pki / f"{n}.json": (node_identity(n), ()) for n in nodes}}
+                  self.root / ADMIN_CREDENTIAL: (Identity("admin", ADMINS), ())}
         for path, (identity, hosts) in wanted.items():
-            if not fits(path):
+            if not self._fits(path):
                 ca.credential(identity, controller, hosts).save(path)
         return pki / "controller.json"
 

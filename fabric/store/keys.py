@@ -19,6 +19,8 @@ OBSERVED = ROOT + "observed/"
 OPERATIONS = ROOT + "operations/"
 TRACES = ROOT + "traces/"
 DEPLOYMENTS = ROOT + "deployments/"
+JOIN_TOKENS = ROOT + "join-tokens/"
+ENROLLMENTS = ROOT + "enrollments/"
 
 
 def resource_group(name: str) -> str:
@@ -35,6 +37,14 @@ def vms_in(resource_group: str) -> str:
 
 def node(name: str) -> str:
     return NODES + name
+
+
+def join_token(token_id: str) -> str:
+    return JOIN_TOKENS + token_id
+
+
+def enrollment(node: str) -> str:
+    return ENROLLMENTS + node
 
 
 def allocation(node: str) -> str:

@@ -578,7 +578,7 @@ class GetOperationRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., trace: _Optional[bool] = ...) -> None: ...
 
 class Node(_message.Message):
-    __slots__ = ("name", "state", "fault_domain", "hypervisor", "cores", "memory_mb", "local_disk_mb", "allocated_cores", "allocated_memory_mb", "allocated_local_disk_mb", "vm_count", "registered_time")
+    __slots__ = ("name", "state", "fault_domain", "hypervisor", "cores", "memory_mb", "local_disk_mb", "allocated_cores", "allocated_memory_mb", "allocated_local_disk_mb", "vm_count", "registered_time", "address", "certificate_serial")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     FAULT_DOMAIN_FIELD_NUMBER: _ClassVar[int]
@@ -591,6 +591,8 @@ class Node(_message.Message):
     ALLOCATED_LOCAL_DISK_MB_FIELD_NUMBER: _ClassVar[int]
     VM_COUNT_FIELD_NUMBER: _ClassVar[int]
     REGISTERED_TIME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_SERIAL_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: str
     fault_domain: int
@@ -603,7 +605,9 @@ class Node(_message.Message):
     allocated_local_disk_mb: int
     vm_count: int
     registered_time: str
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., fault_domain: _Optional[int] = ..., hypervisor: _Optional[str] = ..., cores: _Optional[int] = ..., memory_mb: _Optional[int] = ..., local_disk_mb: _Optional[int] = ..., allocated_cores: _Optional[int] = ..., allocated_memory_mb: _Optional[int] = ..., allocated_local_disk_mb: _Optional[int] = ..., vm_count: _Optional[int] = ..., registered_time: _Optional[str] = ...) -> None: ...
+    address: str
+    certificate_serial: str
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., fault_domain: _Optional[int] = ..., hypervisor: _Optional[str] = ..., cores: _Optional[int] = ..., memory_mb: _Optional[int] = ..., local_disk_mb: _Optional[int] = ..., allocated_cores: _Optional[int] = ..., allocated_memory_mb: _Optional[int] = ..., allocated_local_disk_mb: _Optional[int] = ..., vm_count: _Optional[int] = ..., registered_time: _Optional[str] = ..., address: _Optional[str] = ..., certificate_serial: _Optional[str] = ...) -> None: ...
 
 class ListNodesRequest(_message.Message):
     __slots__ = ()
@@ -614,3 +618,55 @@ class ListNodesResponse(_message.Message):
     VALUE_FIELD_NUMBER: _ClassVar[int]
     value: _containers.RepeatedCompositeFieldContainer[Node]
     def __init__(self, value: _Optional[_Iterable[_Union[Node, _Mapping]]] = ...) -> None: ...
+
+class CreateJoinTokenRequest(_message.Message):
+    __slots__ = ("ttl_s", "description")
+    TTL_S_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    ttl_s: int
+    description: str
+    def __init__(self, ttl_s: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+
+class JoinToken(_message.Message):
+    __slots__ = ("token", "id", "expires_time", "ca_fingerprint", "join_address", "description", "used_by")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_TIME_FIELD_NUMBER: _ClassVar[int]
+    CA_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    JOIN_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    USED_BY_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    id: str
+    expires_time: str
+    ca_fingerprint: str
+    join_address: str
+    description: str
+    used_by: str
+    def __init__(self, token: _Optional[str] = ..., id: _Optional[str] = ..., expires_time: _Optional[str] = ..., ca_fingerprint: _Optional[str] = ..., join_address: _Optional[str] = ..., description: _Optional[str] = ..., used_by: _Optional[str] = ...) -> None: ...
+
+class ListJoinTokensRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListJoinTokensResponse(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: _containers.RepeatedCompositeFieldContainer[JoinToken]
+    def __init__(self, value: _Optional[_Iterable[_Union[JoinToken, _Mapping]]] = ...) -> None: ...
+
+class RemoveNodeRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RemoveNodeResponse(_message.Message):
+    __slots__ = ("name", "certificate_serial", "vm_count")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_SERIAL_FIELD_NUMBER: _ClassVar[int]
+    VM_COUNT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    certificate_serial: str
+    vm_count: int
+    def __init__(self, name: _Optional[str] = ..., certificate_serial: _Optional[str] = ..., vm_count: _Optional[int] = ...) -> None: ...

@@ -1152,6 +1152,21 @@ class NodesStub:
                 request_serializer=fabric_dot_v1_dot_fabric__pb2.ListNodesRequest.SerializeToString,
                 response_deserializer=fabric_dot_v1_dot_fabric__pb2.ListNodesResponse.FromString,
                 _registered_method=True)
+        self.CreateJoinToken = channel.unary_unary(
+                '/fabric.v1.Nodes/CreateJoinToken',
+                request_serializer=fabric_dot_v1_dot_fabric__pb2.CreateJoinTokenRequest.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_fabric__pb2.JoinToken.FromString,
+                _registered_method=True)
+        self.ListJoinTokens = channel.unary_unary(
+                '/fabric.v1.Nodes/ListJoinTokens',
+                request_serializer=fabric_dot_v1_dot_fabric__pb2.ListJoinTokensRequest.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_fabric__pb2.ListJoinTokensResponse.FromString,
+                _registered_method=True)
+        self.Remove = channel.unary_unary(
+                '/fabric.v1.Nodes/Remove',
+                request_serializer=fabric_dot_v1_dot_fabric__pb2.RemoveNodeRequest.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_fabric__pb2.RemoveNodeResponse.FromString,
+                _registered_method=True)
 
 
 class NodesServicer:
@@ -1163,6 +1178,25 @@ class NodesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateJoinToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJoinTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Remove(self, request, context):
+        """revokes the node's certificate and drops its registration; its VMs are handled as a dead node's
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1170,6 +1204,21 @@ def add_NodesServicer_to_server(servicer, server):
                     servicer.List,
                     request_deserializer=fabric_dot_v1_dot_fabric__pb2.ListNodesRequest.FromString,
                     response_serializer=fabric_dot_v1_dot_fabric__pb2.ListNodesResponse.SerializeToString,
+            ),
+            'CreateJoinToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateJoinToken,
+                    request_deserializer=fabric_dot_v1_dot_fabric__pb2.CreateJoinTokenRequest.FromString,
+                    response_serializer=fabric_dot_v1_dot_fabric__pb2.JoinToken.SerializeToString,
+            ),
+            'ListJoinTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJoinTokens,
+                    request_deserializer=fabric_dot_v1_dot_fabric__pb2.ListJoinTokensRequest.FromString,
+                    response_serializer=fabric_dot_v1_dot_fabric__pb2.ListJoinTokensResponse.SerializeToString,
+            ),
+            'Remove': grpc.unary_unary_rpc_method_handler(
+                    servicer.Remove,
+                    request_deserializer=fabric_dot_v1_dot_fabric__pb2.RemoveNodeRequest.FromString,
+                    response_serializer=fabric_dot_v1_dot_fabric__pb2.RemoveNodeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1199,6 +1248,87 @@ class Nodes:
             '/fabric.v1.Nodes/List',
             fabric_dot_v1_dot_fabric__pb2.ListNodesRequest.SerializeToString,
             fabric_dot_v1_dot_fabric__pb2.ListNodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateJoinToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.Nodes/CreateJoinToken',
+            fabric_dot_v1_dot_fabric__pb2.CreateJoinTokenRequest.SerializeToString,
+            fabric_dot_v1_dot_fabric__pb2.JoinToken.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJoinTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.Nodes/ListJoinTokens',
+            fabric_dot_v1_dot_fabric__pb2.ListJoinTokensRequest.SerializeToString,
+            fabric_dot_v1_dot_fabric__pb2.ListJoinTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Remove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.Nodes/Remove',
+            fabric_dot_v1_dot_fabric__pb2.RemoveNodeRequest.SerializeToString,
+            fabric_dot_v1_dot_fabric__pb2.RemoveNodeResponse.FromString,
             options,
             channel_credentials,
             insecure,

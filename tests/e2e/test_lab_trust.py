@@ -1,11 +1,12 @@
 """The lab's trust: `fabric lab up` made a cluster CA and an admin credential only root can read, the CLI found
-that credential by default, and the controller's API takes only certificates from that CA."""
+that credential by default, the controller's API takes only certificates from that CA, and the lab's nodes
+joined as a real cluster's do (one-time tokens through the join endpoint)."""
 from __future__ import annotations
 
 import json
 
 from fabric.lab.config import ADMIN_CREDENTIAL
-from fabric.pki import ADMINS, CONTROLLERS, Credential, fingerprint
+from fabric.pki import ADMINS, CONTROLLERS, Credential, fingerprint, serial_of
 from tests.e2e.conftest import LabHandle
 from tests.integration.test_file_modes import as_nobody, mode
 
@@ -23,8 +24,19 @@ def test_the_lab_credentials_are_root_only_and_the_cli_uses_the_admins(lab: LabH
     assert json.loads(lab.fabric("group", "list").stdout) is not None       # found without FABRIC_CREDENTIALS
 
 
-def test_lab_up_again_keeps_the_ca_and_the_admin_credential(lab: LabHandle) -> None:
-    admin = lab.root / ADMIN_CREDENTIAL
-    before = (admin.read_text(), (lab.root / "pki" / "ca.pem").read_text())
+def test_the_lab_nodes_joined_with_tokens_and_each_is_enrolled_with_its_own_certificate(lab: LabHandle) -> None:
+    nodes = {n["name"]: n for n in json.loads(lab.fabric("node", "list").stdout)}
+    tokens = json.loads(lab.fabric("node", "join-token", "list").stdout)
+    for name in lab.lab.config()["nodes"]:
+        cred = Credential.load(lab.root / "pki" / f"{name}.json")
+        assert nodes[name]["state"] == "Ready"
+        assert nodes[name]["certificateSerial"] == serial_of(cred.certificate.encode())
+        assert any(t["usedBy"] == name for t in tokens)
+
+
+def test_lab_up_again_keeps_the_ca_and_every_credential(lab: LabHandle) -> None:
+    kept = [lab.root / ADMIN_CREDENTIAL, lab.root / "pki" / "ca.pem",
+            *(lab.root / "pki" / f"{n}.json" for n in lab.lab.config()["nodes"])]
+    before = [p.read_text() for p in kept]
     lab.up()
-    assert (admin.read_text(), (lab.root / "pki" / "ca.pem").read_text()) == before
+    assert [p.read_text() for p in kept] == before

@@ -10,10 +10,13 @@ from pathlib import Path
 import grpc
 import pytest
 
+from fabric.arm import join_server
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.controller.main import build_server
+from fabric.enrollment import Enrollment
 from fabric.gallery import Gallery
 from fabric.hostinfo import free_port
+from fabric.join import join
 from fabric.model import NodeRecord
 from fabric.pki import ADMINS, CONTROLLERS, Authority, Credential, Identity
 from fabric.store import Store, keys
@@ -73,8 +76,11 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
 
 class Api:
     def __init__(self, address: str, store: Store, compute: ComputeProvider, storage: StorageProvider,
-                 pki: Pki) -> None:
+                 pki: Pki, join_address: str) -> None:
         self.address = address
+        self.join_address = join_address
+        self.enrollment = Enrollment(store, pki.ca)
+        self.joined: dict[str, Credential] = {}
         self.store = store
         self.compute = compute
         self.storage = storage
@@ -93,6 +99,14 @@ class Api:
         self.ops = rpc.OperationsStub(channel)
         self.nodes = rpc.NodesStub(channel)
 
+    def join(self, node: str) -> Credential:
+        """A node's credential, as a real node gets it: a one-time token, then joining over HTTPS (once per
+        node and test)."""
+        if node not in self.joined:
+            token, _ = self.enrollment.create_token(600, f"test node {node}")
+            self.joined[node] = join(self.join_address, token, node)
+        return self.joined[node]
+
 
 @pytest.fixture
 def api(store: Store, tmp_path: Path, pki: Pki) -> Iterator[Api]:
@@ -105,8 +119,12 @@ def api(store: Store, tmp_path: Path, pki: Pki) -> Iterator[Api]:
     network = NetworkProvider(store, NetworkConfig(sub, "local"))
     compute = ComputeProvider(store, Gallery(tmp_path / "gallery"), storage, network, ComputeConfig(sub, "local"))
     blob_srv = dataplane.serve(blob_listen, storage)
-    srv = build_server(store, compute, address, pki.controller)
+    join_address = f"127.0.0.1:{free_port()}"
+    enrollment = Enrollment(store, pki.ca)
+    join_srv = join_server.serve(join_address, enrollment, pki.controller, address)
+    srv = build_server(store, compute, address, pki.controller, enrollment, join_address)
     srv.start()
-    yield Api(address, store, compute, storage, pki)
+    yield Api(address, store, compute, storage, pki, join_address)
     srv.stop(grace=0)
+    join_srv.shutdown()
     blob_srv.shutdown()

@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from fabric.pki import ADMINS, Authority, Credential, Identity, node_identity
+from fabric.pki import ADMINS, Authority, Credential, Identity
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import fabric_pb2_grpc as rpc
 from tests.integration.conftest import Api
@@ -50,8 +50,8 @@ def test_a_certificate_of_another_cluster_is_refused(api: Api) -> None:
 
 
 def test_a_node_may_not_use_the_resource_api(api: Api) -> None:
+    node = api.join("node-1")
     before = api.store.key_list("/fabriclab/")
-    node = api.pki.ca.credential(node_identity("node-1"), api.address)
     err = create_group(node.channel(api.address))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "node:node-1 (nodes) may not call /fabric.v1.ResourceGroups/Create" in (err.details() or "")

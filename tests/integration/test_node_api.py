@@ -10,7 +10,6 @@ import pytest
 
 from fabric.model import (Assignment, DiskRef, ImageRecord, NodeRecord, Observed, PowerState, TraceRecord,
                           VmNic)
-from fabric.pki import node_identity
 from fabric.store import keys
 from fabric.v1 import fabric_pb2 as fpb
 from fabric.v1 import node_pb2 as pb
@@ -36,7 +35,7 @@ def assign(api: Api, node: str, vm_id: str, vni: int) -> Assignment:
 
 
 def node_stub(api: Api, node: str) -> rpc.NodeAgentsStub:
-    return rpc.NodeAgentsStub(api.pki.ca.credential(node_identity(node), api.address).channel())
+    return rpc.NodeAgentsStub(api.join(node).channel())
 
 
 def refused(call: Callable[..., Any], *args: object) -> str:
@@ -101,7 +100,7 @@ def test_a_node_has_no_access_to_the_resource_api_nor_an_admin_to_the_node_api(t
     two.groups.Create(fpb.CreateResourceGroupRequest(name="RG", location="local"))
     two.storage.create_account("RG", "secrets1")
     node_accounts = srpc.StorageAccountsStub(
-        two.pki.ca.credential(node_identity("node-1"), two.address).channel())
+        two.join("node-1").channel())
     assert "may not call /fabric.v1.StorageAccounts/ListKeys" in refused(
         node_accounts.ListKeys, spb.StorageAccountRef(name="secrets1"))
     admin = rpc.NodeAgentsStub(two.pki.channel(two.address))

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from fabric.model import AttachedDisk, Assignment, DiskRef, ImageRecord, Observed, PowerState, TraceRecord
-from fabric.pki import node_identity
 from fabric.store import keys
 from nodeagent.agent import AgentConfig, NodeAgent, temporary
 from nodeagent.control import ControlPlane
@@ -48,7 +47,7 @@ class Node:
         self.clock = Clock()
         self.driver = LibvirtDriver(TEST_URI, self.name, self.fabric)
         self.driver.choose_domain_type("auto")
-        self.plane = ControlPlane(api.pki.ca.credential(node_identity(self.name), api.address))
+        self.plane = ControlPlane(api.join(self.name))
         self.agent = NodeAgent(self.plane, self.driver, AgentConfig(
             node=self.name, fabric_id=self.fabric, fault_domain=0, state_dir=root / "state", cores=4,
             memory_mb=4096, local_disk_mb=10000), clock=self.clock)

@@ -1,7 +1,7 @@
 """The layering contract (STYLE.md), checked on every import of the source:
 
     controller -> cli, lab -> arm -> providers (compute, network, storage, gallery, deployments, scheduler,
-        groups, operations) -> store -> base (model, files, netio, hostinfo, pki) -> core
+        groups, operations, enrollment) -> store -> base (model, files, netio, hostinfo, pki, join) -> core
 
 A module imports only from its own layer or below; fabric.core imports nothing of the project and nothing
 outside the standard library; only the store talks to etcd, only the hypervisor package to libvirt; the
@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 RANKS = {"fabric.core": 0,
-         "fabric.model": 1, "fabric.files": 1, "fabric.netio": 1, "fabric.hostinfo": 1, "fabric.pki": 1,
+         "fabric.model": 1, "fabric.files": 1, "fabric.netio": 1, "fabric.hostinfo": 1, "fabric.pki": 1, "fabric.join": 1,
          "fabric.store": 2,
-         "fabric.groups": 3, "fabric.operations": 3, "fabric.scheduler": 3, "fabric.gallery": 3,
+         "fabric.groups": 3, "fabric.operations": 3, "fabric.enrollment": 3, "fabric.scheduler": 3, "fabric.gallery": 3,
          "fabric.network": 3, "fabric.storage": 3, "fabric.compute": 3, "fabric.deployments": 3,
          "fabric.arm": 4, "fabric.v1": 4,
          "fabric.cli": 5, "fabric.lab": 5,      # `fabric lab ...` is one of the CLI's command groups

@@ -1,0 +1,141 @@
+"""The controller's join endpoint: HTTPS, the controller's certificate, no client certificate (a joining node
+has none yet). Two requests (fabric.join tells the node's side):
+
+    GET  /v1/cluster-info   {"ca": PEM, "controller": "HOST:PORT"}       public: the node checks the CA's hash
+    POST /v1/join           {"token", "node", "csr"} -> {"certificate"}  the token decides (fabric.enrollment)
+
+Errors are {"error": {code, message, target}} with 400 (bad field), 401 (token refused), 409 (name enrolled,
+or a race), 503 (etcd away). Each connection gets JOIN_IO_TIMEOUT_S per socket operation, its TLS handshake
+included (done in the connection's own thread, never in the accepting one); bodies are at most MAX_BODY_BYTES.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import ssl
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from fabric.core.errors import ArmError, Kind
+from fabric.enrollment import Enrollment
+from fabric.pki import Credential
+from fabric.store import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+JOIN_IO_TIMEOUT_S = 10.0
+MAX_BODY_BYTES = 16 * 1024
+_STATUS = {Kind.INVALID: 400, Kind.DENIED: 401, Kind.EXISTS: 409, Kind.ABORTED: 409, Kind.NOT_FOUND: 404,
+           Kind.UNAVAILABLE: 503, Kind.PRECONDITION: 409}
+
+
+def tls_context(credential: Credential) -> ssl.SSLContext:
+    """A server TLS context with the credential's certificate (ssl loads keys only from files: a private
+    temporary folder, removed once read)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    with tempfile.TemporaryDirectory(prefix="fabric-tls-") as tmp:
+        cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
+        cert.write_text(credential.certificate)
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(credential.key)
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: JoinServer
+    protocol_version = "HTTP/1.1"
+    timeout = JOIN_IO_TIMEOUT_S
+
+    def setup(self) -> None:
+        self.request.settimeout(JOIN_IO_TIMEOUT_S)
+        self.request.do_handshake()
+        super().setup()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.info("join endpoint: %s %s", self.address_string(), format % args)
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(raw)
+        self.close_connection = True
+
+    def _error(self, err: ArmError) -> None:
+        self._send(err.http_status or _STATUS.get(err.kind, 400), {"error": err.body()})
+
+    def do_GET(self) -> None:
+        if self.path != "/v1/cluster-info":
+            self._error(ArmError("ResourceNotFound", f"No {self.path[:100]} here: GET /v1/cluster-info, "
+                                                     f"POST /v1/join.", http_status=404))
+            return
+        self._send(200, {"ca": self.server.credential.ca, "controller": self.server.advertise})
+
+    def do_POST(self) -> None:
+        if self.path != "/v1/join":
+            self._error(ArmError("ResourceNotFound", f"No {self.path[:100]} here: POST /v1/join.", http_status=404))
+            return
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            length = -1
+        if not 0 < length <= MAX_BODY_BYTES:
+            self._error(ArmError("InvalidParameter", f"The body must have a Content-Length from 1 to "
+                                                     f"{MAX_BODY_BYTES} bytes.", "body", http_status=400))
+            return
+        try:
+            body = json.loads(self.rfile.read(length))
+            fields = {k: body[k] for k in ("token", "node", "csr")}
+            if not all(isinstance(v, str) for v in fields.values()):
+                raise TypeError("token, node and csr are strings")
+        except (ValueError, KeyError, TypeError) as exc:
+            self._error(ArmError("InvalidParameter", f"The body must be JSON with token, node and csr strings "
+                                                     f"({type(exc).__name__}: {exc}).", "body", http_status=400))
+            return
+        try:
+            cert = self.server.enrollment.enroll(fields["token"], fields["node"], fields["csr"])
+        except ArmError as err:
+            log.warning("join of node %r refused: %s", fields["node"][:63], err.message)
+            self._error(err)
+            return
+        except StoreUnavailable as exc:
+            self._error(ArmError("StoreUnavailable", f"{exc}; nothing was enrolled.", http_status=503))
+            return
+        log.info("node %s enrolled with token %s", fields["node"], fields["token"].split(".")[0])
+        self._send(200, {"certificate": cert})
+
+
+class JoinServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, listen: str, enrollment: Enrollment, credential: Credential, advertise: str) -> None:
+        host, port = listen.rsplit(":", 1)
+        super().__init__((host.strip("[]"), int(port)), _Handler)
+        self.enrollment = enrollment
+        self.credential = credential
+        self.advertise = advertise
+        self._tls = tls_context(credential)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = self.socket.accept()
+        return self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.info("join endpoint: connection from %s ended badly", client_address, exc_info=True)
+
+
+def serve(listen: str, enrollment: Enrollment, credential: Credential, advertise: str) -> JoinServer:
+    srv = JoinServer(listen, enrollment, credential, advertise)
+    threading.Thread(target=srv.serve_forever, name="join-endpoint", daemon=True).start()
+    return srv
