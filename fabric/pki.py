@@ -5,7 +5,10 @@ cluster CA in both directions. Who is calling is in the client's certificate: th
 who (`admin`,
 `node:node-1`, `controller:host-a`), its organisation the role (`admins`, `nodes`, `controllers`).
 
-A credential file (`Credential`) holds what a client needs in one JSON document: the controller's address,
+etcd has a CA of its own (kept beside the cluster CA): only the control plane holds certificates from it, so a
+node's certificate, valid for the node API, opens nothing in etcd.
+
+A credential file (`Credential`) holds what a client needs in one JSON document: the server's address,
 the CA certificate it must present a certificate from, and the client's own certificate and key. It is
 written 0600: the key in it is the identity.
 
@@ -34,7 +37,8 @@ from fabric.files import PRIVATE, SHARED, write_atomic
 ADMINS = "admins"
 NODES = "nodes"
 CONTROLLERS = "controllers"
-ROLES = (ADMINS, NODES, CONTROLLERS)
+ETCD_MEMBERS = "etcd-members"       # certificates of the etcd CA only: a member's, for its client and peer ports
+ROLES = (ADMINS, NODES, CONTROLLERS, ETCD_MEMBERS)
 CA_DAYS = 3650
 CERT_DAYS = 365
 CLOCK_SKEW = dt.timedelta(minutes=5)      # a certificate is valid from a little before it was made
@@ -241,6 +245,15 @@ class Credential:
 
     def save(self, path: Path) -> None:
         write_atomic(path, json.dumps(dataclasses.asdict(self), indent=1) + "\n", PRIVATE)
+
+    def save_pem(self, folder: Path, name: str) -> tuple[Path, Path, Path]:
+        """The CA, the certificate and the key as PEM files (for programs that read files: etcd):
+        ca.pem, NAME.pem, NAME.key (0600)."""
+        paths = folder / "ca.pem", folder / f"{name}.pem", folder / f"{name}.key"
+        write_atomic(paths[0], self.ca, SHARED)
+        write_atomic(paths[1], self.certificate, SHARED)
+        write_atomic(paths[2], self.key, PRIVATE)
+        return paths
 
     @classmethod
     def load(cls, path: Path) -> Credential:

@@ -135,7 +135,10 @@ def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Ev
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="fabric-controller", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--etcd", default="http://127.0.0.1:2379", help="etcd client URLs, comma-separated")
+    ap.add_argument("--etcd", default="http://127.0.0.1:2379",
+                    help="etcd client URLs, comma-separated: https:// with --etcd-credential")
+    ap.add_argument("--etcd-credential", type=Path,
+                    help="the controller's etcd client credential (a certificate of etcd's CA; fabric.lab.etcd)")
     ap.add_argument("--listen", default=DEFAULT_LISTEN, help="gRPC address (default %(default)s)")
     ap.add_argument("--gallery", required=True, type=Path, help="image gallery folder")
     ap.add_argument("--location", default="local", help="the location this fabric serves (default %(default)s)")
@@ -181,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         if ca.cert_pem.decode() != credential.ca:
             log.error("--ca-dir: its CA is not the one that issued --credential")
             return 1
-    store = Store(args.etcd)
+    try:
+        store = Store(args.etcd, tls=Credential.load(args.etcd_credential) if args.etcd_credential else None)
+    except (PkiError, ValueError) as exc:
+        log.error("--etcd/--etcd-credential: %s", exc)
+        return 1
     try:
         sub = subscription_id(store)
     except StoreUnavailable as exc:

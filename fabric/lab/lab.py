@@ -3,9 +3,11 @@
 up:   builds the default gallery image when missing, makes the lab's cluster
       CA and the controller's and the admin's credentials when missing
       (fabric.pki; the CLI finds admin.json by default), then starts an etcd
-      member, the controller and N node agents (own names, state folders and
-      fault domains), each a separate process; waits until every node has
-      registered. Idempotent: what already runs is left alone.
+      member (TLS with etcd's own CA, pki/etcd), the controller (with the CA
+      key: it enrolls nodes) and N node agents (own names, state folders and
+      fault domains), each a separate process that first joins with a one-time
+      token, as on a real cluster; waits until every node has registered.
+      Idempotent: what already runs is left alone.
 down: stops the node agents (which power off their domains), the controller
       and etcd: only the pids the lab started. --purge then removes the lab
       folder and any domain still owned by the lab's nodes.
@@ -25,15 +27,15 @@ from fabric.gallery import Gallery, default_source_hash, parse_urn
 from fabric.hostinfo import host_memory_mb
 from fabric.lab import underlay
 from fabric.files import PRIVATE_DIR, ensure_dir
-from fabric.lab.config import ADMIN_CREDENTIAL, make_lab_dir, read_lab, write_lab
+from fabric.lab.config import ADMIN_CREDENTIAL, ETCD_CREDENTIAL, make_lab_dir, read_lab, write_lab
+from fabric.lab.etcd import ETCD_START_TIMEOUT_S, EtcdCa, Member, wait_answering
 from fabric.lab.processes import Processes
 from fabric.model import NodeRecord
 from fabric.enrollment import Enrollment
 from fabric.join import JoinError, join
 from fabric.pki import ADMINS, CONTROLLERS, Authority, Credential, Identity, PkiError, serial_of
-from fabric.store import Store, StoreUnavailable, keys
+from fabric.store import Store, keys
 
-ETCD_START_TIMEOUT_S = 30.0
 NODES_READY_TIMEOUT_S = 60.0
 CONTROLLER_READY_TIMEOUT_S = 30.0
 CLEAN_UP_TIMEOUT_S = 120.0
@@ -70,6 +72,11 @@ class Lab:
     def config(self) -> dict[str, Any]:
         return read_lab(self.root) or {}
 
+    def store(self) -> Store:
+        """A connection to the lab's etcd, with the lab's etcd client credential."""
+        cfg = self.config()
+        return Store(cfg["etcd"], tls=Credential.load(Path(cfg["etcd_credential"])))
+
     def up(self, nodes: int, image: str, hypervisor: str, etcd_port: int, controller_port: int,
            location: str, extension_timeout_s: int = 300) -> dict[str, Any]:
         make_lab_dir(self.root)
@@ -87,9 +94,9 @@ class Lab:
                 raise RuntimeError(f"port {port} for the lab's {name} is in use by another process "
                                    f"({_listener(port)}); choose another with --{name}-port")
         resolved = self._ensure_image(image)
-        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        etcd_url = f"https://127.0.0.1:{etcd_port}"
         blob_port = controller_port + 1
-        cfg = {"etcd": etcd_url, "etcd_port": etcd_port, "controller": f"127.0.0.1:{controller_port}",
+        cfg = {"etcd": etcd_url, "etcd_credential": str(self.root / ETCD_CREDENTIAL), "etcd_port": etcd_port, "controller": f"127.0.0.1:{controller_port}",
                "controller_port": controller_port, "blob_endpoint": f"http://127.0.0.1:{blob_port}", "location": location, "gallery": str(self.gallery_dir),
                "image": resolved, "nodes": [f"node-{i}" for i in range(1, nodes + 1)]}
         write_lab(self.root, cfg)
@@ -99,6 +106,7 @@ class Lab:
         py = sys.executable
         join_address = f"127.0.0.1:{controller_port + 2}"
         self.procs.start("controller", [py, "-m", "fabric.controller.main", "--etcd", etcd_url,
+                                        "--etcd-credential", cfg["etcd_credential"],
                                         "--credential", str(controller_credential),
                                         "--ca-dir", str(self.root / "pki"), "--join-listen", join_address,
                                         "--listen", cfg["controller"], "--gallery", str(self.gallery_dir),
@@ -108,7 +116,7 @@ class Lab:
                                         "--extension-timeout", str(extension_timeout_s),
                                         "--log-file", str(self.procs.log_path("controller"))],
                          marker="fabric.controller.main")
-        store = Store(etcd_url)
+        store = self.store()
         try:
             _wait("controller", lambda: _listening(controller_port) and _listening(controller_port + 2),
                   CONTROLLER_READY_TIMEOUT_S, self.procs.log_path("controller"))
@@ -157,13 +165,12 @@ class Lab:
             _say(f"{node} joined (certificate {serial_of(Credential.load(path).certificate.encode())})")
 
     def _fits(self, path: Path) -> bool:
-        """A credential of this lab's CA and controller, valid for RENEW_DAYS more."""
+        """A credential of this lab's cluster CA and controller, valid for RENEW_DAYS more."""
         try:
-            cred = Credential.load(path)
             ca = (self.root / "pki" / "ca.pem").read_text()
-        except (PkiError, OSError):
+        except OSError:
             return False
-        return cred.ca == ca and cred.controller == self.config().get("controller") and cred.valid_for(RENEW_DAYS)
+        return _fits(path, ca, self.config().get("controller", ""))
 
     def _ensure_pki(self, controller: str) -> Path:
         """The lab's cluster CA (its key root only, in pki/), the controller's credential for its API's TLS,
@@ -209,19 +216,18 @@ class Lab:
             raise RuntimeError(f"image build failed:\n{exc.stdout}") from None
 
     def _start_etcd(self, port: int) -> str:
-        """Start the lab's etcd member (unless running); returns the fabric id kept in it."""
-        peer = f"http://127.0.0.1:{port + 1}"
-        client = f"http://127.0.0.1:{port}"
-        etcd = shutil.which("etcd")
-        if etcd is None:
-            raise RuntimeError("etcd is not installed: run deploy/install.sh (Debian package etcd-server)")
-        self.procs.start("etcd", [etcd, "--name", "lab", "--data-dir", str(self.root / "etcd"),
-                                  "--listen-client-urls", client, "--advertise-client-urls", client,
-                                  "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                                  "--initial-cluster", f"lab={peer}"], marker=str(self.root / "etcd"))
-        store = Store(client)
+        """Start the lab's etcd member (unless running), TLS on its client and peer ports with certificates of
+        the lab's etcd CA (pki/etcd); returns the fabric id kept in it."""
+        member = Member("lab", "127.0.0.1", port, port + 1)
+        etcd_ca = EtcdCa(ensure_dir(self.root / "pki", PRIVATE_DIR) / "etcd")
+        argv = member.argv([member], self.root / "etcd", etcd_ca.member_files(member))
+        self.procs.start("etcd", argv, marker=str(self.root / "etcd"))
+        client = self.root / ETCD_CREDENTIAL
+        if not _fits(client, etcd_ca.ca.cert_pem.decode(), member.client_url):
+            etcd_ca.client("lab", member.client_url).save(client)
+        store = Store(member.client_url, tls=Credential.load(client))
         try:
-            _wait("etcd", lambda: _answers(store), ETCD_START_TIMEOUT_S, self.procs.log_path("etcd"))
+            wait_answering(store, ETCD_START_TIMEOUT_S)
             return store.fabric_id()
         finally:
             store.close()
@@ -256,12 +262,13 @@ class Lab:
         return rows
 
 
-def _answers(store: Store) -> bool:
+def _fits(path: Path, ca_pem: str, server: str) -> bool:
+    """A credential of this CA, for this server, valid for RENEW_DAYS more."""
     try:
-        store.get_raw(keys.SUBSCRIPTION)
-        return True
-    except StoreUnavailable:
+        cred = Credential.load(path)
+    except PkiError:
         return False
+    return cred.ca == ca_pem and cred.controller == server and cred.valid_for(RENEW_DAYS)
 
 
 def _listener(port: int) -> str:

@@ -19,6 +19,7 @@ from pyetcd import exceptions as etcd_exc
 from pyetcd.client import Endpoint, MultiEndpointEtcd3Client
 
 from fabric.model import Record
+from fabric.pki import Credential
 from fabric.store import keys
 
 R = TypeVar("R", bound=Record)
@@ -78,13 +79,20 @@ def _prefix_end(prefix: str) -> str:
 class Store:
     """A connection to an etcd cluster (one or more client URLs)."""
 
-    def __init__(self, endpoints: str = DEFAULT_ENDPOINT, timeout_s: float = ETCD_CALL_TIMEOUT_S) -> None:
+    def __init__(self, endpoints: str = DEFAULT_ENDPOINT, timeout_s: float = ETCD_CALL_TIMEOUT_S,
+                 tls: Credential | None = None) -> None:
+        """`endpoints`: http://HOST:PORT or https://HOST:PORT URLs, comma-separated; https needs `tls`, a
+        credential of etcd's CA (the member's certificate verified against it, this one presented)."""
         eps = []
+        creds = grpc.ssl_channel_credentials(tls.ca.encode(), tls.key.encode(), tls.certificate.encode()) \
+            if tls else None
         for url in endpoints.split(","):
             parts = urlsplit(url.strip())
-            if parts.scheme != "http" or not parts.hostname or not parts.port:
-                raise ValueError(f"etcd endpoint {url!r}: expected http://HOST:PORT")
-            eps.append(Endpoint(parts.hostname, parts.port, secure=False,
+            if parts.scheme not in ("http", "https") or not parts.hostname or not parts.port:
+                raise ValueError(f"etcd endpoint {url!r}: expected https://HOST:PORT (or http:// on loopback)")
+            if parts.scheme == "https" and creds is None:
+                raise ValueError(f"etcd endpoint {url!r}: https needs an etcd client credential")
+            eps.append(Endpoint(parts.hostname, parts.port, secure=parts.scheme == "https", creds=creds,
                                 time_retry=ENDPOINT_RETRY_AFTER_S))
         self.endpoints = endpoints
         self._client = MultiEndpointEtcd3Client(endpoints=eps, timeout=timeout_s, failover=True)

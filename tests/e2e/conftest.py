@@ -57,7 +57,7 @@ class LabHandle:
         return sorted(self.root.glob(f"controller/blobs/*/vhds/*{vm_id.replace('-', '')}*"))
 
     def store(self) -> Store:
-        return Store(self.lab.config()["etcd"])
+        return self.lab.store()
 
 
 @pytest.fixture(scope="session")

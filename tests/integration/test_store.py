@@ -42,5 +42,7 @@ def test_unreachable_etcd_raises_store_unavailable() -> None:
 
 
 def test_bad_endpoint_is_refused() -> None:
-    with pytest.raises(ValueError, match="http://HOST:PORT"):
+    with pytest.raises(ValueError, match="expected https://HOST:PORT"):
         Store("127.0.0.1:2379")
+    with pytest.raises(ValueError, match="https needs an etcd client credential"):
+        Store("https://127.0.0.1:2379")
