@@ -44,7 +44,9 @@ class VmReconciler:
     nodes renew their leases through the controller, so after a controller outage they need that long to
     reconnect and register again before a delete goes on without them."""
 
-    def __init__(self, store: Store, compute: ComputeProvider, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, compute: ComputeProvider, clock: Callable[[], float] = time.time,
+                 source: str = SOURCE) -> None:
+        self.source = source      # who writes its trace steps (the leading controller)
         self.store = store
         self.compute = compute
         self.clock = clock
@@ -94,7 +96,7 @@ class VmReconciler:
         if o is not None and o.error and o.operation_id == op.id and not deleting:
             failed = vm.replace(provisioning_state=ProvisioningState.FAILED, error=o.error)
             self.store.commit(compares, [Put(cur.key, failed), Put(op_v.key, operations.finished(op, o.error)),
-                                         operations.step(op.id, SOURCE, "failed", o.error.get("message", ""))])
+                                         operations.step(op.id, self.source, "failed", o.error.get("message", ""))])
             return
         reached = o is not None and o.power == target and (
             target == PowerState.DELETED or o.disk_generation >= vm.disk_generation) and (
@@ -106,10 +108,10 @@ class VmReconciler:
                 self.store.commit(compares, [
                     Put(cur.key, vm.replace(provisioning_state=ProvisioningState.FAILED, error=err)),
                     Put(op_v.key, operations.finished(op, err)),
-                    operations.step(op.id, SOURCE, "timed-out", err["message"])])
+                    operations.step(op.id, self.source, "timed-out", err["message"])])
             return
         done = operations.finished(op)
-        finish = [Put(op_v.key, done), operations.step(op.id, SOURCE, "completed",
+        finish = [Put(op_v.key, done), operations.step(op.id, self.source, "completed",
                                                        f"node {vm.node} reports '{target}'")]
         if target in (PowerState.DEALLOCATED, PowerState.DELETED):
             self._release(vm, compares, finish, delete=target == PowerState.DELETED)
@@ -123,7 +125,7 @@ class VmReconciler:
         The node, if it ever returns, finds no assignment for the domain and fences it.
         """
         finish = [Put(keys.operation(op.id), operations.finished(op)),
-                  operations.step(op.id, SOURCE, "completed",
+                  operations.step(op.id, self.source, "completed",
                                   f"node {vm.node} is down (its heartbeat lease expired): VM deleted without it; "
                                   f"the node fences the domain if it returns")]
         self._release(vm, compares, finish, delete=True)

@@ -12,8 +12,10 @@ change it made is one etcd transaction, and on start it reconciles again.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
@@ -34,6 +36,7 @@ from fabric.arm.storage_server import add_storage_servicers
 from fabric.compute.reconciler import VmReconciler
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.controller import retention
+from fabric.controller.leader import Election, lead_when_elected
 from fabric.deployments.engine import DeploymentProvider
 from fabric.files import TRAVERSE_DIR, ensure_dir, log_to
 from fabric.gallery import Gallery
@@ -105,9 +108,31 @@ def subscription_id(store: Store) -> str:
             time.sleep(0.5)
 
 
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What the providers are made of, besides the store."""
+    subscription: str
+    location: str
+    domain: str
+    gallery: Path
+    blob_root: Path
+    blob_endpoint: str
+    extension_timeout_s: int
+
+
+def providers(store: Store, s: Settings) -> ComputeProvider:
+    """The providers over a store: the API's, and each leader term's over its fenced store."""
+    storage = StorageProvider(store, StorageConfig(s.blob_root, s.location, s.blob_endpoint, s.domain))
+    network = NetworkProvider(store, NetworkConfig(s.subscription, s.location, s.domain))
+    return ComputeProvider(store, Gallery(s.gallery), storage, network,
+                           ComputeConfig(s.subscription, s.location, s.extension_timeout_s))
+
+
 def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Event,
-                      retention_s: float = retention.DEFAULT_RETENTION_S) -> None:
-    reconciler = VmReconciler(store, compute)
+                      retention_s: float = retention.DEFAULT_RETENTION_S, source: str = "controller") -> None:
+    """The background work (the leader's): VMs, deployments, retention, on every change and every
+    RECONCILE_INTERVAL_S, until `stop`."""
+    reconciler = VmReconciler(store, compute, source=source)
     collected = 0.0
     deployments = DeploymentProvider(compute)
     changed = threading.Event()
@@ -130,6 +155,8 @@ def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Ev
             log.exception("reconcile failed")
         changed.wait(RECONCILE_INTERVAL_S)
         changed.clear()
+    for w in watches:
+        w.cancel()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the controller's credential file: its certificate for the API's TLS (naming the "
                          "addresses clients dial) and the cluster CA clients must present certificates from "
                          "(fabric lab up writes one)")
+    ap.add_argument("--name", default=socket.gethostname().split(".")[0],
+                    help="this controller's name, in the leader election and the traces (default %(default)s)")
     ap.add_argument("--ca-dir", type=Path,
                     help="the folder of the cluster CA (ca.pem, and ca.key readable by root only): with it this "
                          "controller enrolls nodes that join with a token")
@@ -194,12 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     except StoreUnavailable as exc:
         log.error("%s; start etcd first (fabric lab up starts one)", exc)
         return 1
-    blob_root = make_state_dir(args.state_dir)
     host, port = args.blob_listen.rsplit(":", 1)
-    storage = StorageProvider(store, StorageConfig(blob_root, args.location, f"http://{host}:{port}", args.domain))
-    network = NetworkProvider(store, NetworkConfig(sub, args.location, args.domain))
-    compute = ComputeProvider(store, Gallery(args.gallery), storage, network, ComputeConfig(sub, args.location,
-                                                                                          args.extension_timeout))
+    settings = Settings(sub, args.location, args.domain, args.gallery, make_state_dir(args.state_dir),
+                        f"http://{host}:{port}", args.extension_timeout)
+    compute = providers(store, settings)
+    storage = compute.storage
     blob_srv = dataplane.serve(args.blob_listen, storage)
     store.put(keys.BLOB_SERVICE, BlobService(endpoint=storage.config.endpoint, domain=args.domain,
                                              stamp_host=naming.blob_stamp_host(args.location, args.domain)))
@@ -214,17 +242,24 @@ def main(argv: list[str] | None = None) -> int:
         log.info("join endpoint on https://%s (cluster CA %s)", join_listen, ca.fingerprint)
     srv = build_server(store, compute, args.listen, credential, enrollment, join_address)
     srv.start()
-    log.info("renewed the leases of %d registered nodes: they reconnect to this controller", extend_node_leases(store))
     log.info("blob data plane on %s", storage.config.endpoint)
     log.info("controller serving %s on %s (subscription %s, location %s)", "fabric.v1", args.listen, sub,
              args.location)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    worker = threading.Thread(target=reconcile_forever,
-                              args=(store, compute, stop, args.operation_retention_hours * 3600), daemon=True)
-    worker.start()
+
+    def background(fenced: Store, deposed: threading.Event) -> None:
+        log.info("renewed the leases of %d registered nodes: they reconnect to this controller",
+                 extend_node_leases(fenced))
+        reconcile_forever(fenced, providers(fenced, settings), deposed, args.operation_retention_hours * 3600,
+                          source=f"controller/{args.name}")
+
+    election = threading.Thread(target=lead_when_elected, args=(Election(store, args.name), stop, background),
+                                name="election", daemon=True)
+    election.start()
     stop.wait()
+    election.join()                    # the background work ended, the lease revoked: another may lead now
     srv.stop(grace=2).wait()
     blob_srv.shutdown()
     if join_srv is not None:

@@ -7,6 +7,7 @@ Every read-modify-write is a compare-and-swap transaction on mod revisions
 from __future__ import annotations
 
 import builtins
+import copy
 
 import dataclasses
 import threading
@@ -32,6 +33,11 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:2379"
 
 class StoreUnavailable(Exception):
     """etcd did not answer; nothing was written by the call that raised it."""
+
+
+class Fenced(StoreUnavailable):
+    """A write of a fenced store (`Store.fenced`) whose fence no longer holds: this process is no longer the
+    leader it was when the store was fenced. Nothing was written."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +103,15 @@ class Store:
         self.endpoints = endpoints
         self._client = MultiEndpointEtcd3Client(endpoints=eps, timeout=timeout_s, failover=True)
         self._lock = threading.Lock()
+        self._fence: Unchanged | None = None
+
+    def fenced(self, fence: Unchanged) -> Store:
+        """This connection, with every write made conditional on `fence` (a leader's key, unchanged since it
+        was elected): once another process leads, this one's writes change nothing. Reads and leases are as
+        they are. Closing it closes the connection it shares."""
+        view = copy.copy(self)
+        view._fence = fence
+        return view
 
     def close(self) -> None:
         self._client.close()
@@ -159,7 +174,15 @@ class Store:
     # ----- writes -----
 
     def put(self, key: str, value: Record, lease: int | None = None) -> None:
+        if self._fence:
+            self._fenced_write(Put(key, value, lease))
+            return
         self._call(lambda: self._client.put(key, value.to_json(), lease=lease))
+
+    def _fenced_write(self, op: Put | Delete) -> None:
+        if not self.commit([], [op]):
+            raise Fenced(f"not written ({op.key}): this process no longer leads ({self._fence.key if self._fence else ''} "
+                         f"changed)")
 
     def put_raw_if_absent(self, key: str, value: str) -> str:
         """Write value when key is absent; return what the key holds afterwards."""
@@ -172,7 +195,7 @@ class Store:
         """Apply every op atomically if every compare holds; False (nothing written) otherwise."""
         tx = self._client.transactions
         cmp = []
-        for c in compares:
+        for c in [*compares, *([self._fence] if self._fence else [])]:
             if isinstance(c, Absent):
                 cmp.append(tx.create(c.key) == 0)
             else:
@@ -189,9 +212,15 @@ class Store:
         return bool(ok)
 
     def delete(self, key: str) -> None:
+        if self._fence:
+            self._fenced_write(Delete(key))
+            return
         self._call(lambda: self._client.delete(key))
 
     def delete_prefix(self, prefix: str) -> None:
+        if self._fence:
+            self._fenced_write(Delete(prefix, prefix=True))
+            return
         self._call(lambda: self._client.delete_prefix(prefix))
 
     # ----- leases and watches -----

@@ -9,6 +9,7 @@ ROOT = "/fabriclab/v1/"
 
 SUBSCRIPTION = ROOT + "config/subscription"
 FABRIC_ID = ROOT + "config/fabric-id"
+LEADER = ROOT + "config/leader"           # the controller that runs the background work (fabric.controller.leader)
 BLOB_SERVICE = ROOT + "config/blob-service"   # tells this fabric's domains from another's on a shared host
 RESOURCE_GROUPS = ROOT + "resourcegroups/"
 VMS = ROOT + "vms/"

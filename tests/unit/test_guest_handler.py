@@ -123,7 +123,10 @@ def test_the_watchdog_leaves_no_sleep_behind(tmp_path: Path) -> None:
     limit = random.randint(100000, 999999)          # a sleep no other run has
     status, _ = run(tmp_path, {"commandToExecute": "echo quick"}, timeout_s=limit)
     assert status["status"] == "success"
-    left = subprocess.run(["pgrep", "-f", f"sleep {limit}"], capture_output=True, text=True).stdout.split()
+    deadline = time.monotonic() + 5           # killed as the handler ends: gone a moment later, not left behind
+    while (left := subprocess.run(["pgrep", "-f", f"sleep {limit}"], capture_output=True, text=True).stdout.split()) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert left == []
 
 
