@@ -40,24 +40,46 @@ class ControlPlaneRefused(Exception):
 
 
 class ControlPlane:
+    """The node API of one controller of several (`address`: HOST:PORT[,HOST:PORT...], default the
+    credential's); when the one in use is unavailable, the next call goes to the next."""
+
     def __init__(self, credential: Credential, address: str = "") -> None:
-        self.address = address or credential.controller
+        self.credential = credential
+        self.addresses = (address or credential.controller).split(",")
         self.node = credential.identity.node
+        self._lock = threading.Lock()
+        self._at = 0
+        self.address = self.addresses[0]
         self.channel = credential.channel(self.address, CHANNEL_OPTIONS)
         self.stub = rpc.NodeAgentsStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
 
+    def _next_controller(self, failed: grpc.Channel) -> None:
+        """Move to the next controller (once per failure: a call on a channel already replaced moves nothing)."""
+        with self._lock:
+            if len(self.addresses) == 1 or failed is not self.channel:
+                return
+            self._at = (self._at + 1) % len(self.addresses)
+            self.address = self.addresses[self._at]
+            self.channel = self.credential.channel(self.address, CHANNEL_OPTIONS)
+            self.stub = rpc.NodeAgentsStub(self.channel)
+        failed.close()
+        log.warning("control plane: now calling %s", self.address)
+
     def _call(self, fn: Callable[[], T]) -> T:
+        channel, address = self.channel, self.address
         try:
             return fn()
         except grpc.RpcError as exc:
             code = exc.code()
             if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT,
                         grpc.StatusCode.UNAUTHENTICATED):
-                raise ControlPlaneRefused(f"the control plane at {self.address} refused: {exc.details()}") from None
-            raise ControlPlaneUnavailable(f"the control plane at {self.address}: {code.name} "
+                raise ControlPlaneRefused(f"the control plane at {address} refused: {exc.details()}") from None
+            if code == grpc.StatusCode.UNAVAILABLE:
+                self._next_controller(channel)
+            raise ControlPlaneUnavailable(f"the control plane at {address}: {code.name} "
                                           f"({exc.details()})") from None
 
     def fabric(self) -> pb.FabricInfo:

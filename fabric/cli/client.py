@@ -3,6 +3,7 @@
 The CLI calls the controller over mutual TLS with a credential file (`fabric.pki.Credential`), the first of:
 $FABRIC_CREDENTIALS, ~/.fabriclab/credentials.json, and the local lab's admin credential
 (`{lab}/admin.json`, root only), which `fabric lab up` writes, as a cluster's set-up writes its first admin's.
+A credential may name several controllers (HOST:PORT,HOST:PORT): the CLI uses the first that answers.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from fabric.v1 import storage_pb2_grpc as srpc
 DEFAULT_CONTROLLER = "127.0.0.1:7450"
 RPC_TIMEOUT_S = 30.0
 DIAGNOSE_TIMEOUT_S = 3.0
+PICK_TIMEOUT_S = 2.0         # a controller of several that has not answered a handshake by then is passed over
 USER_CREDENTIAL = Path("~/.fabriclab/credentials.json")
 
 
@@ -83,9 +85,9 @@ def controller_address(cred: Credential | None = None, cred_path: Path | None = 
 class Client:
     def __init__(self, address: str | None = None) -> None:
         self.credential, self.credential_path = load_credential()
-        self.address, self.source = (address, "--controller") if address else \
+        addresses, self.source = (address, "--controller") if address else \
             controller_address(self.credential, self.credential_path)
-        self.channel = self.credential.channel(self.address)
+        self.address, self.channel = self._first_answering(addresses.split(","))
         self.groups = rpc.ResourceGroupsStub(self.channel)
         self.vms = rpc.VirtualMachinesStub(self.channel)
         self.extensions = rpc.VirtualMachineExtensionsStub(self.channel)
@@ -98,6 +100,20 @@ class Client:
         self.checks = srpc.StorageChecksStub(self.channel)
         self.vnets = nrpc.VirtualNetworksStub(self.channel)
         self.nics = nrpc.NetworkInterfacesStub(self.channel)
+
+    def _first_answering(self, addresses: list[str]) -> tuple[str, grpc.Channel]:
+        """A channel to the first of several controllers (any serves the API) that completes a handshake within
+        PICK_TIMEOUT_S; to the first when none does (its call then says why)."""
+        if len(addresses) == 1:
+            return addresses[0], self.credential.channel(addresses[0])
+        for a in addresses:
+            ch = self.credential.channel(a)
+            try:
+                grpc.channel_ready_future(ch).result(timeout=PICK_TIMEOUT_S)
+                return a, ch
+            except grpc.FutureTimeoutError:
+                ch.close()
+        return addresses[0], self.credential.channel(addresses[0])
 
     def error(self, exc: grpc.RpcError) -> CliError:
         for key, value in (exc.trailing_metadata() or ()):

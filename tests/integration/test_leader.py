@@ -14,13 +14,17 @@ from pathlib import Path
 import pytest
 
 from fabric.controller.leader import Election, LeaderRecord, leader
+from fabric.enrollment import Enrollment
+from fabric.files import ensure_dir
 from fabric.hostinfo import free_port
+from fabric.join import join
 from fabric.lab.etcd import Etcd
-from fabric.model import Observed, OperationRecord, OperationStatus, PowerState, ResourceGroupRecord, VmRecord
+from fabric.model import NodeRecord, Observed, OperationRecord, OperationStatus, PowerState, ResourceGroupRecord, VmRecord
 from fabric.operations import trace
 from fabric.store import Fenced, Store, keys
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import fabric_pb2_grpc as rpc
+from nodeagent.control import ControlPlane, ControlPlaneUnavailable
 from tests.integration.conftest import Pki, publish_image, register_node
 
 TTL_S = 2
@@ -67,13 +71,16 @@ def test_a_leader_that_resigns_hands_over_at_once(store: Store) -> None:
 class Controller:
     def __init__(self, root: Path, name: str, etcd: str, pki: Pki) -> None:
         self.address = f"127.0.0.1:{free_port()}"
+        self.join_address = f"127.0.0.1:{free_port()}"
         self.log = root / f"controller-{name}.log"
         cred = root / f"controller-{name}.json"
         pki.controller.save(cred)
+        pki.ca.save(ensure_dir(root / "ca"))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fabric.controller.main", "--name", name, "--etcd", etcd, "--credential", str(cred),
              "--listen", self.address, "--blob-listen", f"127.0.0.1:{free_port()}", "--gallery", str(root / "gallery"),
-             "--state-dir", str(root / f"state-{name}"), "--log-file", str(self.log)])
+             "--state-dir", str(root / f"state-{name}"), "--log-file", str(self.log), "--ca-dir", str(root / "ca"),
+             "--join-listen", self.join_address])
         self.api = rpc.VirtualMachinesStub(pki.channel(self.address))
         self.groups = rpc.ResourceGroupsStub(pki.channel(self.address))
 
@@ -103,11 +110,15 @@ def two(etcd_server: Etcd, store: Store, tmp_path: Path, pki: Pki) -> Iterator[t
 
 
 def test_the_leader_killed_the_other_takes_over_and_completes_the_operation_in_flight(
-        two: tuple[Controller, Controller], store: Store) -> None:
+        two: tuple[Controller, Controller], store: Store, pki: Pki) -> None:
     first, second = two
     second.groups.Create(pb.CreateResourceGroupRequest(name="RG", location="local"), timeout=20,
                          wait_for_ready=True)          # started a moment ago
     register_node(store, "node-1")
+    token, _ = Enrollment(store, pki.ca).create_token(600)
+    node = ControlPlane(join(first.join_address, token, "node-9"), f"{first.address},{second.address}")
+    lease = node.register(NodeRecord(name="node-9", fault_domain=0, hypervisor="qemu", cores=1, memory_mb=64,
+                                     local_disk_mb=1))
     op = second.api.Create(pb.CreateVirtualMachineRequest(resource_group="RG", name="vm1",
                                                           image="fabriclab:busybox:lab:latest", size="Lab_A0"),
                            timeout=20)
@@ -126,3 +137,10 @@ def test_the_leader_killed_the_other_takes_over_and_completes_the_operation_in_f
     completions = [s.source for s in trace(store, op.id) if s.step == "completed"]
     assert completions == ["controller/second"]
     assert second.groups.Get(pb.GetResourceGroupRequest(name="RG"), timeout=10).name == "RG"
+    # a node that named both controllers goes on through the second; so does the CLI
+    with pytest.raises(ControlPlaneUnavailable):
+        node.heartbeat(lease)
+    assert node.heartbeat(lease) > 0 and node.address == second.address
+    cli = subprocess.run([sys.executable, "-m", "fabric.cli.main", "--controller", f"{first.address},{second.address}",
+                          "group", "list"], capture_output=True, text=True, timeout=60, check=False)
+    assert cli.returncode == 0 and '"name": "RG"' in cli.stdout, cli.stderr
