@@ -2,10 +2,20 @@
 # Install what fabriclab needs on a Debian 12 host, idempotently:
 #   - Debian packages (only those missing),
 #   - the project's .venv with fabriclab installed (editable) and its test extras,
-#   - virtlogd and libvirtd started when they are not running (no systemd here).
+#   - virtlogd and libvirtd started when they are not running,
+#   - with a role, for a cluster on several hosts, that role's systemd units (deploy/systemd):
+#       deploy/install.sh controller   fabriclab-etcd and fabriclab-controller (`fabric cluster init` starts them)
+#       deploy/install.sh node         fabriclab-node (`fabric-node-agent join` starts it)
+#     and the programs on root's PATH (/usr/local/bin). Without systemd the units are left out: `fabric
+#     cluster init` then starts the programs itself.
 # Safe to run again: it changes nothing that is already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROLE=${1:-}
+case "$ROLE" in
+    ""|controller|node) ;;
+    *) echo "usage: deploy/install.sh [controller|node]" >&2; exit 2 ;;
+esac
 
 PACKAGES=(etcd-server etcd-client libvirt-daemon-system libvirt-dev pkg-config qemu-system-x86
           qemu-utils dnsmasq-base nftables linux-image-cloud-amd64 busybox-static e2fsprogs cpio iproute2 gzip dnsutils curl)
@@ -47,4 +57,31 @@ for _ in $(seq 1 50); do
     sleep 0.2
 done
 virsh -c qemu:///system version >/dev/null || { echo "install: libvirtd does not answer on qemu:///system" >&2; exit 1; }
+
+if [ -n "$ROLE" ]; then
+    for prog in fabric fabric-controller fabric-node-agent; do
+        ln -sfn "$PWD/.venv/bin/$prog" "/usr/local/bin/$prog"
+    done
+    install -d -m 0711 /etc/fabriclab /var/lib/fabriclab
+    install -d -m 0700 /var/log/fabriclab
+    case "$ROLE" in
+        controller) units=(fabriclab-etcd.service fabriclab-controller.service) ;;
+        node) units=(fabriclab-node.service) ;;
+    esac
+    if [ -d /run/systemd/system ]; then
+        for u in "${units[@]}"; do
+            sed "s|@PREFIX@|$PWD|g" "deploy/systemd/$u" > "/etc/systemd/system/$u.tmp"
+            mv "/etc/systemd/system/$u.tmp" "/etc/systemd/system/$u"
+        done
+        systemctl daemon-reload
+        echo "install: units ${units[*]} installed (not started)"
+    else
+        echo "install: no systemd here: ${units[*]} not installed; the programs are started directly"
+    fi
+    if [ "$ROLE" = controller ]; then
+        echo "install: next: fabric cluster init --address THIS_HOSTS_ADDRESS"
+    else
+        echo "install: next: fabric-node-agent join CONTROLLER:7452 --token TOKEN (from fabric node join-token create)"
+    fi
+fi
 echo "install: ready"

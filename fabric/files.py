@@ -39,6 +39,7 @@ from pathlib import Path
 
 PRIVATE = 0o600     # tenant data and secrets: root (the fabric's processes) only
 SHARED = 0o644      # files a service reads after dropping its privileges
+PRIVATE_EXEC = 0o700   # a program only root runs (a unit's command line, written by fabric cluster init)
 PRIVATE_DIR = 0o700     # folders only the fabric's processes open
 TRAVERSE_DIR = 0o711    # folders above a file another user (qemu, dnsmasq) opens by name: no listing
 LOG_MAX_BYTES = 10 * 1024 * 1024    # one log file, before it is rotated

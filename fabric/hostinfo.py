@@ -20,6 +20,18 @@ def host_memory_mb() -> int:
     return 0
 
 
+def source_address(host: str) -> str:
+    """The address this host sends from toward `host` (an IPv4 literal), by the routing table: a UDP socket
+    connected, nothing sent. "" for a loopback destination or no route."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((host, 9))
+            src = str(s.getsockname()[0])
+    except OSError:
+        return ""
+    return "" if src.startswith("127.") else src
+
+
 def _local_port_range() -> tuple[int, int]:
     try:
         low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from fabric.files import PRIVATE_DIR, TRAVERSE_DIR, ensure_dir, log_to
 from fabric.join import NODE_NAME, NODE_NAME_RULE, JoinError, JoinToken, join
-from fabric.hostinfo import host_memory_mb
+from fabric.hostinfo import host_memory_mb, source_address
 from fabric.pki import Credential, PkiError
 from nodeagent import diagnostics
 from fabric.network import naming
@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-mb", type=int, default=host_memory_mb())
     ap.add_argument("--local-disk-mb", type=int, default=0, help="default: free space of the state folder")
     ap.add_argument("--diagnostics-listen", default="127.0.0.1:0", help="HTTP address for serial output")
-    ap.add_argument("--underlay-ip", default="", help="this host's address VXLAN tunnels use (empty: no VXLAN)")
+    ap.add_argument("--underlay-ip", default="auto",
+                    help="this host's address VXLAN tunnels use: auto (default) is the address it reaches the "
+                         "controller from (none when that is loopback); empty: no VXLAN")
     ap.add_argument("--underlay-ns", default="", help="the namespace holding the underlay (the lab's; empty: root)")
     ap.add_argument("--power-off-on-exit", action="store_true",
                     help="on SIGTERM, destroy and undefine this node's domains (the lab does this)")
@@ -141,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     make_state_dir(args.state_dir)
     local_disk_mb = args.local_disk_mb or shutil.disk_usage(args.state_dir).free // (1024 * 1024)
     plane = ControlPlane(credential, args.controller)
+    if args.underlay_ip == "auto":
+        args.underlay_ip = source_address(plane.address.rsplit(":", 1)[0].strip("[]"))
+        log.info("underlay address %s (the one this host reaches %s from)", args.underlay_ip or "none",
+                 plane.address)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

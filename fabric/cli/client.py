@@ -8,6 +8,7 @@ A credential may name several controllers (HOST:PORT,HOST:PORT): the CLI uses th
 from __future__ import annotations
 
 import json
+from argparse import ArgumentTypeError
 import os
 import socket
 import ssl
@@ -44,6 +45,19 @@ class CliError(Exception):
 def bad_option(target: str, message: str) -> CliError:
     """Bad input on the command line, refused before anything is sent: names the option and its rule."""
     return CliError({"code": "InvalidParameter", "target": target, "message": message})
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> int:
+    """Seconds from 90, 90s, 30m, 1h or 2d."""
+    t = text.strip().lower()
+    unit = _UNITS.get(t[-1:], 0)
+    number = t[:-1] if unit else t
+    if not number.isdigit():
+        raise ArgumentTypeError(f"{text!r}: a whole number of seconds, or with s, m, h or d (1h)")
+    return int(number) * (unit or 1)
 
 
 def credential_places() -> list[Path]:

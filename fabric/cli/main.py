@@ -12,6 +12,7 @@
     fabric node list | fabric node remove NAME | fabric node join-token create [--ttl 1h] | fabric node join-token list
     fabric operation show ID [--trace] | fabric operation wait ID
     fabric lab up [--nodes N] | fabric lab down [--purge] | fabric lab status
+    fabric cluster init --address ADDRESS | fabric cluster stop | fabric cluster status
 
 Output is ARM JSON unless `-o table`. Errors are ARM error bodies on stderr, exit 1.
 A reader that stops early (`fabric vm list | head`) ends the CLI quietly with 141.
@@ -33,7 +34,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 from fabric.core import ids  # noqa: E402 - after the setting above, before gRPC loads
 from fabric.cli import output
-from fabric.cli.client import CliError, Client, bad_option
+from fabric.cli.client import CliError, Client, bad_option, duration
 from fabric.cli import extensions as ext
 from fabric.cli.deployment import add_deployment_commands
 from fabric.cli.extensions import add_extension_commands, script_file
@@ -41,6 +42,7 @@ from fabric.cli.network import add_network_commands
 from fabric.cli.operations import finish_op, follow
 from fabric.cli.storage import add_storage_commands
 from fabric.lab.cli import add_lab_commands
+from fabric.lab.cluster import add_cluster_commands
 from fabric.v1 import fabric_pb2 as pb
 
 # What the shell reports for a program killed by SIGPIPE (`git log | head` under pipefail): the CLI ends with
@@ -227,19 +229,6 @@ def cmd_node_list(c: Client, a: argparse.Namespace) -> int:
     return 0
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def duration(text: str) -> int:
-    """Seconds from 90, 90s, 30m, 1h or 2d."""
-    t = text.strip().lower()
-    unit = _UNITS.get(t[-1:], 0)
-    number = t[:-1] if unit else t
-    if not number.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of seconds, or with s, m, h or d (1h)")
-    return int(number) * (unit or 1)
-
-
 def cmd_join_token_create(c: Client, a: argparse.Namespace) -> int:
     tok = c.call(c.nodes.CreateJoinToken, pb.CreateJoinTokenRequest(ttl_s=a.ttl, description=a.description))
     if a.output == "json":
@@ -401,6 +390,7 @@ def parser() -> argparse.ArgumentParser:
     add_network_commands(groups, COMMON)
     add_storage_commands(groups, COMMON)
     add_lab_commands(groups, COMMON)
+    add_cluster_commands(groups, COMMON)
     return top
 
 

@@ -11,7 +11,6 @@ from fabric.files import SHARED, TRAVERSE_DIR, ensure_dir, write_atomic
 # Under /var/lib so that libvirt's qemu user can reach disks (make_lab_dir).
 DEFAULT_LAB_DIR = Path("/var/lib/fabriclab/lab")
 ADMIN_CREDENTIAL = "admin.json"     # the lab's admin credential, 0600 (fabric.pki)
-ETCD_CREDENTIAL = "pki/etcd-client.json"   # the control plane's etcd client credential (etcd's CA), 0600
 
 
 def lab_dir() -> Path:
