@@ -91,7 +91,7 @@ class Processes:
             _wait_gone(pid)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Whether the process still holds what it had. Its cmdline empties early in its exit, before its sockets
     close; its main thread is a zombie while its other threads still exit, holding the files they share. Only
     a zombie with no other thread left (or no process) has let go of everything, its ports too."""
@@ -104,7 +104,7 @@ def _alive(pid: int) -> bool:
 
 
 def _wait_gone(pid: int) -> None:
-    while _alive(pid):
+    while pid_alive(pid):
         _reap(pid)
         time.sleep(0.02)
     _reap(pid)
