@@ -74,6 +74,12 @@ def write_if_changed(path: Path, text: str, mode: int = PRIVATE) -> bool:
     return True
 
 
+def make_parent(path: Path) -> None:
+    """The folder a file the user named goes in: made PRIVATE_DIR when missing, left as it is when it exists
+    (never tightened: it may be /tmp or a home folder others use)."""
+    path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+
+
 def ensure_dir(path: Path, mode: int = PRIVATE_DIR) -> Path:
     """`path` as a folder of `mode`: made (missing parents as `mkdir -p` makes them), or tightened when an
     earlier run made it with a wider mode."""

@@ -132,6 +132,8 @@ class ImageRecord(Record):
     initrd: str
     cmdline: str
     boot_marker: str
+    kernel_sha256: str = ""    # what a node checks the files it fetches against ("": published without one)
+    initrd_sha256: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

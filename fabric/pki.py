@@ -21,6 +21,8 @@ import datetime as dt
 import hashlib
 import ipaddress
 import json
+import ssl
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -245,6 +247,23 @@ class Credential:
 
     def save(self, path: Path) -> None:
         write_atomic(path, json.dumps(dataclasses.asdict(self), indent=1) + "\n", PRIVATE)
+
+    def ssl_context(self, server: bool) -> ssl.SSLContext:
+        """A TLS context presenting this certificate and trusting this CA: a client's (the server's certificate
+        checked, its name too), or a server's (a client certificate asked for, checked when given, not
+        required: the handler decides). ssl loads keys only from files: a private temporary folder, removed
+        once read."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_verify_locations(cadata=self.ca)
+        if server:
+            ctx.verify_mode = ssl.CERT_OPTIONAL
+        with tempfile.TemporaryDirectory(prefix="fabric-tls-") as tmp:
+            cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
+            cert.write_text(self.certificate)
+            write_atomic(key, self.key, PRIVATE)
+            ctx.load_cert_chain(cert, key)
+        return ctx
 
     def save_pem(self, folder: Path, name: str) -> tuple[Path, Path, Path]:
         """The CA, the certificate and the key as PEM files (for programs that read files: etcd):

@@ -37,6 +37,7 @@ from nodeagent.network_converge import NetworkConverger
 from nodeagent.registration import NODE_HEARTBEAT_S, Registration
 from nodeagent.retries import RETRY_FOR_S, Retries
 from nodeagent.tracing import Trace
+from nodeagent.images import ImageCache, digests
 from nodeagent.vm_converge import VmConverger
 
 log = logging.getLogger("nodeagent")
@@ -90,8 +91,10 @@ class NodeAgent:
         self.trace = Trace(plane, config.node)
         self.registration = Registration(plane, self.record)
         self.network = NetworkConverger(plane, self.networks, self.trace, config.fault_domain)
+        self.gallery_endpoint_url = ""          # the control plane's, once it said (refresh_fabric)
+        self.images = ImageCache(config.state_dir / "images", plane.credential, lambda: self.gallery_endpoint_url)
         self.vms = VmConverger(driver, self.trace, self.consoles, self.networks,
-                               config.state_dir / "resource-disks", wall)
+                               config.state_dir / "resource-disks", self.images, wall)
         self.guests = GuestReports(self.networks, self.trace, clock, wall)
         self.retries = Retries(clock)
         self.changed = threading.Event()
@@ -136,6 +139,8 @@ class NodeAgent:
         for uuid, inst in self.driver.instances().items():
             if uuid not in assigned:
                 self.vms.fence(uuid, inst.name)
+        for gone in self.images.evict(d for a in assigned.values() if a.on_node for d in digests(a.image)):
+            log.info("image file %s evicted: no VM of this node boots from it", gone)
         wait = BOOT_POLL_S if booting else EXTENSION_POLL_S if running_extension else RESYNC_S
         retry = self.retries.wait()
         return wait if retry is None else min(wait, max(retry, BOOT_POLL_S))
@@ -198,6 +203,7 @@ class NodeAgent:
         blob data plane is now."""
         info = self.plane.fabric()
         self.blob_endpoint_url = info.blob_endpoint or self.blob_endpoint_url
+        self.gallery_endpoint_url = info.gallery_endpoint or self.gallery_endpoint_url
         return info.fabric_id
 
     def run(self, stop: threading.Event) -> None:

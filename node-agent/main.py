@@ -25,7 +25,7 @@ import sys
 import threading
 from pathlib import Path
 
-from fabric.files import PRIVATE_DIR, TRAVERSE_DIR, ensure_dir, log_to
+from fabric.files import TRAVERSE_DIR, ensure_dir, log_to, make_parent
 from fabric.join import NODE_NAME, NODE_NAME_RULE, JoinError, JoinToken, join
 from fabric.hostinfo import host_memory_mb, source_address
 from fabric.pki import Credential, PkiError
@@ -61,7 +61,7 @@ def join_main(argv: list[str]) -> int:
     except JoinError as exc:
         sys.stderr.write(f"join: {exc}\n")
         return 1
-    ensure_dir(args.credential.parent, PRIVATE_DIR)
+    make_parent(args.credential)
     credential.save(args.credential)
     sys.stdout.write(f"node {args.name} enrolled in the cluster of CA sha256:{token.ca_hash[:16]}…; its credential "
                      f"is {args.credential}; the controller is {credential.controller}\n")

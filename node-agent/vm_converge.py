@@ -16,6 +16,7 @@ from fabric.model import Assignment, Observed, PowerState
 from nodeagent import resource_disks
 from nodeagent.console import BootRecord, Consoles
 from nodeagent.hypervisor import ComputeDriver, DirectBoot, Nic, Spawned, VmSpec
+from nodeagent.images import ImageCache
 from nodeagent.netsvc.networks import Networks
 from nodeagent.storage_backends import Disk, resolve
 from nodeagent.tracing import Trace
@@ -31,8 +32,9 @@ class VmConverger:
     """`wall` (epoch seconds) stamps when each boot started: injected by tests."""
 
     def __init__(self, driver: ComputeDriver, trace: Trace, consoles: Consoles, networks: Networks,
-                 resource_dir: Path, wall: Callable[[], float] = time.time) -> None:
+                 resource_dir: Path, images: ImageCache, wall: Callable[[], float] = time.time) -> None:
         self.driver = driver
+        self.images = images
         self.trace = trace
         self.consoles = consoles
         self.networks = networks
@@ -88,8 +90,9 @@ class VmConverger:
     def spec(self, a: Assignment) -> VmSpec:
         img = a.image
         cmdline = f"{img.cmdline} fabric.hostname={a.name}" + ("" if a.vm_agent else " fabric.vmagent=0")
+        kernel, initrd = self.images.boot_files(img)
         return VmSpec(uuid=a.vm_id, name=instance_name(a), resource_group=a.resource_group, vm_name=a.name,
-                      cores=a.cores, memory_mb=a.memory_mb, boot=DirectBoot(img.kernel, img.initrd, cmdline),
+                      cores=a.cores, memory_mb=a.memory_mb, boot=DirectBoot(kernel, initrd, cmdline),
                       os_disk=resolve(a.os_disk), resource_disk=Disk("file", str(self.resource_disk(a.vm_id)), "raw"),
                       console_log=str(self.consoles.log_path(a.vm_id)),
                       nics=tuple(Nic(n.mac, self.networks.bridge(n.vni), self.networks.tap(n.mac))

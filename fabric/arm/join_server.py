@@ -1,8 +1,12 @@
-"""The controller's join endpoint: HTTPS, the controller's certificate, no client certificate (a joining node
-has none yet). Two requests (fabric.join tells the node's side):
+"""The controller's HTTPS endpoint, beside its gRPC API: joining, and the gallery's files. The controller's
+certificate; a client certificate asked for and checked when given, not required (a joining node has none
+yet):
 
     GET  /v1/cluster-info   {"ca": PEM, "controller": "HOST:PORT"}       public: the node checks the CA's hash
     POST /v1/join           {"token", "node", "csr"} -> {"certificate"}  the token decides (fabric.enrollment)
+    GET  /v1/gallery/PUBLISHER/OFFER/SKU/VERSION/FILE                    an enrolled node's certificate: a file of
+                                                                         a published image (the node checks its
+                                                                         sha256 against its assignment's)
 
 Errors are {"error": {code, message, target}} with 400 (bad field), 401 (token refused), 409 (name enrolled,
 or a race), 503 (etcd away). Each connection gets JOIN_IO_TIMEOUT_S per socket operation, its TLS handshake
@@ -11,19 +15,19 @@ included (done in the connection's own thread, never in the accepting one); bodi
 from __future__ import annotations
 
 import json
+import shutil
 import logging
-import os
 import socket
-import ssl
-import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
+
+from cryptography import x509
 
 from fabric.core.errors import ArmError, Kind
 from fabric.enrollment import Enrollment
-from fabric.pki import Credential
+from fabric.gallery import Gallery
+from fabric.pki import Credential, PkiError, identity_of
 from fabric.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -32,21 +36,6 @@ JOIN_IO_TIMEOUT_S = 10.0
 MAX_BODY_BYTES = 16 * 1024
 _STATUS = {Kind.INVALID: 400, Kind.DENIED: 401, Kind.EXISTS: 409, Kind.ABORTED: 409, Kind.NOT_FOUND: 404,
            Kind.UNAVAILABLE: 503, Kind.PRECONDITION: 409}
-
-
-def tls_context(credential: Credential) -> ssl.SSLContext:
-    """A server TLS context with the credential's certificate (ssl loads keys only from files: a private
-    temporary folder, removed once read)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    with tempfile.TemporaryDirectory(prefix="fabric-tls-") as tmp:
-        cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
-        cert.write_text(credential.certificate)
-        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(credential.key)
-        ctx.load_cert_chain(cert, key)
-    return ctx
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -76,11 +65,53 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(err.http_status or _STATUS.get(err.kind, 400), {"error": err.body()})
 
     def do_GET(self) -> None:
+        if self.path.startswith("/v1/gallery/"):
+            self._gallery_file(self.path.removeprefix("/v1/gallery/").split("/"))
+            return
         if self.path != "/v1/cluster-info":
             self._error(ArmError("ResourceNotFound", f"No {self.path[:100]} here: GET /v1/cluster-info, "
-                                                     f"POST /v1/join.", http_status=404))
+                                                     f"POST /v1/join, GET /v1/gallery/...", http_status=404))
             return
         self._send(200, {"ca": self.server.credential.ca, "controller": self.server.advertise})
+
+    def _enrolled_node(self) -> str:
+        """The node whose enrolled certificate this connection presented ("" for none)."""
+        der = self.request.getpeercert(binary_form=True)
+        if not der:
+            return ""
+        try:
+            cert = x509.load_der_x509_certificate(der)
+            who = identity_of(cert)
+        except (ValueError, PkiError):
+            return ""
+        held = self.server.enrollment.enrolled(who.node) if who.node else None
+        return who.node if held is not None and held.serial == f"{cert.serial_number:x}" else ""
+
+    def _gallery_file(self, parts: list[str]) -> None:
+        try:
+            node = self._enrolled_node()
+        except StoreUnavailable as exc:
+            self._error(ArmError("StoreUnavailable", str(exc), http_status=503))
+            return
+        if not node:
+            self._error(ArmError("AuthorizationFailed", "The gallery's files are for enrolled nodes: present the "
+                                                        "node's certificate.", http_status=403))
+            return
+        path = self.server.gallery.file_for(*parts) if len(parts) == 5 and self.server.gallery else None
+        if path is None:
+            self._error(ArmError("ArtifactNotFound", f"No published image file {'/'.join(parts)[:200]}.",
+                                 http_status=404))
+            return
+        size = path.stat().st_size
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(size))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        with open(path, "rb") as f:
+            shutil.copyfileobj(f, self.wfile, 1 << 20)
+        self.close_connection = True
+        log.info("gallery: %s fetched %s (%d bytes)", node, "/".join(parts), size)
 
     def do_POST(self) -> None:
         if self.path != "/v1/join":
@@ -119,13 +150,15 @@ class _Handler(BaseHTTPRequestHandler):
 class JoinServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, listen: str, enrollment: Enrollment, credential: Credential, advertise: str) -> None:
+    def __init__(self, listen: str, enrollment: Enrollment, credential: Credential, advertise: str,
+                 gallery: Gallery | None = None) -> None:
         host, port = listen.rsplit(":", 1)
         super().__init__((host.strip("[]"), int(port)), _Handler)
         self.enrollment = enrollment
+        self.gallery = gallery
         self.credential = credential
         self.advertise = advertise
-        self._tls = tls_context(credential)
+        self._tls = credential.ssl_context(server=True)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = self.socket.accept()
@@ -135,7 +168,8 @@ class JoinServer(ThreadingHTTPServer):
         log.info("join endpoint: connection from %s ended badly", client_address, exc_info=True)
 
 
-def serve(listen: str, enrollment: Enrollment, credential: Credential, advertise: str) -> JoinServer:
-    srv = JoinServer(listen, enrollment, credential, advertise)
+def serve(listen: str, enrollment: Enrollment, credential: Credential, advertise: str,
+          gallery: Gallery | None = None) -> JoinServer:
+    srv = JoinServer(listen, enrollment, credential, advertise, gallery)
     threading.Thread(target=srv.serve_forever, name="join-endpoint", daemon=True).start()
     return srv

@@ -91,9 +91,10 @@ def _record(cls: type[R], raw: bytes, context: grpc.ServicerContext) -> R:
 
 
 class NodeAgents(rpc.NodeAgentsServicer):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, gallery_endpoint: str = "") -> None:
         self.store = store
         self.enrollment = Enrollment(store, None)
+        self.gallery_endpoint = gallery_endpoint
         self._streams: dict[str, threading.Event] = {}     # node -> how to end its open watch stream
         self._lock = threading.Lock()
 
@@ -125,7 +126,8 @@ class NodeAgents(rpc.NodeAgentsServicer):
     def GetFabric(self, request: pb.NodeEmpty, context: grpc.ServicerContext) -> pb.FabricInfo:
         self._node(context)
         blob = self.store.get(keys.BLOB_SERVICE, BlobService)
-        return pb.FabricInfo(fabric_id=self.store.fabric_id(), blob_endpoint=blob.value.endpoint if blob else "")
+        return pb.FabricInfo(fabric_id=self.store.fabric_id(), blob_endpoint=blob.value.endpoint if blob else "",
+                             gallery_endpoint=self.gallery_endpoint)
 
     @_etcd_unavailable
     def Register(self, request: pb.RegisterNodeRequest, context: grpc.ServicerContext) -> pb.NodeLease:

@@ -77,7 +77,8 @@ def build_server(store: Store, compute: ComputeProvider, listen: str, credential
     drpc.add_DeploymentsServicer_to_server(Deployments(DeploymentProvider(compute)), srv)
     rpc.add_OperationsServicer_to_server(server.Operations(store), srv)
     rpc.add_NodesServicer_to_server(server.Nodes(store, enrollment or Enrollment(store, None), join_address), srv)
-    node_rpc.add_NodeAgentsServicer_to_server(NodeAgents(store), srv)
+    node_rpc.add_NodeAgentsServicer_to_server(NodeAgents(store, f"https://{join_address}" if join_address else ""),
+                                              srv)
     srv.add_secure_port(listen, server_credentials(credential))
     return srv
 
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     if ca is not None:
         api_host, api_port = args.listen.rsplit(":", 1)
         join_listen = args.join_listen or f"{api_host}:{int(api_port) + 2}"
-        join_srv = join_server.serve(join_listen, enrollment, credential, advertise)
+        join_srv = join_server.serve(join_listen, enrollment, credential, advertise, compute.gallery)
         join_address = _join_address(join_listen, advertise)
         log.info("join endpoint on https://%s (cluster CA %s)", join_listen, ca.fingerprint)
     srv = build_server(store, compute, args.listen, credential, enrollment, join_address)

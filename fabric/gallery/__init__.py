@@ -4,6 +4,10 @@ Layout: GALLERY/{publisher}/{offer}/{sku}/{version}/image.json (+ the files it
 names). A version folder is complete when image.json exists (the builder
 renames it into place as its last step). `latest` resolves to the highest
 version, compared numerically part by part.
+
+Each file of a version is published with its sha256 (`digest`, kept beside it in FILE.sha256 with the size
+and time it was computed for): nodes fetch the files they boot from the controller's HTTPS endpoint and
+check them against it (`file_for` says which files a request may name).
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from fabric.core.errors import ArmError, invalid
+from fabric.files import SHARED, write_atomic
 from fabric.model import ImageRecord
 
 DEFAULT_IMAGE = "fabriclab:busybox:lab:latest"
@@ -65,10 +70,23 @@ class Gallery:
                            f"Versions: {', '.join(versions)}.", "storageProfile.imageReference.version")
         folder = self.root / publisher / offer / sku / exact
         meta = json.loads((folder / "image.json").read_text())
+        kernel, initrd = folder / meta["kernel"], folder / meta["initrd"]
         return ImageRecord(publisher=publisher, offer=offer, sku=sku, version=version, exact_version=exact,
                            disk=str(folder / meta["disk"]), disk_format=meta["diskFormat"],
-                           kernel=str(folder / meta["kernel"]), initrd=str(folder / meta["initrd"]),
-                           cmdline=meta["cmdline"], boot_marker=meta["bootMarker"])
+                           kernel=str(kernel), initrd=str(initrd), cmdline=meta["cmdline"],
+                           boot_marker=meta["bootMarker"], kernel_sha256=digest(kernel), initrd_sha256=digest(initrd))
+
+    def file_for(self, publisher: str, offer: str, sku: str, version: str, name: str) -> Path | None:
+        """A file of a published version, by the name its image.json gives it; None for anything else."""
+        if not all(_PART.match(p) for p in (publisher, offer, sku, version, name)):
+            return None
+        folder = self.root / publisher / offer / sku / version
+        try:
+            meta = json.loads((folder / "image.json").read_text())
+        except (OSError, ValueError):
+            return None
+        files = {meta.get(k) for k in ("disk", "kernel", "initrd")}
+        return folder / name if name in files and (folder / name).is_file() else None
 
     def build_default(self, version: str = DEFAULT_VERSION) -> Path:
         """Build fabriclab:busybox:lab:VERSION when missing; returns its folder."""
@@ -84,6 +102,29 @@ class Gallery:
         except (OSError, ValueError):
             return ""
         return str(meta.get("sourceHash", ""))
+
+
+def digest(path: Path) -> str:
+    """The file's sha256 (hex), from FILE.sha256 while the file's size and time are those it was computed for;
+    "" for a file that is not there."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ""
+    stamp = f"{st.st_size} {st.st_mtime_ns}"
+    side = path.with_name(path.name + ".sha256")
+    try:
+        known, known_stamp = side.read_text().split("\n", 1)
+        if known_stamp.strip() == stamp:
+            return known
+    except (OSError, ValueError):
+        pass
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    write_atomic(side, f"{h.hexdigest()}\n{stamp}\n", SHARED)
+    return h.hexdigest()
 
 
 def source_hash(folder: Path) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from fabric.cli import output
 from fabric.cli.client import USER_CREDENTIAL, CliError, bad_option, duration
 from fabric.enrollment import Enrollment
-from fabric.files import PRIVATE_DIR, PRIVATE_EXEC, SHARED, TRAVERSE_DIR, ensure_dir, write_atomic
+from fabric.files import PRIVATE_EXEC, SHARED, TRAVERSE_DIR, ensure_dir, make_parent, write_atomic
 from fabric.gallery import DEFAULT_IMAGE
 from fabric.lab.control_plane import ControlPlaneHost
 from fabric.lab.lab import ensure_image
@@ -68,7 +68,7 @@ def _init(a: argparse.Namespace) -> int:
     except RuntimeError as exc:
         raise CliError({"code": "ClusterStartFailed", "message": str(exc)}) from None
     admin = a.admin_credential.expanduser()
-    ensure_dir(admin.parent, PRIVATE_DIR)
+    make_parent(admin)
     cp.admin_credential(admin)
     write_atomic(a.dir / "cluster.json", json.dumps({
         "address": a.address, "controller": cp.api, "join": cp.join_address, "etcd": cp.etcd_url,

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x66\x61\x62ric/v1/node.proto\x12\tfabric.v1\"\x0b\n\tNodeEmpty\"6\n\nFabricInfo\x12\x11\n\tfabric_id\x18\x01 \x01(\t\x12\x15\n\rblob_endpoint\x18\x02 \x01(\t\"%\n\x13RegisterNodeRequest\x12\x0e\n\x06record\x18\x01 \x01(\x0c\",\n\tNodeLease\x12\x10\n\x08lease_id\x18\x01 \x01(\x03\x12\r\n\x05ttl_s\x18\x02 \x01(\x03\"\x1c\n\x08LeaseRef\x12\x10\n\x08lease_id\x18\x01 \x01(\x03\"\x19\n\x17WatchAssignmentsRequest\"*\n\x13\x41ssignmentsSnapshot\x12\x13\n\x0b\x61ssignments\x18\x01 \x03(\x0c\"\"\n\x12NetworkViewRequest\x12\x0c\n\x04vnis\x18\x01 \x03(\x05\"0\n\x07\x44nsHost\x12\x0b\n\x03mac\x18\x01 \x01(\t\x12\n\n\x02ip\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"Q\n\x0cNetworkPeers\x12\x0b\n\x03vni\x18\x01 \x01(\x05\x12%\n\tdns_hosts\x18\x02 \x03(\x0b\x32\x12.fabric.v1.DnsHost\x12\r\n\x05peers\x18\x03 \x03(\t\"`\n\x0bNetworkView\x12)\n\x08networks\x18\x01 \x03(\x0b\x32\x17.fabric.v1.NetworkPeers\x12\x12\n\nblob_names\x18\x02 \x03(\t\x12\x12\n\nblob_stamp\x18\x03 \x01(\t\"!\n\rReportRequest\x12\x10\n\x08observed\x18\x01 \x01(\x0c\"R\n\x0bStepRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\x1a\n\x0cOperationRef\x12\n\n\x02id\x18\x01 \x01(\t\"!\n\x0eOperationState\x12\x0f\n\x07running\x18\x01 \x01(\x08\x32\xac\x05\n\nNodeAgents\x12\x38\n\tGetFabric\x12\x14.fabric.v1.NodeEmpty\x1a\x15.fabric.v1.FabricInfo\x12@\n\x08Register\x12\x1e.fabric.v1.RegisterNodeRequest\x1a\x14.fabric.v1.NodeLease\x12\x36\n\tHeartbeat\x12\x13.fabric.v1.LeaseRef\x1a\x14.fabric.v1.NodeLease\x12\x37\n\nDeregister\x12\x13.fabric.v1.LeaseRef\x1a\x14.fabric.v1.NodeEmpty\x12G\n\x0fListAssignments\x12\x14.fabric.v1.NodeEmpty\x1a\x1e.fabric.v1.AssignmentsSnapshot\x12X\n\x10WatchAssignments\x12\".fabric.v1.WatchAssignmentsRequest\x1a\x1e.fabric.v1.AssignmentsSnapshot0\x01\x12G\n\x0eGetNetworkView\x12\x1d.fabric.v1.NetworkViewRequest\x1a\x16.fabric.v1.NetworkView\x12@\n\x0eReportObserved\x12\x18.fabric.v1.ReportRequest\x1a\x14.fabric.v1.NodeEmpty\x12:\n\nRecordStep\x12\x16.fabric.v1.StepRequest\x1a\x14.fabric.v1.NodeEmpty\x12G\n\x11GetOperationState\x12\x17.fabric.v1.OperationRef\x1a\x19.fabric.v1.OperationStateb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x66\x61\x62ric/v1/node.proto\x12\tfabric.v1\"\x0b\n\tNodeEmpty\"P\n\nFabricInfo\x12\x11\n\tfabric_id\x18\x01 \x01(\t\x12\x15\n\rblob_endpoint\x18\x02 \x01(\t\x12\x18\n\x10gallery_endpoint\x18\x03 \x01(\t\"%\n\x13RegisterNodeRequest\x12\x0e\n\x06record\x18\x01 \x01(\x0c\",\n\tNodeLease\x12\x10\n\x08lease_id\x18\x01 \x01(\x03\x12\r\n\x05ttl_s\x18\x02 \x01(\x03\"\x1c\n\x08LeaseRef\x12\x10\n\x08lease_id\x18\x01 \x01(\x03\"\x19\n\x17WatchAssignmentsRequest\"*\n\x13\x41ssignmentsSnapshot\x12\x13\n\x0b\x61ssignments\x18\x01 \x03(\x0c\"\"\n\x12NetworkViewRequest\x12\x0c\n\x04vnis\x18\x01 \x03(\x05\"0\n\x07\x44nsHost\x12\x0b\n\x03mac\x18\x01 \x01(\t\x12\n\n\x02ip\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"Q\n\x0cNetworkPeers\x12\x0b\n\x03vni\x18\x01 \x01(\x05\x12%\n\tdns_hosts\x18\x02 \x03(\x0b\x32\x12.fabric.v1.DnsHost\x12\r\n\x05peers\x18\x03 \x03(\t\"`\n\x0bNetworkView\x12)\n\x08networks\x18\x01 \x03(\x0b\x32\x17.fabric.v1.NetworkPeers\x12\x12\n\nblob_names\x18\x02 \x03(\t\x12\x12\n\nblob_stamp\x18\x03 \x01(\t\"!\n\rReportRequest\x12\x10\n\x08observed\x18\x01 \x01(\x0c\"R\n\x0bStepRequest\x12\x14\n\x0coperation_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\x1a\n\x0cOperationRef\x12\n\n\x02id\x18\x01 \x01(\t\"!\n\x0eOperationState\x12\x0f\n\x07running\x18\x01 \x01(\x08\x32\xac\x05\n\nNodeAgents\x12\x38\n\tGetFabric\x12\x14.fabric.v1.NodeEmpty\x1a\x15.fabric.v1.FabricInfo\x12@\n\x08Register\x12\x1e.fabric.v1.RegisterNodeRequest\x1a\x14.fabric.v1.NodeLease\x12\x36\n\tHeartbeat\x12\x13.fabric.v1.LeaseRef\x1a\x14.fabric.v1.NodeLease\x12\x37\n\nDeregister\x12\x13.fabric.v1.LeaseRef\x1a\x14.fabric.v1.NodeEmpty\x12G\n\x0fListAssignments\x12\x14.fabric.v1.NodeEmpty\x1a\x1e.fabric.v1.AssignmentsSnapshot\x12X\n\x10WatchAssignments\x12\".fabric.v1.WatchAssignmentsRequest\x1a\x1e.fabric.v1.AssignmentsSnapshot0\x01\x12G\n\x0eGetNetworkView\x12\x1d.fabric.v1.NetworkViewRequest\x1a\x16.fabric.v1.NetworkView\x12@\n\x0eReportObserved\x12\x18.fabric.v1.ReportRequest\x1a\x14.fabric.v1.NodeEmpty\x12:\n\nRecordStep\x12\x16.fabric.v1.StepRequest\x1a\x14.fabric.v1.NodeEmpty\x12G\n\x11GetOperationState\x12\x17.fabric.v1.OperationRef\x1a\x19.fabric.v1.OperationStateb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,33 +34,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NODEEMPTY']._serialized_start=35
   _globals['_NODEEMPTY']._serialized_end=46
   _globals['_FABRICINFO']._serialized_start=48
-  _globals['_FABRICINFO']._serialized_end=102
-  _globals['_REGISTERNODEREQUEST']._serialized_start=104
-  _globals['_REGISTERNODEREQUEST']._serialized_end=141
-  _globals['_NODELEASE']._serialized_start=143
-  _globals['_NODELEASE']._serialized_end=187
-  _globals['_LEASEREF']._serialized_start=189
-  _globals['_LEASEREF']._serialized_end=217
-  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_start=219
-  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_end=244
-  _globals['_ASSIGNMENTSSNAPSHOT']._serialized_start=246
-  _globals['_ASSIGNMENTSSNAPSHOT']._serialized_end=288
-  _globals['_NETWORKVIEWREQUEST']._serialized_start=290
-  _globals['_NETWORKVIEWREQUEST']._serialized_end=324
-  _globals['_DNSHOST']._serialized_start=326
-  _globals['_DNSHOST']._serialized_end=374
-  _globals['_NETWORKPEERS']._serialized_start=376
-  _globals['_NETWORKPEERS']._serialized_end=457
-  _globals['_NETWORKVIEW']._serialized_start=459
-  _globals['_NETWORKVIEW']._serialized_end=555
-  _globals['_REPORTREQUEST']._serialized_start=557
-  _globals['_REPORTREQUEST']._serialized_end=590
-  _globals['_STEPREQUEST']._serialized_start=592
-  _globals['_STEPREQUEST']._serialized_end=674
-  _globals['_OPERATIONREF']._serialized_start=676
-  _globals['_OPERATIONREF']._serialized_end=702
-  _globals['_OPERATIONSTATE']._serialized_start=704
-  _globals['_OPERATIONSTATE']._serialized_end=737
-  _globals['_NODEAGENTS']._serialized_start=740
-  _globals['_NODEAGENTS']._serialized_end=1424
+  _globals['_FABRICINFO']._serialized_end=128
+  _globals['_REGISTERNODEREQUEST']._serialized_start=130
+  _globals['_REGISTERNODEREQUEST']._serialized_end=167
+  _globals['_NODELEASE']._serialized_start=169
+  _globals['_NODELEASE']._serialized_end=213
+  _globals['_LEASEREF']._serialized_start=215
+  _globals['_LEASEREF']._serialized_end=243
+  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_start=245
+  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_end=270
+  _globals['_ASSIGNMENTSSNAPSHOT']._serialized_start=272
+  _globals['_ASSIGNMENTSSNAPSHOT']._serialized_end=314
+  _globals['_NETWORKVIEWREQUEST']._serialized_start=316
+  _globals['_NETWORKVIEWREQUEST']._serialized_end=350
+  _globals['_DNSHOST']._serialized_start=352
+  _globals['_DNSHOST']._serialized_end=400
+  _globals['_NETWORKPEERS']._serialized_start=402
+  _globals['_NETWORKPEERS']._serialized_end=483
+  _globals['_NETWORKVIEW']._serialized_start=485
+  _globals['_NETWORKVIEW']._serialized_end=581
+  _globals['_REPORTREQUEST']._serialized_start=583
+  _globals['_REPORTREQUEST']._serialized_end=616
+  _globals['_STEPREQUEST']._serialized_start=618
+  _globals['_STEPREQUEST']._serialized_end=700
+  _globals['_OPERATIONREF']._serialized_start=702
+  _globals['_OPERATIONREF']._serialized_end=728
+  _globals['_OPERATIONSTATE']._serialized_start=730
+  _globals['_OPERATIONSTATE']._serialized_end=763
+  _globals['_NODEAGENTS']._serialized_start=766
+  _globals['_NODEAGENTS']._serialized_end=1450
 # @@protoc_insertion_point(module_scope)

@@ -11,12 +11,14 @@ class NodeEmpty(_message.Message):
     def __init__(self) -> None: ...
 
 class FabricInfo(_message.Message):
-    __slots__ = ("fabric_id", "blob_endpoint")
+    __slots__ = ("fabric_id", "blob_endpoint", "gallery_endpoint")
     FABRIC_ID_FIELD_NUMBER: _ClassVar[int]
     BLOB_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    GALLERY_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     fabric_id: str
     blob_endpoint: str
-    def __init__(self, fabric_id: _Optional[str] = ..., blob_endpoint: _Optional[str] = ...) -> None: ...
+    gallery_endpoint: str
+    def __init__(self, fabric_id: _Optional[str] = ..., blob_endpoint: _Optional[str] = ..., gallery_endpoint: _Optional[str] = ...) -> None: ...
 
 class RegisterNodeRequest(_message.Message):
     __slots__ = ("record",)

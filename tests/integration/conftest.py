@@ -36,6 +36,8 @@ def publish_image(root: Path, version: str = "1.0.0") -> None:
     d = root / "fabriclab" / "busybox" / "lab" / version
     d.mkdir(parents=True, exist_ok=True)
     subprocess.run(["qemu-img", "create", "-q", "-f", "vpc", str(d / "disk.vhd"), "16M"], check=True)
+    (d / "vmlinuz").write_bytes(b"a kernel " + version.encode())           # fetched by nodes, never booted
+    (d / "initrd.img").write_bytes(b"an initrd " + version.encode())
     (d / "image.json").write_text(json.dumps({"disk": "disk.vhd", "diskFormat": "vpc", "kernel": "vmlinuz",
                                               "initrd": "initrd.img", "cmdline": "console=ttyS0",
                                               "bootMarker": "fabriclab-guest: reached user space"}))
@@ -121,7 +123,7 @@ def api(store: Store, tmp_path: Path, pki: Pki) -> Iterator[Api]:
     blob_srv = dataplane.serve(blob_listen, storage)
     join_address = f"127.0.0.1:{free_port()}"
     enrollment = Enrollment(store, pki.ca)
-    join_srv = join_server.serve(join_address, enrollment, pki.controller, address)
+    join_srv = join_server.serve(join_address, enrollment, pki.controller, address, compute.gallery)
     srv = build_server(store, compute, address, pki.controller, enrollment, join_address)
     srv.start()
     yield Api(address, store, compute, storage, pki, join_address)

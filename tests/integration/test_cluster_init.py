@@ -44,11 +44,15 @@ def test_init_then_a_node_joins_with_the_printed_command(cluster: list[str], tmp
     first = run(*cluster)
     assert first.returncode == 0, first.stderr
     address, _, token = join_command(first.stdout)
-    cred = tmp_path / "node.json"
+    shared = tmp_path / "shared"                  # a folder others use (as /tmp): left as it is
+    shared.mkdir()
+    shared.chmod(0o1777)
+    cred = shared / "node.json"
     joined = run("-m", "nodeagent.main", "join", address, "--token", token, "--name", "host-b",
                  "--credential", str(cred), "--no-start")
     assert joined.returncode == 0, joined.stderr
     assert Credential.load(cred).identity == node_identity("host-b") and oct(cred.stat().st_mode)[-3:] == "600"
+    assert oct(shared.stat().st_mode)[-4:] == "1777"
     again = run("-m", "nodeagent.main", "join", address, "--token", token, "--name", "host-c",
                 "--credential", str(tmp_path / "c.json"), "--no-start")
     assert again.returncode == 1 and "was already used, by node host-b" in again.stderr

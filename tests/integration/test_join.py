@@ -13,7 +13,7 @@ import pytest
 
 from fabric.join import JoinError, JoinToken, join
 from fabric.model import JoinTokenRecord, NodeRecord
-from fabric.pki import Authority, node_identity, new_key, signing_request
+from fabric.pki import Authority, Credential, node_identity, new_key, signing_request
 from fabric.store import keys
 from fabric.v1 import fabric_pb2 as fpb
 from fabric.v1 import node_pb2 as pb
@@ -140,3 +140,26 @@ def test_join_tokens_need_a_sane_lifetime(api: Api) -> None:
     assert "Invalid value for 'ttl'" in (e.value.details() or "")
     listed = api.nodes.ListJoinTokens(fpb.ListJoinTokensRequest(), timeout=10)
     assert list(listed.value) == []
+
+
+def get_gallery(api: Api, path: str, cred: Credential | None) -> int:
+    host, port = api.join_address.rsplit(":", 1)
+    ctx = cred.ssl_context(server=False) if cred else ssl.create_default_context(cadata=api.pki.ca.cert_pem.decode())
+    conn = http.client.HTTPSConnection(host, int(port), timeout=10, context=ctx)
+    conn.request("GET", path)
+    resp = conn.getresponse()
+    resp.read()
+    return resp.status
+
+
+def test_the_gallery_files_are_for_enrolled_nodes_and_only_the_published_ones(api: Api) -> None:
+    kernel = "/v1/gallery/fabriclab/busybox/lab/1.0.0/vmlinuz"
+    assert get_gallery(api, kernel, None) == 403
+    assert get_gallery(api, kernel, api.pki.admin) == 403
+    node = api.join("node-1")
+    assert get_gallery(api, kernel, node) == 200
+    for bad in ("/v1/gallery/fabriclab/busybox/lab/1.0.0/image.json", "/v1/gallery/fabriclab/busybox/lab/1.0.0/..",
+                "/v1/gallery/fabriclab/busybox/lab/1.0.0/../../../../etc/passwd"):
+        assert get_gallery(api, bad, node) == 404
+    api.enrollment.remove("node-1")
+    assert get_gallery(api, kernel, node) == 403

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fabric.model import AttachedDisk, Assignment, DiskRef, ImageRecord, Observed, PowerState, TraceRecord
+from fabric.model import AttachedDisk, Assignment, DiskRef, Observed, PowerState, TraceRecord
 from fabric.store import keys
 from nodeagent.agent import AgentConfig, NodeAgent, temporary
 from nodeagent.control import ControlPlane
@@ -25,9 +25,6 @@ from tests.integration.conftest import Api
 
 TEST_URI = "test:///default"
 MARKER = "fabriclab-guest: reached user space"
-IMAGE = ImageRecord(publisher="fabriclab", offer="busybox", sku="lab", version="latest", exact_version="1.0.0",
-                    disk="/g/disk.vhd", disk_format="vpc", kernel="/g/vmlinuz", initrd="/g/initrd.img",
-                    cmdline="console=ttyS0", boot_marker=MARKER)
 
 
 class Clock:
@@ -51,6 +48,9 @@ class Node:
         self.agent = NodeAgent(self.plane, self.driver, AgentConfig(
             node=self.name, fabric_id=self.fabric, fault_domain=0, state_dir=root / "state", cores=4,
             memory_mb=4096, local_disk_mb=10000), clock=self.clock)
+        self.agent.refresh_fabric()                     # where the gallery is
+        self.image = api.compute.gallery.resolve("fabriclab:busybox:lab:latest")   # published by the fixture
+        self.images = root / "state" / "images"
 
     def assign(self, vm_id: str, power: PowerState = PowerState.RUNNING, data_disks: tuple[Path, ...] = (),
                os_disk: Path | None = None, generation: int = 0, op: str = "") -> Assignment:
@@ -59,7 +59,7 @@ class Node:
             disk.touch()
         a = Assignment(vm_id=vm_id, resource_group="RG", name="vm1", node=self.name, power=power,
                        generation=generation, cores=1, memory_mb=128, resource_disk_mb=1,
-                       image=IMAGE, os_disk=DiskRef("localpath", "http://x/os.vhd", str(disk)),
+                       image=self.image, os_disk=DiskRef("localpath", "http://x/os.vhd", str(disk)),
                        operation_id=op or vm_id, disk_generation=len(data_disks),
                        data_disks=[AttachedDisk(i, DiskRef("localpath", f"http://x/data{i}.vhd", str(p), "raw"))
                                    for i, p in enumerate(data_disks)])
@@ -144,6 +144,32 @@ def test_an_orphan_is_fenced_and_other_owners_domains_are_left_alone(node: Node)
     finally:
         other.destroy(foreign)
         other.close()
+
+
+def test_the_boot_files_are_fetched_checked_kept_by_digest_and_evicted(node: Node) -> None:
+    vm = str(uuid.uuid4())
+    node.assign(vm)
+    node.agent.reconcile()
+    kernel = node.images / node.image.kernel_sha256
+    assert kernel.read_bytes() == Path(node.image.kernel).read_bytes()
+    inst = node.driver.instance(vm)
+    assert inst is not None and inst.active
+    assert str(kernel) in node.driver.conn.lookupByUUIDString(vm).XMLDesc(0)   # booted from the checked copy
+    assert oct(kernel.stat().st_mode)[-3:] == "644"
+    node.assign(vm, power=PowerState.DELETED, op="delete")
+    node.agent.reconcile()
+    assert list(node.images.iterdir()) == []         # no VM of this node boots from them any more
+
+
+def test_a_corrupted_boot_file_is_refused_and_retried_never_booted(node: Node) -> None:
+    vm = str(uuid.uuid4())
+    Path(node.image.initrd).write_bytes(b"not what was published")    # the gallery's copy went bad
+    node.assign(vm)
+    node.agent.reconcile()
+    retry = node.trace(vm)[-1]
+    assert retry.step == "node-retry" and "not kept" in retry.message, retry.message
+    assert node.driver.instance(vm) is None
+    assert sorted(f.name for f in node.images.iterdir()) == [node.image.kernel_sha256]
 
 
 def test_a_temporary_error_is_retried_with_backoff_and_shown_in_the_trace(node: Node) -> None:
