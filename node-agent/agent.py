@@ -38,6 +38,7 @@ from nodeagent.registration import NODE_HEARTBEAT_S, Registration
 from nodeagent.retries import RETRY_FOR_S, Retries
 from nodeagent.tracing import Trace
 from nodeagent.images import ImageCache, digests
+from nodeagent.storage_backends import backend
 from nodeagent.vm_converge import VmConverger
 
 log = logging.getLogger("nodeagent")
@@ -73,6 +74,7 @@ class AgentConfig:
     diagnostics_url: str = ""
     underlay_ns: str = ""
     underlay_ip: str = ""
+    disk_access: str = "path"       # how disk bodies are reached (nodeagent.storage_backends): path or nbd
 
 
 class NodeAgent:
@@ -94,7 +96,8 @@ class NodeAgent:
         self.gallery_endpoint_url = ""          # the control plane's, once it said (refresh_fabric)
         self.images = ImageCache(config.state_dir / "images", plane.credential, lambda: self.gallery_endpoint_url)
         self.vms = VmConverger(driver, self.trace, self.consoles, self.networks,
-                               config.state_dir / "resource-disks", self.images, wall)
+                               config.state_dir / "resource-disks", self.images,
+                               backend(config.disk_access, plane.open_disk), wall)
         self.guests = GuestReports(self.networks, self.trace, clock, wall)
         self.retries = Retries(clock)
         self.changed = threading.Event()

@@ -125,6 +125,11 @@ class ControlPlane:
                                                                    message=message, detail=detail),
                                                     timeout=CALL_TIMEOUT_S))
 
+    def open_disk(self, vm_id: str, uri: str) -> tuple[str, int, str]:
+        """A disk of one of this node's VMs exported to this node: (host, port, export name)."""
+        e = self._call(lambda: self.stub.OpenDisk(pb.DiskRequest(vm_id=vm_id, uri=uri), timeout=CALL_TIMEOUT_S))
+        return str(e.host), int(e.port), str(e.name)
+
     def running(self, operation_id: str) -> bool:
         if not operation_id:
             return False

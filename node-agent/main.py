@@ -36,6 +36,7 @@ from nodeagent.netsvc.networks import Networks
 from nodeagent.agent import AgentConfig, NodeAgent
 from nodeagent.control import ControlPlane, ControlPlaneRefused, ControlPlaneUnavailable
 from nodeagent.hypervisor import DriverError, LibvirtDriver
+from nodeagent.storage_backends import write_nbd_tls
 
 log = logging.getLogger("nodeagent")
 DEFAULT_CREDENTIAL = Path("/etc/fabriclab/node.json")
@@ -114,10 +115,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--memory-mb", type=int, default=host_memory_mb())
     ap.add_argument("--local-disk-mb", type=int, default=0, help="default: free space of the state folder")
-    ap.add_argument("--diagnostics-listen", default="127.0.0.1:0", help="HTTP address for serial output")
+    ap.add_argument("--diagnostics-listen", default="auto",
+                    help="HTTP address the controller fetches serial output from (default auto: the underlay "
+                         "address, else 127.0.0.1, on a free port)")
     ap.add_argument("--underlay-ip", default="auto",
                     help="this host's address VXLAN tunnels use: auto (default) is the address it reaches the "
                          "controller from (none when that is loopback); empty: no VXLAN")
+    ap.add_argument("--disk-access", choices=("nbd", "path"), default="nbd",
+                    help="how VM disks are reached: nbd (default), exported by the storage host to this node over "
+                         "NBD with TLS; path, opened by path (this host shares the storage host's folder: the lab)")
+    ap.add_argument("--nbd-tls-dir", type=Path, default=Path("/etc/fabriclab/nbd-tls"),
+                    help="where qemu finds this node's certificate for NBD (qemu.conf's nbd_tls_x509_cert_dir; "
+                         "default %(default)s): written at start")
     ap.add_argument("--underlay-ns", default="", help="the namespace holding the underlay (the lab's; empty: root)")
     ap.add_argument("--power-off-on-exit", action="store_true",
                     help="on SIGTERM, destroy and undefine this node's domains (the lab does this)")
@@ -141,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     if credential.identity.node != args.name:
         ap.error(f"--credential: it is {credential.identity.name}'s, not node:{args.name}'s")
     make_state_dir(args.state_dir)
+    if args.disk_access == "nbd":
+        write_nbd_tls(args.nbd_tls_dir, credential)
     local_disk_mb = args.local_disk_mb or shutil.disk_usage(args.state_dir).free // (1024 * 1024)
     plane = ControlPlane(credential, args.controller)
     if args.underlay_ip == "auto":
@@ -168,11 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     log.info("domain type %s: %s", driver.hypervisor, why)
 
     agent: NodeAgent | None = None
+    if args.diagnostics_listen == "auto":
+        args.diagnostics_listen = f"{args.underlay_ip if args.underlay_ip and not args.underlay_ns else '127.0.0.1'}:0"
     srv = diagnostics.serve(args.diagnostics_listen, lambda: agent)
     url = f"http://{srv.server_address[0]!s}:{srv.server_address[1]}"
     config = AgentConfig(node=args.name, fabric_id=fabric_id, fault_domain=args.fault_domain, state_dir=args.state_dir, cores=args.cores,
                          memory_mb=args.memory_mb, local_disk_mb=local_disk_mb, diagnostics_url=url,
-                         underlay_ns=args.underlay_ns, underlay_ip=args.underlay_ip)
+                         underlay_ns=args.underlay_ns, underlay_ip=args.underlay_ip, disk_access=args.disk_access)
     agent = NodeAgent(plane, driver, config)
     relay_srv = relay.serve_unix(agent.blob_relay_path, agent.blob_endpoint)
     while not stop.is_set():

@@ -1,19 +1,30 @@
 """How a node reaches a disk blob: the storage backend interface.
 
-The controller hands the node a disk reference (`fabric.model.DiskRef`, naming its backend); the
-backend describes the disk it names (`Disk`: a file, a block device or a
-network volume, and its format). What the hypervisor makes of that description
-is the compute driver's business (`nodeagent.hypervisor`): a Ceph RBD backend
-is one more class here and one more branch of the driver's disk form, and
-nothing in the agent's reconcile changes.
+The controller hands the node a disk reference (`fabric.model.DiskRef`: the blob's URL and its body's path
+on the storage host); the node's backend describes the disk it names (`Disk`: a file, a block device or a
+network volume, and its format). Which backend a node uses is the node's (`--disk-access`):
+
+    path   the body opened by its path: the node shares the storage host's folder (the one-machine lab)
+    nbd    the body exported to this node alone by the storage host over NBD with TLS (`OpenDisk` on the
+           node API, which checks the VM is assigned here); qemu presents this node's certificate (the files
+           in the folder qemu.conf's nbd_tls_x509_cert_dir names, written by the agent at start)
+
+What the hypervisor makes of that description is the compute driver's business (`nodeagent.hypervisor`): a
+Ceph RBD backend is one more class here and one more branch of the driver's disk form, and nothing in the
+agent's reconcile changes.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import pwd
+from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
+from fabric.files import SHARED, ensure_dir, write_atomic
 from fabric.model import DiskRef
+from fabric.pki import Credential
 
 from nodeagent.faults import Fault
 
@@ -33,6 +44,7 @@ class Disk:
     format: str = "qcow2"           # "qcow2" or "raw"
     protocol: str = ""              # "network" only: "rbd", "nbd", ...
     hosts: tuple[str, ...] = ()     # "network" only: host:port of the storage service
+    tls: bool = False               # "network" only: the connection is TLS (qemu's client certificate)
 
     @property
     def identity(self) -> str:
@@ -41,33 +53,47 @@ class Disk:
 
 
 class StorageBackend(Protocol):
-    def describe(self, ref: DiskRef) -> Disk: ...
-    def check(self, ref: DiskRef) -> None: ...
+    def describe(self, vm_id: str, ref: DiskRef) -> Disk: ...
 
 
 class LocalPathBackend:
     """Disk bodies on a path this node can open: one host, or a shared file system mounted on every host."""
 
-    def describe(self, ref: DiskRef) -> Disk:
-        return Disk("file", ref.path, ref.format)
-
-    def check(self, ref: DiskRef) -> None:
+    def describe(self, vm_id: str, ref: DiskRef) -> Disk:
         if not os.path.exists(ref.path):
             raise BackendError(f"disk {ref.uri} is not reachable from this node: {ref.path} does not exist")
+        return Disk("file", ref.path, ref.format)
 
 
-BACKENDS: dict[str, StorageBackend] = {"localpath": LocalPathBackend()}
+class NbdBackend:
+    """Disk bodies exported by the storage host to this node over NBD with TLS."""
+
+    def __init__(self, open_disk: Callable[[str, str], tuple[str, int, str]]) -> None:
+        self.open_disk = open_disk      # (vm id, blob URL) -> (host, port, export): the node API's OpenDisk
+
+    def describe(self, vm_id: str, ref: DiskRef) -> Disk:
+        host, port, name = self.open_disk(vm_id, ref.uri)
+        return Disk("network", name, "raw", "nbd", (f"{host}:{port}",), tls=True)
 
 
-def backend_for(ref: DiskRef) -> StorageBackend:
-    if ref.backend not in BACKENDS:
-        raise BackendError(f"no storage backend '{ref.backend}' on this node (has: {', '.join(BACKENDS)})",
-                           temporary=False)
-    return BACKENDS[ref.backend]
+def write_nbd_tls(folder: Path, credential: Credential, qemu_user: str = "libvirt-qemu") -> None:
+    """This node's certificate where qemu reads it for NBD's TLS (ca-cert.pem, client-cert.pem,
+    client-key.pem): the key readable by root and qemu's group only."""
+    ensure_dir(folder, 0o750)
+    write_atomic(folder / "ca-cert.pem", credential.ca, SHARED)
+    write_atomic(folder / "client-cert.pem", credential.certificate, SHARED)
+    write_atomic(folder / "client-key.pem", credential.key, 0o640)
+    try:
+        gid = pwd.getpwnam(qemu_user).pw_gid
+    except KeyError:
+        return                          # qemu runs as root here
+    for f in (folder, folder / "client-key.pem"):
+        os.chown(f, 0, gid)
 
 
-def resolve(ref: DiskRef) -> Disk:
-    """The disk a reference names, checked reachable from this node."""
-    backend = backend_for(ref)
-    backend.check(ref)
-    return backend.describe(ref)
+def backend(access: str, open_disk: Callable[[str, str], tuple[str, int, str]]) -> StorageBackend:
+    if access == "path":
+        return LocalPathBackend()
+    if access == "nbd":
+        return NbdBackend(open_disk)
+    raise BackendError(f"no disk access '{access}' on this node (path or nbd)", temporary=False)

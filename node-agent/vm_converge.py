@@ -18,7 +18,7 @@ from nodeagent.console import BootRecord, Consoles
 from nodeagent.hypervisor import ComputeDriver, DirectBoot, Nic, Spawned, VmSpec
 from nodeagent.images import ImageCache
 from nodeagent.netsvc.networks import Networks
-from nodeagent.storage_backends import Disk, resolve
+from nodeagent.storage_backends import Disk, StorageBackend
 from nodeagent.tracing import Trace
 
 log = logging.getLogger("nodeagent")
@@ -32,9 +32,11 @@ class VmConverger:
     """`wall` (epoch seconds) stamps when each boot started: injected by tests."""
 
     def __init__(self, driver: ComputeDriver, trace: Trace, consoles: Consoles, networks: Networks,
-                 resource_dir: Path, images: ImageCache, wall: Callable[[], float] = time.time) -> None:
+                 resource_dir: Path, images: ImageCache, disks: StorageBackend,
+                 wall: Callable[[], float] = time.time) -> None:
         self.driver = driver
         self.images = images
+        self.disks = disks
         self.trace = trace
         self.consoles = consoles
         self.networks = networks
@@ -93,7 +95,7 @@ class VmConverger:
         kernel, initrd = self.images.boot_files(img)
         return VmSpec(uuid=a.vm_id, name=instance_name(a), resource_group=a.resource_group, vm_name=a.name,
                       cores=a.cores, memory_mb=a.memory_mb, boot=DirectBoot(kernel, initrd, cmdline),
-                      os_disk=resolve(a.os_disk), resource_disk=Disk("file", str(self.resource_disk(a.vm_id)), "raw"),
+                      os_disk=self.disks.describe(a.vm_id, a.os_disk), resource_disk=Disk("file", str(self.resource_disk(a.vm_id)), "raw"),
                       console_log=str(self.consoles.log_path(a.vm_id)),
                       nics=tuple(Nic(n.mac, self.networks.bridge(n.vni), self.networks.tap(n.mac))
                                  for n in a.nics),
@@ -119,7 +121,7 @@ class VmConverger:
 
     def _data_disks(self, a: Assignment) -> dict[int, Disk]:
         """LUN -> disk of the assignment's data disks; each must be reachable."""
-        return {d.lun: resolve(d.ref) for d in a.data_disks}
+        return {d.lun: self.disks.describe(a.vm_id, d.ref) for d in a.data_disks}
 
     def _converge_data_disks(self, a: Assignment) -> None:
         """Hot-plug or unplug LUNs until the instance has exactly the assignment's data disks."""

@@ -13,6 +13,7 @@ import functools
 import ipaddress
 import threading
 import time
+from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ import grpc
 
 from fabric.arm.auth import peer_certificate
 from fabric.enrollment import Enrollment
+from fabric.storage.nbd import NbdError, NbdExports
 from fabric.core.constants import NODE_LEASE_TTL_S
 from fabric.model import Assignment, BlobService, NodeRecord, Observed, Record
 from fabric.network import naming
@@ -91,10 +93,11 @@ def _record(cls: type[R], raw: bytes, context: grpc.ServicerContext) -> R:
 
 
 class NodeAgents(rpc.NodeAgentsServicer):
-    def __init__(self, store: Store, gallery_endpoint: str = "") -> None:
+    def __init__(self, store: Store, gallery_endpoint: str = "", exports: NbdExports | None = None) -> None:
         self.store = store
         self.enrollment = Enrollment(store, None)
         self.gallery_endpoint = gallery_endpoint
+        self.exports = exports          # this controller's host keeps the disk blobs and exports them
         self._streams: dict[str, threading.Event] = {}     # node -> how to end its open watch stream
         self._lock = threading.Lock()
 
@@ -288,3 +291,25 @@ class NodeAgents(rpc.NodeAgentsServicer):
         node = self._node(context)
         self._check_operation(node, request.id, context)
         return pb.OperationState(running=running(self.store, request.id) is not None)
+
+    @_etcd_unavailable
+    def OpenDisk(self, request: pb.DiskRequest, context: grpc.ServicerContext) -> pb.DiskExport:
+        """Export a disk to the caller: only a disk of a VM assigned to it (and on it: not deallocated)."""
+        node = self._node(context)
+        assigned = self.store.get(keys.assignment(node, request.vm_id), Assignment)
+        if assigned is None or not assigned.value.on_node:
+            self._deny(context, f"VM {request.vm_id} is not assigned to node {node}")
+            return pb.DiskExport()
+        a = assigned.value
+        ref = next((r for r in (a.os_disk, *(d.ref for d in a.data_disks)) if r.uri == request.uri), None)
+        if ref is None:
+            self._deny(context, f"disk {request.uri} is not a disk of VM {request.vm_id}")
+            return pb.DiskExport()
+        if self.exports is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this controller exports no disks over the network")
+        assert self.exports is not None
+        try:
+            e = self.exports.grant(node, Path(ref.path))
+        except NbdError as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return pb.DiskExport(host=e.host, port=e.port, name=e.name)

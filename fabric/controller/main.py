@@ -46,6 +46,7 @@ from fabric.network.provider import DEFAULT_FABRIC_DOMAIN, NetworkConfig, Networ
 from fabric.enrollment import Enrollment
 from fabric.pki import Authority, Credential, PkiError
 from fabric.storage import dataplane
+from fabric.storage.nbd import NbdExports, withdraw_unassigned
 from fabric.storage.provider import StorageConfig, StorageProvider
 from fabric.store import Store, StoreUnavailable, Watch, keys
 from fabric.v1 import deployment_pb2_grpc as drpc
@@ -65,7 +66,8 @@ GRPC_WORKERS = 64       # each node agent's assignment watch holds one for as lo
 
 
 def build_server(store: Store, compute: ComputeProvider, listen: str, credential: Credential,
-                 enrollment: Enrollment | None = None, join_address: str = "") -> grpc.Server:
+                 enrollment: Enrollment | None = None, join_address: str = "",
+                 exports: NbdExports | None = None) -> grpc.Server:
     """The API on `listen`, mutual TLS with the controller's credential; each call checked by its role."""
     srv = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS), interceptors=[Authorizer()],
                       options=KEEPALIVE)
@@ -77,8 +79,8 @@ def build_server(store: Store, compute: ComputeProvider, listen: str, credential
     drpc.add_DeploymentsServicer_to_server(Deployments(DeploymentProvider(compute)), srv)
     rpc.add_OperationsServicer_to_server(server.Operations(store), srv)
     rpc.add_NodesServicer_to_server(server.Nodes(store, enrollment or Enrollment(store, None), join_address), srv)
-    node_rpc.add_NodeAgentsServicer_to_server(NodeAgents(store, f"https://{join_address}" if join_address else ""),
-                                              srv)
+    node_rpc.add_NodeAgentsServicer_to_server(
+        NodeAgents(store, f"https://{join_address}" if join_address else "", exports), srv)
     srv.add_secure_port(listen, server_credentials(credential))
     return srv
 
@@ -130,9 +132,10 @@ def providers(store: Store, s: Settings) -> ComputeProvider:
 
 
 def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Event,
-                      retention_s: float = retention.DEFAULT_RETENTION_S, source: str = "controller") -> None:
-    """The background work (the leader's): VMs, deployments, retention, on every change and every
-    RECONCILE_INTERVAL_S, until `stop`."""
+                      retention_s: float = retention.DEFAULT_RETENTION_S, source: str = "controller",
+                      exports: NbdExports | None = None) -> None:
+    """The background work (the leader's): VMs, deployments, retention, disk exports no VM needs any more,
+    on every change and every RECONCILE_INTERVAL_S, until `stop`."""
     reconciler = VmReconciler(store, compute, source=source)
     collected = 0.0
     deployments = DeploymentProvider(compute)
@@ -147,6 +150,9 @@ def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Ev
                            store.watch_prefix(keys.DEPLOYMENTS, changed.set)]
             reconciler.reconcile_all()
             deployments.reconcile_all()
+            if exports is not None:
+                for node, name in withdraw_unassigned(store, exports):
+                    log.info("export %s withdrawn from node %s: no VM of it needs the disk", name, node)
             if time.monotonic() - collected > retention.COLLECT_EVERY_S:
                 retention.collect(store, retention_s)
                 collected = time.monotonic()
@@ -241,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         join_srv = join_server.serve(join_listen, enrollment, credential, advertise, compute.gallery)
         join_address = _join_address(join_listen, advertise)
         log.info("join endpoint on https://%s (cluster CA %s)", join_listen, ca.fingerprint)
-    srv = build_server(store, compute, args.listen, credential, enrollment, join_address)
+    exports = NbdExports(settings.blob_root.parent / "nbd", advertise.split(",")[0].rsplit(":", 1)[0], credential)
+    srv = build_server(store, compute, args.listen, credential, enrollment, join_address, exports)
     srv.start()
     log.info("blob data plane on %s", storage.config.endpoint)
     log.info("controller serving %s on %s (subscription %s, location %s)", "fabric.v1", args.listen, sub,
@@ -254,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("renewed the leases of %d registered nodes: they reconnect to this controller",
                  extend_node_leases(fenced))
         reconcile_forever(fenced, providers(fenced, settings), deposed, args.operation_retention_hours * 3600,
-                          source=f"controller/{args.name}")
+                          source=f"controller/{args.name}", exports=exports)
 
     election = threading.Thread(target=lead_when_elected, args=(Election(store, args.name), stop, background),
                                 name="election", daemon=True)

@@ -42,6 +42,11 @@ class SimulatedHost:
     holder: subprocess.Popen[bytes] | None = None
     spawned: dict[str, subprocess.Popen[bytes]] = dataclasses.field(default_factory=dict)
 
+    @property
+    def nbd_tls(self) -> Path:
+        """Where this host's qemu finds its NBD client certificate (its qemu.conf says so)."""
+        return self.root / "nbd-tls"
+
     def argv(self, argv: list[str]) -> list[str]:
         assert self.holder is not None, f"host {self.name} is not up"
         return ["nsenter", "-t", str(self.holder.pid), "-m", "-n", "--", *argv]
@@ -120,6 +125,10 @@ class SimulatedHosts:
         if not etc.exists():
             shutil.copytree("/etc/libvirt", etc, symlinks=True,
                             ignore=lambda d, names: [n for n in names if n.endswith(".xml") or n == "autostart"])
+            ensure_dir(h.nbd_tls, 0o750)                    # libvirtd refuses a certificate folder that is not there
+            with open(etc / "qemu.conf", "a") as conf:     # qemu's NBD client certificate: the node agent's
+                conf.write(f'\n# simulated host {h.name}\nnbd_tls_x509_cert_dir = "{h.nbd_tls}"\n'
+                           f"nbd_tls_x509_verify = 1\n")
         mounts = [f"mount -t tmpfs -o mode=0755 tmpfs /run/libvirt", f"mount --bind {etc} /etc/libvirt"]
         cache = lv / "cache"
         if not cache.exists() and Path("/var/cache/libvirt").is_dir():

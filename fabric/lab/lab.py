@@ -111,7 +111,7 @@ class Lab:
                                     "--credential", str(self.root / "pki" / f"{name}.json"),
                                     "--cores", str(max(1, host_cores // nodes)),
                                     "--memory-mb", str(mem_mb // nodes), "--underlay-ns", ul_ns,
-                                    "--underlay-ip", ul_ip, "--power-off-on-exit",
+                                    "--underlay-ip", ul_ip, "--power-off-on-exit", "--disk-access", "path",
                                     "--log-file", str(self.procs.log_path(name))],
                              marker=f"--name {name}")
 

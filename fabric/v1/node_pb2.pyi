@@ -110,6 +110,24 @@ class OperationRef(_message.Message):
     id: str
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
+class DiskRequest(_message.Message):
+    __slots__ = ("vm_id", "uri")
+    VM_ID_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    vm_id: str
+    uri: str
+    def __init__(self, vm_id: _Optional[str] = ..., uri: _Optional[str] = ...) -> None: ...
+
+class DiskExport(_message.Message):
+    __slots__ = ("host", "port", "name")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    port: int
+    name: str
+    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
+
 class OperationState(_message.Message):
     __slots__ = ("running",)
     RUNNING_FIELD_NUMBER: _ClassVar[int]

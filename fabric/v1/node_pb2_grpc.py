@@ -84,6 +84,11 @@ class NodeAgentsStub:
                 request_serializer=fabric_dot_v1_dot_node__pb2.OperationRef.SerializeToString,
                 response_deserializer=fabric_dot_v1_dot_node__pb2.OperationState.FromString,
                 _registered_method=True)
+        self.OpenDisk = channel.unary_unary(
+                '/fabric.v1.NodeAgents/OpenDisk',
+                request_serializer=fabric_dot_v1_dot_node__pb2.DiskRequest.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_node__pb2.DiskExport.FromString,
+                _registered_method=True)
 
 
 class NodeAgentsServicer:
@@ -150,6 +155,13 @@ class NodeAgentsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OpenDisk(self, request, context):
+        """exports a disk of one of the caller's VMs to the caller alone, over NBD with TLS
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAgentsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -202,6 +214,11 @@ def add_NodeAgentsServicer_to_server(servicer, server):
                     servicer.GetOperationState,
                     request_deserializer=fabric_dot_v1_dot_node__pb2.OperationRef.FromString,
                     response_serializer=fabric_dot_v1_dot_node__pb2.OperationState.SerializeToString,
+            ),
+            'OpenDisk': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenDisk,
+                    request_deserializer=fabric_dot_v1_dot_node__pb2.DiskRequest.FromString,
+                    response_serializer=fabric_dot_v1_dot_node__pb2.DiskExport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -474,6 +491,33 @@ class NodeAgents:
             '/fabric.v1.NodeAgents/GetOperationState',
             fabric_dot_v1_dot_node__pb2.OperationRef.SerializeToString,
             fabric_dot_v1_dot_node__pb2.OperationState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenDisk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.NodeAgents/OpenDisk',
+            fabric_dot_v1_dot_node__pb2.DiskRequest.SerializeToString,
+            fabric_dot_v1_dot_node__pb2.DiskExport.FromString,
             options,
             channel_credentials,
             insecure,

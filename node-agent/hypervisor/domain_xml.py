@@ -43,7 +43,8 @@ def source_xml(disk: Disk) -> str:
         return f"<source dev={quoteattr(disk.path)}/>"
     hosts = "".join(f"<host name={quoteattr(h.rsplit(':', 1)[0])} port={quoteattr(h.rsplit(':', 1)[1])}/>"
                     for h in disk.hosts)
-    return f"<source protocol={quoteattr(disk.protocol)} name={quoteattr(disk.path)}>{hosts}</source>"
+    tls = " tls='yes'" if disk.tls else ""
+    return f"<source protocol={quoteattr(disk.protocol)} name={quoteattr(disk.path)}{tls}>{hosts}</source>"
 
 
 def disk_xml(disk: Disk, target: str, bus: str, cache: str, address: str = "") -> str:

@@ -40,7 +40,8 @@ class Cluster:
     def start_agent(self, h: SimulatedHost) -> None:
         # qemu: the KVM probe (8 s; nested KVM hangs here) is the lab's to test, not this one's
         h.spawn("agent", [sys.executable, "-m", "nodeagent.main", "--credential", str(h.root / "node.json"),
-                          "--state-dir", str(h.root / "state"), "--power-off-on-exit", "--hypervisor", "qemu"])
+                          "--state-dir", str(h.root / "state"), "--power-off-on-exit", "--hypervisor", "qemu",
+                          "--nbd-tls-dir", str(h.nbd_tls)])
 
 
 def join_args(out: str) -> list[str]:
@@ -91,3 +92,25 @@ def test_nodes_on_other_hosts_join_and_are_ready_with_their_addresses(cluster: C
     assert {n: nodes[n]["address"] for n in NODES} == {n: cluster.hosts[n].address for n in NODES}
     for n in NODES:     # each host's libvirtd is its own: the machine's and the others' domains are not in it
         assert cluster.hosts[n].run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"]).stdout.strip() == ""
+
+
+def test_vms_boot_on_both_node_hosts_from_images_over_https_and_disks_over_nbd(cluster: Cluster) -> None:
+    cluster.fabric("group", "create", "-n", "RG", "-l", "local")
+    made = {}
+    for name in ("vm-b", "vm-c"):
+        made[name] = json.loads(cluster.fabric("vm", "create", "-g", "RG", "-n", name, "--image",
+                                               "fabriclab:busybox:lab:latest", "--size", "Lab_A0"))
+    placed = {made[n]["properties"]["instanceView"]["nodeName"] for n in made}
+    assert placed == set(NODES), placed                   # spread over the two node hosts
+    for name, vm in made.items():
+        assert vm["properties"]["provisioningState"] == "Succeeded"
+        node = cluster.hosts[vm["properties"]["instanceView"]["nodeName"]]
+        xml = node.run(["virsh", "-c", "qemu:///system", "dumpxml", vm["properties"]["vmId"]]).stdout
+        assert "protocol='nbd'" in xml and "tls='yes'" in xml and cluster.ctl.address in xml
+        assert str(node.root / "state" / "images") in xml          # the kernel fetched and checked
+        serial = cluster.fabric("vm", "get-serial-output", "-g", "RG", "-n", name)
+        assert "fabriclab-guest: reached user space" in serial
+    for name in made:
+        cluster.fabric("vm", "delete", "-g", "RG", "-n", name, "--yes")
+    for n in NODES:
+        wait_for(f"{n}'s images evicted", lambda: not any((cluster.hosts[n].root / "state" / "images").glob("*")))

@@ -22,6 +22,7 @@ from fabric.pki import ADMINS, CONTROLLERS, Authority, Credential, Identity
 from fabric.store import Store, keys
 from fabric.network.provider import NetworkConfig, NetworkProvider
 from fabric.storage import dataplane
+from fabric.storage.nbd import NbdExports
 from fabric.storage.provider import StorageConfig, StorageProvider
 from fabric.v1 import deployment_pb2_grpc as drpc
 from fabric.v1 import fabric_pb2_grpc as rpc
@@ -124,9 +125,11 @@ def api(store: Store, tmp_path: Path, pki: Pki) -> Iterator[Api]:
     join_address = f"127.0.0.1:{free_port()}"
     enrollment = Enrollment(store, pki.ca)
     join_srv = join_server.serve(join_address, enrollment, pki.controller, address, compute.gallery)
-    srv = build_server(store, compute, address, pki.controller, enrollment, join_address)
+    exports = NbdExports(tmp_path / "nbd", "127.0.0.1", pki.controller)
+    srv = build_server(store, compute, address, pki.controller, enrollment, join_address, exports)
     srv.start()
     yield Api(address, store, compute, storage, pki, join_address)
     srv.stop(grace=0)
+    exports.keep_only({})
     join_srv.shutdown()
     blob_srv.shutdown()
