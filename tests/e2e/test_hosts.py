@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fabric.lab.hosts import SimulatedHost, SimulatedHosts
+from fabric.lab.processes import Processes
 from tests.conftest import require
 from tests.e2e.conftest import E2E_ROOT
 
@@ -94,23 +96,60 @@ def test_nodes_on_other_hosts_join_and_are_ready_with_their_addresses(cluster: C
         assert cluster.hosts[n].run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"]).stdout.strip() == ""
 
 
-def test_vms_boot_on_both_node_hosts_from_images_over_https_and_disks_over_nbd(cluster: Cluster) -> None:
+def ping_script(path: Path, other: str) -> Path:
+    """User data: resolve the other VM by name and ping it (on the other host: over VXLAN between the hosts)."""
+    path.write_text(f"for i in $(seq 1 30); do ping -c 1 -W 1 {other} >/dev/null 2>&1 && break; done\n"
+                    f"ping -c 3 -W 2 {other} | grep 'packets transmitted'\n")
+    return path
+
+
+def domstate(h: SimulatedHost, vm_id: str) -> str:
+    return h.run(["virsh", "-c", "qemu:///system", "domstate", vm_id]).stdout.strip()
+
+
+def test_vms_on_both_node_hosts_boot_over_the_network_reach_each_other_and_outlive_faults(cluster: Cluster) -> None:
     cluster.fabric("group", "create", "-n", "RG", "-l", "local")
-    made = {}
-    for name in ("vm-b", "vm-c"):
-        made[name] = json.loads(cluster.fabric("vm", "create", "-g", "RG", "-n", name, "--image",
-                                               "fabriclab:busybox:lab:latest", "--size", "Lab_A0"))
-    placed = {made[n]["properties"]["instanceView"]["nodeName"] for n in made}
-    assert placed == set(NODES), placed                   # spread over the two node hosts
-    for name, vm in made.items():
-        assert vm["properties"]["provisioningState"] == "Succeeded"
-        node = cluster.hosts[vm["properties"]["instanceView"]["nodeName"]]
-        xml = node.run(["virsh", "-c", "qemu:///system", "dumpxml", vm["properties"]["vmId"]]).stdout
-        assert "protocol='nbd'" in xml and "tls='yes'" in xml and cluster.ctl.address in xml
-        assert str(node.root / "state" / "images") in xml          # the kernel fetched and checked
-        serial = cluster.fabric("vm", "get-serial-output", "-g", "RG", "-n", name)
-        assert "fabriclab-guest: reached user space" in serial
-    for name in made:
-        cluster.fabric("vm", "delete", "-g", "RG", "-n", name, "--yes")
+    names = {"vm-1": "vm-2", "vm-2": "vm-1"}
+    for me, other in names.items():
+        cluster.fabric("vm", "create", "-g", "RG", "-n", me, "--image", "fabriclab:busybox:lab:latest",
+                       "--size", "Lab_A0", "--no-wait", "--user-data",
+                       str(ping_script(cluster.ctl.root / f"{me}.sh", other)))
+    vms = {}
+    for me in names:
+        op = json.loads(cluster.fabric("vm", "show", "-g", "RG", "-n", me))["properties"]["lastOperationId"]
+        cluster.fabric("operation", "wait", op)
+        vms[me] = json.loads(cluster.fabric("vm", "show", "-g", "RG", "-n", me, "--instance-view"))["properties"]
+    host_of = {me: cluster.hosts[p["instanceView"]["nodeName"]] for me, p in vms.items()}
+    assert {h.name for h in host_of.values()} == set(NODES)        # one VM on each node host
+    for me, p in vms.items():
+        assert p["provisioningState"] == "Succeeded"
+        xml = host_of[me].run(["virsh", "-c", "qemu:///system", "dumpxml", p["vmId"]]).stdout
+        assert "protocol='nbd'" in xml and "tls='yes'" in xml and cluster.ctl.address in xml   # disk over NBD
+        assert str(host_of[me].root / "state" / "images") in xml                            # kernel fetched
+        wait_for(f"{me}'s user data", lambda: "user data exited" in cluster.fabric(
+            "vm", "get-serial-output", "-g", "RG", "-n", me))
+        assert "user-data: 3 packets transmitted, 3 packets received" in cluster.fabric(
+            "vm", "get-serial-output", "-g", "RG", "-n", me)                               # across the hosts
+
+    # a node agent killed: its VM runs on; restarted, it registers and reports again
+    h = host_of["vm-1"]
+    h.stop("agent", signal.SIGKILL)
+    assert domstate(h, vms["vm-1"]["vmId"]) == "running"
+    cluster.start_agent(h)
+    wait_for("the node Ready again", lambda: cluster.nodes()[h.name]["state"] == "Ready")
+    # the controller killed: the VMs run on; started again, it answers and the nodes report
+    Processes(cluster.ctl.root / "cp").kill("controller")
+    assert all(domstate(host_of[me], p["vmId"]) == "running" for me, p in vms.items())
+    again = cluster.ctl.run([sys.executable, "-m", "fabric.cli.main", "cluster", "init", "--address",
+                             cluster.ctl.address, "--dir", str(cluster.ctl.root / "cp"), "--admin-credential",
+                             str(cluster.admin), "--name", "ctl"])
+    assert again.returncode == 0, again.stderr
+    wait_for("both nodes Ready", lambda: all(cluster.nodes()[n]["state"] == "Ready" for n in NODES))
+    for me in names:
+        view = json.loads(cluster.fabric("vm", "show", "-g", "RG", "-n", me, "--instance-view"))["properties"]
+        assert view["provisioningState"] == "Succeeded" and view["instanceView"]["nodeName"] == host_of[me].name
+
+    for me in names:
+        cluster.fabric("vm", "delete", "-g", "RG", "-n", me, "--yes")
     for n in NODES:
         wait_for(f"{n}'s images evicted", lambda: not any((cluster.hosts[n].root / "state" / "images").glob("*")))
