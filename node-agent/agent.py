@@ -37,7 +37,7 @@ from nodeagent.network_converge import NetworkConverger
 from nodeagent.registration import NODE_HEARTBEAT_S, Registration
 from nodeagent.retries import RETRY_FOR_S, Retries
 from nodeagent.tracing import Trace
-from nodeagent.images import ImageCache, digests
+from nodeagent.images import IMAGE_KEEP_S, ImageCache, digests
 from nodeagent.storage_backends import backend
 from nodeagent.vm_converge import VmConverger
 
@@ -75,6 +75,7 @@ class AgentConfig:
     underlay_ns: str = ""
     underlay_ip: str = ""
     disk_access: str = "path"       # how disk bodies are reached (nodeagent.storage_backends): path or nbd
+    image_keep_s: float = IMAGE_KEEP_S   # an image file no VM uses is kept this long after its last use
 
 
 class NodeAgent:
@@ -94,7 +95,8 @@ class NodeAgent:
         self.registration = Registration(plane, self.record)
         self.network = NetworkConverger(plane, self.networks, self.trace, config.fault_domain)
         self.gallery_endpoint_url = ""          # the control plane's, once it said (refresh_fabric)
-        self.images = ImageCache(config.state_dir / "images", plane.credential, lambda: self.gallery_endpoint_url)
+        self.images = ImageCache(config.state_dir / "images", plane.credential, lambda: self.gallery_endpoint_url,
+                                 config.image_keep_s)
         self.vms = VmConverger(driver, self.trace, self.consoles, self.networks,
                                config.state_dir / "resource-disks", self.images,
                                backend(config.disk_access, plane.open_disk), wall)

@@ -4,8 +4,9 @@ A node reaches the gallery only over the controller's HTTPS endpoint (`/v1/galle
 certificate presented, the controller's checked against the cluster CA). Each file is kept by its sha256,
 the one the VM's assignment names: a download is written beside the cache, hashed as it arrives, and put in
 place only when its length and digest are the published ones; a truncated or corrupted one is removed and
-the VM's operation retries (a temporary fault), never booted. Files no assignment names any more are
-evicted after each pass.
+the VM's operation retries (a temporary fault), never booted. A file no assignment names any more is
+evicted once unused for `keep_s` (IMAGE_KEEP_S by default: the next VM of the same image, often created
+right after the last was deleted, finds it here).
 
     STATE/images/SHA256      0644 in a 0711 folder: qemu opens them by name
 """
@@ -17,6 +18,7 @@ import logging
 import os
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -29,6 +31,7 @@ from nodeagent.storage_backends import BackendError
 
 log = logging.getLogger("nodeagent")
 FETCH_TIMEOUT_S = 60.0
+IMAGE_KEEP_S = 600.0
 CHUNK = 1 << 20
 
 
@@ -37,8 +40,10 @@ def digests(img: ImageRecord) -> set[str]:
 
 
 class ImageCache:
-    def __init__(self, folder: Path, credential: Credential, endpoint: Callable[[], str]) -> None:
+    def __init__(self, folder: Path, credential: Credential, endpoint: Callable[[], str],
+                 keep_s: float = IMAGE_KEEP_S) -> None:
         self.folder = folder
+        self.keep_s = keep_s
         self.credential = credential
         self.endpoint = endpoint          # https://HOST:PORT of the control plane's gallery, as it last said
         self._tls: ssl.SSLContext | None = None
@@ -60,6 +65,7 @@ class ImageCache:
                 if not path.exists():
                     self._fetch(f"/v1/gallery/{quote(img.publisher)}/{quote(img.offer)}/{quote(img.sku)}/"
                                 f"{quote(img.exact_version)}/{quote(name)}", sha256, path)
+        os.utime(path)                        # last used now: kept IMAGE_KEEP_S from here
         return str(path)
 
     def _context(self) -> ssl.SSLContext:
@@ -103,14 +109,18 @@ class ImageCache:
         os.replace(part, dest)
         log.info("image file %s fetched (%d bytes, sha256 %s)", url_path, got, sha256)
 
-    def evict(self, keep: Iterable[str]) -> list[str]:
-        """Remove cached files (and stale partial downloads) whose digest is not in `keep`; what was removed."""
+    def evict(self, keep: Iterable[str], now: float | None = None) -> list[str]:
+        """Remove cached files whose digest is not in `keep` and that were last used `keep_s` ago, and partial
+        downloads no fetch is writing; what was removed."""
         wanted = set(keep)
+        now = time.time() if now is None else now
         gone = []
         for f in self.folder.glob("*") if self.folder.is_dir() else []:
-            if f.name.removesuffix(".part") not in wanted or f.name.endswith(".part"):
-                if f.name.endswith(".part") and self._lock.locked():
+            if f.name.endswith(".part"):
+                if self._lock.locked():
                     continue                          # a download in progress
-                f.unlink(missing_ok=True)
-                gone.append(f.name)
+            elif f.name in wanted or now - f.stat().st_mtime < self.keep_s:
+                continue
+            f.unlink(missing_ok=True)
+            gone.append(f.name)
         return gone

@@ -36,6 +36,7 @@ from nodeagent.netsvc.networks import Networks
 from nodeagent.agent import AgentConfig, NodeAgent
 from nodeagent.control import ControlPlane, ControlPlaneRefused, ControlPlaneUnavailable
 from nodeagent.hypervisor import DriverError, LibvirtDriver
+from nodeagent.images import IMAGE_KEEP_S
 from nodeagent.storage_backends import write_nbd_tls
 
 log = logging.getLogger("nodeagent")
@@ -127,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nbd-tls-dir", type=Path, default=Path("/etc/fabriclab/nbd-tls"),
                     help="where qemu finds this node's certificate for NBD (qemu.conf's nbd_tls_x509_cert_dir; "
                          "default %(default)s): written at start")
+    ap.add_argument("--image-keep", type=float, default=IMAGE_KEEP_S, metavar="SECONDS",
+                    help="an image file no VM of this node uses is kept this long after its last use "
+                         "(default %(default)g)")
     ap.add_argument("--underlay-ns", default="", help="the namespace holding the underlay (the lab's; empty: root)")
     ap.add_argument("--power-off-on-exit", action="store_true",
                     help="on SIGTERM, destroy and undefine this node's domains (the lab does this)")
@@ -185,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://{srv.server_address[0]!s}:{srv.server_address[1]}"
     config = AgentConfig(node=args.name, fabric_id=fabric_id, fault_domain=args.fault_domain, state_dir=args.state_dir, cores=args.cores,
                          memory_mb=args.memory_mb, local_disk_mb=local_disk_mb, diagnostics_url=url,
-                         underlay_ns=args.underlay_ns, underlay_ip=args.underlay_ip, disk_access=args.disk_access)
+                         underlay_ns=args.underlay_ns, underlay_ip=args.underlay_ip, disk_access=args.disk_access,
+                         image_keep_s=args.image_keep)
     agent = NodeAgent(plane, driver, config)
     relay_srv = relay.serve_unix(agent.blob_relay_path, agent.blob_endpoint)
     while not stop.is_set():

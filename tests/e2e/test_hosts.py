@@ -43,7 +43,7 @@ class Cluster:
         # qemu: the KVM probe (8 s; nested KVM hangs here) is the lab's to test, not this one's
         h.spawn("agent", [sys.executable, "-m", "nodeagent.main", "--credential", str(h.root / "node.json"),
                           "--state-dir", str(h.root / "state"), "--power-off-on-exit", "--hypervisor", "qemu",
-                          "--nbd-tls-dir", str(h.nbd_tls)])
+                          "--nbd-tls-dir", str(h.nbd_tls), "--image-keep", "0"])
 
 
 def join_args(out: str) -> list[str]:

@@ -47,7 +47,7 @@ class Node:
         self.plane = ControlPlane(api.join(self.name))
         self.agent = NodeAgent(self.plane, self.driver, AgentConfig(
             node=self.name, fabric_id=self.fabric, fault_domain=0, state_dir=root / "state", cores=4,
-            memory_mb=4096, local_disk_mb=10000), clock=self.clock)
+            memory_mb=4096, local_disk_mb=10000, image_keep_s=0), clock=self.clock)
         self.agent.refresh_fabric()                     # where the gallery is
         self.image = api.compute.gallery.resolve("fabriclab:busybox:lab:latest")   # published by the fixture
         self.images = root / "state" / "images"
