@@ -108,7 +108,7 @@ def main() -> int:
     root = Path("/var/lib/fabriclab") / f"bench-{os.getpid()}"
     lab = Lab(root)
     try:
-        ports = free_port(span=5)         # etcd client and peer; the controller API, data plane, join
+        ports = free_port(span=6)         # etcd client and peer; the controller API, data plane, join, TLS data plane
         cfg = lab.up(2, "fabriclab:busybox:lab:latest", "auto", ports, ports + 2, "local")
         image = Gallery(Path(cfg["gallery"])).resolve(cfg["image"])
         ch = Credential.load(root / ADMIN_CREDENTIAL).channel(cfg["controller"])

@@ -78,6 +78,14 @@ if [ -n "$ROLE" ]; then
     else
         echo "install: no systemd here: ${units[*]} not installed; the programs are started directly"
     fi
+    if [ "$ROLE" = node ] && ! grep -q '^nbd_tls_x509_cert_dir' /etc/libvirt/qemu.conf; then
+        # qemu's NBD client certificate (nbd:NODE), which the node agent writes there at start
+        install -d -m 0750 -g "$(id -gn libvirt-qemu 2>/dev/null || echo root)" /etc/fabriclab/nbd-tls
+        printf '\n# fabriclab: disks over NBD with TLS\nnbd_tls_x509_cert_dir = "/etc/fabriclab/nbd-tls"\n' \
+            >> /etc/libvirt/qemu.conf
+        echo "install: qemu.conf: nbd_tls_x509_cert_dir = /etc/fabriclab/nbd-tls (restart libvirtd to take it)"
+        if [ -d /run/systemd/system ]; then systemctl restart libvirtd; fi
+    fi
     if [ "$ROLE" = controller ]; then
         echo "install: next: fabric cluster init --address THIS_HOSTS_ADDRESS"
     else

@@ -17,8 +17,8 @@ import hmac
 
 from fabric.core.errors import ArmError, invalid
 from fabric.join import NODE_NAME, NODE_NAME_RULE, JoinToken
-from fabric.model import EnrollmentRecord, JoinTokenRecord, NodeRecord, now
-from fabric.pki import Authority, PkiError, load_cert, node_identity, serial_of
+from fabric.model import EnrollmentRecord, JoinTokenRecord, NodeRecord, RevokedRecord, now
+from fabric.pki import Authority, PkiError, load_cert, nbd_identity, node_identity, serial_of
 from fabric.store import Absent, Delete, Put, Store, Unchanged, keys
 
 DEFAULT_TOKEN_TTL_S = 3600
@@ -122,17 +122,45 @@ class Enrollment:
         found = self.store.get(keys.enrollment(node), EnrollmentRecord)
         return found.value if found else None
 
+    def issue_nbd(self, node: str, csr_pem: str) -> str:
+        """A certificate for an enrolled node's qemu (nbd:NODE, for its disks over NBD and nothing else), its
+        serial recorded in the enrollment so that removing the node revokes it too."""
+        if self.ca is None:
+            raise ArmError("OperationNotAllowed", "This controller holds no cluster CA key: it issues nothing.")
+        for _ in range(3):
+            held = self.store.get(keys.enrollment(node), EnrollmentRecord)
+            if held is None:
+                raise ArmError("ResourceNotFound", f"Node {node} is not enrolled in this cluster.", "node")
+            try:
+                cert = self.ca.sign_request(csr_pem.encode(), nbd_identity(node))
+            except PkiError as exc:
+                raise invalid("csr", str(exc)) from None
+            rec = held.value.replace(nbd_serials=[*held.value.nbd_serials, serial_of(cert)])
+            if self.store.commit([Unchanged(held.key, held.mod_revision)], [Put(held.key, rec)]):
+                return cert.decode()
+        raise ArmError("Conflict", f"Node {node}'s enrollment kept changing; ask again.", "node")
+
+    def revocation_list(self) -> str:
+        """The cluster CA's list of the certificates of removed nodes (PEM)."""
+        if self.ca is None:
+            raise ArmError("OperationNotAllowed", "This controller holds no cluster CA key: it signs no list.")
+        return self.ca.revocation_list([v.value.serial for v in self.store.list(keys.REVOKED, RevokedRecord)])
+
     def remove(self, node: str) -> EnrollmentRecord:
-        """Revoke the node's certificate and drop its registration (its lease too): from now on its calls are
-        refused. Its VMs are left to the reconcilers, as for a node that died."""
+        """Revoke the node's certificates (its own and its qemu's: recorded as revoked, for the NBD servers'
+        revocation list) and drop its registration (its lease too): from now on its calls are refused. Its VMs
+        are left to the reconcilers, as for a node that died."""
         check_node_name(node, "name")
         held = self.store.get(keys.enrollment(node), EnrollmentRecord)
         if held is None:
             raise ArmError("ResourceNotFound", f"Node {node} is not enrolled in this cluster.", "name")
         registered = self.store.get(keys.node(node), NodeRecord)
         lease = self.store.lease_of(keys.node(node)) if registered else None
+        at = now()
+        revoked = [Put(keys.revoked(serial), RevokedRecord(serial=serial, node=node, revoked=at))
+                   for serial in (held.value.serial, *held.value.nbd_serials)]
         if not self.store.commit([Unchanged(held.key, held.mod_revision)],
-                                 [Delete(held.key), *([Delete(registered.key)] if registered else [])]):
+                                 [Delete(held.key), *([Delete(registered.key)] if registered else []), *revoked]):
             raise ArmError("Conflict", f"Node {node}'s enrollment changed meanwhile; nothing was removed.", "name")
         if lease:
             self.store.revoke_lease(lease)

@@ -10,7 +10,8 @@ controller's join endpoint, HTTPS, in two requests:
    before anything secret is sent.
 2. POST /v1/join, the TLS now verified against that CA (and the controller's certificate must name the address
    joined): the token's id and secret, the node's name and a certificate signing request for a key made here,
-   which never leaves this host. The answer is the node's certificate (CN=node:NAME, O=nodes).
+   which never leaves this host. The answer is the node's certificate (CN=node:NAME, O=nodes) and the API
+   address(es) the node calls (taken from this verified answer, not the first).
 
 The result is the node's credential file (fabric.pki.Credential).
 """
@@ -110,13 +111,13 @@ def _request(host: str, port: int, context: ssl.SSLContext, method: str, path: s
 
 
 def cluster_info(address: str, token: JoinToken) -> dict[str, str]:
-    """Step 1: the cluster CA and the API address, the CA checked against the token's hash."""
+    """Step 1: the cluster CA, checked against the token's hash."""
     host, port = _split(address)
     insecure = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     insecure.check_hostname = False
     insecure.verify_mode = ssl.CERT_NONE       # not trusted yet: the CA is checked against the token below
     info = _request(host, port, insecure, "GET", "/v1/cluster-info")
-    ca, controller = str(info.get("ca", "")), str(info.get("controller", ""))
+    ca = str(info.get("ca", ""))
     try:
         presented = fingerprint(ca.encode())
     except PkiError as exc:
@@ -124,9 +125,7 @@ def cluster_info(address: str, token: JoinToken) -> dict[str, str]:
     if presented != f"sha256:{token.ca_hash}":
         raise JoinError(f"the controller at {address} presents cluster CA {presented}, but the token names "
                         f"sha256:{token.ca_hash}: another cluster, or someone in between; not joining")
-    if not controller:
-        raise JoinError(f"the controller at {address} answered no API address")
-    return {"ca": ca, "controller": controller}
+    return {"ca": ca}
 
 
 def join(address: str, token: JoinToken, node: str) -> Credential:
@@ -150,5 +149,7 @@ def join(address: str, token: JoinToken, node: str) -> Credential:
         raise JoinError(f"the controller answered a certificate that does not check ({exc})") from None
     if not ok:
         raise JoinError("the controller answered a certificate for another key or name")
-    return Credential(controller=info["controller"], ca=info["ca"], certificate=cert.decode(),
-                      key=key_pem(key).decode())
+    controller = str(answer.get("controller", ""))     # from the verified answer, not the unverified first one
+    if not controller:
+        raise JoinError("the controller answered no API address")
+    return Credential(controller=controller, ca=info["ca"], certificate=cert.decode(), key=key_pem(key).decode())

@@ -360,6 +360,15 @@ class EnrollmentRecord(Record):
     enrolled: str
     not_after: str
     token_id: str = ""          # "" when issued by the lab or `fabric cluster init` directly
+    nbd_serials: list[str] = dataclasses.field(default_factory=list)   # its qemu's NBD client certificates
+
+
+@dataclasses.dataclass(frozen=True)
+class RevokedRecord(Record):
+    """A certificate revoked (its node removed): in the revocation list the storage host's NBD servers load."""
+    serial: str
+    node: str
+    revoked: str
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,11 +23,14 @@ from __future__ import annotations
 import errno
 import logging
 import re
+import socket
+import ssl
 import sys
 from email.message import Message
+from http.server import ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["BadLength", "QuietClientErrors", "client_gone", "declared_length", "log_failure"]
+__all__ = ["BadLength", "QuietClientErrors", "TlsHttpServer", "client_gone", "declared_length", "log_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,38 @@ class QuietClientErrors:
         exc = sys.exc_info()[1]
         if exc is not None:
             log_failure(self.error_log, exc, f"a request from {client_address!r}")
+
+
+class TlsHttpServer(QuietClientErrors, ThreadingHTTPServer):
+    """HTTPS for http.server handlers: each connection gets `io_timeout_s` on every socket operation and its TLS
+    handshake in its own thread (never in the accepting one, which a client that stalls mid-handshake would
+    hold). `peer_identity(request)` is the verified client certificate's identity, if one was presented."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: Any, tls: ssl.SSLContext, io_timeout_s: float) -> None:
+        super().__init__(address, handler)
+        self.tls = tls
+        self.io_timeout_s = io_timeout_s
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = self.socket.accept()
+        sock.settimeout(self.io_timeout_s)
+        return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        try:
+            request.do_handshake()
+        except (ssl.SSLError, OSError) as exc:        # a client of no certificate we trust, or one gone
+            self.error_log.info("TLS handshake with %s failed: %s", client_address, exc)
+            return
+        super().finish_request(request, client_address)
+
+    @staticmethod
+    def peer_certificate(request: Any) -> bytes:
+        """The DER of the client's verified certificate (b"" when it presented none)."""
+        der = request.getpeercert(binary_form=True)
+        return bytes(der) if der else b""
 
 
 _LENGTH = re.compile(r"[0-9]{1,18}")      # a length in bytes (18 digits: far past any body, still an int64)

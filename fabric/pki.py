@@ -40,7 +40,8 @@ ADMINS = "admins"
 NODES = "nodes"
 CONTROLLERS = "controllers"
 ETCD_MEMBERS = "etcd-members"       # certificates of the etcd CA only: a member's, for its client and peer ports
-ROLES = (ADMINS, NODES, CONTROLLERS, ETCD_MEMBERS)
+NBD_CLIENTS = "nbd-clients"         # a node's qemu, for its disks over NBD and nothing else (nbd:NODE)
+ROLES = (ADMINS, NODES, CONTROLLERS, ETCD_MEMBERS, NBD_CLIENTS)
 CA_DAYS = 3650
 CERT_DAYS = 365
 CLOCK_SKEW = dt.timedelta(minutes=5)      # a certificate is valid from a little before it was made
@@ -67,6 +68,11 @@ class Identity:
 
 def node_identity(node: str) -> Identity:
     return Identity(f"node:{node}", NODES)
+
+
+def nbd_identity(node: str) -> Identity:
+    """What a node's qemu presents to the storage host: it opens that node's disk exports, nothing else."""
+    return Identity(f"nbd:{node}", NBD_CLIENTS)
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:
@@ -180,10 +186,11 @@ class Authority:
         return fingerprint(self.cert_pem)
 
     def issue(self, public_key: ec.EllipticCurvePublicKey, identity: Identity, hosts: tuple[str, ...] = (),
-              days: int = CERT_DAYS) -> bytes:
-        """A certificate for this identity: a client certificate, and a server one too when it names hosts."""
+              days: int = CERT_DAYS, server: bool = False) -> bytes:
+        """A certificate for this identity: a client certificate, and a server one too when it names hosts or
+        `server` (a node's: its peers check its name in the certificate, not a host name)."""
         now = dt.datetime.now(dt.timezone.utc)
-        usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if hosts else [])
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if hosts or server else [])
         builder = (x509.CertificateBuilder().subject_name(_name(identity)).issuer_name(self.cert.subject)
                    .public_key(public_key).serial_number(x509.random_serial_number())
                    .not_valid_before(now - CLOCK_SKEW).not_valid_after(now + dt.timedelta(days=days))
@@ -213,7 +220,18 @@ class Authority:
         if asked != identity:
             raise PkiError(f"the certificate signing request asks for {asked.name if asked else 'no identity'}, "
                            f"not {identity.name} ({identity.role})")
-        return self.issue(key, identity)
+        return self.issue(key, identity, server=identity.role == NODES)
+
+    def revocation_list(self, serials: list[str]) -> str:
+        """A PEM certificate revocation list of these serials (hex), signed by this CA (a day's validity: made
+        again whenever it is used)."""
+        now = dt.datetime.now(dt.timezone.utc)
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(self.cert.subject)
+                   .last_update(now - CLOCK_SKEW).next_update(now + dt.timedelta(days=1)))
+        for serial in serials:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(int(serial, 16)).revocation_date(now).build())
+        return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
 
     def credential(self, identity: Identity, controller: str, hosts: tuple[str, ...] = ()) -> Credential:
         """A new key and its certificate, with the CA and where the controller is."""
@@ -233,6 +251,15 @@ class Credential:
     @property
     def identity(self) -> Identity:
         return identity_of(load_cert(self.certificate.encode()))
+
+    @property
+    def serves(self) -> bool:
+        """Whether its certificate may serve TLS (a node's serves its diagnostics to the controller)."""
+        try:
+            usage = load_cert(self.certificate.encode()).extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        except x509.ExtensionNotFound:
+            return False
+        return ExtendedKeyUsageOID.SERVER_AUTH in usage.value
 
     def valid_for(self, days: int) -> bool:
         """Whether its certificate is still valid `days` from now."""

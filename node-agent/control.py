@@ -130,6 +130,11 @@ class ControlPlane:
         e = self._call(lambda: self.stub.OpenDisk(pb.DiskRequest(vm_id=vm_id, uri=uri), timeout=CALL_TIMEOUT_S))
         return str(e.host), int(e.port), str(e.name)
 
+    def issue_nbd(self, csr: str) -> str:
+        """A certificate for this node's qemu (nbd:NODE) from a CSR: PEM."""
+        got = self._call(lambda: self.stub.IssueNbdCertificate(pb.CertificateRequest(csr=csr), timeout=CALL_TIMEOUT_S))
+        return str(got.certificate)
+
     def running(self, operation_id: str) -> bool:
         if not operation_id:
             return False

@@ -37,7 +37,7 @@ from nodeagent.agent import AgentConfig, NodeAgent
 from nodeagent.control import ControlPlane, ControlPlaneRefused, ControlPlaneUnavailable
 from nodeagent.hypervisor import DriverError, LibvirtDriver
 from nodeagent.images import IMAGE_KEEP_S
-from nodeagent.storage_backends import write_nbd_tls
+from nodeagent.storage_backends import QEMU_CONF, ensure_nbd_tls, qemu_nbd_tls_dir
 
 log = logging.getLogger("nodeagent")
 DEFAULT_CREDENTIAL = Path("/etc/fabriclab/node.json")
@@ -47,13 +47,17 @@ SERVICE = "fabriclab-node.service"
 def join_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="fabric-node-agent join", description="Enroll this host as a node.")
     ap.add_argument("address", help="the controller's join endpoint, HOST:PORT (as join-token create prints it)")
-    ap.add_argument("--token", required=True, help="ID.SECRET.CAHASH from `fabric node join-token create`")
+    ap.add_argument("--token", default=os.environ.get("FABRIC_JOIN_TOKEN", ""),
+                    help="ID.SECRET.CAHASH from `fabric node join-token create` (default $FABRIC_JOIN_TOKEN, "
+                         "which other users of this host cannot read in the process list)")
     ap.add_argument("--name", default=socket.gethostname().split(".")[0].lower(),
                     help="this node's name (default: the host name, %(default)s)")
     ap.add_argument("--credential", type=Path, default=DEFAULT_CREDENTIAL,
                     help="where to write the node's credential (default %(default)s)")
     ap.add_argument("--no-start", action="store_true", help=f"do not start {SERVICE}")
     args = ap.parse_args(argv)
+    if not args.token:
+        ap.error("--token: required (or $FABRIC_JOIN_TOKEN)")
     if args.credential.exists():
         ap.error(f"--credential: {args.credential} exists: this host has joined already (remove the node with "
                  f"`fabric node remove`, and the file, to join again)")
@@ -117,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-mb", type=int, default=host_memory_mb())
     ap.add_argument("--local-disk-mb", type=int, default=0, help="default: free space of the state folder")
     ap.add_argument("--diagnostics-listen", default="auto",
-                    help="HTTP address the controller fetches serial output from (default auto: the underlay "
+                    help="HTTPS address the controller fetches serial output from (default auto: the underlay "
                          "address, else 127.0.0.1, on a free port)")
     ap.add_argument("--underlay-ip", default="auto",
                     help="this host's address VXLAN tunnels use: auto (default) is the address it reaches the "
@@ -149,13 +153,16 @@ def main(argv: list[str] | None = None) -> int:
         credential = Credential.load(args.credential)
     except PkiError as exc:
         ap.error(f"--credential: {exc}")
+    if args.disk_access == "nbd" and args.libvirt.startswith("qemu:///system") and \
+            qemu_nbd_tls_dir() != str(args.nbd_tls_dir):
+        ap.error(f"--disk-access nbd: {QEMU_CONF} must set nbd_tls_x509_cert_dir = \"{args.nbd_tls_dir}\" (it sets "
+                 f"{qemu_nbd_tls_dir() or 'none'}): qemu takes the node's NBD certificate from there; "
+                 f"deploy/install.sh node sets it (then restart libvirtd)")
     args.name = args.name or credential.identity.node
     log_to(args.log_file, f"%(asctime)s {args.name} %(levelname)s %(message)s")
     if credential.identity.node != args.name:
         ap.error(f"--credential: it is {credential.identity.name}'s, not node:{args.name}'s")
     make_state_dir(args.state_dir)
-    if args.disk_access == "nbd":
-        write_nbd_tls(args.nbd_tls_dir, credential)
     local_disk_mb = args.local_disk_mb or shutil.disk_usage(args.state_dir).free // (1024 * 1024)
     plane = ControlPlane(credential, args.controller)
     if args.underlay_ip == "auto":
@@ -172,6 +179,14 @@ def main(argv: list[str] | None = None) -> int:
         except (ControlPlaneUnavailable, ControlPlaneRefused) as exc:
             log.warning("%s; retrying", exc)
             stop.wait(1.0)
+    while args.disk_access == "nbd" and not stop.is_set():
+        try:
+            if ensure_nbd_tls(args.nbd_tls_dir, args.name, credential.ca, plane.issue_nbd):
+                log.info("qemu's NBD certificate (nbd:%s) written to %s", args.name, args.nbd_tls_dir)
+            break
+        except (ControlPlaneUnavailable, ControlPlaneRefused) as exc:
+            log.warning("NBD certificate: %s; retrying", exc)
+            stop.wait(1.0)
     if stop.is_set():
         return 0
     try:
@@ -185,14 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     agent: NodeAgent | None = None
     if args.diagnostics_listen == "auto":
         args.diagnostics_listen = f"{args.underlay_ip if args.underlay_ip and not args.underlay_ns else '127.0.0.1'}:0"
-    srv = diagnostics.serve(args.diagnostics_listen, lambda: agent)
-    url = f"http://{srv.server_address[0]!s}:{srv.server_address[1]}"
+    srv = diagnostics.serve(args.diagnostics_listen, lambda: agent, credential)
+    url = f"https://{srv.server_address[0]!s}:{srv.server_address[1]}"
     config = AgentConfig(node=args.name, fabric_id=fabric_id, fault_domain=args.fault_domain, state_dir=args.state_dir, cores=args.cores,
                          memory_mb=args.memory_mb, local_disk_mb=local_disk_mb, diagnostics_url=url,
                          underlay_ns=args.underlay_ns, underlay_ip=args.underlay_ip, disk_access=args.disk_access,
                          image_keep_s=args.image_keep)
     agent = NodeAgent(plane, driver, config)
-    relay_srv = relay.serve_unix(agent.blob_relay_path, agent.blob_endpoint)
+    relay_srv = relay.serve_unix(agent.blob_relay_path, agent.blob_endpoint, credential.ssl_context(server=False))
     while not stop.is_set():
         try:
             agent.refresh_fabric()

@@ -6,8 +6,8 @@ network volume, and its format). Which backend a node uses is the node's (`--dis
 
     path   the body opened by its path: the node shares the storage host's folder (the one-machine lab)
     nbd    the body exported to this node alone by the storage host over NBD with TLS (`OpenDisk` on the
-           node API, which checks the VM is assigned here); qemu presents this node's certificate (the files
-           in the folder qemu.conf's nbd_tls_x509_cert_dir names, written by the agent at start)
+           node API, which checks the VM is assigned here); qemu presents this node's NBD certificate (nbd:NODE,
+           issued through the node API: the files in the folder qemu.conf's nbd_tls_x509_cert_dir names)
 
 What the hypervisor makes of that description is the compute driver's business (`nodeagent.hypervisor`): a
 Ceph RBD backend is one more class here and one more branch of the driver's disk form, and nothing in the
@@ -18,15 +18,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import pwd
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from fabric.files import SHARED, ensure_dir, write_atomic
 from fabric.model import DiskRef
-from fabric.pki import Credential
+from fabric.pki import Credential, PkiError, key_pem, nbd_identity, new_key, signing_request
 
 from nodeagent.faults import Fault
+
+
+RENEW_DAYS = 30
 
 
 class BackendError(Fault):
@@ -76,19 +80,47 @@ class NbdBackend:
         return Disk("network", name, "raw", "nbd", (f"{host}:{port}",), tls=True)
 
 
-def write_nbd_tls(folder: Path, credential: Credential, qemu_user: str = "libvirt-qemu") -> None:
-    """This node's certificate where qemu reads it for NBD's TLS (ca-cert.pem, client-cert.pem,
-    client-key.pem): the key readable by root and qemu's group only."""
+def ensure_nbd_tls(folder: Path, node: str, ca_pem: str, issue: Callable[[str], str],
+                   qemu_user: str = "libvirt-qemu") -> bool:
+    """qemu's NBD client certificate where qemu reads it (ca-cert.pem, client-cert.pem, client-key.pem):
+    nbd:NODE, which opens this node's disk exports and no API (so the key qemu's group can read is worth no
+    more than that). Kept while it is of this CA and valid RENEW_DAYS more; else a new key is made here and
+    `issue(csr)` (the node API) signs it. Whether a new one was made."""
     ensure_dir(folder, 0o750)
-    write_atomic(folder / "ca-cert.pem", credential.ca, SHARED)
-    write_atomic(folder / "client-cert.pem", credential.certificate, SHARED)
-    write_atomic(folder / "client-key.pem", credential.key, 0o640)
+    try:
+        current = Credential(controller="", ca=(folder / "ca-cert.pem").read_text(),
+                             certificate=(folder / "client-cert.pem").read_text(),
+                             key=(folder / "client-key.pem").read_text())
+        fresh = current.ca == ca_pem and current.identity == nbd_identity(node) and current.valid_for(RENEW_DAYS)
+    except (OSError, PkiError):
+        fresh = False
+    if fresh:
+        return False
+    key = new_key()
+    cert = issue(signing_request(key, nbd_identity(node)).decode())
+    write_atomic(folder / "ca-cert.pem", ca_pem, SHARED)
+    write_atomic(folder / "client-key.pem", key_pem(key).decode(), 0o640)
+    write_atomic(folder / "client-cert.pem", cert, SHARED)
     try:
         gid = pwd.getpwnam(qemu_user).pw_gid
     except KeyError:
-        return                          # qemu runs as root here
+        return True                     # qemu runs as root here
     for f in (folder, folder / "client-key.pem"):
         os.chown(f, 0, gid)
+    return True
+
+
+QEMU_CONF = Path("/etc/libvirt/qemu.conf")
+_NBD_TLS_DIR = re.compile(r'^\s*nbd_tls_x509_cert_dir\s*=\s*"([^"]*)"', re.M)
+
+
+def qemu_nbd_tls_dir(conf: Path = QEMU_CONF) -> str:
+    """The folder this host's qemu.conf tells qemu to take its NBD client certificate from ("" when unset)."""
+    try:
+        m = _NBD_TLS_DIR.search(conf.read_text())
+    except OSError:
+        return ""
+    return m[1] if m else ""
 
 
 def backend(access: str, open_disk: Callable[[str, str], tuple[str, int, str]]) -> StorageBackend:

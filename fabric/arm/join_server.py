@@ -3,7 +3,7 @@ certificate; a client certificate asked for and checked when given, not required
 yet):
 
     GET  /v1/cluster-info   {"ca": PEM, "controller": "HOST:PORT"}       public: the node checks the CA's hash
-    POST /v1/join           {"token", "node", "csr"} -> {"certificate"}  the token decides (fabric.enrollment)
+    POST /v1/join           {"token", "node", "csr"} -> {"certificate", "controller"}   the token decides
     GET  /v1/gallery/PUBLISHER/OFFER/SKU/VERSION/FILE                    an enrolled node's certificate: a file of
                                                                          a published image (the node checks its
                                                                          sha256 against its assignment's)
@@ -17,9 +17,8 @@ from __future__ import annotations
 import json
 import shutil
 import logging
-import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from cryptography import x509
@@ -27,6 +26,7 @@ from cryptography import x509
 from fabric.core.errors import ArmError, Kind
 from fabric.enrollment import Enrollment
 from fabric.gallery import Gallery
+from fabric.netio import TlsHttpServer
 from fabric.pki import Credential, PkiError, identity_of
 from fabric.store import StoreUnavailable
 
@@ -42,11 +42,6 @@ class _Handler(BaseHTTPRequestHandler):
     server: JoinServer
     protocol_version = "HTTP/1.1"
     timeout = JOIN_IO_TIMEOUT_S
-
-    def setup(self) -> None:
-        self.request.settimeout(JOIN_IO_TIMEOUT_S)
-        self.request.do_handshake()
-        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.info("join endpoint: %s %s", self.address_string(), format % args)
@@ -76,7 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _enrolled_node(self) -> str:
         """The node whose enrolled certificate this connection presented ("" for none)."""
-        der = self.request.getpeercert(binary_form=True)
+        der = self.server.peer_certificate(self.request)
         if not der:
             return ""
         try:
@@ -144,28 +139,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(ArmError("StoreUnavailable", f"{exc}; nothing was enrolled.", http_status=503))
             return
         log.info("node %s enrolled with token %s", fields["node"], fields["token"].split(".")[0])
-        self._send(200, {"certificate": cert})
+        self._send(200, {"certificate": cert, "controller": self.server.advertise})
 
 
-class JoinServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class JoinServer(TlsHttpServer):
     def __init__(self, listen: str, enrollment: Enrollment, credential: Credential, advertise: str,
                  gallery: Gallery | None = None) -> None:
         host, port = listen.rsplit(":", 1)
-        super().__init__((host.strip("[]"), int(port)), _Handler)
+        super().__init__((host.strip("[]"), int(port)), _Handler, credential.ssl_context(server=True),
+                         JOIN_IO_TIMEOUT_S)
         self.enrollment = enrollment
-        self.gallery = gallery
         self.credential = credential
         self.advertise = advertise
-        self._tls = credential.ssl_context(server=True)
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, addr = self.socket.accept()
-        return self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.info("join endpoint: connection from %s ended badly", client_address, exc_info=True)
+        self.gallery = gallery
 
 
 def serve(listen: str, enrollment: Enrollment, credential: Credential, advertise: str,

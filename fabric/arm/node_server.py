@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import grpc
 
 from fabric.arm.auth import peer_certificate
+from fabric.core.errors import ArmError
 from fabric.enrollment import Enrollment
 from fabric.storage.nbd import NbdError, NbdExports
 from fabric.core.constants import NODE_LEASE_TTL_S
@@ -67,16 +68,16 @@ def _etcd_unavailable(fn: F) -> F:
 
 def _check_record(rec: NodeRecord, context: grpc.ServicerContext) -> None:
     """What the controller will use of a node's record: its diagnostics URL (fetched for serial output) must be
-    http to an address literal and a port; its underlay address an IP address or empty."""
+    https to an address literal and a port; its underlay address an IP address or empty."""
     url = urlsplit(rec.diagnostics_url)
     try:
         ipaddress.ip_address(url.hostname or "")
-        ok = url.scheme == "http" and url.port is not None and url.path in ("", "/") and not url.query
+        ok = url.scheme == "https" and url.port is not None and url.path in ("", "/") and not url.query
     except ValueError:
         ok = False
     if rec.diagnostics_url and not ok:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                      f"diagnostics_url {rec.diagnostics_url!r}: http://ADDRESS:PORT, the address an IP literal")
+                      f"diagnostics_url {rec.diagnostics_url!r}: https://ADDRESS:PORT, the address an IP literal")
     try:
         if rec.underlay_ip:
             ipaddress.IPv4Address(rec.underlay_ip)
@@ -93,9 +94,13 @@ def _record(cls: type[R], raw: bytes, context: grpc.ServicerContext) -> R:
 
 
 class NodeAgents(rpc.NodeAgentsServicer):
-    def __init__(self, store: Store, gallery_endpoint: str = "", exports: NbdExports | None = None) -> None:
+    def __init__(self, store: Store, gallery_endpoint: str = "", exports: NbdExports | None = None,
+                 enrollment: Enrollment | None = None, blob_endpoint: str = "") -> None:
+        """`blob_endpoint`: where nodes send their guests' blob requests (the data plane's TLS front), when it
+        is not the data plane's own address."""
         self.store = store
-        self.enrollment = Enrollment(store, None)
+        self.blob_endpoint = blob_endpoint
+        self.enrollment = enrollment or Enrollment(store, None)
         self.gallery_endpoint = gallery_endpoint
         self.exports = exports          # this controller's host keeps the disk blobs and exports them
         self._streams: dict[str, threading.Event] = {}     # node -> how to end its open watch stream
@@ -129,7 +134,8 @@ class NodeAgents(rpc.NodeAgentsServicer):
     def GetFabric(self, request: pb.NodeEmpty, context: grpc.ServicerContext) -> pb.FabricInfo:
         self._node(context)
         blob = self.store.get(keys.BLOB_SERVICE, BlobService)
-        return pb.FabricInfo(fabric_id=self.store.fabric_id(), blob_endpoint=blob.value.endpoint if blob else "",
+        return pb.FabricInfo(fabric_id=self.store.fabric_id(),
+                             blob_endpoint=self.blob_endpoint or (blob.value.endpoint if blob else ""),
                              gallery_endpoint=self.gallery_endpoint)
 
     @_etcd_unavailable
@@ -194,6 +200,7 @@ class NodeAgents(rpc.NodeAgentsServicer):
             self._streams[node] = ended
         context.add_callback(ended.set)               # the node went away: stop waiting
         enrollment_changed = threading.Event()
+        enrollment_changed.set()                      # checked again once the watches exist (a removal between)
 
         def enrollment_change() -> None:
             enrollment_changed.set()
@@ -217,6 +224,8 @@ class NodeAgents(rpc.NodeAgentsServicer):
                 resync = time.monotonic() + WATCH_RESYNC_S
                 while not (changed.wait(0.5) or ended.is_set() or time.monotonic() > resync):
                     pass
+                if time.monotonic() > resync:
+                    enrollment_changed.set()          # and at every resync
         except StoreUnavailable as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         finally:
@@ -310,6 +319,19 @@ class NodeAgents(rpc.NodeAgentsServicer):
         assert self.exports is not None
         try:
             e = self.exports.grant(node, Path(ref.path))
-        except NbdError as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except NbdError as exc:       # e.g. another writer holds the disk: retried, on this controller
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         return pb.DiskExport(host=e.host, port=e.port, name=e.name)
+
+    @_etcd_unavailable
+    def IssueNbdCertificate(self, request: pb.CertificateRequest,
+                            context: grpc.ServicerContext) -> pb.IssuedCertificate:
+        node = self._node(context)
+        try:
+            cert = self.enrollment.issue_nbd(node, request.csr)
+        except ArmError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT if exc.code == "InvalidParameter"
+                          else grpc.StatusCode.FAILED_PRECONDITION, exc.message)
+            raise
+        ca = self.enrollment.ca
+        return pb.IssuedCertificate(certificate=cert, ca=ca.cert_pem.decode() if ca else "")

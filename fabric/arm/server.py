@@ -8,21 +8,26 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-import urllib.request
+import http.client
+import ssl
+from urllib.parse import urlsplit
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
+from cryptography import x509
 
 from fabric import operations
 from fabric.arm import convert
 from fabric.arm.errors import grpc_code
 from fabric.core.errors import ArmError, check_location, invalid, shorten
 from fabric.core import ids
+from fabric.pki import PkiError, identity_of, node_identity
 from fabric.compute import data_disks
 from fabric.compute.sizes import sizes_for
 from fabric.compute.vms import ComputeProvider
 from fabric.enrollment import DEFAULT_TOKEN_TTL_S, Enrollment
+from fabric.storage.nbd import NbdExports
 from fabric.model import EnrollmentRecord, JoinTokenRecord, NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, ResourceGroupRecord, now
 from fabric.store import Absent, Put, Store, StoreUnavailable, keys
 from fabric.v1 import fabric_pb2 as pb
@@ -103,8 +108,11 @@ class ResourceGroups(rpc.ResourceGroupsServicer):
 
 
 class VirtualMachines(rpc.VirtualMachinesServicer):
-    def __init__(self, store: Store, compute: ComputeProvider) -> None:
+    def __init__(self, store: Store, compute: ComputeProvider, node_tls: ssl.SSLContext | None = None) -> None:
+        """`node_tls`: how this controller calls a node's diagnostics (its certificate presented, the node's
+        checked against the cluster CA and by name)."""
         self.store, self.compute = store, compute
+        self.node_tls = node_tls
 
     def _op(self, op: OperationRecord) -> pb.Operation:
         return convert.operation(op)
@@ -185,14 +193,36 @@ class VirtualMachines(rpc.VirtualMachinesServicer):
         if node is None or not node.value.diagnostics_url:
             raise ArmError("OperationNotAllowed", f"Node '{vm.node}' of VM '{vm.name}' is not reachable.", "name")
         tail = req.tail_lines if req.tail_lines > 0 else SERIAL_DEFAULT_TAIL
-        url = f"{node.value.diagnostics_url}/serial/{vm.vm_id}?tail={tail}"
-        try:
-            with urllib.request.urlopen(url, timeout=SERIAL_FETCH_TIMEOUT_S) as resp:
-                text = resp.read().decode(errors="replace")
-                path = resp.headers.get("X-Console-Path", "")
-        except OSError as exc:
-            raise ArmError("OperationNotAllowed", f"Node '{vm.node}' did not return the serial output: {exc}.")
+        text, path = self._serial(node.value, f"/serial/{vm.vm_id}?tail={tail}")
         return pb.SerialOutput(node_name=vm.node, path=path, output=text)
+
+    def _serial(self, node: NodeRecord, path: str) -> tuple[str, str]:
+        """GET a node's diagnostics over TLS, the server's certificate checked to be that node's."""
+        url = urlsplit(node.diagnostics_url)
+        if self.node_tls is None or url.scheme != "https" or not url.hostname:
+            raise ArmError("OperationNotAllowed", f"Node '{node.name}' serves no diagnostics this controller can "
+                                                  f"call ({node.diagnostics_url or 'none'}).", "name")
+        conn = http.client.HTTPSConnection(url.hostname, url.port, context=self.node_tls,
+                                           timeout=SERIAL_FETCH_TIMEOUT_S)
+        try:
+            conn.connect()
+            assert conn.sock is not None
+            der = conn.sock.getpeercert(binary_form=True)
+            who = identity_of(x509.load_der_x509_certificate(der)) if der else None
+            if who != node_identity(node.name):
+                raise ArmError("OperationNotAllowed", f"The diagnostics at {node.diagnostics_url} are not node "
+                                                      f"'{node.name}'s (its certificate is {who.name if who else 'none'}).")
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read().decode(errors="replace")
+            if resp.status != 200:
+                raise ArmError("OperationNotAllowed", f"Node '{node.name}' answered {resp.status}: {body[:200]}")
+            return body, resp.headers.get("X-Console-Path", "")
+        except (OSError, http.client.HTTPException, PkiError, ValueError) as exc:
+            raise ArmError("OperationNotAllowed", f"Node '{node.name}' did not return the serial output: {exc}.") \
+                from None
+        finally:
+            conn.close()
 
 
 class Operations(rpc.OperationsServicer):
@@ -232,10 +262,12 @@ class Operations(rpc.OperationsServicer):
 
 
 class Nodes(rpc.NodesServicer):
-    def __init__(self, store: Store, enrollment: Enrollment, join_address: str = "") -> None:
+    def __init__(self, store: Store, enrollment: Enrollment, join_address: str = "",
+                 exports: NbdExports | None = None) -> None:
         self.store = store
         self.enrollment = enrollment
         self.join_address = join_address
+        self.exports = exports
 
     @_unary
     def List(self, req: pb.ListNodesRequest, ctx: grpc.ServicerContext) -> pb.ListNodesResponse:
@@ -263,6 +295,8 @@ class Nodes(rpc.NodesServicer):
     @_unary
     def Remove(self, req: pb.RemoveNodeRequest, ctx: grpc.ServicerContext) -> pb.RemoveNodeResponse:
         removed = self.enrollment.remove(req.name)
+        if self.exports is not None:
+            self.exports.stop(removed.node)       # its disks' exports end now (other controllers': next pass)
         alloc = self.store.get(keys.allocation(removed.node), NodeAllocation)
         log.info("node %s removed: certificate %s revoked", removed.node, removed.serial)
         return pb.RemoveNodeResponse(name=removed.node, certificate_serial=removed.serial,

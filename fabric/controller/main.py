@@ -46,8 +46,9 @@ from fabric.network.provider import DEFAULT_FABRIC_DOMAIN, NetworkConfig, Networ
 from fabric.enrollment import Enrollment
 from fabric.pki import Authority, Credential, PkiError
 from fabric.storage import dataplane
-from fabric.storage.nbd import NbdExports, withdraw_unassigned
+from fabric.storage.nbd import NbdError, NbdExports, withdraw_unassigned
 from fabric.storage.provider import StorageConfig, StorageProvider
+from fabric.storage.tls_front import TlsFront
 from fabric.store import Store, StoreUnavailable, Watch, keys
 from fabric.v1 import deployment_pb2_grpc as drpc
 from fabric.v1 import fabric_pb2_grpc as rpc
@@ -67,20 +68,24 @@ GRPC_WORKERS = 64       # each node agent's assignment watch holds one for as lo
 
 def build_server(store: Store, compute: ComputeProvider, listen: str, credential: Credential,
                  enrollment: Enrollment | None = None, join_address: str = "",
-                 exports: NbdExports | None = None) -> grpc.Server:
+                 exports: NbdExports | None = None, node_blob_endpoint: str = "") -> grpc.Server:
     """The API on `listen`, mutual TLS with the controller's credential; each call checked by its role."""
     srv = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS), interceptors=[Authorizer()],
                       options=KEEPALIVE)
     add_storage_servicers(srv, compute.storage, compute.config.subscription)
     add_network_servicers(srv, compute.network)
     rpc.add_ResourceGroupsServicer_to_server(server.ResourceGroups(store, compute), srv)
-    rpc.add_VirtualMachinesServicer_to_server(server.VirtualMachines(store, compute), srv)
+    node_tls = credential.ssl_context(server=False)
+    node_tls.check_hostname = False         # a node is checked by the name in its certificate (server._serial)
+    rpc.add_VirtualMachinesServicer_to_server(server.VirtualMachines(store, compute, node_tls), srv)
     rpc.add_VirtualMachineExtensionsServicer_to_server(VirtualMachineExtensions(store, compute), srv)
     drpc.add_DeploymentsServicer_to_server(Deployments(DeploymentProvider(compute)), srv)
     rpc.add_OperationsServicer_to_server(server.Operations(store), srv)
-    rpc.add_NodesServicer_to_server(server.Nodes(store, enrollment or Enrollment(store, None), join_address), srv)
+    rpc.add_NodesServicer_to_server(server.Nodes(store, enrollment or Enrollment(store, None), join_address, exports),
+                                    srv)
     node_rpc.add_NodeAgentsServicer_to_server(
-        NodeAgents(store, f"https://{join_address}" if join_address else "", exports), srv)
+        NodeAgents(store, f"https://{join_address}" if join_address else "", exports, enrollment, node_blob_endpoint),
+        srv)
     srv.add_secure_port(listen, server_credentials(credential))
     return srv
 
@@ -132,10 +137,9 @@ def providers(store: Store, s: Settings) -> ComputeProvider:
 
 
 def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Event,
-                      retention_s: float = retention.DEFAULT_RETENTION_S, source: str = "controller",
-                      exports: NbdExports | None = None) -> None:
-    """The background work (the leader's): VMs, deployments, retention, disk exports no VM needs any more,
-    on every change and every RECONCILE_INTERVAL_S, until `stop`."""
+                      retention_s: float = retention.DEFAULT_RETENTION_S, source: str = "controller") -> None:
+    """The background work (the leader's): VMs, deployments, retention, on every change and every
+    RECONCILE_INTERVAL_S, until `stop`."""
     reconciler = VmReconciler(store, compute, source=source)
     collected = 0.0
     deployments = DeploymentProvider(compute)
@@ -150,9 +154,6 @@ def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Ev
                            store.watch_prefix(keys.DEPLOYMENTS, changed.set)]
             reconciler.reconcile_all()
             deployments.reconcile_all()
-            if exports is not None:
-                for node, name in withdraw_unassigned(store, exports):
-                    log.info("export %s withdrawn from node %s: no VM of it needs the disk", name, node)
             if time.monotonic() - collected > retention.COLLECT_EVERY_S:
                 retention.collect(store, retention_s)
                 collected = time.monotonic()
@@ -164,6 +165,17 @@ def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Ev
         changed.clear()
     for w in watches:
         w.cancel()
+
+
+def withdraw_forever(store: Store, exports: NbdExports, stop: threading.Event) -> None:
+    """Every controller withdraws its own disk exports no assignment names any more (not only the leader: each
+    keeps the exports it granted)."""
+    while not stop.wait(RECONCILE_INTERVAL_S):
+        try:
+            for node, name in withdraw_unassigned(store, exports):
+                log.info("export %s withdrawn from node %s: no VM of it needs the disk", name, node)
+        except (StoreUnavailable, NbdError) as exc:
+            log.warning("exports: %s", exc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--advertise", default="",
                     help="the API address nodes and users dial (default --listen); the controller's "
                          "certificate must name its host")
+    ap.add_argument("--blob-tls-listen", default="",
+                    help="HTTPS address of the blob data plane, for nodes and clients on other hosts (default: the "
+                         "API's port + 3)")
+    ap.add_argument("--storage-address", default="",
+                    help="the address nodes reach this host's disk exports at (NBD; default: --advertise's host)")
     ap.add_argument("--log-file", type=Path, help="log here, rotated at LOG_MAX_BYTES with LOG_BACKUPS kept, "
                                                   "with stdout and stderr (default: stderr)")
     args = ap.parse_args(argv)
@@ -208,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         credential = Credential.load(args.credential)
     except PkiError as exc:
         log.error("--credential: %s", exc)
+        return 1
+    if args.listen.rsplit(":", 1)[0].strip("[]") in ("0.0.0.0", "::", "") and not args.advertise:
+        log.error("--listen %s: every address; give --advertise HOST:PORT, the address nodes and users dial",
+                  args.listen)
         return 1
 
     ca = None
@@ -240,15 +261,21 @@ def main(argv: list[str] | None = None) -> int:
                                              stamp_host=naming.blob_stamp_host(args.location, args.domain)))
     enrollment = Enrollment(store, ca)
     advertise = args.advertise or args.listen
+    api_host, api_port = args.listen.rsplit(":", 1)
     join_srv, join_address = None, ""
     if ca is not None:
-        api_host, api_port = args.listen.rsplit(":", 1)
         join_listen = args.join_listen or f"{api_host}:{int(api_port) + 2}"
         join_srv = join_server.serve(join_listen, enrollment, credential, advertise, compute.gallery)
         join_address = _join_address(join_listen, advertise)
         log.info("join endpoint on https://%s (cluster CA %s)", join_listen, ca.fingerprint)
-    exports = NbdExports(settings.blob_root.parent / "nbd", advertise.split(",")[0].rsplit(":", 1)[0], credential)
-    srv = build_server(store, compute, args.listen, credential, enrollment, join_address, exports)
+    storage_address = args.storage_address or advertise.split(",")[0].rsplit(":", 1)[0].strip("[]")
+    exports = NbdExports(settings.blob_root.parent / "nbd", storage_address, credential,
+                         enrollment.revocation_list if ca else None)
+    blob_tls_listen = args.blob_tls_listen or f"{api_host}:{int(api_port) + 3}"
+    blob_front = TlsFront(blob_tls_listen, args.blob_listen, credential).start()
+    node_blob = f"https://{storage_address}:{blob_tls_listen.rsplit(':', 1)[1]}"
+    log.info("blob data plane over TLS on %s (nodes use %s)", blob_tls_listen, node_blob)
+    srv = build_server(store, compute, args.listen, credential, enrollment, join_address, exports, node_blob)
     srv.start()
     log.info("blob data plane on %s", storage.config.endpoint)
     log.info("controller serving %s on %s (subscription %s, location %s)", "fabric.v1", args.listen, sub,
@@ -261,8 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("renewed the leases of %d registered nodes: they reconnect to this controller",
                  extend_node_leases(fenced))
         reconcile_forever(fenced, providers(fenced, settings), deposed, args.operation_retention_hours * 3600,
-                          source=f"controller/{args.name}", exports=exports)
+                          source=f"controller/{args.name}")
 
+    threading.Thread(target=withdraw_forever, args=(store, exports, stop), name="exports", daemon=True).start()
     election = threading.Thread(target=lead_when_elected, args=(Election(store, args.name), stop, background),
                                 name="election", daemon=True)
     election.start()
@@ -270,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     election.join()                    # the background work ended, the lease revoked: another may lead now
     srv.stop(grace=2).wait()
     blob_srv.shutdown()
+    blob_front.shutdown()
     if join_srv is not None:
         join_srv.shutdown()
     log.info("controller stopped")

@@ -100,6 +100,11 @@ def _stop(a: argparse.Namespace) -> int:
 
 
 def _status(a: argparse.Namespace) -> int:
+    if _systemd():
+        rows = [[u, "-", subprocess.run(["systemctl", "is-active", u], capture_output=True, text=True,
+                                        check=False).stdout.strip(), "journalctl -u " + u] for u in UNITS]
+        print(output.table(rows, ["Component", "Pid", "State", "Log"]))
+        return 0
     procs = Processes(a.dir)
     rows = [[n, str(procs.pid(n) or "-"), "running" if procs.alive(n) else "stopped", str(procs.log_path(n))]
             for n in ("etcd", "controller")]
@@ -116,7 +121,7 @@ def add_cluster_commands(groups: argparse._SubParsersAction, common: argparse.Ar
     p.add_argument("--address", required=True, help="this host's IP address, which nodes and users reach")
     p.add_argument("--name", default=socket.gethostname().split(".")[0], help="the controller's name")
     p.add_argument("--etcd-port", type=int, default=2379)
-    p.add_argument("--controller-port", type=int, default=7450, help="the API; +1 blob data plane, +2 join")
+    p.add_argument("--controller-port", type=int, default=7450, help="the API; +1 blob data plane, +2 join, +3 blob data plane over TLS")
     p.add_argument("--location", default="local")
     p.add_argument("--image", default=DEFAULT_IMAGE, help="an image to have in the gallery (default %(default)s)")
     p.add_argument("--admin-credential", type=Path, default=USER_CREDENTIAL,

@@ -10,7 +10,7 @@ on a host's address for node agents on other hosts. The same files, the same pro
     ROOT/controller/                    the controller's state (blob bodies)
 
 Ports: etcd client P and peer P+1 (on 127.0.0.1: only this host's controller calls it); the controller's API
-C, blob data plane C+1 and join endpoint C+2, on the host's address.
+C, blob data plane C+1 (HTTP), join endpoint C+2 and the blob data plane over TLS C+3, on the host's address.
 """
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ class ControlPlaneHost:
 
     def ports(self) -> list[tuple[str, int]]:
         return [("etcd", self.member.client_port), ("etcd", self.member.peer_port),
-                *(("controller", self.controller_port + i) for i in range(3))]
+                *(("controller", self.controller_port + i) for i in range(4))]
 
     def cluster_ca(self) -> Authority:
         """The cluster CA (made at the first start)."""

@@ -123,7 +123,7 @@ class Lab:
         for node in nodes:
             path = self.root / "pki" / f"{node}.json"
             held = enrollment.enrolled(node)
-            if held and fits(path, ca.cert_pem.decode(), cp.api) and \
+            if held and fits(path, ca.cert_pem.decode(), cp.api) and Credential.load(path).serves and \
                     held.serial == serial_of(Credential.load(path).certificate.encode()):
                 continue
             if held:

@@ -2,8 +2,9 @@
 
 Each node gets a server of its own: one `qemu-storage-daemon` per node, listening on the storage host's
 address, with the controller's certificate, a client certificate required (verify-peer) and accepted only
-for that node's name (an authz-simple object on CN=node:NAME,O=nodes): a node cannot open another node's
-exports even if it learns their names. A disk is exported (`grant`) only when the node API has checked
+for that node's qemu (an authz-simple object on CN=nbd:NAME,O=nbd-clients: a certificate that opens no
+API, fabric.pki.nbd_identity), checked against the cluster CA's revocation list of removed nodes: a node
+cannot open another node's exports even if it learns their names, and a removed node none. A disk is exported (`grant`) only when the node API has checked
 that the VM is assigned to the asking node; what no assignment names any more is withdrawn (`keep_only`).
 qemu's image locking refuses to open one body for writing twice, so a disk is never exported to two
 writers, whichever daemon asks.
@@ -25,13 +26,14 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fabric.files import PRIVATE, PRIVATE_DIR, SHARED, ensure_dir, write_atomic
 from fabric.hostinfo import free_port
 from fabric.model import Assignment
-from fabric.pki import Credential
+from fabric.pki import NBD_CLIENTS, Credential, nbd_identity
 from fabric.store import Store, keys
 
 log = logging.getLogger(__name__)
@@ -90,11 +92,13 @@ class Qmp:
 
 
 class NbdExports:
-    def __init__(self, root: Path, address: str, credential: Credential) -> None:
+    def __init__(self, root: Path, address: str, credential: Credential,
+                 revocation_list: Callable[[], str] | None = None) -> None:
         self.root = root
         self.address = address            # where nodes reach the storage host
         self.credential = credential      # the controller's: the servers' certificate, the CA clients must be of
-        self._lock = threading.Lock()
+        self.revocation_list = revocation_list    # PEM of the certificates of removed nodes, read at each start
+        self._lock = threading.RLock()      # grants, and a withdrawal from reading what is wanted to the end
 
     def _folder(self, node: str) -> Path:
         return self.root / node
@@ -116,11 +120,13 @@ class NbdExports:
         write_atomic(tls / "ca-cert.pem", self.credential.ca, SHARED)
         write_atomic(tls / "server-cert.pem", self.credential.certificate, SHARED)
         write_atomic(tls / "server-key.pem", self.credential.key, PRIVATE)
+        if self.revocation_list is not None:
+            write_atomic(tls / "ca-crl.pem", self.revocation_list(), SHARED)
         port = free_port()
         (folder / "qmp.sock").unlink(missing_ok=True)
         argv = ["qemu-storage-daemon",
                 "--object", f"tls-creds-x509,id=tls0,dir={tls},endpoint=server,verify-peer=on",
-                "--object", f"authz-simple,id=authz0,identity=CN=node:{node},,O=nodes",
+                "--object", f"authz-simple,id=authz0,identity=CN={nbd_identity(node).name},,O={NBD_CLIENTS}",
                 "--nbd-server", f"addr.type=inet,addr.host={self.address},addr.port={port},tls-creds=tls0,"
                                 f"tls-authz=authz0",
                 "--chardev", f"socket,id=qmp,path={folder / 'qmp.sock'},server=on,wait=off",
@@ -130,7 +136,7 @@ class NbdExports:
         if r.returncode != 0:
             raise NbdError(f"the NBD server for node {node} did not start: {r.stderr.strip()}")
         write_atomic(folder / "port", str(port), SHARED)
-        log.info("NBD server for node %s on %s:%d (TLS, only node:%s's certificate)", node, self.address, port, node)
+        log.info("NBD server for node %s on %s:%d (TLS, only nbd:%s's certificate)", node, self.address, port, node)
         return port
 
     def _qmp(self, node: str) -> tuple[int, Qmp]:
@@ -191,20 +197,29 @@ class NbdExports:
             finally:
                 qmp.close()
 
-    def keep_only(self, wanted: dict[str, set[str]]) -> list[tuple[str, str]]:
-        """Withdraw every export not in wanted[node]; stop the servers of nodes with none. What was withdrawn."""
+    def keep_only(self, wanted: Callable[[], dict[str, set[str]]]) -> list[tuple[str, str]]:
+        """Withdraw every export not in wanted()[node]; stop the servers of nodes with none. `wanted` is read
+        under the lock grants take, so a grant made for an assignment it did not see yet is never withdrawn.
+        What was withdrawn."""
         gone = []
-        for folder in sorted(self.root.iterdir()) if self.root.is_dir() else []:
-            node = folder.name
-            for name in self.exported(node) - wanted.get(node, set()):
-                self.revoke(node, name)
-                gone.append((node, name))
-            if not wanted.get(node) and self._running(node):
-                self.stop(node)
+        with self._lock:
+            want = wanted()
+            for folder in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+                node = folder.name
+                for name in self.exported(node) - want.get(node, set()):
+                    self.revoke(node, name)
+                    gone.append((node, name))
+                if not want.get(node) and self._running(node):
+                    self.stop(node)
         return gone
 
     def stop(self, node: str) -> None:
-        """Stop a node's server (by its pid file, when it is still a qemu-storage-daemon)."""
+        """Stop a node's server (by its pid file, when it is still a qemu-storage-daemon): every export of the
+        node ends with it."""
+        with self._lock:
+            self._stop(node)
+
+    def _stop(self, node: str) -> None:
         if self._running(node):
             pid = int((self._folder(node) / "pid").read_text())
             os.kill(pid, signal.SIGTERM)
@@ -214,12 +229,15 @@ class NbdExports:
 
 
 def withdraw_unassigned(store: Store, exports: NbdExports) -> list[tuple[str, str]]:
-    """Withdraw every export that no assignment of its node names any more (the VM deleted, deallocated or
-    moved): the leader does it on each pass. What was withdrawn."""
-    wanted: dict[str, set[str]] = {}
-    for v in store.list(keys.ASSIGNMENTS, Assignment):
-        a = v.value
-        if a.on_node:
-            wanted.setdefault(a.node, set()).update(
-                export_name(Path(r.path)) for r in (a.os_disk, *(d.ref for d in a.data_disks)) if r.path)
+    """Withdraw every export that no assignment of an enrolled node names any more (the VM deleted, deallocated
+    or moved; the node removed): each controller does it for its own exports. What was withdrawn."""
+    def wanted() -> dict[str, set[str]]:
+        enrolled = {k.rsplit("/", 1)[1] for k in store.key_list(keys.ENROLLMENTS)}
+        want: dict[str, set[str]] = {}
+        for v in store.list(keys.ASSIGNMENTS, Assignment):
+            a = v.value
+            if a.on_node and a.node in enrolled:
+                want.setdefault(a.node, set()).update(
+                    export_name(Path(r.path)) for r in (a.os_disk, *(d.ref for d in a.data_disks)) if r.path)
+        return want
     return exports.keep_only(wanted)

@@ -22,6 +22,7 @@ TRACES = ROOT + "traces/"
 DEPLOYMENTS = ROOT + "deployments/"
 JOIN_TOKENS = ROOT + "join-tokens/"
 ENROLLMENTS = ROOT + "enrollments/"
+REVOKED = ROOT + "revoked-certificates/"
 
 
 def resource_group(name: str) -> str:
@@ -46,6 +47,10 @@ def join_token(token_id: str) -> str:
 
 def enrollment(node: str) -> str:
     return ENROLLMENTS + node
+
+
+def revoked(serial: str) -> str:
+    return REVOKED + serial
 
 
 def allocation(node: str) -> str:

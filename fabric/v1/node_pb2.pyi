@@ -118,6 +118,20 @@ class DiskRequest(_message.Message):
     uri: str
     def __init__(self, vm_id: _Optional[str] = ..., uri: _Optional[str] = ...) -> None: ...
 
+class CertificateRequest(_message.Message):
+    __slots__ = ("csr",)
+    CSR_FIELD_NUMBER: _ClassVar[int]
+    csr: str
+    def __init__(self, csr: _Optional[str] = ...) -> None: ...
+
+class IssuedCertificate(_message.Message):
+    __slots__ = ("certificate", "ca")
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    CA_FIELD_NUMBER: _ClassVar[int]
+    certificate: str
+    ca: str
+    def __init__(self, certificate: _Optional[str] = ..., ca: _Optional[str] = ...) -> None: ...
+
 class DiskExport(_message.Message):
     __slots__ = ("host", "port", "name")
     HOST_FIELD_NUMBER: _ClassVar[int]

@@ -89,6 +89,11 @@ class NodeAgentsStub:
                 request_serializer=fabric_dot_v1_dot_node__pb2.DiskRequest.SerializeToString,
                 response_deserializer=fabric_dot_v1_dot_node__pb2.DiskExport.FromString,
                 _registered_method=True)
+        self.IssueNbdCertificate = channel.unary_unary(
+                '/fabric.v1.NodeAgents/IssueNbdCertificate',
+                request_serializer=fabric_dot_v1_dot_node__pb2.CertificateRequest.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_node__pb2.IssuedCertificate.FromString,
+                _registered_method=True)
 
 
 class NodeAgentsServicer:
@@ -162,6 +167,13 @@ class NodeAgentsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueNbdCertificate(self, request, context):
+        """a certificate for the caller's qemu (nbd:NODE): it opens the caller's exports, and no API
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAgentsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -219,6 +231,11 @@ def add_NodeAgentsServicer_to_server(servicer, server):
                     servicer.OpenDisk,
                     request_deserializer=fabric_dot_v1_dot_node__pb2.DiskRequest.FromString,
                     response_serializer=fabric_dot_v1_dot_node__pb2.DiskExport.SerializeToString,
+            ),
+            'IssueNbdCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueNbdCertificate,
+                    request_deserializer=fabric_dot_v1_dot_node__pb2.CertificateRequest.FromString,
+                    response_serializer=fabric_dot_v1_dot_node__pb2.IssuedCertificate.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -518,6 +535,33 @@ class NodeAgents:
             '/fabric.v1.NodeAgents/OpenDisk',
             fabric_dot_v1_dot_node__pb2.DiskRequest.SerializeToString,
             fabric_dot_v1_dot_node__pb2.DiskExport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueNbdCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.NodeAgents/IssueNbdCertificate',
+            fabric_dot_v1_dot_node__pb2.CertificateRequest.SerializeToString,
+            fabric_dot_v1_dot_node__pb2.IssuedCertificate.FromString,
             options,
             channel_credentials,
             insecure,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from email.message import Message
@@ -139,8 +140,10 @@ class _UnixServer(QuietClientErrors, ThreadingUnixStreamServer):
     daemon_threads = True
 
 
-def serve_unix(path: Path, endpoint: Callable[[], str]) -> ThreadingUnixStreamServer:
-    """The node agent's end: relay every request arriving on the UNIX socket to endpoint() (http://host:port)."""
+def serve_unix(path: Path, endpoint: Callable[[], str], tls: ssl.SSLContext | None = None) -> ThreadingUnixStreamServer:
+    """The node agent's end: relay every request arriving on the UNIX socket to endpoint(): https://host:port
+    (the controller's TLS front, with `tls`: this node's certificate, the controller's checked), or
+    http://host:port on the same host."""
     path.unlink(missing_ok=True)
 
     class Handler(BaseHTTPRequestHandler):
@@ -152,8 +155,10 @@ def serve_unix(path: Path, endpoint: Callable[[], str]) -> ThreadingUnixStreamSe
 
         def _relay(self) -> None:
             url = urlsplit(endpoint())
-            relay(self, http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80,
-                                                   timeout=RELAY_TIMEOUT_S))
+            conn = http.client.HTTPSConnection(url.hostname or "127.0.0.1", url.port or 443, context=tls,
+                                               timeout=RELAY_TIMEOUT_S) if url.scheme == "https" else \
+                http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=RELAY_TIMEOUT_S)
+            relay(self, conn)
 
         do_GET = do_HEAD = do_PUT = do_DELETE = do_POST = _relay  # noqa: N815 - http.server's names
 

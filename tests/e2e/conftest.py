@@ -66,7 +66,7 @@ def lab() -> Iterator[LabHandle]:
     require(_libvirt_ok(), "libvirtd answering on qemu:///system, with qemu-system-x86_64")
     require(any(Path("/boot").glob("vmlinuz-*-cloud-amd64")), "the guest kernel (linux-image-cloud-amd64)")
     root = E2E_ROOT / f"test-{os.getpid()}"
-    ports = free_port(span=5)                     # etcd client and peer; the controller API, data plane, join
+    ports = free_port(span=6)                     # etcd client and peer; the controller API, data plane, join, TLS data plane
     h = LabHandle(root, ports, ports + 2)
     try:
         h.up()

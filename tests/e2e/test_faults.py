@@ -106,10 +106,10 @@ def test_a_node_whose_agent_dies_leaves_placement_and_comes_back(lab: LabHandle)
         while store.get(keys.node("node-2"), NodeRecord) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert store.get(keys.node("node-2"), NodeRecord) is None, "the heartbeat lease did not expire"
-        names = [n["name"] for n in lab.json("node", "list")]
-        assert names == ["node-1"]
+        states = {n["name"]: n["state"] for n in lab.json("node", "list")}
+        assert states == {"node-1": "Ready", "node-2": "NotReady"}          # enrolled still, not placed on
         lab.up()
-        assert [n["name"] for n in lab.json("node", "list")] == ["node-1", "node-2"]
+        assert {n["name"]: n["state"] for n in lab.json("node", "list")} == {"node-1": "Ready", "node-2": "Ready"}
     finally:
         store.close()
 

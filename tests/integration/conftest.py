@@ -130,6 +130,6 @@ def api(store: Store, tmp_path: Path, pki: Pki) -> Iterator[Api]:
     srv.start()
     yield Api(address, store, compute, storage, pki, join_address)
     srv.stop(grace=0)
-    exports.keep_only({})
+    exports.keep_only(dict)
     join_srv.shutdown()
     blob_srv.shutdown()

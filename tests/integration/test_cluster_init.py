@@ -24,7 +24,7 @@ def run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[list[str]]:
     require(subprocess.run(["which", "etcd"], capture_output=True).returncode == 0, "etcd (Debian etcd-server)")
-    ports = free_port(span=5)
+    ports = free_port(span=6)
     init = ["-m", "fabric.cli.main", "cluster", "init", "--address", "127.0.0.1", "--dir", str(tmp_path / "cp"),
             "--etcd-port", str(ports), "--controller-port", str(ports + 2), "--name", "ctl-a",
             "--admin-credential", str(tmp_path / "admin.json")]
