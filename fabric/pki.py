@@ -233,10 +233,11 @@ class Authority:
                 x509.RevokedCertificateBuilder().serial_number(int(serial, 16)).revocation_date(now).build())
         return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
 
-    def credential(self, identity: Identity, controller: str, hosts: tuple[str, ...] = ()) -> Credential:
+    def credential(self, identity: Identity, controller: str, hosts: tuple[str, ...] = (),
+                   server: bool = False) -> Credential:
         """A new key and its certificate, with the CA and where the controller is."""
         key = new_key()
-        cert = self.issue(key.public_key(), identity, hosts)
+        cert = self.issue(key.public_key(), identity, hosts, server=server)
         return Credential(controller=controller, ca=self.cert_pem.decode(), certificate=cert.decode(),
                           key=key_pem(key).decode())
 
