@@ -131,6 +131,11 @@ def test_vms_on_both_node_hosts_boot_over_the_network_reach_each_other_and_outli
         assert "user-data: 3 packets transmitted, 3 packets received" in cluster.fabric(
             "vm", "get-serial-output", "-g", "RG", "-n", me)                               # across the hosts
 
+    # a data disk attached to a running VM: exported to its node and hot-plugged over NBD too
+    cluster.fabric("vm", "disk", "attach", "-g", "RG", "--vm-name", "vm-1", "-n", "data1", "--new", "--size-gb", "1")
+    xml = host_of["vm-1"].run(["virsh", "-c", "qemu:///system", "dumpxml", vms["vm-1"]["vmId"]]).stdout
+    assert xml.count("protocol='nbd'") == 2 and "<target dev='sda' bus='scsi'/>" in xml
+
     # a node agent killed: its VM runs on; restarted, it registers and reports again
     h = host_of["vm-1"]
     h.stop("agent", signal.SIGKILL)
