@@ -9,7 +9,8 @@ on a host's address for node agents on other hosts. The same files, the same pro
     ROOT/etcd/                          the member's data
     ROOT/controller/                    the controller's state (blob bodies)
 
-Ports: etcd client P and peer P+1 (on 127.0.0.1: only this host's controller calls it); the controller's API
+Ports: etcd client P and peer P+1 (on the host's address: other control-plane hosts' members and controllers
+call it, with certificates of etcd's CA); the controller's API
 C, blob data plane C+1 (HTTP), join endpoint C+2 and the blob data plane over TLS C+3, on the host's address.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fabric.files import PRIVATE_DIR, ensure_dir
-from fabric.lab.etcd import ETCD_START_TIMEOUT_S, EtcdCa, Member, wait_answering
+from fabric.lab.etcd import ETCD_START_TIMEOUT_S, EtcdCa, Member, client_urls, wait_answering
 from fabric.lab.processes import Processes
 from fabric.pki import ADMINS, CONTROLLERS, Authority, Credential, Identity, PkiError
 from fabric.store import Store
@@ -83,7 +84,8 @@ class ControlPlaneHost:
         self.launch: Launch = launch or procs.start
         self.address = address
         self.name = name              # the controller's and the etcd member's
-        self.member = Member(name, "127.0.0.1", etcd_port, etcd_port + 1)
+        self.member = Member(name, address, etcd_port, etcd_port + 1)
+        self.members = [self.member]  # the etcd cluster this member belongs to (`join` names them all)
         self.controller_port = controller_port
         self.pki = root / "pki"
 
@@ -101,7 +103,8 @@ class ControlPlaneHost:
 
     @property
     def etcd_url(self) -> str:
-        return self.member.client_url
+        """Every member's client URL, this host's first."""
+        return client_urls([self.member, *(m for m in self.members if m != self.member)])
 
     @property
     def etcd_credential(self) -> Path:
@@ -128,11 +131,11 @@ class ControlPlaneHost:
         if not fits(path, ca.cert_pem.decode(), self.api):
             ca.credential(Identity("admin", ADMINS), self.api).save(path)
 
-    def start_etcd(self) -> str:
-        """The etcd member (unless running), TLS on its client and peer ports with certificates of etcd's CA;
-        returns the fabric id kept in it."""
+    def start_etcd(self, state: str = "new") -> str:
+        """The etcd member (unless running), TLS on its client and peer ports with certificates of etcd's CA
+        (`state`: "existing" for a member added to a running cluster); returns the fabric id kept in it."""
         etcd_ca = EtcdCa(ensure_dir(self.pki, PRIVATE_DIR) / "etcd")
-        argv = self.member.argv([self.member], self.root / "etcd", etcd_ca.member_files(self.member))
+        argv = self.member.argv(self.members, self.root / "etcd", etcd_ca.member_files(self.member), state)
         self.launch("etcd", argv, str(self.root / "etcd"))
         if not fits(self.etcd_credential, etcd_ca.ca.cert_pem.decode(), self.etcd_url):
             etcd_ca.client(self.name, self.etcd_url).save(self.etcd_credential)

@@ -223,6 +223,15 @@ class Store:
             return
         self._call(lambda: self._client.delete_prefix(prefix))
 
+    # ----- the etcd cluster itself -----
+
+    def add_member(self, peer_url: str) -> None:
+        """Announce a new member (it then starts with --initial-cluster-state existing)."""
+        self._call(lambda: self._client.add_member([peer_url]))
+
+    def member_names(self) -> builtins.list[str]:
+        return self._call(lambda: sorted(m.name or "(starting)" for m in self._client.members))
+
     # ----- leases and watches -----
 
     def grant_lease(self, ttl_s: int) -> int:

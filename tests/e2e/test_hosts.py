@@ -74,8 +74,8 @@ def cluster() -> Iterator[Cluster]:
         yield c
     finally:
         hosts.stop_all("agent")
-        hosts["ctl"].run([sys.executable, "-m", "fabric.cli.main", "cluster", "stop", "--dir",
-                          str(hosts["ctl"].root / "cp")])
+        for h in hosts.hosts.values():
+            h.run([sys.executable, "-m", "fabric.cli.main", "cluster", "stop", "--dir", str(h.root / "cp")])
         hosts.down()
         if not os.environ.get("FABRIC_KEEP_HOSTS"):
             shutil.rmtree(hosts.root, ignore_errors=True)
@@ -158,3 +158,29 @@ def test_vms_on_both_node_hosts_boot_over_the_network_reach_each_other_and_outli
         cluster.fabric("vm", "delete", "-g", "RG", "-n", me, "--yes")
     for n in NODES:
         wait_for(f"{n}'s images evicted", lambda: not any((cluster.hosts[n].root / "state" / "images").glob("*")))
+
+
+def test_a_control_plane_on_three_hosts_outlives_an_etcd_member_and_its_leader(cluster: Cluster) -> None:
+    """Controllers and etcd members added on the node hosts with `fabric cluster add-controller` (on the
+    first control-plane host) and `join-controller` (on the new one)."""
+    for n in NODES:
+        made = cluster.ctl.run([sys.executable, "-m", "fabric.cli.main", "cluster", "add-controller", "--address",
+                                cluster.hosts[n].address, "--name", f"{n}-cp", "--out", str(cluster.ctl.root / f"{n}.bundle"),
+                                "--dir", str(cluster.ctl.root / "cp")])
+        assert made.returncode == 0, made.stderr
+        bundle = cluster.hosts[n].root / "cp.bundle"                  # copied to the new host, as root
+        shutil.copy(cluster.ctl.root / f"{n}.bundle", bundle)
+        joined = cluster.hosts[n].run([sys.executable, "-m", "fabric.cli.main", "cluster", "join-controller",
+                                       "--bundle", str(bundle), "--dir", str(cluster.hosts[n].root / "cp")])
+        assert joined.returncode == 0, joined.stderr
+    apis = {h: f"{cluster.hosts[h].address}:7450" for h in ("ctl", *NODES)}
+    for api in apis.values():                                          # every controller answers
+        cluster.fabric("--controller", api, "group", "list")
+    Processes(cluster.hosts["hc"].root / "cp").kill("etcd")            # one member of three
+    cluster.fabric("--controller", apis["hb"], "group", "create", "-n", "AfterEtcd", "-l", "local")
+    assert "AfterEtcd" in cluster.fabric("--controller", apis["ctl"], "group", "list")
+    Processes(cluster.ctl.root / "cp").kill("controller")             # the first controller, the leader so far
+    wait_for("another controller leads", lambda: any(
+        f"leading: {n}-cp runs the background work" in (cluster.hosts[n].root / "cp" / "logs" / "controller.log")
+        .read_text() for n in NODES), timeout_s=30)
+    cluster.fabric("--controller", apis["hb"], "group", "create", "-n", "AfterLeader", "-l", "local")
