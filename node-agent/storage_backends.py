@@ -50,6 +50,13 @@ class Disk:
     hosts: tuple[str, ...] = ()     # "network" only: host:port of the storage service
     tls: bool = False               # "network" only: the connection is TLS (qemu's client certificate)
 
+    def __str__(self) -> str:
+        """How the disk is reached, for the trace: the backend and what it names."""
+        if self.kind == "network":
+            return (f"{self.protocol} export {self.path} on {', '.join(self.hosts)}"
+                    f"{' (TLS)' if self.tls else ''}, {self.format}")
+        return f"{self.kind} {self.path}, {self.format}"
+
     @property
     def identity(self) -> str:
         """What tells two disks apart: the hypervisor reports this back for each attached disk."""

@@ -110,7 +110,7 @@ class VmConverger:
         done = self.driver.spawn(spec)
         if done.outcome == Spawned.DEFINED:
             self.trace.step(a.operation_id, "domain-defined",
-                            f"{self.driver.hypervisor} domain {spec.name} defined", detail=done.definition)
+                            f"{self.driver.hypervisor} domain {spec.name} defined; OS disk: {spec.os_disk}", detail=done.definition)
         elif done.outcome == Spawned.REDEFINED:
             taps = f" (its NICs are the filtered taps {', '.join(n.tap for n in spec.nics)})" if spec.nics else ""
             log.warning("domain %s redefined%s; a running domain takes it at its next start", spec.name, taps)

@@ -126,6 +126,8 @@ def test_vms_on_both_node_hosts_boot_over_the_network_reach_each_other_and_outli
         xml = host_of[me].run(["virsh", "-c", "qemu:///system", "dumpxml", p["vmId"]]).stdout
         assert "protocol='nbd'" in xml and "tls='yes'" in xml and cluster.ctl.address in xml   # disk over NBD
         assert str(host_of[me].root / "state" / "images") in xml                            # kernel fetched
+        trace = cluster.fabric("operation", "show", p["lastOperationId"], "--trace")
+        assert "OS disk: nbd export d" in trace and f"on {cluster.ctl.address}:" in trace and "(TLS)" in trace
         wait_for(f"{me}'s user data", lambda: "user data exited" in cluster.fabric(
             "vm", "get-serial-output", "-g", "RG", "-n", me))
         assert "user-data: 3 packets transmitted, 3 packets received" in cluster.fabric(
