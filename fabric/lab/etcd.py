@@ -23,6 +23,7 @@ from fabric.files import PRIVATE_DIR, ensure_dir
 from fabric.hostinfo import free_port
 from fabric.pki import CONTROLLERS, ETCD_MEMBERS, Authority, Credential, Identity, PkiError, load_cert
 from fabric.store import Store, StoreUnavailable, keys
+from fabric.store.client import ETCD_CALL_TIMEOUT_S
 
 ETCD_START_TIMEOUT_S = 30.0
 RENEW_DAYS = 30
@@ -125,7 +126,7 @@ class Etcd:
             store.close()
 
     def store(self, timeout_s: float | None = None) -> Store:
-        return Store(self.url, tls=self.credential, **({"timeout_s": timeout_s} if timeout_s else {}))
+        return Store(self.url, timeout_s or ETCD_CALL_TIMEOUT_S, tls=self.credential)
 
     def kill(self, name: str) -> None:
         """SIGKILL one member, as a host dying would."""

@@ -12,7 +12,7 @@ import copy
 import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import grpc
@@ -29,6 +29,7 @@ T = TypeVar("T")
 ETCD_CALL_TIMEOUT_S = 5.0
 ENDPOINT_RETRY_AFTER_S = 0.5
 DEFAULT_ENDPOINT = "http://127.0.0.1:2379"
+PAGE_SIZE = 500           # keys per read of a prefix (records of a few KB: well below gRPC's 4 MiB message)
 
 
 class StoreUnavailable(Exception):
@@ -86,7 +87,7 @@ class Store:
     """A connection to an etcd cluster (one or more client URLs)."""
 
     def __init__(self, endpoints: str = DEFAULT_ENDPOINT, timeout_s: float = ETCD_CALL_TIMEOUT_S,
-                 tls: Credential | None = None) -> None:
+                 tls: Credential | None = None, page_size: int = PAGE_SIZE) -> None:
         """`endpoints`: http://HOST:PORT or https://HOST:PORT URLs, comma-separated; https needs `tls`, a
         credential of etcd's CA (the member's certificate verified against it, this one presented)."""
         eps = []
@@ -101,6 +102,7 @@ class Store:
             eps.append(Endpoint(parts.hostname, parts.port, secure=parts.scheme == "https", creds=creds,
                                 time_retry=ENDPOINT_RETRY_AFTER_S))
         self.endpoints = endpoints
+        self.page_size = page_size
         self._client = MultiEndpointEtcd3Client(endpoints=eps, timeout=timeout_s, failover=True)
         self._lock = threading.Lock()
         self._fence: Unchanged | None = None
@@ -133,20 +135,41 @@ class Store:
             return None
         return Versioned(key, cls.from_json(value), int(meta.mod_revision))
 
+    def _range(self, prefix: str, keys_only: bool = False) -> builtins.list[tuple[str, bytes, int]]:
+        """(key, value, mod revision) of every key under a prefix, in order, read in pages of at most
+        `page_size` keys all at the revision of the first page (one consistent view, however many pages): no
+        reply grows with the prefix. A page too big for a gRPC message is asked again at half the size."""
+        out: builtins.list[tuple[str, bytes, int]] = []
+        start, end, revision, limit = prefix, _prefix_end(prefix), 0, self.page_size
+        while True:
+            def page() -> Any:
+                try:
+                    return self._client.get_range_response(start, end, sort_order="ascend", limit=limit,
+                                                           revision=revision or None, keys_only=keys_only)
+                except grpc.RpcError as exc:
+                    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and limit > 1:
+                        return None
+                    raise
+            resp = self._call(page)
+            if resp is None:
+                limit //= 2
+                continue
+            revision = revision or int(resp.header.revision)
+            out += [(kv.key.decode(), bytes(kv.value), int(kv.mod_revision)) for kv in resp.kvs]
+            if not resp.more or not resp.kvs:
+                return out
+            start = resp.kvs[-1].key.decode() + "\0"
+
     def list(self, prefix: str, cls: type[R]) -> list[Versioned[R]]:
-        items = self._call(lambda: list(self._client.get_prefix(prefix, sort_order="ascend")))
-        return [Versioned(meta.key.decode(), cls.from_json(value), meta.mod_revision)
-                for value, meta in items]
+        return [Versioned(key, cls.from_json(value), rev) for key, value, rev in self._range(prefix)]
 
     def key_list(self, prefix: str) -> builtins.list[str]:     # (`list` is a method of this class)
         """The keys under a prefix, in order (what a test or a check compares before and after)."""
-        items = self._call(lambda: list(self._client.get_prefix(prefix, keys_only=True, sort_order="ascend")))
-        return [meta.key.decode() for _, meta in items]
+        return [key for key, _, _ in self._range(prefix, keys_only=True)]
 
     def raw_items(self, prefix: str) -> builtins.list[tuple[str, bytes]]:
         """(key, stored bytes) under a prefix, in order: what is kept, whatever record it is (for checks)."""
-        items = self._call(lambda: list(self._client.get_prefix(prefix, sort_order="ascend")))
-        return [(meta.key.decode(), bytes(value)) for value, meta in items]
+        return [(key, value) for key, value, _ in self._range(prefix)]
 
     def lease_of(self, key: str) -> int | None:
         """The lease a key lives under (0: none); None when the key does not exist."""
@@ -154,8 +177,8 @@ class Store:
         return None if value is None else int(meta.lease_id)
 
     def count(self, prefix: str) -> int:
-        items = self._call(lambda: list(self._client.get_prefix(prefix, keys_only=True)))
-        return len(items)
+        resp = self._call(lambda: self._client.get_range_response(prefix, _prefix_end(prefix), count_only=True))
+        return int(resp.count)
 
     def revision(self, key: str) -> int:
         """The key's mod revision, 0 when it does not exist."""
