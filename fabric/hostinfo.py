@@ -1,6 +1,7 @@
 """Facts about the machine a process runs on."""
 from __future__ import annotations
 
+import os
 import random
 import socket
 from pathlib import Path
@@ -59,3 +60,14 @@ def free_port(span: int = 1) -> int:
             for s in socks:
                 s.close()
     raise RuntimeError(f"no {span} free consecutive ports between {FREE_PORT_FLOOR} and {low}")
+
+
+def running_pid(pid_file: Path, program: str) -> int:
+    """The pid a pid file names while that process still runs `program` (by its executable's name): 0 when the
+    file is missing or the pid is gone or recycled by another program."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pid if os.path.basename(exe) == program else 0

@@ -170,6 +170,7 @@ class NodeAgent:
         return obs.replace(agent=self.guests.agent(a, boot.started), extensions=self.guests.extensions(a))
 
     def _failed(self, a: Assignment, version: tuple[object, ...], exc: Exception) -> Observed | None:
+        self.vms.disks.forget(a.vm_id)          # where its disks are is asked again at the retry
         att = self.retries.failed(a.vm_id, version, temporary(exc))
         log.warning("vm %s (%s/%s): %s (attempt %d)", a.vm_id, a.resource_group, a.name, exc, att.count)
         if not att.give_up:

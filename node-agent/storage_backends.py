@@ -19,6 +19,7 @@ import dataclasses
 import os
 import pwd
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -65,6 +66,7 @@ class Disk:
 
 class StorageBackend(Protocol):
     def describe(self, vm_id: str, ref: DiskRef) -> Disk: ...
+    def forget(self, vm_id: str) -> None: ...
 
 
 class LocalPathBackend:
@@ -75,16 +77,35 @@ class LocalPathBackend:
             raise BackendError(f"disk {ref.uri} is not reachable from this node: {ref.path} does not exist")
         return Disk("file", ref.path, ref.format)
 
+    def forget(self, vm_id: str) -> None:
+        pass
+
 
 class NbdBackend:
-    """Disk bodies exported by the storage host to this node over NBD with TLS."""
+    """Disk bodies exported by the storage host to this node over NBD with TLS. An export is asked for once
+    per VM and disk, not on every pass; `forget` drops a VM's (it left the node, or its converge failed: the
+    next pass asks again, as the storage host may have restarted its server on another port)."""
 
     def __init__(self, open_disk: Callable[[str, str], tuple[str, int, str]]) -> None:
         self.open_disk = open_disk      # (vm id, blob URL) -> (host, port, export): the node API's OpenDisk
+        self._opened: dict[tuple[str, str], Disk] = {}
+        self._lock = threading.Lock()
 
     def describe(self, vm_id: str, ref: DiskRef) -> Disk:
+        with self._lock:
+            known = self._opened.get((vm_id, ref.uri))
+        if known is not None:
+            return known
         host, port, name = self.open_disk(vm_id, ref.uri)
-        return Disk("network", name, "raw", "nbd", (f"{host}:{port}",), tls=True)
+        disk = Disk("network", name, "raw", "nbd", (f"{host}:{port}",), tls=True)
+        with self._lock:
+            self._opened[(vm_id, ref.uri)] = disk
+        return disk
+
+    def forget(self, vm_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._opened if k[0] == vm_id]:
+                del self._opened[key]
 
 
 def ensure_nbd_tls(folder: Path, node: str, ca_pem: str, issue: Callable[[str], str],

@@ -73,6 +73,7 @@ class VmConverger:
 
     def remove(self, a: Assignment) -> None:
         """Deallocated or deleted: the instance and the temporary disk go; the console too when deleted."""
+        self.disks.forget(a.vm_id)
         if self.driver.destroy(a.vm_id):
             self.trace.step(a.operation_id, "domain-undefined", f"domain {instance_name(a)} removed")
         disk = self.resource_disk(a.vm_id)
@@ -85,6 +86,7 @@ class VmConverger:
         """An instance of ours that no assignment names (e.g. deleted while this node was down): destroy it,
         and drop its node-local files (resource disk, console, boot record)."""
         log.warning("fencing domain %s (%s): no assignment names it", name, vm_id)
+        self.disks.forget(vm_id)
         self.driver.destroy(vm_id)
         resource_disks.remove(self.resource_disk(vm_id))
         self.consoles.forget(vm_id)

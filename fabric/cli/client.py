@@ -12,7 +12,6 @@ from argparse import ArgumentTypeError
 import os
 import socket
 import ssl
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -155,36 +154,29 @@ class Client:
             sock = socket.create_connection((host.strip("[]"), int(port)), timeout=DIAGNOSE_TIMEOUT_S)
         except (OSError, ValueError):
             return unreachable
-        c = self.credential
-        with tempfile.TemporaryDirectory(prefix="fabric-cli-") as tmp:     # 0700: the key stays ours
-            cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
-            cert.write_text(c.certificate)
-            key.write_text(c.key)
-            refused = ""
-            try:
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                ctx.load_verify_locations(cadata=c.ca)
-                ctx.load_cert_chain(cert, key)
-                ctx.set_alpn_protocols(["h2"])           # what a gRPC client offers
-                with ctx.wrap_socket(sock, server_hostname=host.strip("[]")) as tls:
-                    tls.settimeout(DIAGNOSE_TIMEOUT_S)
-                    # TLS 1.3: a server refuses a client certificate after the handshake; a gRPC server that
-                    # took it speaks first (its HTTP/2 settings)
-                    if not tls.recv(1):
-                        refused = "it closed the connection"
-            except ssl.SSLCertVerificationError as exc:
-                return CliError(ArmError(
-                    "ControllerNotTrusted",
-                    f"The server at {self.address} is not this credential's controller: its certificate "
-                    f"{exc.verify_message} (credential {self.credential_path}).").body())
-            except ssl.SSLError as exc:
-                refused = str(exc.reason)
-            except ConnectionError:
-                refused = "it reset the connection"
-            except OSError:
-                pass
-            finally:
-                sock.close()
+        refused = ""
+        try:
+            ctx = self.credential.ssl_context(server=False)
+            ctx.set_alpn_protocols(["h2"])           # what a gRPC client offers
+            with ctx.wrap_socket(sock, server_hostname=host.strip("[]")) as tls:
+                tls.settimeout(DIAGNOSE_TIMEOUT_S)
+                # TLS 1.3: a server refuses a client certificate after the handshake; a gRPC server that
+                # took it speaks first (its HTTP/2 settings)
+                if not tls.recv(1):
+                    refused = "it closed the connection"
+        except ssl.SSLCertVerificationError as exc:
+            return CliError(ArmError(
+                "ControllerNotTrusted",
+                f"The server at {self.address} is not this credential's controller: its certificate "
+                f"{exc.verify_message} (credential {self.credential_path}).").body())
+        except ssl.SSLError as exc:
+            refused = str(exc.reason)
+        except ConnectionError:
+            refused = "it reset the connection"
+        except OSError:
+            pass
+        finally:
+            sock.close()
         if refused:
             return CliError(ArmError(
                 "Unauthenticated",

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from fabric.files import PRIVATE_DIR, TRAVERSE_DIR, ensure_dir, private_opener
+from fabric.hostinfo import running_pid
 from fabric.lab.processes import pid_alive
 from nodeagent.netsvc import iproute
 
@@ -129,7 +130,7 @@ class SimulatedHosts:
             with open(etc / "qemu.conf", "a") as conf:     # qemu's NBD client certificate: the node agent's
                 conf.write(f'\n# simulated host {h.name}\nnbd_tls_x509_cert_dir = "{h.nbd_tls}"\n'
                            f"nbd_tls_x509_verify = 1\n")
-        mounts = [f"mount -t tmpfs -o mode=0755 tmpfs /run/libvirt", f"mount --bind {etc} /etc/libvirt"]
+        mounts = ["mount -t tmpfs -o mode=0755 tmpfs /run/libvirt", f"mount --bind {etc} /etc/libvirt"]
         cache = lv / "cache"
         if not cache.exists() and Path("/var/cache/libvirt").is_dir():
             # a copy of this machine's probe of its qemu binaries (the same ones): without it each libvirtd
@@ -164,10 +165,14 @@ class SimulatedHosts:
                 for dom in listed:                    # this host's own libvirtd: every domain in it is ours
                     h.run(["virsh", "-c", "qemu:///system", "destroy", dom])
                     h.run(["virsh", "-c", "qemu:///system", "undefine", dom, "--nvram"])
-                daemons += [_signal_pidfile(h.root / "libvirt" / f"{d}.pid", d) for d in ("libvirtd", "virtlogd")]
+                for d in ("libvirtd", "virtlogd"):
+                    pid = running_pid(h.root / "libvirt" / f"{d}.pid", d)
+                    if pid:
+                        os.kill(pid, signal.SIGTERM)
+                        daemons.append(pid)
         deadline = time.monotonic() + STOP_GRACE_S
         for pid in daemons:
-            while pid and pid_alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
         for h in self.hosts.values():
             if h.holder is not None and h.holder.poll() is None:
@@ -175,16 +180,3 @@ class SimulatedHosts:
                 h.holder.wait(STOP_GRACE_S)
             iproute.delete_netns(h.ns)
         iproute.delete_netns(self.switch)
-
-
-def _signal_pidfile(path: Path, program: str) -> int:
-    """SIGTERM the pid in a pid file when that pid still runs `program`; the pid (0: none)."""
-    try:
-        pid = int(path.read_text().split()[0])
-        exe = os.readlink(f"/proc/{pid}/exe")
-    except (OSError, ValueError, IndexError):
-        return 0
-    if os.path.basename(exe) != program:
-        return 0
-    os.kill(pid, signal.SIGTERM)
-    return pid

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from fabric.files import PRIVATE, PRIVATE_DIR, SHARED, ensure_dir, write_atomic
-from fabric.hostinfo import free_port
+from fabric.hostinfo import free_port, running_pid
 from fabric.model import Assignment
 from fabric.pki import NBD_CLIENTS, Credential, nbd_identity
 from fabric.store import Store, keys
@@ -106,13 +106,12 @@ class NbdExports:
     def _running(self, node: str) -> int:
         """The port of the node's daemon when it runs (0: not running)."""
         folder = self._folder(node)
+        if not running_pid(folder / "pid", "qemu-storage-daemon"):
+            return 0
         try:
-            pid = int((folder / "pid").read_text())
-            port = int((folder / "port").read_text())
-            exe = os.readlink(f"/proc/{pid}/exe")
+            return int((folder / "port").read_text())
         except (OSError, ValueError):
             return 0
-        return port if os.path.basename(exe) == "qemu-storage-daemon" else 0
 
     def _start(self, node: str) -> int:
         folder = ensure_dir(self._folder(node), PRIVATE_DIR)
@@ -220,8 +219,8 @@ class NbdExports:
             self._stop(node)
 
     def _stop(self, node: str) -> None:
-        if self._running(node):
-            pid = int((self._folder(node) / "pid").read_text())
+        pid = running_pid(self._folder(node) / "pid", "qemu-storage-daemon")
+        if pid:
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + QMP_TIMEOUT_S
             while os.path.exists(f"/proc/{pid}") and self._running(node) and time.monotonic() < deadline:
