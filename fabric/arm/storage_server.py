@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import grpc
 
 from fabric.core import ids
-from fabric.core.errors import invalid
+from fabric.core.errors import ArmError, invalid
 from fabric.arm.server import _stream, _unary
 from fabric.storage.check import check
-from fabric.storage.model import BlobRecord, ContainerRecord, StorageAccountRecord
-from fabric.storage.provider import StorageProvider
+from fabric.storage.model import MAX_BLOCK_BLOB_BYTES, BlobRecord, ContainerRecord, StorageAccountRecord
+from fabric.storage.provider import StorageProvider, too_large
 from fabric.v1 import storage_pb2 as pb
 from fabric.v1 import storage_pb2_grpc as rpc
 
@@ -99,6 +99,19 @@ class Containers(rpc.ContainersServicer):
         return container_msg(self.p.set_public_access(req.account_name, req.name, req.public_access))
 
 
+def _exactly(length: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The body, refused (ArmError InvalidInput) when it ends before or runs past its declared length."""
+    got = 0
+    for chunk in chunks:
+        got += len(chunk)
+        if got > length:
+            raise invalid("contentLength", f"the body runs past the {length} bytes its contentLength declares")
+        yield chunk
+    if got != length:
+        raise ArmError("InvalidInput", f"One of the request inputs is not valid: the body ended after {got} of the "
+                                       f"{length} bytes its contentLength declares.", "contentLength")
+
+
 class Blobs(rpc.BlobsServicer):
     def __init__(self, provider: StorageProvider) -> None:
         self.p = provider
@@ -120,12 +133,19 @@ class Blobs(rpc.BlobsServicer):
         h = first.header
         if h.sas_hours < 0 or h.sas_hours > MAX_SAS_HOURS:
             raise invalid("sasHours", f"0-{MAX_SAS_HOURS}")
+        if not h.HasField("content_length"):
+            raise ArmError("MissingContentLengthHeader", "contentLength is required for an upload.", "contentLength")
+        if h.content_length < 0:
+            raise invalid("contentLength", "the body's size in bytes, 0 or more")
+        if h.content_length > MAX_BLOCK_BLOB_BYTES:
+            raise too_large()
         account, container = h.account_name, h.container
         if not account and not container and h.sas_hours > 0:
             account, container = self._temp_container()
         elif not account or not container:
             raise invalid("accountName", "give the account and the container (or neither, with sasHours)")
-        rec = self.p.put_blob(account, container, h.name, (c.data for c in chunks), h.content_type, h.lease_id)
+        rec = self.p.put_blob(account, container, h.name, _exactly(h.content_length, (c.data for c in chunks)),
+                              h.content_type, h.lease_id)
         msg = blob_msg(self.p, rec)
         if h.sas_hours > 0:
             expiry = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(hours=h.sas_hours)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,12 @@ from google.protobuf.struct_pb2 import Struct
 from fabric.cli import output
 from fabric.cli.client import Client, bad_option
 from fabric.cli.operations import finish_op
+from fabric.cli.storage import upload
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import storage_pb2 as spb
 
 CUSTOM_SCRIPT = ("Microsoft.Compute", "CustomScriptExtension")
 CUSTOM_SCRIPT_SAS_HOURS = 24
-UPLOAD_CHUNK = 1 << 20
 
 
 def _json_arg(value: str | None, flag: str) -> Struct | None:
@@ -61,15 +60,8 @@ def script_file(path: str) -> Path:
 
 def upload_script(c: Client, path: Path) -> str:
     """The file in a temporary container; its read SAS URL as guests reach it (valid 24 hours)."""
-
-    def parts() -> Iterator[spb.UploadBlobChunk]:
-        yield spb.UploadBlobChunk(header=spb.BlobUploadHeader(name=path.name, sas_hours=CUSTOM_SCRIPT_SAS_HOURS,
-                                                              content_type="text/x-sh"))
-        with open(path, "rb") as f:
-            while chunk := f.read(UPLOAD_CHUNK):
-                yield spb.UploadBlobChunk(data=chunk)
-    blob = c.call(c.blobs.Upload, parts())
-    return str(blob.guest_sas_url)
+    header = spb.BlobUploadHeader(name=path.name, sas_hours=CUSTOM_SCRIPT_SAS_HOURS, content_type="text/x-sh")
+    return str(upload(c, header, path).guest_sas_url)
 
 
 def custom_script_settings(c: Client, path: str, command: str | None) -> Struct:

@@ -79,6 +79,20 @@ def _ref(a: argparse.Namespace) -> pb.BlobRef:
                       lease_id=getattr(a, "lease_id", "") or "")
 
 
+def upload(c: Client, header: pb.BlobUploadHeader, path: Path) -> pb.Blob:
+    """The file's body streamed after its header, its size declared: a file that changes size on the way, or a
+    stream cut short, is refused by the server and writes nothing."""
+    with open(path, "rb") as f:
+        header.content_length = os.fstat(f.fileno()).st_size
+
+        def parts() -> Iterator[pb.UploadBlobChunk]:
+            yield pb.UploadBlobChunk(header=header)
+            while chunk := f.read(UPLOAD_CHUNK):
+                yield pb.UploadBlobChunk(data=chunk)
+        blob: pb.Blob = c.call(c.blobs.Upload, parts())
+    return blob
+
+
 def blob_upload(c: Client, a: argparse.Namespace) -> int:
     path = Path(a.file)
     if not path.is_file():
@@ -92,13 +106,7 @@ def blob_upload(c: Client, a: argparse.Namespace) -> int:
     header = pb.BlobUploadHeader(account_name=a.account_name or "", container=a.container_name or "",
                                  name=a.name or path.name, content_type=a.content_type or "",
                                  lease_id=a.lease_id or "", sas_hours=a.sas_hours or 0)
-
-    def parts() -> Iterator[pb.UploadBlobChunk]:
-        yield pb.UploadBlobChunk(header=header)
-        with open(path, "rb") as f:
-            while chunk := f.read(UPLOAD_CHUNK):
-                yield pb.UploadBlobChunk(data=chunk)
-    blob = c.call(c.blobs.Upload, parts())
+    blob = upload(c, header, path)
     if a.sas_hours and a.output != "json":
         print(blob.guest_sas_url if a.guest_uri else blob.sas_url)
         return 0

@@ -26,7 +26,6 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from fabric.files import private_opener
 from fabric.model import DiskRef, VmDisk, now

@@ -188,20 +188,22 @@ class Blob(_message.Message):
     def __init__(self, name: _Optional[str] = ..., container: _Optional[str] = ..., properties: _Optional[_Union[BlobProperties, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., url: _Optional[str] = ..., sas_url: _Optional[str] = ..., guest_sas_url: _Optional[str] = ...) -> None: ...
 
 class BlobUploadHeader(_message.Message):
-    __slots__ = ("account_name", "container", "name", "content_type", "lease_id", "sas_hours")
+    __slots__ = ("account_name", "container", "name", "content_type", "lease_id", "sas_hours", "content_length")
     ACCOUNT_NAME_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     SAS_HOURS_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_LENGTH_FIELD_NUMBER: _ClassVar[int]
     account_name: str
     container: str
     name: str
     content_type: str
     lease_id: str
     sas_hours: int
-    def __init__(self, account_name: _Optional[str] = ..., container: _Optional[str] = ..., name: _Optional[str] = ..., content_type: _Optional[str] = ..., lease_id: _Optional[str] = ..., sas_hours: _Optional[int] = ...) -> None: ...
+    content_length: int
+    def __init__(self, account_name: _Optional[str] = ..., container: _Optional[str] = ..., name: _Optional[str] = ..., content_type: _Optional[str] = ..., lease_id: _Optional[str] = ..., sas_hours: _Optional[int] = ..., content_length: _Optional[int] = ...) -> None: ...
 
 class UploadBlobChunk(_message.Message):
     __slots__ = ("header", "data")

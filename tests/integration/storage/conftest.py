@@ -45,7 +45,8 @@ def acct(api: Api) -> Api:
 def upload(api: Api, container: str, name: str, data: bytes, lease_id: str = "", account: str = "blogacct") -> pb.Blob:
     def parts() -> Iterator[pb.UploadBlobChunk]:
         yield pb.UploadBlobChunk(header=pb.BlobUploadHeader(account_name=account, container=container, name=name,
-                                                            content_type="text/x-sh", lease_id=lease_id))
+                                                            content_type="text/x-sh", lease_id=lease_id,
+                                                            content_length=len(data)))
         for i in range(0, len(data), 65536):
             yield pb.UploadBlobChunk(data=data[i:i + 65536])
     blob: pb.Blob = api.blobs.Upload(parts())
