@@ -7,7 +7,8 @@ For each node count: its own etcd on free loopback ports (removed at the end) an
 this process (mutual TLS, as in a lab). The nodes are capacity only: records written as the node API's
 Register writes them (one lease for all, kept alive), with no agent behind them, so operations stay
 InProgress and only the create path is measured (validation, NICs, the OS disk overlay, placement, the
-commit). `--clients` threads create `--vms` VMs through the gRPC API; then the same Store client runs
+commit). `--clients` threads create `--vms` VMs through the gRPC API, VMS_PER_GROUP to a resource group
+(each group's first VM also makes its default storage account and virtual network); then the same Store client runs
 `--vms` compare-and-swap transactions from as many threads (the raw rate one etcd round trip allows).
 
 Prints per node count: creates/s, p50 / p99 latency, controller-process CPU per create (clients included:
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 import grpc  # noqa: E402
 
 from fabric.controller.main import Settings, build_server, providers  # noqa: E402
+from fabric.gallery import publish_blank  # noqa: E402
 from fabric.core.constants import NODE_LEASE_TTL_S  # noqa: E402
 from fabric.hostinfo import free_port  # noqa: E402
 from fabric.lab.etcd import Etcd  # noqa: E402
@@ -40,9 +42,9 @@ from fabric.pki import ADMINS, CONTROLLERS, Authority, Identity  # noqa: E402
 from fabric.store import Put, Store, Unchanged, keys  # noqa: E402
 from fabric.v1 import fabric_pb2 as pb  # noqa: E402
 from fabric.v1 import fabric_pb2_grpc as rpc  # noqa: E402
-from tests.integration.conftest import publish_image  # noqa: E402
 
 SUB = "00000000-0000-0000-0000-000000000001"
+VMS_PER_GROUP = 200       # each group's default subnet (a /24) holds 251 NICs
 
 
 def percentile(xs: list[float], q: float) -> float:
@@ -89,7 +91,7 @@ def run(tmp: Path, nodes: int, vms: int, clients: int) -> dict[str, float]:
     store = Store(etcd.url)
     stop = threading.Event()
     try:
-        publish_image(tmp / "gallery")
+        publish_blank(tmp / "gallery")
         blobs = tmp / "blobs"
         blobs.mkdir()
         compute = providers(store, Settings(SUB, "local", "fabric.internal", tmp / "gallery", blobs,
@@ -100,7 +102,9 @@ def run(tmp: Path, nodes: int, vms: int, clients: int) -> dict[str, float]:
                                                                    ("127.0.0.1",)))
         srv.start()
         channel = ca.credential(Identity("admin", ADMINS), "").channel(address)
-        rpc.ResourceGroupsStub(channel).Create(pb.CreateResourceGroupRequest(name="bench", location="local"))
+        groups = rpc.ResourceGroupsStub(channel)
+        for g in range((vms + VMS_PER_GROUP - 1) // VMS_PER_GROUP):
+            groups.Create(pb.CreateResourceGroupRequest(name=f"bench{g}", location="local"))
         lease = register_nodes(store, nodes)
         threading.Thread(target=keep_alive, args=(store, lease, stop), daemon=True).start()
         vm_stub = rpc.VirtualMachinesStub(channel)
@@ -110,7 +114,8 @@ def run(tmp: Path, nodes: int, vms: int, clients: int) -> dict[str, float]:
         def create(i: int) -> None:
             t = time.monotonic()
             try:
-                vm_stub.Create(pb.CreateVirtualMachineRequest(resource_group="bench", name=f"vm{i:05d}",
+                vm_stub.Create(pb.CreateVirtualMachineRequest(resource_group=f"bench{i // VMS_PER_GROUP}",
+                                                              name=f"vm{i:05d}",
                                                               image="fabriclab:busybox:lab:latest", size="Lab_A0"))
                 latencies.append(time.monotonic() - t)
             except grpc.RpcError as exc:

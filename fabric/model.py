@@ -373,15 +373,34 @@ class RevokedRecord(Record):
 
 @dataclasses.dataclass(frozen=True)
 class NodeAllocation(Record):
-    """Resources the scheduler has granted on one node: {vm_id: [cores, memory_mb, disk_mb]}."""
+    """Resources the scheduler has granted on one node, as running totals: the record keeps one size however
+    many VMs the node holds (a VM's share is its size, which its record names). Records written by earlier
+    versions listed each VM in `vms` ({vm_id: [cores, memory_mb, disk_mb]}): those still count, and a VM
+    listed there is released from the list."""
     node: str
+    cores: int = 0
+    memory_mb: int = 0
+    disk_mb: int = 0
+    vm_count: int = 0
     vms: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
     def totals(self) -> tuple[int, int, int]:
-        cores = sum(v[0] for v in self.vms.values())
-        mem = sum(v[1] for v in self.vms.values())
-        disk = sum(v[2] for v in self.vms.values())
-        return cores, mem, disk
+        return (self.cores + sum(v[0] for v in self.vms.values()),
+                self.memory_mb + sum(v[1] for v in self.vms.values()),
+                self.disk_mb + sum(v[2] for v in self.vms.values()))
+
+    def count(self) -> int:
+        return self.vm_count + len(self.vms)
+
+    def plus(self, cores: int, memory_mb: int, disk_mb: int) -> NodeAllocation:
+        return self.replace(cores=self.cores + cores, memory_mb=self.memory_mb + memory_mb,
+                            disk_mb=self.disk_mb + disk_mb, vm_count=self.vm_count + 1)
+
+    def minus(self, vm_id: str, cores: int, memory_mb: int, disk_mb: int) -> NodeAllocation:
+        if vm_id in self.vms:
+            return self.replace(vms={k: v for k, v in self.vms.items() if k != vm_id})
+        return self.replace(cores=max(0, self.cores - cores), memory_mb=max(0, self.memory_mb - memory_mb),
+                            disk_mb=max(0, self.disk_mb - disk_mb), vm_count=max(0, self.vm_count - 1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -403,6 +422,7 @@ class TraceRecord(Record):
     message: str
     detail: str = ""
     placement: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    placement_summary: dict[str, Any] = dataclasses.field(default_factory=dict)   # nodes, considered, ...
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,10 +34,10 @@ def new_operation(kind: str, target: str) -> OperationRecord:
 
 
 def step(op_id: str, source: str, name: str, message: str, detail: str = "",
-         placement: list[dict[str, Any]] | None = None) -> Put:
+         placement: list[dict[str, Any]] | None = None, summary: dict[str, Any] | None = None) -> Put:
     """A trace step as a Put, to commit alone or inside a larger transaction."""
     rec = TraceRecord(time=now(), source=source, step=name, message=message, detail=detail,
-                      placement=placement or [])
+                      placement=placement or [], placement_summary=summary or {})
     return Put(keys.trace_step(op_id, time.time_ns(), source), rec)
 
 

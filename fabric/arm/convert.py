@@ -142,16 +142,27 @@ def vm(sub: str, rec: VmRecord, view: pb.VirtualMachineInstanceView | None = Non
                              resources=[extension(sub, rec, e) for e in rec.extensions])
 
 
+def candidate(r: dict[str, Any]) -> pb.PlacementCandidate:
+    return pb.PlacementCandidate(node=r["node"], fault_domain=r["faultDomain"], weight=r["weight"],
+                                 chosen=r["chosen"], filters=[pb.FilterVerdict(filter=f["filter"], passed=f["passed"],
+                                                                               reason=f["reason"])
+                                                              for f in r["filters"]])
+
+
 def operation(op: OperationRecord, trace: list[TraceRecord] | None = None) -> pb.Operation:
     steps = []
     for t in trace or []:
-        rows = [pb.PlacementCandidate(node=r["node"], fault_domain=r["faultDomain"], weight=r["weight"],
-                                      chosen=r["chosen"],
-                                      filters=[pb.FilterVerdict(filter=f["filter"], passed=f["passed"],
-                                                                reason=f["reason"]) for f in r["filters"]])
-                for r in t.placement]
+        rows = [candidate(r) for r in t.placement]
+        summary = None
+        if t.placement_summary:
+            sm, req = t.placement_summary, t.placement_summary.get("request", {})
+            summary = pb.PlacementSummary(nodes=sm["nodes"], considered=sm["considered"], feasible=sm["feasible"],
+                                          rejected=[pb.FilterCount(filter=r["filter"], nodes=r["nodes"])
+                                                    for r in sm.get("rejected", [])],
+                                          cores=req.get("cores", 0), memory_mb=req.get("memoryMb", 0),
+                                          resource_disk_mb=req.get("resourceDiskMb", 0))
         steps.append(pb.TraceStep(time=t.time, source=t.source, step=t.step, message=t.message, detail=t.detail,
-                                  placement=rows))
+                                  placement=rows, placement_summary=summary))
     return pb.Operation(id=op.id, name=op.name, status=op.status, start_time=op.start_time, end_time=op.end_time,
                         target=op.target, error=error(op.error), trace=steps)
 
@@ -164,8 +175,8 @@ def node(name: str, n: NodeRecord | None, alloc: NodeAllocation | None,
     serial = enrolled.serial if enrolled else ""
     if n is None:
         return pb.Node(name=name, state="NotReady", allocated_cores=c, allocated_memory_mb=m,
-                       allocated_local_disk_mb=d, vm_count=len(alloc.vms) if alloc else 0, certificate_serial=serial)
+                       allocated_local_disk_mb=d, vm_count=alloc.count() if alloc else 0, certificate_serial=serial)
     return pb.Node(name=n.name, state="Ready", fault_domain=n.fault_domain, hypervisor=n.hypervisor, cores=n.cores,
                    memory_mb=n.memory_mb, local_disk_mb=n.local_disk_mb, allocated_cores=c, allocated_memory_mb=m,
-                   allocated_local_disk_mb=d, vm_count=len(alloc.vms) if alloc else 0,
+                   allocated_local_disk_mb=d, vm_count=alloc.count() if alloc else 0,
                    registered_time=n.registered, address=n.underlay_ip, certificate_serial=serial)

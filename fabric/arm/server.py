@@ -25,10 +25,11 @@ from fabric.core import ids
 from fabric.pki import PkiError, identity_of, node_identity
 from fabric.compute import data_disks
 from fabric.compute.sizes import sizes_for
-from fabric.compute.vms import ComputeProvider
+from fabric.compute.vms import ComputeProvider, candidate_row
 from fabric.enrollment import DEFAULT_TOKEN_TTL_S, Enrollment
 from fabric.storage.nbd import NbdExports
-from fabric.model import EnrollmentRecord, JoinTokenRecord, NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, ResourceGroupRecord, now
+from fabric.model import EnrollmentRecord, JoinTokenRecord, NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, ResourceGroupRecord, TraceRecord, now
+from fabric.scheduler import Request
 from fabric.store import Absent, Put, Store, StoreUnavailable, keys
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import fabric_pb2_grpc as rpc
@@ -226,18 +227,54 @@ class VirtualMachines(rpc.VirtualMachinesServicer):
 
 
 class Operations(rpc.OperationsServicer):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, compute: ComputeProvider) -> None:
         self.store = store
+        self.compute = compute
 
-    def _read(self, op_id: str, with_trace: bool) -> pb.Operation:
+    def _read(self, op_id: str, with_trace: bool, why_not: str = "") -> pb.Operation:
         found = self.store.get(keys.operation(op_id), OperationRecord) if op_id else None
         if found is None:
             raise ArmError("OperationNotFound", f"Operation '{op_id}' was not found.", "id")
-        return convert.operation(found.value, operations.trace(self.store, op_id) if with_trace else None)
+        trace = operations.trace(self.store, op_id) if with_trace or why_not else None
+        out = convert.operation(found.value, trace if with_trace else None)
+        if why_not:
+            out.why_not.CopyFrom(self._why_not(op_id, why_not, trace or []))
+        return out
+
+    def _why_not(self, op_id: str, node: str, trace: list[TraceRecord]) -> pb.PlacementExplanation:
+        """One node against the operation's placement: its verdicts for the VM's size as the node stands now,
+        and what the placement saw of it."""
+        placed = [t for t in trace if t.step == "placed"]
+        if not placed:
+            raise invalid("whyNot", f"operation '{op_id}' placed no VM: there is no placement to explain")
+        step = placed[-1]
+        asked = step.placement_summary.get("request")
+        if not asked:
+            raise invalid("whyNot", f"operation '{op_id}' was placed by an earlier version: its trace lists every "
+                                    f"node it considered (--trace)")
+        req = Request(asked["cores"], asked["memoryMb"], asked["resourceDiskMb"])
+        rows = {r["node"]: r for r in step.placement}
+        now = self.compute.explain_placement(node, req)
+        out = pb.PlacementExplanation(node=node, registered=now is not None, in_trace=node in rows)
+        if now is not None:
+            out.now.CopyFrom(convert.candidate(candidate_row(now)))
+        s = step.placement_summary
+        if node in rows and rows[node]["chosen"]:
+            out.note = f"node {node} was chosen (what it holds now counts this VM too)"
+        elif node in rows:
+            out.note = f"node {node} is one of the placement's rows: its verdicts then are in the trace (--trace)"
+        elif s["considered"] < s["nodes"]:
+            out.note = (f"the filters ran on {s['considered']} of {s['nodes']} nodes, from a random one, until "
+                        f"{s['feasible']} fit: node {node} may not have been among them")
+        else:
+            out.note = f"every node was considered and node {node} was not among the best shown"
+        if now is None:
+            out.note += f"; no node named {node} is registered now"
+        return out
 
     @_unary
     def Get(self, req: pb.GetOperationRequest, ctx: grpc.ServicerContext) -> pb.Operation:
-        return self._read(req.id, req.trace)
+        return self._read(req.id, req.trace, req.why_not)
 
     @_stream
     def Watch(self, req: pb.GetOperationRequest, ctx: grpc.ServicerContext) -> Iterator[pb.Operation]:
@@ -300,4 +337,4 @@ class Nodes(rpc.NodesServicer):
         alloc = self.store.get(keys.allocation(removed.node), NodeAllocation)
         log.info("node %s removed: certificate %s revoked", removed.node, removed.serial)
         return pb.RemoveNodeResponse(name=removed.node, certificate_serial=removed.serial,
-                                     vm_count=len(alloc.value.vms) if alloc else 0)
+                                     vm_count=alloc.value.count() if alloc else 0)

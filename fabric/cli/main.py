@@ -258,8 +258,10 @@ def cmd_node_remove(c: Client, a: argparse.Namespace) -> int:
 
 
 def cmd_operation_show(c: Client, a: argparse.Namespace) -> int:
-    op = c.call(c.ops.Get, pb.GetOperationRequest(id=a.id, trace=a.trace))
-    if a.trace and a.output != "json":
+    op = c.call(c.ops.Get, pb.GetOperationRequest(id=a.id, trace=a.trace, why_not=a.why_not or ""))
+    if a.why_not and a.output != "json":
+        print(output.why_not_text(output.as_dict(op)["whyNot"]))
+    elif a.trace and a.output != "json":
         print(output.trace_text(output.as_dict(op)))
     else:
         output.print_json(op)
@@ -381,6 +383,8 @@ def parser() -> argparse.ArgumentParser:
     p = o.add_parser("show", parents=[COMMON])
     p.add_argument("id")
     p.add_argument("--trace", action="store_true", help="every internal step, with placement explained")
+    p.add_argument("--why-not", metavar="NODE",
+                   help="why the placement did not choose NODE: its filters' verdicts for the VM's size now")
     p.set_defaults(fn=cmd_operation_show)
     p = o.add_parser("wait", parents=[COMMON])
     p.add_argument("id")

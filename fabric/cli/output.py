@@ -45,6 +45,31 @@ def power_state(vm: dict[str, Any]) -> str:
     return ""
 
 
+def _candidates(rows: list[dict[str, Any]]) -> str:
+    cells = []
+    for c in rows:
+        verdicts = "; ".join(f"{f['filter']} {'pass' if f.get('passed') else 'FAIL'}: {f.get('reason', '')}"
+                             for f in c.get("filters", []))
+        cells.append([("* " if c.get("chosen") else "  ") + c["node"], c.get("faultDomain", 0),
+                      f"{c.get('weight', 0):.4f}", verdicts])
+    return table(cells, ["node", "fd", "weight", "filters"])
+
+
+def _summary_text(s: dict[str, Any]) -> str:
+    rejected = ", ".join(f"{r['filter']} rejected {r.get('nodes', 0)}" for r in s.get("rejected", []))
+    return (f"{s.get('considered', 0)} of {s.get('nodes', 0)} nodes considered, {s.get('feasible', 0)} fit"
+            f"{'; ' + rejected if rejected else ''} (asked {s.get('cores', 0)} vCPUs, {s.get('memoryMb', 0)} MB, "
+            f"{s.get('resourceDiskMb', 0)} MB local disk)")
+
+
+def why_not_text(w: dict[str, Any]) -> str:
+    """One node against a placement, as `fabric operation show ID --why-not NODE` prints it."""
+    out = [w.get("note", "")]
+    if w.get("now"):
+        out += ["as it stands now:", _candidates([w["now"]])]
+    return "\n".join(out)
+
+
 def trace_text(op: dict[str, Any]) -> str:
     """The operation trace as people read it: one line a step, details indented, placement as a table."""
     out = [f"operation {op['id']}  {op.get('name', '')}",
@@ -55,14 +80,10 @@ def trace_text(op: dict[str, Any]) -> str:
     out.append("")
     for s in op.get("trace", []):
         out.append(f"{s['time'][11:26]}  {s.get('source', ''):<12} {s.get('step', ''):<22} {s.get('message', '')}")
+        if s.get("placementSummary"):
+            out.append("        " + _summary_text(s["placementSummary"]))
         if s.get("placement"):
-            rows = []
-            for c in s["placement"]:
-                verdicts = "; ".join(f"{f['filter']} {'pass' if f.get('passed') else 'FAIL'}: {f.get('reason', '')}"
-                                     for f in c.get("filters", []))
-                rows.append([("* " if c.get("chosen") else "  ") + c["node"], c.get("faultDomain", 0),
-                             f"{c.get('weight', 0):.4f}", verdicts])
-            out.extend("        " + line for line in table(rows, ["node", "fd", "weight", "filters"]).splitlines())
+            out.extend("        " + line for line in _candidates(s["placement"]).splitlines())
         if s.get("detail"):
             out.extend("        | " + line for line in s["detail"].rstrip().splitlines())
     return "\n".join(out)

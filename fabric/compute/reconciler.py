@@ -18,7 +18,8 @@ from fabric.core.constants import NODE_LEASE_TTL_S
 from fabric.core.errors import ArmError
 from fabric.model import NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState, ProvisioningState, VmRecord
 from fabric.compute import extensions
-from fabric.compute.vms import ComputeProvider
+from fabric.compute.sizes import find_size
+from fabric.compute.vms import ComputeProvider, share
 from fabric.storage.disk_blobs import discard
 from fabric.store import Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
@@ -146,8 +147,9 @@ class VmReconciler:
                 cmp += disk_cmp
                 ops += [*disk_ops, *steps]
             if alloc is not None:
-                vms = {k: v for k, v in alloc.value.vms.items() if k != vm.vm_id}
-                ops.append(Put(alloc_key, alloc.value.replace(vms=vms)))
+                req = share(find_size(vm.location, vm.size))
+                ops.append(Put(alloc_key, alloc.value.minus(vm.vm_id, req.cores, req.memory_mb,
+                                                            req.resource_disk_mb)))
                 cmp.append(Unchanged(alloc_key, alloc.mod_revision))
             vm_key = keys.vm(vm.resource_group, vm.name)
             if delete:

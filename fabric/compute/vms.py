@@ -29,7 +29,7 @@ from fabric.gallery import Gallery
 from fabric.groups import require_group
 from fabric.model import (AttachedDisk, Assignment, NodeAllocation, NodeRecord, OperationRecord, PowerState,
                           ProvisioningState, ResourceGroupRecord, VmDisk, VmNic, VmRecord, now)
-from fabric.scheduler import HostState, Placement, Request, place
+from fabric.scheduler import Candidate, HostState, Placement, Request, explain, place
 from fabric.network.addressing import gateway
 from fabric.network.model import NicRecord
 from fabric.network.provider import NetworkProvider
@@ -38,6 +38,7 @@ from fabric.storage.disk_blobs import (DELETE_OPTIONS, discard, disk_ref, ensure
 from fabric.storage.provider import StorageProvider
 from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
+from fabric.store.informer import Informer, informed, refresh_compared
 from fabric.store.retry import CAS
 
 Refresh = Callable[[VmRecord], tuple[VmRecord, list[Compare], list[Put | Delete]]]
@@ -65,6 +66,7 @@ class ComputeProvider:
         self.storage = storage
         self.network = network
         self.config = config
+        self._known_hosts: dict[str, tuple[tuple[int, int], HostState]] = {}
 
     # ----- reads -----
 
@@ -108,10 +110,9 @@ class ComputeProvider:
         if storage_account:
             self.storage.account(storage_account)
         key = keys.vm(rg, name)
-        if self.store.get(key, VmRecord) is not None:
+        if informed(self.store, keys.VMS, VmRecord).get(key) is not None:   # else the commit's Absent decides
             raise ArmError("Conflict", f"A VM named '{name}' already exists in resource group '{group.name}'.", "name")
-        req = Request(size.number_of_cores, size.memory_in_mb, size.resource_disk_size_in_mb)
-        early = place(self._host_states()[0], req)
+        early, _ = self._place(share(size))
         if early.node is None:
             raise self._allocation_failed(size, early)
         vm_id = str(uuid.uuid4())
@@ -192,62 +193,103 @@ class ComputeProvider:
                           refresh: Refresh | None = None, leaving: str = "") -> None:
         """Choose a node and commit VM + assignment + allocation + operation in one transaction.
 
+        The nodes and their allocations are read from the controller's watch-fed view (no etcd read); the
+        transaction compares the chosen node's allocation, so a choice made on a stale view fails, and the
+        keys it compared are read afresh before the next attempt. A refusal (nothing fits) is decided on a
+        fresh read of the store, never on the view alone.
+
         `refresh`, when given, recomputes part of the VM and its extra compares and ops on every attempt.
         `leaving` (redeploy): the node the VM leaves, never chosen; its assignment and allocation go in the same
         transaction, and the node fences the domain and wipes the temporary disk."""
-        req = Request(size.number_of_cores, size.memory_in_mb, size.resource_disk_size_in_mb)
+        req = share(size)
         base_vm, base_compares, base_steps = vm, compares, steps
         for _ in CAS.attempts():
             vm, compares, steps = base_vm, base_compares, base_steps
             if refresh is not None:
                 vm, more_compares, more_ops = refresh(vm)
                 compares, steps = [*compares, *more_compares], [*more_ops, *steps]
-            hosts, allocs = self._host_states()
-            placement = place([h for h in hosts if h.name != leaving], req)
+            placement, allocs = self._place(req, leaving)
             if placement.node is None:
                 raise self._allocation_failed(size, placement, leaving)
             node = placement.node
             moving_cmp: list[Compare] = []
             moving_ops: list[Put | Delete] = []
             if leaving:
-                old = allocs.get(leaving)
+                old = allocs.get(keys.allocation(leaving))
                 moving_ops += [Delete(keys.assignment(leaving, vm.vm_id)), Delete(keys.observed(leaving, vm.vm_id))]
                 if old is not None:
-                    moving_cmp.append(Unchanged(keys.allocation(leaving), old.mod_revision))
-                    moving_ops.append(Put(keys.allocation(leaving), old.value.replace(
-                        vms={k: v for k, v in old.value.vms.items() if k != vm.vm_id})))
-            alloc = allocs.get(node)
-            alloc_rec = alloc.value if alloc else NodeAllocation(node=node)
-            new_alloc = alloc_rec.replace(vms={**alloc_rec.vms, vm.vm_id: [req.cores, req.memory_mb,
-                                                                             req.resource_disk_mb]})
+                    moving_cmp.append(Unchanged(old.key, old.mod_revision))
+                    moving_ops.append(Put(old.key, old.value.minus(vm.vm_id, req.cores, req.memory_mb,
+                                                                   req.resource_disk_mb)))
+            alloc = allocs.get(keys.allocation(node))
+            new_alloc = (alloc.value if alloc else NodeAllocation(node=node)).plus(
+                req.cores, req.memory_mb, req.resource_disk_mb)
             placed = vm.replace(node=node, operation_id=op.id, error=None)
             assignment = self.assignment(placed, size, op.id, PowerState.RUNNING)
-            placed_step = operations.step(op.id, SOURCE, "placed", f"node {node} chosen",
-                                          placement=_placement_rows(placement))
+            placed_step = operations.step(op.id, SOURCE, "placed", _placed_message(placement),
+                                          placement=_placement_rows(placement),
+                                          summary=placement_summary(placement, req))
             ok = self.store.commit(
                 [*compares, *moving_cmp, Unchanged(keys.allocation(node), alloc.mod_revision if alloc else 0)],
                 [*moving_ops, Put(keys.vm(vm.resource_group, vm.name), placed),
                  Put(keys.assignment(node, vm.vm_id), assignment),
                  Put(keys.allocation(node), new_alloc),
                  Put(keys.operation(op.id), op), *steps, placed_step])
+            self.network.settled(steps)
             if ok:
                 return
             if any(isinstance(c, Absent) for c in compares) and self.store.get(conflict_key, VmRecord):
                 raise ArmError("Conflict", f"A VM named '{vm.name}' already exists.", "name")
             if any(isinstance(c, Unchanged) and c.key == conflict_key for c in compares):
                 raise ArmError("Conflict", f"VM '{vm.name}' changed during the request; try again.", "name")
+            refresh_compared(self.store, [*compares, *moving_cmp, Unchanged(keys.allocation(node), 0)])
         raise ArmError("Conflict", "Too many concurrent changes to the nodes' allocations; try again.")
 
-    def _host_states(self) -> tuple[list[HostState], dict[str, Versioned[NodeAllocation]]]:
-        nodes = [n.value for n in self.store.list(keys.NODES, NodeRecord)]
-        allocs = {a.value.node: a for a in self.store.list(keys.ALLOCATIONS, NodeAllocation)}
+    def _nodes(self) -> Informer[NodeRecord]:
+        return informed(self.store, keys.NODES, NodeRecord)
+
+    def _allocations(self) -> Informer[NodeAllocation]:
+        return informed(self.store, keys.ALLOCATIONS, NodeAllocation)
+
+    def _place(self, req: Request, leaving: str = "") -> tuple[Placement, dict[str, Versioned[NodeAllocation]]]:
+        """A placement on the watch-fed view; when nothing fits there, again on a fresh read of the store (a
+        node that registered a moment ago is not refused for the view's delay)."""
+        allocs = self._allocations()
+        placement = place(self._host_states(self._nodes().list(), allocs.get, leaving), req)
+        if placement.node is not None:
+            return placement, {k: a for k in {keys.allocation(placement.node), keys.allocation(leaving)}
+                               if (a := allocs.get(k)) is not None}
+        fresh = {a.key: a for a in self.store.list(keys.ALLOCATIONS, NodeAllocation)}
+        return place(self._host_states(self.store.list(keys.NODES, NodeRecord), fresh.get, leaving), req), fresh
+
+    def _host_states(self, nodes: list[Versioned[NodeRecord]],
+                     alloc_of: Callable[[str], Versioned[NodeAllocation] | None], leaving: str = "") -> list[HostState]:
+        """What the scheduler knows of each node, remembered per node and allocation revision."""
         hosts = []
         for n in nodes:
-            a = allocs.get(n.name)
-            used = a.value.totals() if a else (0, 0, 0)
-            hosts.append(HostState(n.name, n.fault_domain, n.cores, n.memory_mb, n.local_disk_mb,
-                                   *used, vm_count=len(a.value.vms) if a else 0))
-        return hosts, allocs
+            if n.value.name == leaving:
+                continue
+            a = alloc_of(keys.allocation(n.value.name))
+            version = (n.mod_revision, a.mod_revision if a else 0)
+            known = self._known_hosts.get(n.value.name)
+            if known is None or known[0] != version:
+                used = a.value.totals() if a else (0, 0, 0)
+                r = n.value
+                known = self._known_hosts[r.name] = (version, HostState(
+                    r.name, r.fault_domain, r.cores, r.memory_mb, r.local_disk_mb, *used,
+                    vm_count=a.value.count() if a else 0))
+            hosts.append(known[1])
+        if len(self._known_hosts) > 2 * len(nodes) + 64:         # forget nodes that left
+            names = {n.value.name for n in nodes}
+            self._known_hosts = {k: v for k, v in self._known_hosts.items() if k in names}
+        return hosts
+
+    def explain_placement(self, node: str, req: Request) -> Candidate | None:
+        """How `node` fares now for a VM of `req`'s size (None: no such node is registered)."""
+        n = self._nodes().get(keys.node(node))
+        if n is None:
+            return None
+        return explain(self._host_states([n], self._allocations().get)[0], req)
 
     def assignment(self, vm: VmRecord, size: VmSize, op_id: str, power: PowerState) -> Assignment:
         if vm.os_disk is None:
@@ -425,7 +467,29 @@ def disks_release(storage: StorageProvider, vm: VmRecord,
     return compares, ops, body, steps
 
 
+def share(size: VmSize) -> Request:
+    """What a VM of this size takes from its node's allocation."""
+    return Request(size.number_of_cores, size.memory_in_mb, size.resource_disk_size_in_mb)
+
+
+def _placed_message(p: Placement) -> str:
+    if p.considered == p.nodes and p.nodes <= len(p.candidates):
+        return f"node {p.node} chosen"
+    return (f"node {p.node} chosen: {p.feasible} of {p.considered} nodes considered fit "
+            f"({p.nodes} registered); the best shown, any other with --why-not NODE")
+
+
+def placement_summary(p: Placement, req: Request) -> dict[str, Any]:
+    """What the trace keeps of a placement besides its rows: the same size for any number of nodes."""
+    return {"nodes": p.nodes, "considered": p.considered, "feasible": p.feasible,
+            "rejected": [{"filter": f, "nodes": n} for f, n in p.rejected],
+            "request": {"cores": req.cores, "memoryMb": req.memory_mb, "resourceDiskMb": req.resource_disk_mb}}
+
+
+def candidate_row(c: Candidate) -> dict[str, Any]:
+    return {"node": c.node, "faultDomain": c.fault_domain, "weight": c.weight, "chosen": c.chosen,
+            "filters": [{"filter": f, "passed": ok, "reason": why} for f, ok, why in c.verdicts]}
+
+
 def _placement_rows(p: Placement) -> list[dict[str, Any]]:
-    return [{"node": c.node, "faultDomain": c.fault_domain, "weight": c.weight, "chosen": c.chosen,
-             "filters": [{"filter": f, "passed": ok, "reason": why} for f, ok, why in c.verdicts]}
-            for c in p.candidates]
+    return [candidate_row(c) for c in p.candidates]

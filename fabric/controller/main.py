@@ -80,7 +80,7 @@ def build_server(store: Store, compute: ComputeProvider, listen: str, credential
     rpc.add_VirtualMachinesServicer_to_server(server.VirtualMachines(store, compute, node_tls), srv)
     rpc.add_VirtualMachineExtensionsServicer_to_server(VirtualMachineExtensions(store, compute), srv)
     drpc.add_DeploymentsServicer_to_server(Deployments(DeploymentProvider(compute)), srv)
-    rpc.add_OperationsServicer_to_server(server.Operations(store), srv)
+    rpc.add_OperationsServicer_to_server(server.Operations(store, compute), srv)
     rpc.add_NodesServicer_to_server(server.Nodes(store, enrollment or Enrollment(store, None), join_address, exports),
                                     srv)
     node_rpc.add_NodeAgentsServicer_to_server(

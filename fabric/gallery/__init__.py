@@ -28,6 +28,19 @@ _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 BUILDERS = {("fabriclab", "busybox", "lab"): Path(__file__).resolve().parents[2] / "images" / "busybox-lab" / "build.sh"}
 
 
+def publish_blank(root: Path, version: str = DEFAULT_VERSION) -> None:
+    """fabriclab:busybox:lab:VERSION as an empty 16 MiB VHD and placeholder kernel files: what tests and
+    benchmarks make OS disk overlays over and place VMs from, never booted."""
+    d = root / "fabriclab" / "busybox" / "lab" / version
+    d.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vpc", str(d / "disk.vhd"), "16M"], check=True)
+    (d / "vmlinuz").write_bytes(b"a kernel " + version.encode())
+    (d / "initrd.img").write_bytes(b"an initrd " + version.encode())
+    (d / "image.json").write_text(json.dumps({"disk": "disk.vhd", "diskFormat": "vpc", "kernel": "vmlinuz",
+                                              "initrd": "initrd.img", "cmdline": "console=ttyS0",
+                                              "bootMarker": "fabriclab-guest: reached user space"}))
+
+
 def _version_key(v: str) -> tuple[int, ...]:
     return tuple(int(p) for p in v.split("."))
 

@@ -13,7 +13,9 @@ import hashlib
 import ipaddress
 import re
 import secrets
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Sequence
 
 from fabric.core import ids
 from fabric.core.errors import ArmError, invalid
@@ -23,6 +25,7 @@ from fabric.network import addressing
 from fabric.network.model import IpClaim, MacClaim, NicRecord, VnetRecord, VniClaim
 from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
+from fabric.store.informer import Informer, informed
 from fabric.store.retry import CAS
 
 VNI_FIRST = 4096
@@ -32,6 +35,7 @@ NIC_TYPE = "Microsoft.Network/networkInterfaces"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_NAME = 64
 VNET_SUFFIX = "-vnet"
+CLAIMING_S = 2.0          # how long an address picked for a NIC is passed over for others, until its commit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +70,8 @@ class NetworkProvider:
         self.store = store
         self.config = config
         self.draw_mac = draw_mac or random_mac
+        self._claiming: dict[str, tuple[float, str]] = {}   # address claim key -> (until when, for which NIC)
+        self._claiming_lock = threading.Lock()
 
     # ----- ids -----
 
@@ -78,6 +84,9 @@ class NetworkProvider:
     def dns_suffix(self, rg: str, name: str) -> str:
         digest = hashlib.sha256(f"{self.config.subscription}/{rg.lower()}/{name.lower()}".encode()).digest()
         return f"{base64.b32encode(digest).decode().lower()[:26]}.internal.{self.config.domain}"
+
+    def _vnets(self) -> Informer[VnetRecord]:
+        return informed(self.store, keys.VNETS, VnetRecord)
 
     def _group(self, rg: str) -> ResourceGroupRecord:
         return require_group(self.store, rg)
@@ -123,7 +132,7 @@ class NetworkProvider:
     def vnet(self, rg: str, name: str) -> Versioned[VnetRecord]:
         self._group(rg)
         check_name(name, "vnetName")
-        found = self.store.get(keys.vnet(rg, name), VnetRecord)
+        found = self._vnets().lookup(keys.vnet(rg, name))
         if found is None:
             raise ArmError("ResourceNotFound", f"The virtual network '{name}' under resource group '{rg}' "
                                                f"was not found.", "vnetName")
@@ -171,7 +180,7 @@ class NetworkProvider:
         check_name(name)
         group = self._group(rg)
         key = keys.nic(rg, name)
-        if self.store.get(key, NicRecord) is not None:
+        if informed(self.store, keys.NICS, NicRecord).get(key) is not None:   # else the commit's Absent decides
             raise ArmError("Conflict", f"A network interface named '{name}' already exists in '{group.name}'.", "name")
         cur = self.vnet(vnet_rg, vnet)
         sub = next((s for s in cur.value.subnets if s["name"].lower() == subnet.lower()), None)
@@ -179,7 +188,8 @@ class NetworkProvider:
             raise ArmError("NotFound", f"Subnet '{subnet}' was not found in virtual network '{vnet}'.", "subnet")
         prefix = ipaddress.IPv4Network(sub["prefix"])
         vkey = vnet_key_of(vnet_rg, vnet)
-        taken = {c.key.rsplit("/", 1)[1] for c in self.store.list(keys.ips_of(vkey, sub["name"]), IpClaim)}
+        claims = informed(self.store, keys.IPS, IpClaim)     # a stale view fails the commit's Absent(claim)
+        taken = {c.key.rsplit("/", 1)[1] for c in claims.under(keys.ips_of(vkey, sub["name"]))}
         if private_ip:
             try:
                 ip = ipaddress.IPv4Address(private_ip)
@@ -196,9 +206,7 @@ class NetworkProvider:
                 raise ArmError("PrivateIPAddressInUse", f"Private address {ip} is already in use.", "privateIPAddress")
             allocation = "Static"
         else:
-            ip = next((a for a in addressing.usable(prefix) if str(a) not in taken), None)  # type: ignore[assignment]
-            if ip is None:
-                raise ArmError("SubnetIsFull", f"Subnet {sub['name']} ({prefix}) has no free address.", "subnet")
+            ip = self._next_free(vkey, sub["name"], prefix, taken, key)
             allocation = "Dynamic"
         rec = NicRecord(name=name, resource_group=group.name, location=self.config.location, vnet=vkey,
                         subnet=sub["name"], mac=self.draw_mac(), private_ip=str(ip), allocation=allocation, vm_id=vm_id,
@@ -210,10 +218,34 @@ class NetworkProvider:
                            [Absent(key), Absent(claim), Absent(mac_claim), Unchanged(cur.key, cur.mod_revision)],
                            [Put(key, rec), Put(claim, IpClaim(nic=owner)), Put(mac_claim, MacClaim(nic=owner))])
 
+    def _next_free(self, vkey: str, subnet: str, prefix: ipaddress.IPv4Network, taken: set[str],
+                   nic: str) -> ipaddress.IPv4Address:
+        """The lowest free address, passing over those this process is claiming right now for other NICs (each
+        held CLAIMING_S): concurrent creates in one subnet would otherwise all try the same address, and all but
+        one fail their commit and try again."""
+        now_s = time.monotonic()
+        with self._claiming_lock:
+            self._claiming = {k: v for k, v in self._claiming.items() if v[0] > now_s}
+            for a in addressing.usable(prefix):
+                key = keys.ip_claim(vkey, subnet, str(a))
+                if str(a) not in taken and self._claiming.get(key, (0.0, nic))[1] == nic:
+                    self._claiming[key] = (now_s + CLAIMING_S, nic)
+                    return a
+        raise ArmError("SubnetIsFull", f"Subnet {subnet} ({prefix}) has no free address.", "subnet")
+
+    def settled(self, ops: Sequence[Put | Delete]) -> None:
+        """The addresses these ops claimed are committed (then the store says they are taken) or not (then
+        they are free again): no longer passed over for other NICs."""
+        with self._claiming_lock:
+            for op in ops:
+                self._claiming.pop(op.key, None)
+
     def create_nic(self, rg: str, name: str, vnet: str, subnet: str, private_ip: str = "") -> NicRecord:
         for _ in CAS.attempts():
             p = self.prepare_nic(rg, name, rg, vnet, subnet, private_ip)
-            if self.store.commit(p.compares, p.ops):
+            ok = self.store.commit(p.compares, p.ops)
+            self.settled(p.ops)
+            if ok:
                 return p.record
         raise ArmError("Conflict", "Too many concurrent network changes; try again.")
 
@@ -264,7 +296,7 @@ class NetworkProvider:
             return recs, compares, ops
         if not vnet:
             vnet = default_vnet_name(rg)
-            if self.store.get(keys.vnet(rg, vnet), VnetRecord) is None:
+            if self._vnets().lookup(keys.vnet(rg, vnet)) is None:
                 try:
                     self.create_vnet(rg, vnet, [DEFAULT_VNET_PREFIX], *DEFAULT_SUBNET)
                 except ArmError as e:

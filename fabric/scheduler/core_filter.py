@@ -6,6 +6,10 @@ from fabric.scheduler.host_state import CPU_ALLOCATION_RATIO, HostState, Request
 NAME = "CoreFilter"
 
 
+def fits(host: HostState, req: Request) -> bool:
+    return req.cores <= host.free_vcpus
+
+
 def check(host: HostState, req: Request) -> tuple[bool, str]:
     free = host.free_vcpus
     if req.cores <= free:

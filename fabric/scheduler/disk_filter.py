@@ -9,6 +9,10 @@ from fabric.scheduler.host_state import HostState, Request
 NAME = "DiskFilter"
 
 
+def fits(host: HostState, req: Request) -> bool:
+    return req.resource_disk_mb <= host.free_disk_mb
+
+
 def check(host: HostState, req: Request) -> tuple[bool, str]:
     free = host.free_disk_mb
     if req.resource_disk_mb <= free:

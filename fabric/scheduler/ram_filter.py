@@ -6,6 +6,10 @@ from fabric.scheduler.host_state import HostState, Request
 NAME = "RamFilter"
 
 
+def fits(host: HostState, req: Request) -> bool:
+    return req.memory_mb <= host.free_memory_mb
+
+
 def check(host: HostState, req: Request) -> tuple[bool, str]:
     free = host.free_memory_mb
     if req.memory_mb <= free:

@@ -32,7 +32,7 @@ from fabric.model import DiskRef, VmDisk, now
 from fabric.storage import leases, names
 from fabric.storage.model import BlobRecord
 from fabric.storage.provider import StorageProvider
-from fabric.storage.qemu_img import (QemuImgError, backing_chain, chain_info, create_empty, create_overlay,
+from fabric.storage.qemu_img import (QemuImgError, chain_info, create_empty, create_overlay,
                                      extents as map_extents)
 from fabric.core.errors import ArmError
 from fabric.store import Absent, Delete, Put, Unchanged, keys
@@ -56,7 +56,7 @@ class PreparedDisk:
     compares: list[Compare]
     ops: list[Put]
     path: Path
-    chain: str
+    chain: str          # what qemu-img said it made ("Formatting '...', fmt=qcow2 ... backing_file=...")
 
 
 def disk_ref(provider: StorageProvider, rec: BlobRecord) -> DiskRef:
@@ -71,19 +71,32 @@ def ensure_vm_storage(provider: StorageProvider, subscription: str, resource_gro
         provider.account(account)
     else:
         account = default_account_name(subscription, resource_group)
-        provider.create_account(resource_group, account)
+        try:
+            made = provider.account(account)        # made once: after that, read from memory
+        except ArmError as e:
+            if e.code != "StorageAccountNotFound":
+                raise
+            made = provider.create_account(resource_group, account)
+        if made.resource_group.lower() != resource_group.lower():
+            raise ArmError("StorageAccountAlreadyTaken", f"The storage account named {account} is already taken.",
+                           "storageProfile.osDisk")
     try:
-        provider.create_container(account, DISK_CONTAINER)
+        provider.container(account, DISK_CONTAINER)
     except ArmError as e:
-        if e.code != "ContainerAlreadyExists":
+        if e.code != "ContainerNotFound":
             raise
+        try:
+            provider.create_container(account, DISK_CONTAINER)
+        except ArmError as e:
+            if e.code != "ContainerAlreadyExists":
+                raise
     return account
 
 
 def prepare_os_disk(provider: StorageProvider, account: str, blob: str, backing: str, backing_format: str,
                     vm_id: str, vm_resource_id: str) -> PreparedDisk:
     return _prepare(provider, account, blob, vm_id, vm_resource_id, "osDisk", "storageProfile.osDisk",
-                    lambda path: create_overlay(path, backing, backing_format))
+                    lambda path: create_overlay(path, backing, backing_format), named_for_the_vm=True)
 
 
 def prepare_data_disk(provider: StorageProvider, account: str, blob: str, size_bytes: int, vm_id: str,
@@ -93,19 +106,19 @@ def prepare_data_disk(provider: StorageProvider, account: str, blob: str, size_b
 
 
 def _prepare(provider: StorageProvider, account: str, blob: str, vm_id: str, vm_resource_id: str, role: str,
-             target: str, make: Callable[[Path], int]) -> PreparedDisk:
+             target: str, make: Callable[[Path], tuple[int, str]], named_for_the_vm: bool = False) -> PreparedDisk:
     """A new disk blob: its body made by `make` under a fresh file name, its record leased in the VM's name under a
-    new random lease id (the record's `lease_value().id`)."""
+    new random lease id (the record's `lease_value().id`). `named_for_the_vm`: the name holds the new VM's id, so
+    no blob can have it yet (the transaction's Absent still says so)."""
     names.check_blob(blob)
     key = keys.blob(account, DISK_CONTAINER, blob)
-    if provider.store.get(key, BlobRecord) is not None:
+    if not named_for_the_vm and provider.store.get(key, BlobRecord) is not None:
         raise ArmError("Conflict", f"The disk blob '{blob}' already exists in {account}/{DISK_CONTAINER}.", target)
     body = f"{names.body_name(blob)}.{uuid.uuid4().hex[:12]}"
     path = provider.body_folder(account, DISK_CONTAINER) / body
     open(path, "xb", opener=private_opener).close()        # 0600 before qemu-img writes it (it keeps the mode)
     try:
-        size = make(path)
-        chain = backing_chain(path)
+        size, chain = make(path)
     except QemuImgError as e:
         path.unlink(missing_ok=True)
         raise ArmError("DiskCreationFailed", f"The disk could not be created: {e}", target) from None

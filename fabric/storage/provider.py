@@ -27,6 +27,7 @@ from fabric.storage import leases, names, sas
 from fabric.storage.leases import LeaseError
 from fabric.storage.model import MAX_BLOCK_BLOB_BYTES, PUBLIC_ACCESS, BlobRecord, ContainerRecord, StorageAccountRecord
 from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
+from fabric.store.informer import informed
 from fabric.store.retry import CAS
 
 KEY_BYTES = 64
@@ -91,7 +92,7 @@ class StorageProvider:
 
     def account(self, name: str) -> StorageAccountRecord:
         names.check_account(name)
-        found = self.store.get(keys.storage_account(name), StorageAccountRecord)
+        found = informed(self.store, keys.STORAGE_ACCOUNTS, StorageAccountRecord).lookup(keys.storage_account(name))
         if found is None:
             raise ArmError("StorageAccountNotFound", f"The storage account '{name}' was not found.", "accountName")
         return found.value
@@ -115,7 +116,7 @@ class StorageProvider:
     def container(self, account: str, name: str) -> Versioned[ContainerRecord]:
         self.account(account)
         names.check_container(name)
-        found = self.store.get(keys.container(account, name), ContainerRecord)
+        found = informed(self.store, keys.CONTAINERS, ContainerRecord).lookup(keys.container(account, name))
         if found is None:
             raise ArmError("ContainerNotFound", "The specified container does not exist.", "containerName")
         return found

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -23,22 +24,26 @@ def _run(args: list[str]) -> str:
     return out.stdout
 
 
-def create_overlay(path: Path, backing: str, backing_format: str) -> int:
-    """A qcow2 overlay whose backing file is `backing` (never a copy); returns its virtual size in bytes.
-
-    `path` must not exist (the caller picks a fresh name)."""
-    _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", backing_format, "-b", backing, str(path)])
-    return int(json.loads(_run(["qemu-img", "info", "-U", "--output=json", str(path)]))["virtual-size"])
-
-
-def create_empty(path: Path, size_bytes: int) -> int:
-    """An empty qcow2 disk of size_bytes (sparse: it grows as the guest writes); returns its size."""
-    _run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), str(size_bytes)])
-    return size_bytes
+def _created(args: list[str]) -> tuple[int, str]:
+    """`qemu-img create`, one process: the virtual size in bytes and the line it printed ("Formatting 'X',
+    fmt=qcow2 ... size=N backing_file=..."), which says what was made."""
+    line = _run(args).strip()
+    size = re.search(r"\bsize=(\d+)", line)
+    if size is None:
+        raise QemuImgError(f"qemu-img create printed no size: {line!r}")
+    return int(size.group(1)), line
 
 
-def backing_chain(path: Path) -> str:
-    return _run(["qemu-img", "info", "--backing-chain", "-U", str(path)]).strip()
+def create_overlay(path: Path, backing: str, backing_format: str) -> tuple[int, str]:
+    """A qcow2 overlay whose backing file is `backing` (never a copy): its virtual size in bytes and what
+    qemu-img said it made. `path` must not exist (the caller picks a fresh name)."""
+    return _created(["qemu-img", "create", "-f", "qcow2", "-F", backing_format, "-b", backing, str(path)])
+
+
+def create_empty(path: Path, size_bytes: int) -> tuple[int, str]:
+    """An empty qcow2 disk of size_bytes (sparse: it grows as the guest writes): its size and what qemu-img
+    said it made."""
+    return _created(["qemu-img", "create", "-f", "qcow2", str(path), str(size_bytes)])
 
 
 def chain_info(path: Path) -> list[dict[str, Any]]:

@@ -12,10 +12,11 @@ import copy
 import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 
 import grpc
+from pyetcd import events as etcd_events
 from pyetcd import exceptions as etcd_exc
 from pyetcd.client import Endpoint, MultiEndpointEtcd3Client
 
@@ -25,6 +26,7 @@ from fabric.store import keys
 
 R = TypeVar("R", bound=Record)
 T = TypeVar("T")
+S = TypeVar("S")
 
 ETCD_CALL_TIMEOUT_S = 5.0
 ENDPOINT_RETRY_AFTER_S = 0.5
@@ -77,6 +79,14 @@ class Delete:
     prefix: bool = False
 
 
+@runtime_checkable
+class Follower(Protocol):
+    """What keeps a copy of part of the store (fabric.store.informer): told of this connection's own writes as
+    they commit, before its watch reports them, so that what a process wrote it reads back at once."""
+
+    def written(self, ops: Sequence[Put | Delete], revision: int) -> None: ...
+
+
 def _prefix_end(prefix: str) -> str:
     raw = bytearray(prefix.encode())
     raw[-1] += 1
@@ -106,6 +116,7 @@ class Store:
         self._client = MultiEndpointEtcd3Client(endpoints=eps, timeout=timeout_s, failover=True)
         self._lock = threading.Lock()
         self._fence: Unchanged | None = None
+        self._shared: dict[str, Any] = {}          # shared with fenced views of this connection
 
     def fenced(self, fence: Unchanged) -> Store:
         """This connection, with every write made conditional on `fence` (a leader's key, unchanged since it
@@ -116,7 +127,22 @@ class Store:
         return view
 
     def close(self) -> None:
+        for obj in list(self._shared.values()):
+            obj.stop()
         self._client.close()
+
+    def shared(self, name: str, make: Callable[[], S]) -> S:
+        """The object `name` shared by everything using this connection (its fenced views too), made by
+        `make()` on first use; stopped (its `stop()`) when the connection closes."""
+        with self._lock:
+            found = self._shared.get(name)
+            if found is None:
+                found = self._shared[name] = make()
+            return found
+
+    def shared_objects(self) -> builtins.list[Any]:
+        with self._lock:
+            return list(self._shared.values())
 
     def _call(self, fn: Callable[[], T]) -> T:
         try:
@@ -136,9 +162,13 @@ class Store:
         return Versioned(key, cls.from_json(value), int(meta.mod_revision))
 
     def _range(self, prefix: str, keys_only: bool = False) -> builtins.list[tuple[str, bytes, int]]:
-        """(key, value, mod revision) of every key under a prefix, in order, read in pages of at most
-        `page_size` keys all at the revision of the first page (one consistent view, however many pages): no
-        reply grows with the prefix. A page too big for a gRPC message is asked again at half the size."""
+        return self._range_at(prefix, keys_only)[0]
+
+    def _range_at(self, prefix: str, keys_only: bool = False) -> tuple[builtins.list[tuple[str, bytes, int]], int]:
+        """(key, value, mod revision) of every key under a prefix, in order, and the revision they were read
+        at: read in pages of at most `page_size` keys all at the revision of the first page (one consistent
+        view, however many pages): no reply grows with the prefix. A page too big for a gRPC message is asked
+        again at half the size."""
         out: builtins.list[tuple[str, bytes, int]] = []
         start, end, revision, limit = prefix, _prefix_end(prefix), 0, self.page_size
         while True:
@@ -157,8 +187,23 @@ class Store:
             revision = revision or int(resp.header.revision)
             out += [(kv.key.decode(), bytes(kv.value), int(kv.mod_revision)) for kv in resp.kvs]
             if not resp.more or not resp.kvs:
-                return out
+                return out, revision
             start = resp.kvs[-1].key.decode() + "\0"
+
+    def snapshot(self, prefix: str, cls: type[R]) -> tuple[builtins.list[Versioned[R]], int]:
+        """Every record under a prefix as of one revision, and that revision (a watch from the next one
+        misses nothing)."""
+        items, revision = self._range_at(prefix)
+        return [Versioned(key, cls.from_json(value), rev) for key, value, rev in items], revision
+
+    def get_at(self, key: str, cls: type[R]) -> tuple[Versioned[R] | None, int]:
+        """The record (None: absent) and the store's revision when it was read."""
+        resp = self._call(lambda: self._client.get_range_response(key, None))
+        found = None
+        if resp.kvs:
+            kv = resp.kvs[0]
+            found = Versioned(key, cls.from_json(bytes(kv.value)), int(kv.mod_revision))
+        return found, int(resp.header.revision)
 
     def list(self, prefix: str, cls: type[R]) -> list[Versioned[R]]:
         return [Versioned(key, cls.from_json(value), rev) for key, value, rev in self._range(prefix)]
@@ -197,12 +242,10 @@ class Store:
     # ----- writes -----
 
     def put(self, key: str, value: Record, lease: int | None = None) -> None:
-        if self._fence:
-            self._fenced_write(Put(key, value, lease))
-            return
-        self._call(lambda: self._client.put(key, value.to_json(), lease=lease))
+        self._write(Put(key, value, lease))
 
-    def _fenced_write(self, op: Put | Delete) -> None:
+    def _write(self, op: Put | Delete) -> None:
+        """One unconditional write (conditional on the fence in a fenced store)."""
         if not self.commit([], [op]):
             raise Fenced(f"not written ({op.key}): this process no longer leads ({self._fence.key if self._fence else ''} "
                          f"changed)")
@@ -216,6 +259,7 @@ class Store:
 
     def commit(self, compares: Sequence[Compare], ops: Iterable[Put | Delete]) -> bool:
         """Apply every op atomically if every compare holds; False (nothing written) otherwise."""
+        ops = list(ops)
         tx = self._client.transactions
         cmp = []
         for c in [*compares, *([self._fence] if self._fence else [])]:
@@ -231,20 +275,19 @@ class Store:
                 success.append(tx.delete(op.key, range_end=_prefix_end(op.key)))
             else:
                 success.append(tx.delete(op.key))
-        ok, _ = self._call(lambda: self._client.transaction(compare=cmp, success=success, failure=[]))
+        ok, responses = self._call(lambda: self._client.transaction(compare=cmp, success=success, failure=[]))
+        if ok and responses:
+            revision = int(getattr(responses[0], responses[0].WhichOneof("response")).header.revision)
+            for obj in list(self._shared.values()):
+                if isinstance(obj, Follower):
+                    obj.written(ops, revision)
         return bool(ok)
 
     def delete(self, key: str) -> None:
-        if self._fence:
-            self._fenced_write(Delete(key))
-            return
-        self._call(lambda: self._client.delete(key))
+        self._write(Delete(key))
 
     def delete_prefix(self, prefix: str) -> None:
-        if self._fence:
-            self._fenced_write(Delete(prefix, prefix=True))
-            return
-        self._call(lambda: self._client.delete_prefix(prefix))
+        self._write(Delete(prefix, prefix=True))
 
     # ----- the etcd cluster itself -----
 
@@ -284,6 +327,53 @@ class Store:
             callback()
         watch.watch_id = self._call(lambda: self._client.add_watch_prefix_callback(prefix, on_event))
         return watch
+
+
+    def compact(self, revision: int) -> None:
+        """Discard the history before `revision` (what etcd's periodic auto-compaction does)."""
+        self._call(lambda: self._client.compact(revision))
+
+    def watch_events(self, prefix: str, start_revision: int,
+                     callback: Callable[[builtins.list[Event] | WatchLost], None]) -> Watch:
+        """Call `callback(events)` with every change under prefix from `start_revision` on, in revision order;
+        `callback(WatchLost(...))` once when the watch ends (the stream broke, or etcd compacted past what the
+        watch had still to send). Raises WatchLost(compacted=True) when `start_revision` is already compacted."""
+        watch = Watch(self)
+
+        def on_response(response: object) -> None:
+            if isinstance(response, etcd_exc.RevisionCompactedError):
+                watch.broken = True
+                callback(WatchLost(f"etcd compacted its history to revision {response.compacted_revision}",
+                                   compacted=True))
+            elif isinstance(response, Exception) or response is None:
+                watch.broken = True
+                callback(WatchLost(f"the watch stream ended ({response or 'closed'})"))
+            else:
+                callback([Event(e.key.decode(), bytes(e.value) if isinstance(e, etcd_events.PutEvent) else None,
+                                int(e.mod_revision)) for e in getattr(response, "events", [])])
+        try:
+            watch.watch_id = self._call(lambda: self._client.add_watch_prefix_callback(
+                prefix, on_response, start_revision=start_revision))
+        except etcd_exc.RevisionCompactedError as exc:
+            raise WatchLost(f"revision {start_revision} is compacted (etcd keeps from {exc.compacted_revision})",
+                            compacted=True) from None
+        return watch
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One change seen by a watch: `value` None for a delete; `mod_revision` the change's revision."""
+    key: str
+    value: bytes | None
+    mod_revision: int
+
+
+class WatchLost(Exception):
+    """A watch that may have missed changes: re-read (a relist when `compacted`) and watch again."""
+
+    def __init__(self, message: str, compacted: bool = False) -> None:
+        super().__init__(message)
+        self.compacted = compacted
 
 
 class Watch:

@@ -534,23 +534,65 @@ class PlacementCandidate(_message.Message):
     def __init__(self, node: _Optional[str] = ..., fault_domain: _Optional[int] = ..., filters: _Optional[_Iterable[_Union[FilterVerdict, _Mapping]]] = ..., weight: _Optional[float] = ..., chosen: _Optional[bool] = ...) -> None: ...
 
 class TraceStep(_message.Message):
-    __slots__ = ("time", "source", "step", "message", "detail", "placement")
+    __slots__ = ("time", "source", "step", "message", "detail", "placement", "placement_summary")
     TIME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_SUMMARY_FIELD_NUMBER: _ClassVar[int]
     time: str
     source: str
     step: str
     message: str
     detail: str
     placement: _containers.RepeatedCompositeFieldContainer[PlacementCandidate]
-    def __init__(self, time: _Optional[str] = ..., source: _Optional[str] = ..., step: _Optional[str] = ..., message: _Optional[str] = ..., detail: _Optional[str] = ..., placement: _Optional[_Iterable[_Union[PlacementCandidate, _Mapping]]] = ...) -> None: ...
+    placement_summary: PlacementSummary
+    def __init__(self, time: _Optional[str] = ..., source: _Optional[str] = ..., step: _Optional[str] = ..., message: _Optional[str] = ..., detail: _Optional[str] = ..., placement: _Optional[_Iterable[_Union[PlacementCandidate, _Mapping]]] = ..., placement_summary: _Optional[_Union[PlacementSummary, _Mapping]] = ...) -> None: ...
+
+class FilterCount(_message.Message):
+    __slots__ = ("filter", "nodes")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    filter: str
+    nodes: int
+    def __init__(self, filter: _Optional[str] = ..., nodes: _Optional[int] = ...) -> None: ...
+
+class PlacementSummary(_message.Message):
+    __slots__ = ("nodes", "considered", "feasible", "rejected", "cores", "memory_mb", "resource_disk_mb")
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    CONSIDERED_FIELD_NUMBER: _ClassVar[int]
+    FEASIBLE_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    CORES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MB_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_DISK_MB_FIELD_NUMBER: _ClassVar[int]
+    nodes: int
+    considered: int
+    feasible: int
+    rejected: _containers.RepeatedCompositeFieldContainer[FilterCount]
+    cores: int
+    memory_mb: int
+    resource_disk_mb: int
+    def __init__(self, nodes: _Optional[int] = ..., considered: _Optional[int] = ..., feasible: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[FilterCount, _Mapping]]] = ..., cores: _Optional[int] = ..., memory_mb: _Optional[int] = ..., resource_disk_mb: _Optional[int] = ...) -> None: ...
+
+class PlacementExplanation(_message.Message):
+    __slots__ = ("node", "now", "registered", "in_trace", "note")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_FIELD_NUMBER: _ClassVar[int]
+    IN_TRACE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    now: PlacementCandidate
+    registered: bool
+    in_trace: bool
+    note: str
+    def __init__(self, node: _Optional[str] = ..., now: _Optional[_Union[PlacementCandidate, _Mapping]] = ..., registered: _Optional[bool] = ..., in_trace: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
 
 class Operation(_message.Message):
-    __slots__ = ("id", "name", "status", "start_time", "end_time", "target", "error", "trace")
+    __slots__ = ("id", "name", "status", "start_time", "end_time", "target", "error", "trace", "why_not")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -559,6 +601,7 @@ class Operation(_message.Message):
     TARGET_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     TRACE_FIELD_NUMBER: _ClassVar[int]
+    WHY_NOT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     status: str
@@ -567,15 +610,18 @@ class Operation(_message.Message):
     target: str
     error: ErrorDetail
     trace: _containers.RepeatedCompositeFieldContainer[TraceStep]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[str] = ..., start_time: _Optional[str] = ..., end_time: _Optional[str] = ..., target: _Optional[str] = ..., error: _Optional[_Union[ErrorDetail, _Mapping]] = ..., trace: _Optional[_Iterable[_Union[TraceStep, _Mapping]]] = ...) -> None: ...
+    why_not: PlacementExplanation
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[str] = ..., start_time: _Optional[str] = ..., end_time: _Optional[str] = ..., target: _Optional[str] = ..., error: _Optional[_Union[ErrorDetail, _Mapping]] = ..., trace: _Optional[_Iterable[_Union[TraceStep, _Mapping]]] = ..., why_not: _Optional[_Union[PlacementExplanation, _Mapping]] = ...) -> None: ...
 
 class GetOperationRequest(_message.Message):
-    __slots__ = ("id", "trace")
+    __slots__ = ("id", "trace", "why_not")
     ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_FIELD_NUMBER: _ClassVar[int]
+    WHY_NOT_FIELD_NUMBER: _ClassVar[int]
     id: str
     trace: bool
-    def __init__(self, id: _Optional[str] = ..., trace: _Optional[bool] = ...) -> None: ...
+    why_not: str
+    def __init__(self, id: _Optional[str] = ..., trace: _Optional[bool] = ..., why_not: _Optional[str] = ...) -> None: ...
 
 class Node(_message.Message):
     __slots__ = ("name", "state", "fault_domain", "hypervisor", "cores", "memory_mb", "local_disk_mb", "allocated_cores", "allocated_memory_mb", "allocated_local_disk_mb", "vm_count", "registered_time", "address", "certificate_serial")

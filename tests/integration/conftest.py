@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from fabric.arm import join_server
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.controller.main import build_server
 from fabric.enrollment import Enrollment
-from fabric.gallery import Gallery
+from fabric.gallery import Gallery, publish_blank
 from fabric.hostinfo import free_port
 from fabric.join import join
 from fabric.model import NodeRecord
@@ -34,14 +32,7 @@ from tests.conftest import require
 def publish_image(root: Path, version: str = "1.0.0") -> None:
     """A gallery version with a real (empty) VHD that OS disk overlays can be made over."""
     require(shutil.which("qemu-img") is not None, "qemu-img (Debian qemu-utils)")
-    d = root / "fabriclab" / "busybox" / "lab" / version
-    d.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["qemu-img", "create", "-q", "-f", "vpc", str(d / "disk.vhd"), "16M"], check=True)
-    (d / "vmlinuz").write_bytes(b"a kernel " + version.encode())           # fetched by nodes, never booted
-    (d / "initrd.img").write_bytes(b"an initrd " + version.encode())
-    (d / "image.json").write_text(json.dumps({"disk": "disk.vhd", "diskFormat": "vpc", "kernel": "vmlinuz",
-                                              "initrd": "initrd.img", "cmdline": "console=ttyS0",
-                                              "bootMarker": "fabriclab-guest: reached user space"}))
+    publish_blank(root, version)
 
 
 def register_node(store: Store, name: str, cores: int = 2, memory_mb: int = 4096, disk_mb: int = 100000,

@@ -93,7 +93,7 @@ def test_create_writes_desired_state_and_an_explained_placement(ready: Api) -> N
     steps = [s.step for s in full.trace]
     assert steps[:5] == ["validated", "os-disk-created", "lease-acquired", "nic-claimed", "placed"]
     assert "private IP 10.0.0.4 in 10.0.0.0/24" in full.trace[3].message
-    assert "backing file format: vpc" in full.trace[1].detail
+    assert "fmt=qcow2" in full.trace[1].detail and "backing_fmt=vpc" in full.trace[1].detail   # what qemu-img made
     placed = full.trace[4]
     assert sorted(c.node for c in placed.placement) == ["node-1", "node-2"]
     assert sum(c.chosen for c in placed.placement) == 1

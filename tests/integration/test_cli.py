@@ -44,6 +44,11 @@ def test_group_and_vm_in_arm_shapes(api: Api) -> None:
     assert json.loads(shown.stdout)["properties"]["vmId"] == vm["properties"]["vmId"]
     trace = fabric(api.address, "operation", "show", op["id"], "--trace")
     assert "placed" in trace.stdout and "CoreFilter pass" in trace.stdout
+    assert "1 of 1 nodes considered, 1 fit (asked 1 vCPUs, 3584 MB, 7168 MB local disk)" in trace.stdout
+    why = fabric(api.address, "operation", "show", op["id"], "--why-not", "node-1")
+    assert why.returncode == 0, why.stderr
+    assert why.stdout.startswith("node node-1 was chosen (what it holds now counts this VM too)\nas it stands now:")
+    assert "RamFilter FAIL: needs 3584 MB memory, 512 MB free" in why.stdout
 
 
 def test_errors_are_arm_bodies(api: Api) -> None:

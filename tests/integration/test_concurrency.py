@@ -40,4 +40,4 @@ def test_parallel_creates_of_one_name_make_one_vm(api: Api) -> None:
         results = list(pool.map(lambda _: create(api, "same"), range(8)))
     assert results.count("ok") == 1 and results.count("ALREADY_EXISTS") == 7
     alloc = api.store.get(keys.allocation("node-1"), NodeAllocation)
-    assert alloc is not None and len(alloc.value.vms) == 1
+    assert alloc is not None and alloc.value.count() == 1

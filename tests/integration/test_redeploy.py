@@ -28,8 +28,8 @@ def test_redeploy_moves_the_vm_or_says_why_not(api: Api) -> None:
     vm_id = vm.value.vm_id
     assert api.store.get(keys.assignment("node-1", vm_id), Assignment) is None
     assert api.store.get(keys.assignment("node-2", vm_id), Assignment) is not None
-    allocs = {a.value.node: a.value.vms for a in api.store.list(keys.ALLOCATIONS, NodeAllocation)}
-    assert vm_id not in allocs.get("node-1", {}) and vm_id in allocs["node-2"]
+    allocs = {a.value.node: a.value for a in api.store.list(keys.ALLOCATIONS, NodeAllocation)}
+    assert allocs["node-1"].count() == 0 and allocs["node-2"].count() == 1
     trace = api.ops.Get(pb.GetOperationRequest(id=op.id, trace=True)).trace
     placed = next(t for t in trace if t.step == "placed")
     assert [c.node for c in placed.placement] == ["node-2"]          # the node it leaves is not a candidate

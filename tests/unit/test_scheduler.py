@@ -1,4 +1,7 @@
-from fabric.scheduler import HostState, Request, place
+import random
+
+from fabric.scheduler import HostState, Request, nodes_to_score, place
+from fabric.scheduler.scheduler import TRACE_ROWS
 
 
 def host(name: str, cores: int = 2, mem: int = 4096, disk: int = 10000, used: tuple[int, int, int] = (0, 0, 0), fd: int = 0) -> HostState:
@@ -8,9 +11,8 @@ def host(name: str, cores: int = 2, mem: int = 4096, disk: int = 10000, used: tu
 def test_spreads_to_the_emptier_node() -> None:
     p = place([host("a", used=(2, 2048, 0)), host("b")], Request(1, 512, 100))
     assert p.node == "b"
-    chosen = [c for c in p.candidates if c.chosen]
-    assert [c.node for c in chosen] == ["b"]
-    assert p.candidates[0].weight < p.candidates[1].weight
+    assert [(c.node, c.chosen) for c in p.candidates] == [("b", True), ("a", False)]     # the best first
+    assert p.candidates[0].weight > p.candidates[1].weight
 
 
 def test_each_filter_explains_its_verdict() -> None:
@@ -33,3 +35,42 @@ def test_cpu_overcommit_is_bounded() -> None:
 
 def test_no_nodes_says_so() -> None:
     assert place([], Request(1, 1, 1)).reason() == "no healthy node is registered"
+
+
+def test_a_large_fabric_weighs_a_bounded_sample() -> None:
+    hosts = [host(f"n{i:04d}") for i in range(1000)]
+    p = place(hosts, Request(1, 512, 100), random.Random(1))
+    assert p.node is not None and p.nodes == 1000
+    assert p.considered == p.feasible == nodes_to_score(1000) < 1000
+    assert len(p.candidates) <= TRACE_ROWS
+    assert nodes_to_score(50) == 50 and nodes_to_score(10_000) == 500 and nodes_to_score(100_000) == 5000
+
+
+def test_ties_are_broken_at_random_so_concurrent_creates_spread() -> None:
+    hosts = [host(f"n{i:03d}") for i in range(200)]
+    rng = random.Random(7)
+    chosen = {place(hosts, Request(1, 512, 100), rng).node for _ in range(50)}
+    assert len(chosen) > 30             # a deterministic choice would give 1
+
+
+def test_fewer_vms_wins_a_tie_in_weight() -> None:
+    busy = HostState("a", 0, 2, 4096, 10000, 0, 0, 0, vm_count=5)
+    for seed in range(20):
+        assert place([busy, host("b")], Request(1, 512, 100), random.Random(seed)).node == "b"
+
+
+def test_the_one_node_that_fits_is_found_however_many_do_not() -> None:
+    hosts = [host(f"n{i:04d}", used=(8, 0, 0)) for i in range(2000)] + [host("z-free")]
+    for seed in range(5):
+        p = place(hosts, Request(1, 512, 100), random.Random(seed))
+        assert p.node == "z-free" and p.feasible == 1
+
+
+def test_a_refusal_counts_each_filter_and_shows_a_few_nodes() -> None:
+    hosts = [host(f"n{i:03d}", used=(8, 0, 0)) for i in range(300)] + [host("tiny", mem=100)]
+    p = place(hosts, Request(1, 512, 100), random.Random(3))
+    assert p.node is None and p.considered == 301
+    assert dict(p.rejected) == {"CoreFilter": 300, "RamFilter": 1}
+    assert len(p.candidates) == TRACE_ROWS
+    assert p.reason().startswith("301 of 301 nodes considered (CoreFilter rejected 300, RamFilter rejected 1): ")
+    assert p.reason().endswith(f"and {301 - TRACE_ROWS} more")
