@@ -20,6 +20,7 @@ from fabric.join import NODE_NAME, NODE_NAME_RULE, JoinToken
 from fabric.model import EnrollmentRecord, JoinTokenRecord, NodeRecord, RevokedRecord, now
 from fabric.pki import Authority, PkiError, load_cert, nbd_identity, node_identity, serial_of
 from fabric.store import Absent, Delete, Put, Store, Unchanged, keys
+from fabric.store.informer import informed
 
 DEFAULT_TOKEN_TTL_S = 3600
 MAX_TOKEN_TTL_S = 7 * 24 * 3600
@@ -117,6 +118,17 @@ class Enrollment:
                                                f"since {held.enrolled}); remove it first with `fabric node remove "
                                                f"{held.node}`, or join under another name.", "node",
                         http_status=409)
+
+    def holds(self, node: str, serial: str) -> bool:
+        """Whether `serial` is the certificate the node is enrolled with: asked on every node API call, so read
+        from the watch-fed view, and from the store when the view says no (a node that joined again a moment
+        ago through another controller is not refused for the view's delay). A node removed through another
+        controller is refused once the watch brings the removal (milliseconds)."""
+        view = informed(self.store, keys.ENROLLMENTS, EnrollmentRecord)
+        found = view.get(keys.enrollment(node))
+        if found is None or found.value.serial != serial:
+            found = view.refresh(keys.enrollment(node))
+        return found is not None and found.value.serial == serial
 
     def enrolled(self, node: str) -> EnrollmentRecord | None:
         found = self.store.get(keys.enrollment(node), EnrollmentRecord)

@@ -116,9 +116,8 @@ class NodeAgents(rpc.NodeAgentsServicer):
         if who is None or who.role != NODES or not who.node:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "the node API is for node certificates (CN=node:NAME)")
             return ""
-        held = self.enrollment.enrolled(who.node)
         serial = f"{cert.serial_number:x}" if cert is not None else ""
-        if held is None or held.serial != serial:
+        if not self.enrollment.holds(who.node, serial):
             context.abort(grpc.StatusCode.UNAUTHENTICATED,
                           f"node {who.node}'s certificate {serial} is not enrolled in this cluster: the node was "
                           f"removed (fabric node remove), or it joined again with another certificate")
