@@ -1,21 +1,25 @@
 """The controller's VM reconciler: observed state in, VM and operation state out.
 
-Level-based: `reconcile_all()` re-reads every VM, assignment and observation
-and is idempotent; it is called on any change under the observed and node
-prefixes and on a timer. It completes operations (Succeeded when the node
-reports the target state, Failed on a node's terminal error or on timeout) and
-frees allocations of deallocated and deleted VMs.
+Level-based and per VM: `reconcile_key(key)` reads one VM as it is now (from the watch-fed views of VMs,
+observations and nodes) and is idempotent. The controller's loop queues a VM's key when the VM, its
+node's observation of it or its node changes, and every RESYNC_S the VMs with work in progress (for the
+timeouts); it never rescans the fabric per event. `reconcile_all()` works every VM once.
+
+It completes operations (Succeeded when the node reports the target state, Failed on a node's terminal
+error or on timeout) and frees allocations of deallocated and deleted VMs.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 
 from fabric import operations
 from fabric.core.constants import NODE_LEASE_TTL_S
 from fabric.core.errors import ArmError
+from fabric.core.workqueue import WorkQueue
 from fabric.model import NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState, ProvisioningState, VmRecord
 from fabric.compute import extensions
 from fabric.compute.sizes import find_size
@@ -23,6 +27,7 @@ from fabric.compute.vms import ComputeProvider, share
 from fabric.storage.disk_blobs import discard
 from fabric.store import Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
+from fabric.store.informer import informed
 from fabric.store.retry import CAS
 
 log = logging.getLogger(__name__)
@@ -52,26 +57,46 @@ class VmReconciler:
         self.compute = compute
         self.clock = clock
         self.started = clock()
+        self.vms = informed(store, keys.VMS, VmRecord)
+        self.observed = informed(store, keys.OBSERVED, Observed)
+        self.nodes = informed(store, keys.NODES, NodeRecord)
 
     def _elapsed_s(self, start: str) -> float:
         return self.clock() - dt.datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp()
 
     def reconcile_all(self) -> None:
-        for vm in self.store.list(keys.VMS, VmRecord):
-            try:
-                if vm.value.operation_id:
-                    self.reconcile(vm)
-                if vm.value.extensions and vm.value.node:
-                    self.reconcile_extensions(vm)
-            except ArmError as exc:
-                log.warning("reconcile %s: %s", vm.key, exc.message)
+        for vm in self.vms.list():
+            self.reconcile_key(vm.key)
+
+    def reconcile_key(self, key: str) -> None:
+        """One VM, as the views hold it now (nothing to do when it is gone). A decision made on a view older
+        than the store fails its transaction and writes nothing: the newer state's event queues the VM again."""
+        vm = self.vms.get(key)
+        if vm is None:
+            return
+        try:
+            if vm.value.operation_id:
+                self.reconcile(vm)
+            if vm.value.extensions and vm.value.node:
+                self.reconcile_extensions(vm)
+        except ArmError as exc:
+            log.warning("reconcile %s: %s", vm.key, exc.message)
+
+    def in_progress(self) -> list[str]:
+        """The VMs with an operation or an extension in progress: worked again every RESYNC_S (timeouts)."""
+        busy = (ProvisioningState.CREATING, ProvisioningState.UPDATING, ProvisioningState.DELETING)
+        return [v.key for v in self.vms.list() if v.value.provisioning_state in busy
+                or any(e.provisioning_state in busy for e in v.value.extensions)]
+
+    def _observation(self, vm: VmRecord) -> Observed | None:
+        obs = self.observed.get(keys.observed(vm.node, vm.vm_id)) if vm.node else None
+        return obs.value if obs else None
 
     def reconcile_extensions(self, cur: Versioned[VmRecord]) -> None:
-        fresh = self.store.get(cur.key, VmRecord)     # reconcile() may have just written the VM
+        fresh = self.vms.get(cur.key)       # reconcile() may have just written the VM (its view has it at once)
         if fresh is None:
             return
-        obs = self.store.get(keys.observed(fresh.value.node, fresh.value.vm_id), Observed)
-        extensions.reconcile_extensions(self.compute, fresh, obs.value if obs else None,
+        extensions.reconcile_extensions(self.compute, fresh, self._observation(fresh.value),
                                         self.compute.config.extension_timeout_s, self._elapsed_s)
 
     def reconcile(self, cur: Versioned[VmRecord]) -> None:
@@ -81,8 +106,7 @@ class VmReconciler:
         if op_v is None:
             return
         op = op_v.value
-        obs = self.store.get(keys.observed(vm.node, vm.vm_id), Observed) if vm.node else None
-        o = obs.value if obs else None
+        o = self._observation(vm)
         deleting = vm.provisioning_state == ProvisioningState.DELETING
         target = PowerState.DELETED if deleting else TARGETS.get(PowerState(vm.power_state))
         if target is None and vm.provisioning_state == ProvisioningState.UPDATING:
@@ -90,7 +114,7 @@ class VmReconciler:
         if target is None:
             return
         compares = [Unchanged(cur.key, cur.mod_revision), Unchanged(op_v.key, op_v.mod_revision)]
-        if deleting and vm.node and self.store.get(keys.node(vm.node), NodeRecord) is None:
+        if deleting and vm.node and self.nodes.lookup(keys.node(vm.node)) is None:     # a miss is read again
             if self.clock() - self.started >= NODE_LEASE_TTL_S:
                 self._delete_without_node(vm, op, compares)
             return
@@ -169,3 +193,50 @@ class VmReconciler:
     def _holds(self, c: Compare) -> bool:
         expected = c.mod_revision if isinstance(c, Unchanged) else 0
         return self.store.revision(c.key) == expected
+
+
+class Triggers:
+    """Which VMs a change concerns, queued: the VM itself, its node's observation of it (observed/NODE/VM_ID)
+    and, when a node comes or goes, the VMs on it. Listens to the reconciler's views until `close()`."""
+
+    def __init__(self, reconciler: VmReconciler, queue: WorkQueue) -> None:
+        self.r = reconciler
+        self.queue = queue
+        self._key_of: dict[str, str] = {}               # vm_id -> VM key
+        self._on_node: dict[str, set[str]] = {}         # node -> VM keys
+        self._where: dict[str, tuple[str, str]] = {}    # VM key -> (vm_id, node)
+        self._lock = threading.Lock()
+        reconciler.vms.on_change(self.vm_changed)
+        reconciler.observed.on_change(self.observed_changed)
+        reconciler.nodes.on_change(self.node_changed)
+        for v in reconciler.vms.list():
+            self.vm_changed(v.key)
+
+    def close(self) -> None:
+        self.r.vms.remove_listener(self.vm_changed)
+        self.r.observed.remove_listener(self.observed_changed)
+        self.r.nodes.remove_listener(self.node_changed)
+
+    def vm_changed(self, key: str) -> None:
+        cur = self.r.vms.get(key)
+        with self._lock:
+            vm_id, node = self._where.pop(key, ("", ""))
+            self._key_of.pop(vm_id, None)
+            self._on_node.get(node, set()).discard(key)
+            if cur is not None:
+                self._where[key] = (cur.value.vm_id, cur.value.node)
+                self._key_of[cur.value.vm_id] = key
+                self._on_node.setdefault(cur.value.node, set()).add(key)
+        self.queue.add(key)
+
+    def observed_changed(self, key: str) -> None:
+        with self._lock:
+            vm_key = self._key_of.get(key.rsplit("/", 1)[-1])
+        if vm_key:
+            self.queue.add(vm_key)
+
+    def node_changed(self, key: str) -> None:
+        with self._lock:
+            on_it = list(self._on_node.get(key[len(keys.NODES):], ()))
+        for vm_key in on_it:
+            self.queue.add(vm_key)

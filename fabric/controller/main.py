@@ -33,10 +33,11 @@ from fabric.arm.extension_server import VirtualMachineExtensions
 from fabric.arm.network_server import add_network_servicers
 from fabric.arm.node_server import NodeAgents, extend_node_leases
 from fabric.arm.storage_server import add_storage_servicers
-from fabric.compute.reconciler import VmReconciler
+from fabric.compute.reconciler import Triggers, VmReconciler
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.controller import retention
 from fabric.controller.leader import Election, lead_when_elected
+from fabric.core.workqueue import WorkQueue
 from fabric.deployments.engine import DeploymentProvider
 from fabric.files import TRAVERSE_DIR, ensure_dir, log_to
 from fabric.gallery import Gallery
@@ -59,6 +60,8 @@ log = logging.getLogger("fabric.controller")
 DEFAULT_LISTEN = "127.0.0.1:7450"
 DEFAULT_BLOB_LISTEN = "127.0.0.1:7451"
 RECONCILE_INTERVAL_S = 2.0
+RESYNC_S = 2.0              # VMs with work in progress are worked again this often (operation timeouts)
+DEPLOYMENT_PASS_S = 0.2
 ETCD_WAIT_S = 30.0
 # a client gone without a word (a half-open connection) is found within about 30 s, its stream's thread freed
 KEEPALIVE = [("grpc.keepalive_time_ms", 20_000), ("grpc.keepalive_timeout_ms", 10_000),
@@ -138,33 +141,58 @@ def providers(store: Store, s: Settings) -> ComputeProvider:
 
 def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Event,
                       retention_s: float = retention.DEFAULT_RETENTION_S, source: str = "controller") -> None:
-    """The background work (the leader's): VMs, deployments, retention, on every change and every
-    RECONCILE_INTERVAL_S, until `stop`."""
-    reconciler = VmReconciler(store, compute, source=source)
-    collected = 0.0
+    """The background work (the leader's), until `stop`: each VM when something that concerns it changes
+    (a work queue fed by the watch-fed views), the VMs with work in progress every RESYNC_S, deployments on
+    every change to them or their VMs (at most every DEPLOYMENT_PASS_S) and every RECONCILE_INTERVAL_S,
+    retention every COLLECT_EVERY_S."""
+    queue = WorkQueue()
+    reconciler = triggers = None
     deployments = DeploymentProvider(compute)
-    changed = threading.Event()
-    watches: list[Watch] = []
+    collected = resynced = deployed = 0.0
+    changed = threading.Event()                   # a deployment or a VM changed
+
+    def vm_changed(_: str) -> None:
+        changed.set()
+    watch: Watch | None = None
     while not stop.is_set():
         try:
-            if not watches or any(w.broken for w in watches):
-                for w in watches:
-                    w.cancel()
-                watches = [store.watch_prefix(keys.OBSERVED, changed.set), store.watch_prefix(keys.NODES, changed.set),
-                           store.watch_prefix(keys.DEPLOYMENTS, changed.set)]
-            reconciler.reconcile_all()
-            deployments.reconcile_all()
-            if time.monotonic() - collected > retention.COLLECT_EVERY_S:
+            if reconciler is None:
+                reconciler = VmReconciler(store, compute, source=source)
+                triggers = Triggers(reconciler, queue)
+                reconciler.vms.on_change(vm_changed)
+            if watch is None or watch.broken:
+                watch = store.watch_prefix(keys.DEPLOYMENTS, changed.set)
+            key = queue.get(timeout_s=0.2)
+            if key is not None:
+                ok = False
+                try:
+                    reconciler.reconcile_key(key)
+                    ok = True
+                finally:
+                    queue.done(key, ok)
+            now = time.monotonic()
+            if now - resynced > RESYNC_S:
+                for k in reconciler.in_progress():
+                    queue.add(k)
+                resynced = now
+            if (changed.is_set() and now - deployed > DEPLOYMENT_PASS_S) or now - deployed > RECONCILE_INTERVAL_S:
+                changed.clear()
+                deployments.reconcile_all()
+                deployed = now
+            if now - collected > retention.COLLECT_EVERY_S:
                 retention.collect(store, retention_s)
-                collected = time.monotonic()
+                collected = now
         except StoreUnavailable as exc:
             log.warning("reconcile: %s", exc)
+            stop.wait(0.5)
         except Exception:  # noqa: BLE001 - the loop must outlive one bad record
             log.exception("reconcile failed")
-        changed.wait(RECONCILE_INTERVAL_S)
-        changed.clear()
-    for w in watches:
-        w.cancel()
+            stop.wait(0.5)
+    if reconciler is not None and triggers is not None:
+        triggers.close()
+        reconciler.vms.remove_listener(vm_changed)
+    if watch is not None:
+        watch.cancel()
 
 
 def withdraw_forever(store: Store, exports: NbdExports, stop: threading.Event) -> None:

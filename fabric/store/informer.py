@@ -68,7 +68,12 @@ class Informer(Generic[R]):
 
     def on_change(self, listener: Callable[[str], None]) -> None:
         """Call `listener(key)` (in the watch's thread: keep it short) for every key that changes."""
-        self._listeners.append(listener)
+        with self._lock:
+            self._listeners = [*self._listeners, listener]
+
+    def remove_listener(self, listener: Callable[[str], None]) -> None:
+        with self._lock:
+            self._listeners = [x for x in self._listeners if x is not listener]
 
     # ----- keeping current -----
 
