@@ -18,7 +18,7 @@ import grpc
 from cryptography import x509
 
 from fabric import operations
-from fabric.arm import convert
+from fabric.arm import convert, paging
 from fabric.arm.errors import grpc_code
 from fabric.core.errors import ArmError, check_location, invalid, shorten
 from fabric.core import ids
@@ -28,14 +28,16 @@ from fabric.compute.sizes import sizes_for
 from fabric.compute.vms import ComputeProvider, candidate_row
 from fabric.enrollment import DEFAULT_TOKEN_TTL_S, Enrollment
 from fabric.storage.nbd import NbdExports
-from fabric.model import EnrollmentRecord, JoinTokenRecord, NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, ResourceGroupRecord, TraceRecord, now
+from fabric.model import Record, EnrollmentRecord, JoinTokenRecord, NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, ResourceGroupRecord, TraceRecord, now
 from fabric.scheduler import Request
 from fabric.store import Absent, Put, Store, StoreUnavailable, keys
+from fabric.store.informer import Informer, informed
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import fabric_pb2_grpc as rpc
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R", bound=Record)
 
 WATCH_RECHECK_S = 1.0          # a Watch re-reads the operation at least this often
 SERIAL_FETCH_TIMEOUT_S = 5.0
@@ -161,9 +163,10 @@ class VirtualMachines(rpc.VirtualMachinesServicer):
 
     def _message(self, rec: Any, with_view: bool) -> pb.VirtualMachine:
         view = None
-        if with_view:
-            obs = self.store.get(keys.observed(rec.node, rec.vm_id), Observed) if rec.node else None
-            node = self.store.get(keys.node(rec.node), NodeRecord) if rec.node else None
+        if with_view:        # what nodes observe, from the watch-fed views (a list reads nothing per VM)
+            obs = informed(self.store, keys.OBSERVED, Observed).get(keys.observed(rec.node, rec.vm_id)) \
+                if rec.node else None
+            node = informed(self.store, keys.NODES, NodeRecord).get(keys.node(rec.node)) if rec.node else None
             view = convert.instance_view(rec, obs.value if obs else None, node.value if node else None)
         return convert.vm(self.compute.config.subscription, rec, view)
 
@@ -173,8 +176,9 @@ class VirtualMachines(rpc.VirtualMachinesServicer):
 
     @_unary
     def List(self, req: pb.ListVirtualMachinesRequest, ctx: grpc.ServicerContext) -> pb.ListVirtualMachinesResponse:
-        return pb.ListVirtualMachinesResponse(value=[self._message(v, True)
-                                                     for v in self.compute.list_vms(req.resource_group)])
+        vms, next_link = paging.page(self.compute.list_vms(req.resource_group), lambda v: v.key, req.max_items,
+                                     req.next_token, keys.VMS)
+        return pb.ListVirtualMachinesResponse(value=[self._message(v.value, True) for v in vms], next_link=next_link)
 
     @_unary
     def ListSizes(self, req: pb.ListSizesRequest, ctx: grpc.ServicerContext) -> pb.ListSizesResponse:
@@ -308,11 +312,21 @@ class Nodes(rpc.NodesServicer):
 
     @_unary
     def List(self, req: pb.ListNodesRequest, ctx: grpc.ServicerContext) -> pb.ListNodesResponse:
-        allocs = {a.value.node: a.value for a in self.store.list(keys.ALLOCATIONS, NodeAllocation)}
-        registered = {n.value.name: n.value for n in self.store.list(keys.NODES, NodeRecord)}
-        enrolled = {e.value.node: e.value for e in self.store.list(keys.ENROLLMENTS, EnrollmentRecord)}
-        return pb.ListNodesResponse(value=[convert.node(name, registered.get(name), allocs.get(name), enrolled.get(name))
-                                           for name in sorted(registered.keys() | enrolled.keys())])
+        """Registered nodes and enrolled ones (NotReady until they register), by name, a page at a time, from the
+        watch-fed views."""
+        registered = informed(self.store, keys.NODES, NodeRecord)
+        enrolled = informed(self.store, keys.ENROLLMENTS, EnrollmentRecord)
+        allocs = informed(self.store, keys.ALLOCATIONS, NodeAllocation)
+        names = sorted({v.value.name for v in registered.list()} | {v.value.node for v in enrolled.list()})
+        shown, next_link = paging.page(names, lambda n: n, req.max_items, req.next_token)
+
+        def value(view: Informer[R], key: str) -> R | None:
+            found = view.get(key)
+            return found.value if found else None
+        return pb.ListNodesResponse(value=[convert.node(n, value(registered, keys.node(n)),
+                                                        value(allocs, keys.allocation(n)),
+                                                        value(enrolled, keys.enrollment(n))) for n in shown],
+                                    next_link=next_link)
 
     @_unary
     def CreateJoinToken(self, req: pb.CreateJoinTokenRequest, ctx: grpc.ServicerContext) -> pb.JoinToken:

@@ -33,6 +33,8 @@ from fabric.store.retry import CAS
 log = logging.getLogger(__name__)
 
 PROVISION_TIMEOUT_S = 600.0   # a guest that has not reached user space by then fails the operation
+FIRST_RECHECK_S = 2.0
+MAX_RECHECK_S = 30.0
 SOURCE = "controller"
 
 # transitional power state -> the state the node must report to finish the operation
@@ -83,7 +85,7 @@ class VmReconciler:
             log.warning("reconcile %s: %s", vm.key, exc.message)
 
     def in_progress(self) -> list[str]:
-        """The VMs with an operation or an extension in progress: worked again every RESYNC_S (timeouts)."""
+        """The VMs with an operation or an extension in progress (worked again from time to time: Rechecks)."""
         busy = (ProvisioningState.CREATING, ProvisioningState.UPDATING, ProvisioningState.DELETING)
         return [v.key for v in self.vms.list() if v.value.provisioning_state in busy
                 or any(e.provisioning_state in busy for e in v.value.extensions)]
@@ -240,3 +242,28 @@ class Triggers:
             on_it = list(self._on_node.get(key[len(keys.NODES):], ()))
         for vm_key in on_it:
             self.queue.add(vm_key)
+
+
+class Rechecks:
+    """When to work again a VM whose work is in progress and that nothing has changed (its timeouts): first
+    after FIRST_RECHECK_S, then at doubling intervals up to MAX_RECHECK_S. Events queue a VM at once anyway;
+    this only bounds how late a timeout is seen, and keeps the etcd reads of a fabric of many VMs in
+    progress from growing as 1 / interval."""
+
+    def __init__(self, first_s: float = FIRST_RECHECK_S, max_s: float = MAX_RECHECK_S) -> None:
+        self.first_s = first_s
+        self.max_s = max_s
+        self._next: dict[str, tuple[float, float]] = {}     # key -> (when, interval)
+
+    def due(self, in_progress: list[str], now: float) -> list[str]:
+        out = []
+        nxt = {}
+        for key in in_progress:
+            when, interval = self._next.get(key, (now + self.first_s, self.first_s))
+            if when <= now:
+                out.append(key)
+                interval = min(self.max_s, interval * 2)
+                when = now + interval
+            nxt[key] = (when, interval)
+        self._next = nxt
+        return out

@@ -83,11 +83,11 @@ class ComputeProvider:
                            "name")
         return found
 
-    def list_vms(self, rg: str = "") -> list[VmRecord]:
+    def list_vms(self, rg: str = "") -> list[Versioned[VmRecord]]:
+        """Every VM (of a group), in key order, from the watch-fed view."""
         if rg:
             self.resource_group(rg)
-            return [v.value for v in self.store.list(keys.vms_in(rg), VmRecord)]
-        return [v.value for v in self.store.list(keys.VMS, VmRecord)]
+        return informed(self.store, keys.VMS, VmRecord).under(keys.vms_in(rg) if rg else keys.VMS)
 
     def resource_id(self, vm: VmRecord) -> str:
         return ids.vm_id(self.config.subscription, vm.resource_group, vm.name)

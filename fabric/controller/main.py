@@ -33,7 +33,7 @@ from fabric.arm.extension_server import VirtualMachineExtensions
 from fabric.arm.network_server import add_network_servicers
 from fabric.arm.node_server import NodeAgents, extend_node_leases
 from fabric.arm.storage_server import add_storage_servicers
-from fabric.compute.reconciler import Triggers, VmReconciler
+from fabric.compute.reconciler import Rechecks, Triggers, VmReconciler
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.controller import retention
 from fabric.controller.leader import Election, lead_when_elected
@@ -60,7 +60,7 @@ log = logging.getLogger("fabric.controller")
 DEFAULT_LISTEN = "127.0.0.1:7450"
 DEFAULT_BLOB_LISTEN = "127.0.0.1:7451"
 RECONCILE_INTERVAL_S = 2.0
-RESYNC_S = 2.0              # VMs with work in progress are worked again this often (operation timeouts)
+RESYNC_S = 1.0              # how often to look for VMs in progress due a recheck (their timeouts: Rechecks)
 DEPLOYMENT_PASS_S = 0.2
 ETCD_WAIT_S = 30.0
 # a client gone without a word (a half-open connection) is found within about 30 s, its stream's thread freed
@@ -142,10 +142,11 @@ def providers(store: Store, s: Settings) -> ComputeProvider:
 def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Event,
                       retention_s: float = retention.DEFAULT_RETENTION_S, source: str = "controller") -> None:
     """The background work (the leader's), until `stop`: each VM when something that concerns it changes
-    (a work queue fed by the watch-fed views), the VMs with work in progress every RESYNC_S, deployments on
-    every change to them or their VMs (at most every DEPLOYMENT_PASS_S) and every RECONCILE_INTERVAL_S,
-    retention every COLLECT_EVERY_S."""
+    (a work queue fed by the watch-fed views), the VMs with work in progress from time to time (Rechecks),
+    deployments on every change to them or their VMs (at most every DEPLOYMENT_PASS_S) and every
+    RECONCILE_INTERVAL_S, retention every COLLECT_EVERY_S."""
     queue = WorkQueue()
+    rechecks = Rechecks()
     reconciler = triggers = None
     deployments = DeploymentProvider(compute)
     collected = resynced = deployed = 0.0
@@ -172,7 +173,7 @@ def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Ev
                     queue.done(key, ok)
             now = time.monotonic()
             if now - resynced > RESYNC_S:
-                for k in reconciler.in_progress():
+                for k in rechecks.due(reconciler.in_progress(), now):
                     queue.add(k)
                 resynced = now
             if (changed.is_set() and now - deployed > DEPLOYMENT_PASS_S) or now - deployed > RECONCILE_INTERVAL_S:

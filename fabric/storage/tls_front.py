@@ -67,7 +67,12 @@ class TlsFront:
         return self
 
     def shutdown(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+        """Stop listening and stop the loop. The server is closed in the loop's own thread: asyncio is not
+        thread-safe, and closing it from here raced a connection ending there (a TypeError in asyncio)."""
+        async def close() -> None:
+            if self.server is not None:
+                self.server.close()
+        if self.thread.is_alive():
+            asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)

@@ -346,16 +346,22 @@ class DetachDiskRequest(_message.Message):
     def __init__(self, resource_group: _Optional[str] = ..., vm_name: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class ListVirtualMachinesRequest(_message.Message):
-    __slots__ = ("resource_group",)
+    __slots__ = ("resource_group", "max_items", "next_token")
     RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    MAX_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_TOKEN_FIELD_NUMBER: _ClassVar[int]
     resource_group: str
-    def __init__(self, resource_group: _Optional[str] = ...) -> None: ...
+    max_items: int
+    next_token: str
+    def __init__(self, resource_group: _Optional[str] = ..., max_items: _Optional[int] = ..., next_token: _Optional[str] = ...) -> None: ...
 
 class ListVirtualMachinesResponse(_message.Message):
-    __slots__ = ("value",)
+    __slots__ = ("value", "next_link")
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_LINK_FIELD_NUMBER: _ClassVar[int]
     value: _containers.RepeatedCompositeFieldContainer[VirtualMachine]
-    def __init__(self, value: _Optional[_Iterable[_Union[VirtualMachine, _Mapping]]] = ...) -> None: ...
+    next_link: str
+    def __init__(self, value: _Optional[_Iterable[_Union[VirtualMachine, _Mapping]]] = ..., next_link: _Optional[str] = ...) -> None: ...
 
 class ListSizesRequest(_message.Message):
     __slots__ = ("location",)
@@ -656,14 +662,20 @@ class Node(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., fault_domain: _Optional[int] = ..., hypervisor: _Optional[str] = ..., cores: _Optional[int] = ..., memory_mb: _Optional[int] = ..., local_disk_mb: _Optional[int] = ..., allocated_cores: _Optional[int] = ..., allocated_memory_mb: _Optional[int] = ..., allocated_local_disk_mb: _Optional[int] = ..., vm_count: _Optional[int] = ..., registered_time: _Optional[str] = ..., address: _Optional[str] = ..., certificate_serial: _Optional[str] = ...) -> None: ...
 
 class ListNodesRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("max_items", "next_token")
+    MAX_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    max_items: int
+    next_token: str
+    def __init__(self, max_items: _Optional[int] = ..., next_token: _Optional[str] = ...) -> None: ...
 
 class ListNodesResponse(_message.Message):
-    __slots__ = ("value",)
+    __slots__ = ("value", "next_link")
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_LINK_FIELD_NUMBER: _ClassVar[int]
     value: _containers.RepeatedCompositeFieldContainer[Node]
-    def __init__(self, value: _Optional[_Iterable[_Union[Node, _Mapping]]] = ...) -> None: ...
+    next_link: str
+    def __init__(self, value: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., next_link: _Optional[str] = ...) -> None: ...
 
 class CreateJoinTokenRequest(_message.Message):
     __slots__ = ("ttl_s", "description")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+from fabric.compute.reconciler import Rechecks
 from fabric.core.workqueue import WorkQueue
 
 
@@ -43,3 +44,11 @@ def test_a_failed_key_comes_back_later_each_time_later() -> None:
     q.done("a", ok=False)
     start = time.monotonic()
     assert q.get(2.0) == "a" and time.monotonic() - start < 0.15
+
+
+def test_a_vm_in_progress_is_rechecked_ever_less_often_until_it_is_done() -> None:
+    r = Rechecks(first_s=2.0, max_s=8.0)
+    seen = [t for t in range(0, 40) if r.due(["vm"], float(t))]
+    assert seen == [2, 6, 14, 22, 30, 38]               # after 2 s, then 4, 8, and 8 s apart
+    assert r.due([], 40.0) == [] and r.due(["vm"], 41.0) == []   # done, then in progress anew: 2 s again
+    assert r.due(["vm"], 43.0) == ["vm"]
