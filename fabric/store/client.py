@@ -87,7 +87,8 @@ class Follower(Protocol):
     def written(self, ops: Sequence[Put | Delete], revision: int) -> None: ...
 
 
-def _prefix_end(prefix: str) -> str:
+def prefix_end(prefix: str) -> str:
+    """The first key after every key that starts with `prefix`."""
     raw = bytearray(prefix.encode())
     raw[-1] += 1
     return raw.decode()
@@ -170,7 +171,7 @@ class Store:
         view, however many pages): no reply grows with the prefix. A page too big for a gRPC message is asked
         again at half the size."""
         out: builtins.list[tuple[str, bytes, int]] = []
-        start, end, revision, limit = prefix, _prefix_end(prefix), 0, self.page_size
+        start, end, revision, limit = prefix, prefix_end(prefix), 0, self.page_size
         while True:
             def page() -> Any:
                 try:
@@ -222,7 +223,7 @@ class Store:
         return None if value is None else int(meta.lease_id)
 
     def count(self, prefix: str) -> int:
-        resp = self._call(lambda: self._client.get_range_response(prefix, _prefix_end(prefix), count_only=True))
+        resp = self._call(lambda: self._client.get_range_response(prefix, prefix_end(prefix), count_only=True))
         return int(resp.count)
 
     def revision(self, key: str) -> int:
@@ -272,7 +273,7 @@ class Store:
             if isinstance(op, Put):
                 success.append(tx.put(op.key, op.value.to_json(), lease=op.lease))
             elif op.prefix:
-                success.append(tx.delete(op.key, range_end=_prefix_end(op.key)))
+                success.append(tx.delete(op.key, range_end=prefix_end(op.key)))
             else:
                 success.append(tx.delete(op.key))
         ok, responses = self._call(lambda: self._client.transaction(compare=cmp, success=success, failure=[]))

@@ -12,6 +12,7 @@ watches from there: what it holds is again exactly the store's, as of one revisi
 """
 from __future__ import annotations
 
+import bisect
 import builtins
 import logging
 import threading
@@ -20,7 +21,8 @@ from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from fabric.model import Record
-from fabric.store.client import Absent, Delete, Unchanged, Event, Put, Store, StoreUnavailable, Versioned, Watch, WatchLost
+from fabric.store.client import (Absent, Delete, Event, Put, Store, StoreUnavailable, Unchanged, Versioned, Watch,
+                                 WatchLost, prefix_end)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class Informer(Generic[R]):
         self.revision = 0                 # the store revision this view is complete up to
         self.relists = 0
         self._items: dict[str, Versioned[R]] = {}
+        self._keys: builtins.list[str] = []          # the keys of _items, sorted: ranges without a sort
         self._gone: dict[str, int] = {}   # key -> revision it was deleted at (a late event must not revive it)
         self._lock = threading.RLock()
         self._watch: Watch | None = None
@@ -55,12 +58,14 @@ class Informer(Generic[R]):
 
     def list(self) -> list[Versioned[R]]:
         with self._lock:
-            return [self._items[k] for k in sorted(self._items)]
+            return [self._items[k] for k in self._keys]
 
     def under(self, prefix: str) -> builtins.list[Versioned[R]]:
         """The records whose keys start with `prefix`, in key order."""
         with self._lock:
-            return [self._items[k] for k in sorted(k for k in self._items if k.startswith(prefix))]
+            first = bisect.bisect_left(self._keys, prefix)
+            last = bisect.bisect_left(self._keys, prefix_end(prefix)) if prefix else len(self._keys)
+            return [self._items[k] for k in self._keys[first:last]]
 
     def __len__(self) -> int:
         with self._lock:
@@ -116,7 +121,7 @@ class Informer(Generic[R]):
                     self._apply(op.key, Versioned(op.key, op.value, revision), revision, complete=False)
             elif op.prefix and (op.key.startswith(self.prefix) or self.prefix.startswith(op.key)):
                 with self._lock:
-                    held = [k for k in self._items if k.startswith(op.key)]
+                    held = [v.key for v in self.under(op.key)]
                 for key in held:
                     self._apply(key, None, revision, complete=False)
             elif op.key.startswith(self.prefix):
@@ -134,6 +139,7 @@ class Informer(Generic[R]):
         with self._lock:
             before = self._items
             self._items = {v.key: v for v in items}
+            self._keys = sorted(self._items)
             self._gone.clear()
             self.revision = revision
             self.relists += 1
@@ -191,8 +197,11 @@ class Informer(Generic[R]):
                     self._gone[key] = revision
                     return
                 del self._items[key]
+                del self._keys[bisect.bisect_left(self._keys, key)]
                 self._gone[key] = revision
             else:
+                if held is None:
+                    bisect.insort(self._keys, key)
                 self._items[key] = found
                 self._gone.pop(key, None)
         self._tell(key)

@@ -46,6 +46,7 @@ def test_it_lists_then_follows_every_change(store: Store) -> None:
     assert got is not None and got.value.vms["vm"][0] == 4
     assert inf.get(PREFIX + "b") is None and len(inf) == 2
     assert seen == [PREFIX + "c", PREFIX + "a", PREFIX + "b"]
+    assert [v.key for v in inf.under(PREFIX + "c")] == [PREFIX + "c"] and inf.under(PREFIX + "z") == []
     inf.stop()
 
 
