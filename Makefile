@@ -28,3 +28,4 @@ bench: install
 	$(PY) bench/dataplane.py
 	$(PY) bench/guest_attacks.py
 	$(PY) bench/node_api.py
+	$(PY) bench/scale.py
