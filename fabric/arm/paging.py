@@ -38,7 +38,7 @@ def after(token: str, prefix: str) -> str:
         key = base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         key = ""
-    if not key.startswith(prefix):
+    if not key or not key.startswith(prefix):
         raise invalid("nextToken", "the nextLink token of an earlier page of this same list")
     return key
 

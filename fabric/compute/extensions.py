@@ -20,7 +20,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,6 +32,7 @@ from fabric.model import (AgentHealth, ExtensionStatus, GoalExtension, Observed,
                           ProvisioningState, VmExtension, VmRecord)
 from fabric.storage import sas
 from fabric.store import Put, Unchanged, Versioned, keys
+from fabric.store.client import Compare
 
 if TYPE_CHECKING:
     from fabric.compute.vms import ComputeProvider
@@ -324,7 +325,7 @@ def failure_message(name: str, status: ExtensionStatus) -> str:
 
 
 def reconcile_extensions(p: ComputeProvider, cur: Versioned[VmRecord], obs: Observed | None,
-                         timeout_s: int, elapsed_s: Callable[[str], float]) -> None:
+                         timeout_s: int, elapsed_s: Callable[[str], float], seen: Sequence[Compare] = ()) -> None:
     """End each extension operation in progress whose sequence the guest has reported on (or that waited
     too long). One transaction for the VM; nothing when it changed meanwhile."""
     vm = cur.value
@@ -359,6 +360,7 @@ def reconcile_extensions(p: ComputeProvider, cur: Versioned[VmRecord], obs: Obse
             ops += [Put(op_v.key, operations.finished(op, err)),
                     operations.step(op.id, SOURCE, "timed-out", err["message"])]
         new_exts.append(e)
-    if ops:
-        p.store.commit([Unchanged(cur.key, cur.mod_revision)], [Put(cur.key, vm.replace(extensions=new_exts)), *ops])
+    if ops:       # `seen`: the observation decided on is still the store's
+        p.store.commit([Unchanged(cur.key, cur.mod_revision), *seen],
+                       [Put(cur.key, vm.replace(extensions=new_exts)), *ops])
 

@@ -25,7 +25,7 @@ from fabric.compute import extensions
 from fabric.compute.sizes import find_size
 from fabric.compute.vms import ComputeProvider, share
 from fabric.storage.disk_blobs import discard
-from fabric.store import Delete, Put, Store, Unchanged, Versioned, keys
+from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
 from fabric.store.informer import informed
 from fabric.store.retry import CAS
@@ -68,21 +68,22 @@ class VmReconciler:
 
     def reconcile_all(self) -> None:
         for vm in self.vms.list():
-            self.reconcile_key(vm.key)
+            try:
+                self.reconcile_key(vm.key)
+            except ArmError as exc:
+                log.warning("reconcile %s: %s", vm.key, exc.message)
 
     def reconcile_key(self, key: str) -> None:
         """One VM, as the views hold it now (nothing to do when it is gone). A decision made on a view older
-        than the store fails its transaction and writes nothing: the newer state's event queues the VM again."""
+        than the store fails its transaction and writes nothing: the newer state's event queues the VM again.
+        Raises what stopped it (the queue tries the VM again later)."""
         vm = self.vms.get(key)
         if vm is None:
             return
-        try:
-            if vm.value.operation_id:
-                self.reconcile(vm)
-            if vm.value.extensions and vm.value.node:
-                self.reconcile_extensions(vm)
-        except ArmError as exc:
-            log.warning("reconcile %s: %s", vm.key, exc.message)
+        if vm.value.operation_id:
+            self.reconcile(vm)
+        if vm.value.extensions and vm.value.node:
+            self.reconcile_extensions(vm)
 
     def in_progress(self) -> list[str]:
         """The VMs with an operation or an extension in progress (worked again from time to time: Rechecks)."""
@@ -90,16 +91,22 @@ class VmReconciler:
         return [v.key for v in self.vms.list() if v.value.provisioning_state in busy
                 or any(e.provisioning_state in busy for e in v.value.extensions)]
 
-    def _observation(self, vm: VmRecord) -> Observed | None:
-        obs = self.observed.get(keys.observed(vm.node, vm.vm_id)) if vm.node else None
-        return obs.value if obs else None
+    def _observation(self, vm: VmRecord) -> tuple[Observed | None, list[Compare]]:
+        """The node's observation of the VM from the view, and the compare that makes a decision on it hold
+        only while the store has the same (the VM's and the observation's views are separate watches)."""
+        if not vm.node:
+            return None, []
+        key = keys.observed(vm.node, vm.vm_id)
+        obs = self.observed.get(key)
+        return (obs.value, [Unchanged(key, obs.mod_revision)]) if obs else (None, [Absent(key)])
 
     def reconcile_extensions(self, cur: Versioned[VmRecord]) -> None:
         fresh = self.vms.get(cur.key)       # reconcile() may have just written the VM (its view has it at once)
         if fresh is None:
             return
-        extensions.reconcile_extensions(self.compute, fresh, self._observation(fresh.value),
-                                        self.compute.config.extension_timeout_s, self._elapsed_s)
+        obs, seen = self._observation(fresh.value)
+        extensions.reconcile_extensions(self.compute, fresh, obs, self.compute.config.extension_timeout_s,
+                                        self._elapsed_s, seen)
 
     def reconcile(self, cur: Versioned[VmRecord]) -> None:
         """Finish the VM's operation in progress when the node reports its target state."""
@@ -108,14 +115,14 @@ class VmReconciler:
         if op_v is None:
             return
         op = op_v.value
-        o = self._observation(vm)
+        o, seen = self._observation(vm)
         deleting = vm.provisioning_state == ProvisioningState.DELETING
         target = PowerState.DELETED if deleting else TARGETS.get(PowerState(vm.power_state))
         if target is None and vm.provisioning_state == ProvisioningState.UPDATING:
             target = PowerState(vm.power_state)       # an update (data disks) at a steady power state
         if target is None:
             return
-        compares = [Unchanged(cur.key, cur.mod_revision), Unchanged(op_v.key, op_v.mod_revision)]
+        compares = [Unchanged(cur.key, cur.mod_revision), Unchanged(op_v.key, op_v.mod_revision), *seen]
         if deleting and vm.node and self.nodes.lookup(keys.node(vm.node)) is None:     # a miss is read again
             if self.clock() - self.started >= NODE_LEASE_TTL_S:
                 self._delete_without_node(vm, op, compares)
@@ -206,7 +213,7 @@ class Triggers:
         self.queue = queue
         self._key_of: dict[str, str] = {}               # vm_id -> VM key
         self._on_node: dict[str, set[str]] = {}         # node -> VM keys
-        self._where: dict[str, tuple[str, str]] = {}    # VM key -> (vm_id, node)
+        self._where: dict[str, tuple[str, str, int]] = {}    # VM key -> (vm_id, node, mod revision)
         self._lock = threading.Lock()
         reconciler.vms.on_change(self.vm_changed)
         reconciler.observed.on_change(self.observed_changed)
@@ -220,15 +227,17 @@ class Triggers:
         self.r.nodes.remove_listener(self.node_changed)
 
     def vm_changed(self, key: str) -> None:
-        cur = self.r.vms.get(key)
+        cur = self.r.vms.get(key)            # read outside this lock: a view's lock is never taken under it
         with self._lock:
-            vm_id, node = self._where.pop(key, ("", ""))
-            self._key_of.pop(vm_id, None)
-            self._on_node.get(node, set()).discard(key)
-            if cur is not None:
-                self._where[key] = (cur.value.vm_id, cur.value.node)
-                self._key_of[cur.value.vm_id] = key
-                self._on_node.setdefault(cur.value.node, set()).add(key)
+            vm_id, node, rev = self._where.get(key, ("", "", 0))
+            if cur is None or cur.mod_revision >= rev:       # two threads telling: the newer VM wins
+                self._where.pop(key, None)
+                self._key_of.pop(vm_id, None)
+                self._on_node.get(node, set()).discard(key)
+                if cur is not None:
+                    self._where[key] = (cur.value.vm_id, cur.value.node, cur.mod_revision)
+                    self._key_of[cur.value.vm_id] = key
+                    self._on_node.setdefault(cur.value.node, set()).add(key)
         self.queue.add(key)
 
     def observed_changed(self, key: str) -> None:

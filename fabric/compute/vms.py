@@ -221,6 +221,8 @@ class ComputeProvider:
                     moving_cmp.append(Unchanged(old.key, old.mod_revision))
                     moving_ops.append(Put(old.key, old.value.minus(vm.vm_id, req.cores, req.memory_mb,
                                                                    req.resource_disk_mb)))
+                else:               # the view has none: the commit holds only if the store has none either
+                    moving_cmp.append(Unchanged(keys.allocation(leaving), 0))
             alloc = allocs.get(keys.allocation(node))
             new_alloc = (alloc.value if alloc else NodeAllocation(node=node)).plus(
                 req.cores, req.memory_mb, req.resource_disk_mb)
@@ -264,7 +266,8 @@ class ComputeProvider:
 
     def _host_states(self, nodes: list[Versioned[NodeRecord]],
                      alloc_of: Callable[[str], Versioned[NodeAllocation] | None], leaving: str = "") -> list[HostState]:
-        """What the scheduler knows of each node, remembered per node and allocation revision."""
+        """What the scheduler knows of each node, remembered per node and allocation revision (shared by the
+        API's threads: plain dict reads and writes; only a whole-fabric call forgets nodes that left)."""
         hosts = []
         for n in nodes:
             if n.value.name == leaving:
@@ -279,9 +282,9 @@ class ComputeProvider:
                     r.name, r.fault_domain, r.cores, r.memory_mb, r.local_disk_mb, *used,
                     vm_count=a.value.count() if a else 0))
             hosts.append(known[1])
-        if len(self._known_hosts) > 2 * len(nodes) + 64:         # forget nodes that left
+        if len(nodes) > 1 and len(self._known_hosts) > 2 * len(nodes) + 64:     # forget nodes that left
             names = {n.value.name for n in nodes}
-            self._known_hosts = {k: v for k, v in self._known_hosts.items() if k in names}
+            self._known_hosts = {k: v for k, v in list(self._known_hosts.items()) if k in names}
         return hosts
 
     def explain_placement(self, node: str, req: Request) -> Candidate | None:

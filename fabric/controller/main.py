@@ -37,6 +37,7 @@ from fabric.compute.reconciler import Rechecks, Triggers, VmReconciler
 from fabric.compute.vms import ComputeConfig, ComputeProvider
 from fabric.controller import retention
 from fabric.controller.leader import Election, lead_when_elected
+from fabric.core.errors import ArmError
 from fabric.core.workqueue import WorkQueue
 from fabric.deployments.engine import DeploymentProvider
 from fabric.files import TRAVERSE_DIR, ensure_dir, log_to
@@ -169,6 +170,8 @@ def reconcile_forever(store: Store, compute: ComputeProvider, stop: threading.Ev
                 try:
                     reconciler.reconcile_key(key)
                     ok = True
+                except ArmError as exc:
+                    log.warning("reconcile %s: %s (tried again later)", key, exc.message)
                 finally:
                     queue.done(key, ok)
             now = time.monotonic()

@@ -25,7 +25,7 @@ from fabric.network import addressing
 from fabric.network.model import IpClaim, MacClaim, NicRecord, VnetRecord, VniClaim
 from fabric.store import Absent, Delete, Put, Store, Unchanged, Versioned, keys
 from fabric.store.client import Compare
-from fabric.store.informer import Informer, informed
+from fabric.store.informer import Informer, informed, refresh_compared
 from fabric.store.retry import CAS
 
 VNI_FIRST = 4096
@@ -247,6 +247,7 @@ class NetworkProvider:
             self.settled(p.ops)
             if ok:
                 return p.record
+            refresh_compared(self.store, p.compares)
         raise ArmError("Conflict", "Too many concurrent network changes; try again.")
 
     def nic(self, rg: str, name: str) -> Versioned[NicRecord]:

@@ -148,8 +148,8 @@ class Store:
     def _call(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
-        except (etcd_exc.ConnectionFailedError, etcd_exc.ConnectionTimeoutError,
-                etcd_exc.NoServerAvailableError, ValueError) as exc:
+        except (etcd_exc.ConnectionFailedError, etcd_exc.ConnectionTimeoutError, etcd_exc.NoServerAvailableError,
+                etcd_exc.WatchTimedOut, etcd_exc.InternalServerError, ValueError) as exc:
             raise StoreUnavailable(f"etcd at {self.endpoints} is unavailable ({exc or type(exc).__name__})") from None
         except grpc.RpcError as exc:
             raise StoreUnavailable(f"etcd at {self.endpoints}: {exc.code().name}") from None
@@ -191,11 +191,20 @@ class Store:
                 return out, revision
             start = resp.kvs[-1].key.decode() + "\0"
 
-    def snapshot(self, prefix: str, cls: type[R]) -> tuple[builtins.list[Versioned[R]], int]:
+    def snapshot(self, prefix: str, cls: type[R],
+                 unreadable: Callable[[str, Exception], None] | None = None) -> tuple[builtins.list[Versioned[R]], int]:
         """Every record under a prefix as of one revision, and that revision (a watch from the next one
-        misses nothing)."""
+        misses nothing). A record that does not decode raises, or with `unreadable` is left out and told."""
+        out = []
         items, revision = self._range_at(prefix)
-        return [Versioned(key, cls.from_json(value), rev) for key, value, rev in items], revision
+        for key, value, rev in items:
+            try:
+                out.append(Versioned(key, cls.from_json(value), rev))
+            except (ValueError, TypeError, KeyError) as exc:
+                if unreadable is None:
+                    raise
+                unreadable(key, exc)
+        return out, revision
 
     def get_at(self, key: str, cls: type[R]) -> tuple[Versioned[R] | None, int]:
         """The record (None: absent) and the store's revision when it was read."""
@@ -278,7 +287,7 @@ class Store:
                 success.append(tx.delete(op.key))
         ok, responses = self._call(lambda: self._client.transaction(compare=cmp, success=success, failure=[]))
         if ok and responses:
-            revision = int(getattr(responses[0], responses[0].WhichOneof("response")).header.revision)
+            revision = max(int(getattr(r, r.WhichOneof("response")).header.revision) for r in responses)
             for obj in list(self._shared.values()):
                 if isinstance(obj, Follower):
                     obj.written(ops, revision)

@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from fabric.model import Record
-from fabric.store.client import (Absent, Delete, Event, Put, Store, StoreUnavailable, Unchanged, Versioned, Watch,
-                                 WatchLost, prefix_end)
+from fabric.store.client import (Absent, Delete, Event, Put, Store, Unchanged, Versioned, Watch, WatchLost,
+                                 prefix_end)
 
 log = logging.getLogger(__name__)
 
@@ -130,17 +130,24 @@ class Informer(Generic[R]):
     def refresh(self, key: str) -> Versioned[R] | None:
         """The key as the store holds it now, applied here (a compare-and-swap on it just failed)."""
         found, revision = self.store.get_at(key, self.cls)
-        with self._lock:
-            self._apply(key, found, found.mod_revision if found else revision, complete=False)
-            return self._items.get(key)
+        self._apply(key, found, found.mod_revision if found else revision, complete=False)
+        return self.get(key)
 
     def _relist(self) -> None:
-        items, revision = self.store.snapshot(self.prefix, self.cls)
+        """The prefix as of one revision R; what this view already holds newer than R (this process's writes,
+        refreshed keys) is kept, and so are deletions newer than R."""
+        items, revision = self.store.snapshot(
+            self.prefix, self.cls, lambda key, exc: log.warning("%s: unreadable record left out: %s", key, exc))
         with self._lock:
             before = self._items
-            self._items = {v.key: v for v in items}
-            self._keys = sorted(self._items)
-            self._gone.clear()
+            fresh = {v.key: v for v in items}
+            fresh |= {k: v for k, v in before.items() if v.mod_revision > revision}
+            self._gone = {k: r for k, r in self._gone.items() if r > revision}
+            for k, r in self._gone.items():
+                if k in fresh and fresh[k].mod_revision < r:
+                    del fresh[k]
+            self._items = fresh
+            self._keys = sorted(fresh)
             self.revision = revision
             self.relists += 1
             changed = [k for k in set(before) | set(self._items)
@@ -189,6 +196,8 @@ class Informer(Generic[R]):
                 self.revision = max(self.revision, revision)
                 if len(self._gone) > MAX_TOMBSTONES:     # only a refresh's can be newer than the watch
                     self._gone = {k: r for k, r in self._gone.items() if r > self.revision}
+            elif revision <= self.revision:
+                return                  # the watch has brought this key's state as of then, or newer
             held = self._items.get(key)
             if revision <= max(held.mod_revision if held else 0, self._gone.get(key, 0)):
                 return
@@ -228,7 +237,7 @@ class Informer(Generic[R]):
                 return
             except WatchLost as exc:
                 lost = exc
-            except StoreUnavailable as exc:
+            except Exception as exc:  # noqa: BLE001 - etcd down, a watch not created in time: never give up
                 log.warning("watch of %s: %s; trying again in %.1f s", self.prefix, exc, wait)
                 time.sleep(wait)
                 wait = min(wait * 2, RECOVER_BACKOFF_S[1])

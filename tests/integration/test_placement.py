@@ -2,9 +2,11 @@
 node is explained on demand, and the allocation record stays the same size however many VMs a node holds."""
 from __future__ import annotations
 
-from fabric.model import NodeAllocation
+from fabric.compute.reconciler import VmReconciler
+from fabric.model import NodeAllocation, Observed, PowerState, VmRecord
 from fabric.scheduler.scheduler import TRACE_ROWS
-from fabric.store import Put, keys
+from fabric.store import Put, Store, keys
+from fabric.store.informer import informed
 from fabric.v1 import fabric_pb2 as pb
 from tests.integration.conftest import Api, register_node
 from tests.integration.test_api_errors import arm_error
@@ -102,3 +104,28 @@ def test_an_allocation_written_by_an_earlier_version_still_counts_and_releases(a
     assert body["code"] == "AllocationFailed" and "needs 2 vCPUs, 1 free" in body["message"]
     release = NodeAllocation.from_json(old.to_json()).minus(vm.properties.vm_id, 1, 256, 512)
     assert release.totals() == (2, 512, 1024) and release.count() == 1
+
+
+def test_an_observation_the_view_has_not_caught_up_with_decides_nothing(api: Api) -> None:
+    """The VMs and the observations are two watches: a decision taken on an observation the store has
+    since replaced (another controller wrote it) holds only if the observation is unchanged."""
+    api.groups.Create(pb.CreateResourceGroupRequest(name="RG", location="local"))
+    register_node(api.store, "node-1")
+    op = create(api, "vm1")
+    vm = api.store.get(keys.vm("RG", "vm1"), VmRecord)
+    assert vm is not None
+    view = informed(api.store, keys.OBSERVED, Observed)
+    running = Observed(vm_id=vm.value.vm_id, node="node-1", power=PowerState.RUNNING, booted=True,
+                       operation_id=op.id)
+    view.stop()                                            # this view lags from now on
+    api.store.put(keys.observed("node-1", vm.value.vm_id), running)          # written through to it
+    other = Store(api.store.endpoints)                     # the node's newer report, through another controller
+    try:
+        other.put(keys.observed("node-1", vm.value.vm_id), running.replace(power=PowerState.STOPPED, booted=False))
+    finally:
+        other.close()
+    VmReconciler(api.store, api.compute).reconcile_all()
+    assert api.ops.Get(pb.GetOperationRequest(id=op.id)).status == "InProgress"    # not Succeeded on the stale one
+    view.resume()
+    VmReconciler(api.store, api.compute).reconcile_all()
+    assert api.ops.Get(pb.GetOperationRequest(id=op.id)).status == "InProgress"    # the node says stopped
