@@ -119,13 +119,13 @@ class Enrollment:
                                                f"{held.node}`, or join under another name.", "node",
                         http_status=409)
 
-    def holds(self, node: str, serial: str) -> bool:
+    def holds(self, node: str, serial: str, fresh: bool = False) -> bool:
         """Whether `serial` is the certificate the node is enrolled with: asked on every node API call, so read
         from the watch-fed view, and from the store when the view says no (a node that joined again a moment
         ago through another controller is not refused for the view's delay). A node removed through another
         controller is refused once the watch brings the removal (milliseconds)."""
         view = informed(self.store, keys.ENROLLMENTS, EnrollmentRecord)
-        found = view.get(keys.enrollment(node))
+        found = None if fresh else view.get(keys.enrollment(node))    # fresh: the caller saw the record change
         if found is None or found.value.serial != serial:
             found = view.refresh(keys.enrollment(node))
         return found is not None and found.value.serial == serial

@@ -4,12 +4,14 @@ from __future__ import annotations
 import grpc
 
 from fabric.core import ids
+from fabric.arm import paging
 from fabric.arm.server import _unary
 from fabric.model import NodeRecord, VmRecord
 from fabric.network import naming
 from fabric.network.model import NicRecord, VnetRecord
 from fabric.network.provider import NetworkProvider
 from fabric.store import keys
+from fabric.store.informer import informed
 from fabric.v1 import network_pb2 as pb
 from fabric.v1 import network_pb2_grpc as rpc
 
@@ -27,18 +29,25 @@ def vnet_msg(p: NetworkProvider, v: VnetRecord) -> pb.VirtualNetwork:
                      for s in v.subnets]))
 
 
-def nic_msg(p: NetworkProvider, n: NicRecord) -> pb.NetworkInterface:
+def vms_by_id(p: NetworkProvider) -> dict[str, VmRecord]:
+    """Every VM by its id, from the watch-fed view (once per list, not once per NIC)."""
+    return {v.value.vm_id: v.value for v in informed(p.store, keys.VMS, VmRecord).list()}
+
+
+def nic_msg(p: NetworkProvider, n: NicRecord, vms: dict[str, VmRecord] | None = None) -> pb.NetworkInterface:
+    """A NIC as ARM shows it, with the VM it is attached to and the names the node gives its port (`vms`: the
+    VMs by id, when many NICs are shown)."""
     vrg, vname = n.vnet.split("/", 1)
-    vnet = p.store.get(keys.vnet(vrg, vname), VnetRecord)
+    vnet = informed(p.store, keys.VNETS, VnetRecord).lookup(keys.vnet(vrg, vname))
     suffix = vnet.value.dns_suffix if vnet else ""
     vnet_id = p.vnet_id(vnet.value) if vnet else ""
     vm_ref, node, bridge, port = None, "", "", ""
     if n.vm_id:
-        vm = next((v.value for v in p.store.list(keys.VMS, VmRecord) if v.value.vm_id == n.vm_id), None)
+        vm = (vms if vms is not None else vms_by_id(p)).get(n.vm_id)
         if vm is not None:
             vm_ref = pb.SubResource(id=ids.vm_id(p.config.subscription, vm.resource_group, vm.name))
             node = vm.node
-            rec = p.store.get(keys.node(vm.node), NodeRecord) if vm.node else None
+            rec = informed(p.store, keys.NODES, NodeRecord).get(keys.node(vm.node)) if vm.node else None
             if vnet and rec and rec.value.net_tag:       # the names the node agent gives them (fabric.network.naming)
                 bridge, port = naming.bridge(rec.value.net_tag, vnet.value.vni), naming.tap(rec.value.net_tag, n.mac)
     return pb.NetworkInterface(
@@ -99,7 +108,12 @@ class NetworkInterfaces(rpc.NetworkInterfacesServicer):
     @_unary
     def List(self, req: pb.ListNetworkInterfacesRequest,
              ctx: grpc.ServicerContext) -> pb.ListNetworkInterfacesResponse:
-        return pb.ListNetworkInterfacesResponse(value=[nic_msg(self.p, n) for n in self.p.list_nics(req.resource_group)])
+        prefix = f"{keys.NICS}{req.resource_group.lower()}/" if req.resource_group else keys.NICS
+        nics, next_link = paging.page(self.p.list_nics(req.resource_group), lambda n: n.key, req.max_items,
+                                      req.next_token, prefix)
+        vms = vms_by_id(self.p)
+        return pb.ListNetworkInterfacesResponse(value=[nic_msg(self.p, n.value, vms) for n in nics],
+                                                next_link=next_link)
 
     @_unary
     def Delete(self, req: pb.NetworkInterfaceRef, ctx: grpc.ServicerContext) -> pb.DeleteResponse:

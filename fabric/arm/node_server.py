@@ -106,8 +106,10 @@ class NodeAgents(rpc.NodeAgentsServicer):
         self._streams: dict[str, threading.Event] = {}     # node -> how to end its open watch stream
         self._lock = threading.Lock()
 
-    def _node(self, context: grpc.ServicerContext) -> str:
-        """The node whose certificate made this call: the one certificate its enrollment names."""
+    def _node(self, context: grpc.ServicerContext, fresh: bool = False) -> str:
+        """The node whose certificate made this call: the one certificate its enrollment names (`fresh`: read
+        from the store, not the view: the caller's own watch saw the enrollment change, maybe before the view
+        did)."""
         cert = peer_certificate(context)
         try:
             who = identity_of(cert) if cert is not None else None
@@ -117,7 +119,7 @@ class NodeAgents(rpc.NodeAgentsServicer):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "the node API is for node certificates (CN=node:NAME)")
             return ""
         serial = f"{cert.serial_number:x}" if cert is not None else ""
-        if not self.enrollment.holds(who.node, serial):
+        if not self.enrollment.holds(who.node, serial, fresh):
             context.abort(grpc.StatusCode.UNAUTHENTICATED,
                           f"node {who.node}'s certificate {serial} is not enrolled in this cluster: the node was "
                           f"removed (fabric node remove), or it joined again with another certificate")
@@ -215,7 +217,7 @@ class NodeAgents(rpc.NodeAgentsServicer):
                 try:
                     if enrollment_changed.is_set():
                         enrollment_changed.clear()
-                        self._node(context)           # still enrolled (else the stream ends UNAUTHENTICATED)
+                        self._node(context, fresh=True)   # still enrolled (else the stream ends UNAUTHENTICATED)
                     snapshot = self._snapshot(node)
                 except StoreUnavailable as exc:
                     context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))

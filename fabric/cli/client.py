@@ -7,7 +7,9 @@ A credential may name several controllers (HOST:PORT,HOST:PORT): the CLI uses th
 """
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from argparse import ArgumentTypeError
 import os
 import socket
@@ -18,6 +20,7 @@ from typing import Any
 
 import grpc
 
+from fabric.arm.paging import MAX_PAGE
 from fabric.core.errors import ERROR_METADATA_KEY, ArmError
 from fabric.lab.config import ADMIN_CREDENTIAL, lab_dir, read_lab
 from fabric.pki import Credential, PkiError
@@ -195,3 +198,27 @@ class Client:
             yield from method(request)
         except grpc.RpcError as exc:
             raise self.error(exc) from None
+
+
+def pages(c: Client, method: Any, request: Callable[[int, str], Any], a: argparse.Namespace) -> list[Any]:
+    """Every item of a paged list, page after page (`request(page size, token)`); with --max-items at most that
+    many, and then the token to go on from on stderr, as `--next-token TOKEN`."""
+    if a.max_items is not None and a.max_items < 1:
+        raise bad_option("max-items", "--max-items: 1 or more")
+    items: list[Any] = []
+    token = a.next_token or ""
+    while True:
+        want = 0 if a.max_items is None else min(a.max_items - len(items), MAX_PAGE)
+        res = c.call(method, request(want, token))
+        items += res.value
+        token = res.next_link
+        if not token or (a.max_items is not None and len(items) >= a.max_items):
+            break
+    if token and a.max_items is not None:
+        print(f"more: --next-token {token}", file=sys.stderr)
+    return items
+
+
+def paged(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-items", type=int, metavar="N", help="at most N items (then the token to go on from)")
+    p.add_argument("--next-token", metavar="TOKEN", help="go on from where an earlier --max-items list stopped")

@@ -27,16 +27,14 @@ import select
 import signal
 import sys
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 # gRPC's own log lines (a refused TLS handshake is one) would break the JSON error the CLI prints on stderr
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 from fabric.core import ids  # noqa: E402 - after the setting above, before gRPC loads
-from fabric.arm.paging import MAX_PAGE
 from fabric.cli import output
-from fabric.cli.client import CliError, Client, bad_option, duration
+from fabric.cli.client import CliError, Client, bad_option, duration, pages, paged
 from fabric.cli import extensions as ext
 from fabric.cli.deployment import add_deployment_commands
 from fabric.cli.extensions import add_extension_commands, script_file
@@ -161,30 +159,6 @@ def cmd_vm_list(c: Client, a: argparse.Namespace) -> int:
         resource_group=a.resource_group or "", max_items=n, next_token=token), a)
     output.print_list(vms, a.output, _vm_row, VM_HEADERS)
     return 0
-
-
-def pages(c: Client, method: Any, request: Callable[[int, str], Any], a: argparse.Namespace) -> list[Any]:
-    """Every item of a paged list, page after page (`request(page size, token)`); with --max-items at most that
-    many, and then the token to go on from on stderr, as `--next-token TOKEN`."""
-    if a.max_items is not None and a.max_items < 1:
-        raise bad_option("max-items", "--max-items: 1 or more")
-    items: list[Any] = []
-    token = a.next_token or ""
-    while True:
-        want = 0 if a.max_items is None else min(a.max_items - len(items), MAX_PAGE)
-        res = c.call(method, request(want, token))
-        items += res.value
-        token = res.next_link
-        if not token or (a.max_items is not None and len(items) >= a.max_items):
-            break
-    if token and a.max_items is not None:
-        print(f"more: --next-token {token}", file=sys.stderr)
-    return items
-
-
-def _paged(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-items", type=int, metavar="N", help="at most N items (then the token to go on from)")
-    p.add_argument("--next-token", metavar="TOKEN", help="go on from where an earlier --max-items list stopped")
 
 
 def cmd_vm_list_sizes(c: Client, a: argparse.Namespace) -> int:
@@ -369,7 +343,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_vm_delete)
     p = v.add_parser("list", parents=[COMMON])
     p.add_argument("--resource-group", "-g")
-    _paged(p)
+    paged(p)
     p.set_defaults(fn=cmd_vm_list)
     p = v.add_parser("list-sizes", parents=[COMMON])
     p.add_argument("--location", "-l", required=True)
@@ -396,7 +370,7 @@ def parser() -> argparse.ArgumentParser:
 
     n = groups.add_parser("node", help="node agents").add_subparsers(dest="cmd", required=True)
     p = n.add_parser("list", parents=[COMMON])
-    _paged(p)
+    paged(p)
     p.set_defaults(fn=cmd_node_list)
     p = n.add_parser("remove", parents=[COMMON], help="revoke a node's certificate and drop it from the cluster")
     p.add_argument("name")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from fabric.cli import output
-from fabric.cli.client import Client
+from fabric.cli.client import Client, pages, paged
 from fabric.v1 import network_pb2 as pb
 
 
@@ -80,8 +80,9 @@ def nic_show(c: Client, a: argparse.Namespace) -> int:
 
 
 def nic_list(c: Client, a: argparse.Namespace) -> int:
-    res = c.call(c.nics.List, pb.ListNetworkInterfacesRequest(resource_group=a.resource_group or ""))
-    return _show(a, [output.as_dict(n) for n in res.value], _nic_rows(list(res.value)), NIC_HEADERS)
+    nics = pages(c, c.nics.List, lambda n, token: pb.ListNetworkInterfacesRequest(
+        resource_group=a.resource_group or "", max_items=n, next_token=token), a)
+    return _show(a, [output.as_dict(n) for n in nics], _nic_rows(nics), NIC_HEADERS)
 
 
 def nic_delete(c: Client, a: argparse.Namespace) -> int:
@@ -131,4 +132,5 @@ def add_network_commands(groups: argparse._SubParsersAction, common: argparse.Ar
         p.set_defaults(fn=fn)
     p = nic.add_parser("list", parents=[common])
     p.add_argument("--resource-group", "-g")
+    paged(p)
     p.set_defaults(fn=nic_list)

@@ -259,9 +259,11 @@ class NetworkProvider:
                                                f"was not found.", "name")
         return found
 
-    def list_nics(self, rg: str = "") -> list[NicRecord]:
-        prefix = f"{keys.NICS}{rg.lower()}/" if rg else keys.NICS
-        return [n.value for n in self.store.list(prefix, NicRecord)]
+    def list_nics(self, rg: str = "") -> list[Versioned[NicRecord]]:
+        """Every NIC (of a group), in key order, from the watch-fed view."""
+        if rg:
+            self._group(rg)
+        return informed(self.store, keys.NICS, NicRecord).under(f"{keys.NICS}{rg.lower()}/" if rg else keys.NICS)
 
     def delete_nic(self, rg: str, name: str) -> None:
         cur = self.nic(rg, name)

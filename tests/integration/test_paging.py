@@ -6,6 +6,7 @@ import json
 
 from fabric.arm.paging import MAX_PAGE
 from fabric.v1 import fabric_pb2 as pb
+from fabric.v1 import network_pb2 as npb
 from tests.integration.conftest import Api, register_node
 from tests.integration.test_api_errors import arm_error
 from tests.integration.test_cli import fabric
@@ -69,3 +70,14 @@ def test_the_cli_follows_pages_or_stops_at_max_items(api: Api) -> None:
     assert [v["name"] for v in json.loads(rest.stdout)] == ["vm2", "vm3", "vm4"] and rest.stderr == ""
     bad = fabric(api.address, "vm", "list", "--max-items", "0")
     assert bad.returncode != 0 and "max-items" in bad.stderr
+
+
+def test_nics_are_paged_and_show_their_vm(api: Api) -> None:
+    setup_vms(api, 3)
+    first = api.nics.List(npb.ListNetworkInterfacesRequest(resource_group="RG", max_items=2))
+    rest = api.nics.List(npb.ListNetworkInterfacesRequest(resource_group="RG", next_token=first.next_link))
+    nics = list(first.value) + list(rest.value)
+    assert len(first.value) == 2 and len(nics) == 3 and rest.next_link == ""
+    assert sorted(n.properties.virtual_machine.id.rsplit("/", 1)[1] for n in nics) == ["vm0", "vm1", "vm2"]
+    r = fabric(api.address, "network", "nic", "list", "-g", "RG", "--max-items", "1")
+    assert len(json.loads(r.stdout)) == 1 and r.stderr.startswith("more: --next-token ")
