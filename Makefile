@@ -20,6 +20,9 @@ demo: install
 test: install
 	$(PY) -m pytest -q tests
 
+lab-down:
+	$(FABRIC) lab down
+
 proto:
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --grpc_python_out=. --pyi_out=. proto/fabric/v1/*.proto
 
