@@ -167,8 +167,9 @@ class Blobs(rpc.BlobsServicer):
 
     @_unary
     def List(self, req: pb.ListBlobsRequest, ctx: grpc.ServicerContext) -> pb.ListBlobsResponse:
-        return pb.ListBlobsResponse(value=[blob_msg(self.p, b) for b in
-                                           self.p.list_blobs(req.account_name, req.container, req.prefix)])
+        blobs, next_marker = self.p.list_blobs(req.account_name, req.container, req.prefix, req.marker,
+                                               req.max_results)
+        return pb.ListBlobsResponse(value=[blob_msg(self.p, b) for b in blobs], next_marker=next_marker)
 
     @_unary
     def Delete(self, req: pb.BlobRef, ctx: grpc.ServicerContext) -> pb.DeleteBlobResponse:

@@ -127,9 +127,17 @@ def blob_download(c: Client, a: argparse.Namespace) -> int:
 
 
 def blob_list(c: Client, a: argparse.Namespace) -> int:
-    res = c.call(c.blobs.List, pb.ListBlobsRequest(account_name=a.account_name, container=a.container_name,
-                                                   prefix=a.prefix or ""))
-    return _print(a, [output.as_dict(b) for b in res.value], _blob_rows(list(res.value)), BLOB_HEADERS)
+    """Every blob, page after page (the server's pages hold at most 5000)."""
+    blobs: list[pb.Blob] = []
+    marker = ""
+    while True:
+        res = c.call(c.blobs.List, pb.ListBlobsRequest(account_name=a.account_name, container=a.container_name,
+                                                       prefix=a.prefix or "", marker=marker))
+        blobs += res.value
+        marker = res.next_marker
+        if not marker:
+            break
+    return _print(a, [output.as_dict(b) for b in blobs], _blob_rows(blobs), BLOB_HEADERS)
 
 
 def blob_show(c: Client, a: argparse.Namespace) -> int:

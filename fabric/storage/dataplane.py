@@ -259,17 +259,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _list(self, account: str, container: str, q: dict[str, list[str]]) -> None:
         self._authorize(account, container, "", "l", q)
-        prefix = (q.get("prefix") or [""])[0]
+        prefix, marker = (q.get("prefix") or [""])[0], (q.get("marker") or [""])[0]
+        try:
+            max_results = int((q.get("maxresults") or ["0"])[0])
+        except ValueError:
+            raise ArmError("InvalidQueryParameterValue", "maxresults: a whole number, 1-5000.", "maxresults") from None
+        blobs, next_marker = self.provider.list_blobs(account, container, prefix, marker, max_results)
         items = "".join(
             f"<Blob><Name>{escape(b.name)}</Name><Properties><Last-Modified>{_http_date(b.last_modified)}"
             f"</Last-Modified><Etag>{b.etag}</Etag><Content-Length>{b.size}</Content-Length>"
             f"<Content-Type>{escape(b.content_type)}</Content-Type><BlobType>{b.blob_type}</BlobType>"
             f"<LeaseStatus>{self.provider.lease_view(b)[1]}</LeaseStatus>"
             f"<LeaseState>{self.provider.lease_view(b)[0]}</LeaseState></Properties></Blob>"
-            for b in self.provider.list_blobs(account, container, prefix))
+            for b in blobs)
+        asked = "".join(f"<{tag}>{escape(v)}</{tag}>" for tag, v in
+                        (("Prefix", prefix), ("Marker", marker), ("MaxResults", str(max_results) if max_results else ""))
+                        if v)
         body = (f'<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint='
-                f'"{escape(self.provider.config.endpoint)}/{account}" ContainerName="{escape(container)}">'
-                f"<Blobs>{items}</Blobs><NextMarker/></EnumerationResults>").encode()
+                f'"{escape(self.provider.config.endpoint)}/{account}" ContainerName="{escape(container)}">{asked}'
+                f"<Blobs>{items}</Blobs><NextMarker>{escape(next_marker)}</NextMarker></EnumerationResults>").encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(body)))

@@ -51,6 +51,9 @@ def _new_key() -> str:
     return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
 
 
+MAX_LIST_RESULTS = 5000      # the reference's largest List Blobs page
+
+
 def too_large() -> ArmError:
     return ArmError("RequestBodyTooLarge", f"The request body is too large and exceeds the maximum permissible "
                                            f"limit ({MAX_BLOCK_BLOB_BYTES} bytes).", "body", http_status=413)
@@ -158,9 +161,20 @@ class StorageProvider:
             raise ArmError("BlobNotFound", "The specified blob does not exist.", "blobName")
         return found
 
-    def list_blobs(self, account: str, container: str, prefix: str = "") -> list[BlobRecord]:
+    def list_blobs(self, account: str, container: str, prefix: str = "", marker: str = "",
+                   max_results: int = 0) -> tuple[list[BlobRecord], str]:
+        """A page of the container's blobs (names starting with `prefix`) after the blob `marker` names, as the
+        reference's List Blobs: at most `max_results` (0 or more than MAX_LIST_RESULTS: MAX_LIST_RESULTS), and
+        the next marker ("" on the last page)."""
         self.container(account, container)
-        return [b.value for b in self.store.list(keys.blobs_of(account, container) + prefix, BlobRecord)]
+        if max_results < 0:
+            raise invalid("maxresults", f"1-{MAX_LIST_RESULTS} (more is taken as {MAX_LIST_RESULTS})")
+        if marker and not marker.startswith(prefix):
+            raise invalid("marker", "the NextMarker of an earlier page of this same listing")
+        limit = min(max_results or MAX_LIST_RESULTS, MAX_LIST_RESULTS)
+        base = keys.blobs_of(account, container)
+        found, more = self.store.page(base + prefix, base + marker if marker else "", limit, BlobRecord)
+        return [b.value for b in found], (found[-1].value.name if more and found else "")
 
     def put_blob(self, account: str, container: str, name: str, chunks: Iterable[bytes],
                  content_type: str = "application/octet-stream", lease_id: str = "") -> BlobRecord:

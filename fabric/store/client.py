@@ -206,6 +206,15 @@ class Store:
                 unreadable(key, exc)
         return out, revision
 
+    def page(self, prefix: str, after: str, limit: int, cls: type[R]) -> tuple[builtins.list[Versioned[R]], bool]:
+        """At most `limit` records under a prefix whose keys come after `after` ("" : from the first), in key
+        order, in one read; and whether more follow."""
+        start = after + "\0" if after else prefix
+        resp = self._call(lambda: self._client.get_range_response(start, prefix_end(prefix), sort_order="ascend",
+                                                                 limit=limit))
+        return [Versioned(kv.key.decode(), cls.from_json(bytes(kv.value)), int(kv.mod_revision))
+                for kv in resp.kvs], bool(resp.more)
+
     def get_at(self, key: str, cls: type[R]) -> tuple[Versioned[R] | None, int]:
         """The record (None: absent) and the store's revision when it was read."""
         resp = self._call(lambda: self._client.get_range_response(key, None))

@@ -232,20 +232,26 @@ class BlobChunk(_message.Message):
     def __init__(self, data: _Optional[bytes] = ...) -> None: ...
 
 class ListBlobsRequest(_message.Message):
-    __slots__ = ("account_name", "container", "prefix")
+    __slots__ = ("account_name", "container", "prefix", "max_results", "marker")
     ACCOUNT_NAME_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     PREFIX_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    MARKER_FIELD_NUMBER: _ClassVar[int]
     account_name: str
     container: str
     prefix: str
-    def __init__(self, account_name: _Optional[str] = ..., container: _Optional[str] = ..., prefix: _Optional[str] = ...) -> None: ...
+    max_results: int
+    marker: str
+    def __init__(self, account_name: _Optional[str] = ..., container: _Optional[str] = ..., prefix: _Optional[str] = ..., max_results: _Optional[int] = ..., marker: _Optional[str] = ...) -> None: ...
 
 class ListBlobsResponse(_message.Message):
-    __slots__ = ("value",)
+    __slots__ = ("value", "next_marker")
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_MARKER_FIELD_NUMBER: _ClassVar[int]
     value: _containers.RepeatedCompositeFieldContainer[Blob]
-    def __init__(self, value: _Optional[_Iterable[_Union[Blob, _Mapping]]] = ...) -> None: ...
+    next_marker: str
+    def __init__(self, value: _Optional[_Iterable[_Union[Blob, _Mapping]]] = ..., next_marker: _Optional[str] = ...) -> None: ...
 
 class DeleteBlobResponse(_message.Message):
     __slots__ = ()

@@ -138,3 +138,27 @@ def test_missing_things_are_named(acct: Api) -> None:
                       (pb.BlobRef(account_name="blogacct", container="scripts", name="x"), "BlobNotFound")]:
         status, body = arm(lambda: acct.blobs.Get(ref))
         assert (status, body["code"]) == (grpc.StatusCode.NOT_FOUND, code)
+
+
+def test_blobs_are_listed_in_pages_after_a_marker(acct: Api) -> None:
+    for i in range(5):
+        upload(acct, "scripts", f"page/{i}.txt", b"x")
+    names, marker, sizes = [], "", []
+    while True:
+        res = acct.blobs.List(pb.ListBlobsRequest(account_name="blogacct", container="scripts", prefix="page/",
+                                                  max_results=2, marker=marker))
+        names += [b.name for b in res.value]
+        sizes.append(len(res.value))
+        marker = res.next_marker
+        if not marker:
+            break
+    assert sizes == [2, 2, 1] and names == [f"page/{i}.txt" for i in range(5)]
+    everything = acct.blobs.List(pb.ListBlobsRequest(account_name="blogacct", container="scripts",
+                                                     max_results=10**6))
+    assert len(everything.value) == 6 and everything.next_marker == ""      # clamped to 5000, not refused
+    status, body = arm(lambda: acct.blobs.List(pb.ListBlobsRequest(account_name="blogacct", container="scripts",
+                                                                   max_results=-1)))
+    assert (body["code"], body["target"]) == ("InvalidParameter", "maxresults")
+    status, body = arm(lambda: acct.blobs.List(pb.ListBlobsRequest(account_name="blogacct", container="scripts",
+                                                                   prefix="page/", marker="elsewhere")))
+    assert body["target"] == "marker"

@@ -80,6 +80,12 @@ def test_public_access_levels(acct: Api) -> None:
                                                                    public_access="container"))
     listing = http("GET", f"{base}?restype=container&comp=list")
     assert listing.status == 200 and b"<Name>simple.sh</Name>" in listing.body
+    upload(acct, "scripts", "two.sh", b"echo 2\n")
+    first = http("GET", f"{base}?restype=container&comp=list&maxresults=1")     # paged as the reference's
+    assert b"<Name>simple.sh</Name>" in first.body and b"<NextMarker>simple.sh</NextMarker>" in first.body
+    rest = http("GET", f"{base}?restype=container&comp=list&maxresults=1&marker=simple.sh")
+    assert b"<Name>two.sh</Name>" in rest.body and b"<NextMarker></NextMarker>" in rest.body
+    assert http("GET", f"{base}?restype=container&comp=list&maxresults=x").status == 400
     acct.containers.SetPermission(pb.SetContainerPermissionRequest(account_name="blogacct", name="scripts",
                                                                    public_access="off"))
     assert http("GET", f"{base}/simple.sh").status == 404

@@ -105,4 +105,4 @@ def test_a_body_shorter_than_declared_stores_nothing(acct: Api, relay_socket: Pa
     while time.monotonic() < deadline and set(folder.iterdir()) != before:
         time.sleep(0.1)
     assert set(folder.iterdir()) == before                     # no body, no temporary file
-    assert "short.bin" not in [b.name for b in acct.storage.list_blobs("blogacct", "scripts", "")]
+    assert "short.bin" not in [b.name for b in acct.storage.list_blobs("blogacct", "scripts", "")[0]]
