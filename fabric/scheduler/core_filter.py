@@ -12,7 +12,7 @@ def fits(host: HostState, req: Request) -> bool:
 
 def check(host: HostState, req: Request) -> tuple[bool, str]:
     free = host.free_vcpus
-    if req.cores <= free:
+    if fits(host, req):
         return True, f"{req.cores} of {free:g} free vCPUs"
     return False, (f"needs {req.cores} vCPUs, {free:g} free "
                    f"({host.cores} cores x {CPU_ALLOCATION_RATIO:g} - {host.used_cores} allocated)")

@@ -15,6 +15,6 @@ def fits(host: HostState, req: Request) -> bool:
 
 def check(host: HostState, req: Request) -> tuple[bool, str]:
     free = host.free_disk_mb
-    if req.resource_disk_mb <= free:
+    if fits(host, req):
         return True, f"{req.resource_disk_mb} of {free:g} MB local disk free"
     return False, f"needs {req.resource_disk_mb} MB local disk for the resource disk, {free:g} MB free"

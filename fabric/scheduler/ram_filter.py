@@ -12,6 +12,6 @@ def fits(host: HostState, req: Request) -> bool:
 
 def check(host: HostState, req: Request) -> tuple[bool, str]:
     free = host.free_memory_mb
-    if req.memory_mb <= free:
+    if fits(host, req):
         return True, f"{req.memory_mb} of {free:g} MB free"
     return False, f"needs {req.memory_mb} MB memory, {free:g} MB free"

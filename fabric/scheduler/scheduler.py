@@ -79,9 +79,13 @@ def nodes_to_score(n: int) -> int:
 def explain(host: HostState, req: Request) -> Candidate:
     """One node's verdict from every filter, and its weight when all pass."""
     cand = Candidate(host.name, host.fault_domain, tuple((f.NAME, *f.check(host, req)) for f in FILTERS))
-    if cand.passed:
-        cand = dataclasses.replace(cand, weight=round(sum(w.weigh(host, req) for w in WEIGHERS), 4))
-    return cand
+    return dataclasses.replace(cand, weight=weight(host, req)) if cand.passed else cand
+
+
+def weight(host: HostState, req: Request) -> float:
+    """What the weighers make of a node that passed every filter."""
+    total: float = sum(w.weigh(host, req) for w in WEIGHERS)
+    return round(total, 4)
 
 
 def place(hosts: Sequence[HostState], req: Request, rng: random.Random | None = None) -> Placement:
@@ -98,7 +102,7 @@ def place(hosts: Sequence[HostState], req: Request, rng: random.Random | None = 
         considered += 1
         failed = [f.NAME for f in FILTERS if not f.fits(host, req)]
         if not failed:
-            fit.append((round(sum(w.weigh(host, req) for w in WEIGHERS), 4), host.vm_count, rng.random(), host))
+            fit.append((weight(host, req), host.vm_count, rng.random(), host))
             if len(fit) >= want:
                 break
         else:
