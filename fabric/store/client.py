@@ -87,6 +87,11 @@ class Follower(Protocol):
     def written(self, ops: Sequence[Put | Delete], revision: int) -> None: ...
 
 
+def _versioned(kv: Any, cls: type[R]) -> Versioned[R]:
+    """A record as etcd returned it (a KeyValue), decoded."""
+    return Versioned(kv.key.decode(), cls.from_json(bytes(kv.value)), int(kv.mod_revision))
+
+
 def prefix_end(prefix: str) -> str:
     """The first key after every key that starts with `prefix`."""
     raw = bytearray(prefix.encode())
@@ -128,7 +133,7 @@ class Store:
         return view
 
     def close(self) -> None:
-        for obj in list(self._shared.values()):
+        for obj in self.shared_objects():
             obj.stop()
         self._client.close()
 
@@ -212,20 +217,15 @@ class Store:
         start = after + "\0" if after else prefix
         resp = self._call(lambda: self._client.get_range_response(start, prefix_end(prefix), sort_order="ascend",
                                                                  limit=limit))
-        return [Versioned(kv.key.decode(), cls.from_json(bytes(kv.value)), int(kv.mod_revision))
-                for kv in resp.kvs], bool(resp.more)
+        return [_versioned(kv, cls) for kv in resp.kvs], bool(resp.more)
 
     def get_at(self, key: str, cls: type[R]) -> tuple[Versioned[R] | None, int]:
         """The record (None: absent) and the store's revision when it was read."""
         resp = self._call(lambda: self._client.get_range_response(key, None))
-        found = None
-        if resp.kvs:
-            kv = resp.kvs[0]
-            found = Versioned(key, cls.from_json(bytes(kv.value)), int(kv.mod_revision))
-        return found, int(resp.header.revision)
+        return (_versioned(resp.kvs[0], cls) if resp.kvs else None), int(resp.header.revision)
 
     def list(self, prefix: str, cls: type[R]) -> list[Versioned[R]]:
-        return [Versioned(key, cls.from_json(value), rev) for key, value, rev in self._range(prefix)]
+        return self.snapshot(prefix, cls)[0]
 
     def key_list(self, prefix: str) -> builtins.list[str]:     # (`list` is a method of this class)
         """The keys under a prefix, in order (what a test or a check compares before and after)."""
@@ -297,7 +297,7 @@ class Store:
         ok, responses = self._call(lambda: self._client.transaction(compare=cmp, success=success, failure=[]))
         if ok and responses:
             revision = max(int(getattr(r, r.WhichOneof("response")).header.revision) for r in responses)
-            for obj in list(self._shared.values()):
+            for obj in self.shared_objects():
                 if isinstance(obj, Follower):
                     obj.written(ops, revision)
         return bool(ok)
@@ -346,7 +346,6 @@ class Store:
             callback()
         watch.watch_id = self._call(lambda: self._client.add_watch_prefix_callback(prefix, on_event))
         return watch
-
 
     def compact(self, revision: int) -> None:
         """Discard the history before `revision` (what etcd's periodic auto-compaction does)."""

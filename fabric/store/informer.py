@@ -47,8 +47,8 @@ class Informer(Generic[R]):
         self._generation = 0              # events of an older watch are ignored
         self._stopped = True
         self._listeners: list[Callable[[str], None]] = []
-        self.start_lock = threading.Lock()
-        self.started = False
+        self._start_lock = threading.Lock()
+        self._started = False
 
     # ----- reads -----
 
@@ -83,12 +83,16 @@ class Informer(Generic[R]):
     # ----- keeping current -----
 
     def start(self) -> Informer[R]:
-        """List and watch; raises StoreUnavailable (and holds nothing) when etcd does not answer."""
-        with self._lock:
-            self._stopped = False
-        self._relist()                   # etcd is never called holding the lock: the watch's thread takes it
-        self._watch_from_revision()
-        self.started = True
+        """List and watch, once (a started view is returned as it is); raises StoreUnavailable (and holds
+        nothing) when etcd does not answer."""
+        with self._start_lock:
+            if self._started:
+                return self
+            with self._lock:
+                self._stopped = False
+            self._relist()               # etcd is never called holding the lock: the watch's thread takes it
+            self._watch_from_revision()
+            self._started = True
         return self
 
     def stop(self) -> None:
@@ -120,10 +124,8 @@ class Informer(Generic[R]):
                 if op.key.startswith(self.prefix) and isinstance(op.value, self.cls):
                     self._apply(op.key, Versioned(op.key, op.value, revision), revision, complete=False)
             elif op.prefix and (op.key.startswith(self.prefix) or self.prefix.startswith(op.key)):
-                with self._lock:
-                    held = [v.key for v in self.under(op.key)]
-                for key in held:
-                    self._apply(key, None, revision, complete=False)
+                for held in self.under(op.key):
+                    self._apply(held.key, None, revision, complete=False)
             elif op.key.startswith(self.prefix):
                 self._apply(op.key, None, revision, complete=False)
 
@@ -150,8 +152,7 @@ class Informer(Generic[R]):
             self._keys = sorted(fresh)
             self.revision = revision
             self.relists += 1
-            changed = [k for k in set(before) | set(self._items)
-                       if (before.get(k) or _NONE).mod_revision != (self._items.get(k) or _NONE).mod_revision]
+            changed = [k for k in before.keys() | fresh.keys() if _revision(before.get(k)) != _revision(fresh.get(k))]
         for key in changed:
             self._tell(key)
 
@@ -243,11 +244,8 @@ class Informer(Generic[R]):
                 wait = min(wait * 2, RECOVER_BACKOFF_S[1])
 
 
-class _None:
-    mod_revision = 0
-
-
-_NONE = _None()
+def _revision(held: Versioned[R] | None) -> int:
+    return held.mod_revision if held else 0
 
 
 def informed(store: Store, prefix: str, cls: type[R]) -> Informer[R]:
@@ -256,10 +254,7 @@ def informed(store: Store, prefix: str, cls: type[R]) -> Informer[R]:
     inf = store.shared(f"informer:{prefix}", lambda: Informer(store, prefix, cls))
     if inf.cls is not cls:
         raise TypeError(f"{prefix} is informed as {inf.cls.__name__}, not {cls.__name__}")
-    with inf.start_lock:
-        if not inf.started:
-            inf.start()
-    return inf
+    return inf.start()
 
 
 def refresh_compared(store: Store, compares: Sequence[Absent | Unchanged]) -> None:
