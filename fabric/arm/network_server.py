@@ -108,9 +108,8 @@ class NetworkInterfaces(rpc.NetworkInterfacesServicer):
     @_unary
     def List(self, req: pb.ListNetworkInterfacesRequest,
              ctx: grpc.ServicerContext) -> pb.ListNetworkInterfacesResponse:
-        prefix = f"{keys.NICS}{req.resource_group.lower()}/" if req.resource_group else keys.NICS
         nics, next_link = paging.page(self.p.list_nics(req.resource_group), lambda n: n.key, req.max_items,
-                                      req.next_token, prefix)
+                                      req.next_token, keys.nics_in(req.resource_group))
         vms = vms_by_id(self.p)
         return pb.ListNetworkInterfacesResponse(value=[nic_msg(self.p, n.value, vms) for n in nics],
                                                 next_link=next_link)

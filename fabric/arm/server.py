@@ -177,7 +177,7 @@ class VirtualMachines(rpc.VirtualMachinesServicer):
     @_unary
     def List(self, req: pb.ListVirtualMachinesRequest, ctx: grpc.ServicerContext) -> pb.ListVirtualMachinesResponse:
         vms, next_link = paging.page(self.compute.list_vms(req.resource_group), lambda v: v.key, req.max_items,
-                                     req.next_token, keys.vms_in(req.resource_group) if req.resource_group else keys.VMS)
+                                     req.next_token, keys.vms_in(req.resource_group))
         return pb.ListVirtualMachinesResponse(value=[self._message(v.value, True) for v in vms], next_link=next_link)
 
     @_unary

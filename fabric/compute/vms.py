@@ -87,7 +87,7 @@ class ComputeProvider:
         """Every VM (of a group), in key order, from the watch-fed view."""
         if rg:
             self.resource_group(rg)
-        return informed(self.store, keys.VMS, VmRecord).under(keys.vms_in(rg) if rg else keys.VMS)
+        return informed(self.store, keys.VMS, VmRecord).under(keys.vms_in(rg))
 
     def resource_id(self, vm: VmRecord) -> str:
         return ids.vm_id(self.config.subscription, vm.resource_group, vm.name)

@@ -263,7 +263,7 @@ class NetworkProvider:
         """Every NIC (of a group), in key order, from the watch-fed view."""
         if rg:
             self._group(rg)
-        return informed(self.store, keys.NICS, NicRecord).under(f"{keys.NICS}{rg.lower()}/" if rg else keys.NICS)
+        return informed(self.store, keys.NICS, NicRecord).under(keys.nics_in(rg))
 
     def delete_nic(self, rg: str, name: str) -> None:
         cur = self.nic(rg, name)

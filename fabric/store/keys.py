@@ -34,7 +34,8 @@ def vm(resource_group: str, name: str) -> str:
 
 
 def vms_in(resource_group: str) -> str:
-    return f"{VMS}{resource_group.lower()}/"
+    """The prefix of a group's VMs; of every VM for ""."""
+    return f"{VMS}{resource_group.lower()}/" if resource_group else VMS
 
 
 def node(name: str) -> str:
@@ -128,6 +129,11 @@ def vnet(resource_group: str, name: str) -> str:
 
 def nic(resource_group: str, name: str) -> str:
     return f"{NICS}{resource_group.lower()}/{name.lower()}"
+
+
+def nics_in(resource_group: str) -> str:
+    """The prefix of a group's NICs; of every NIC for ""."""
+    return f"{NICS}{resource_group.lower()}/" if resource_group else NICS
 
 
 def ips_of(vnet_key: str, subnet: str) -> str:
