@@ -112,9 +112,9 @@ class ComputeProvider:
         key = keys.vm(rg, name)
         if informed(self.store, keys.VMS, VmRecord).get(key) is not None:   # else the commit's Absent decides
             raise ArmError("Conflict", f"A VM named '{name}' already exists in resource group '{group.name}'.", "name")
-        early, _ = self._place(share(size))
-        if early.node is None:
-            raise self._allocation_failed(size, early)
+        early = self._place(share(size))      # refused before any disk is made; the first attempt commits on it
+        if early[0].node is None:
+            raise self._allocation_failed(size, early[0])
         vm_id = str(uuid.uuid4())
         vm = VmRecord(resource_group=group.name, name=name, vm_id=vm_id, location=location, size=size.name,
                       image=image, provisioning_state=ProvisioningState.CREATING,
@@ -155,7 +155,7 @@ class ComputeProvider:
                                  "in the VM's record only)")]
         try:
             self._place_and_commit(vm, size, op, [Absent(key), *disk.compares], [*disk.ops, *steps],
-                                   conflict_key=key, refresh=claim_nics)
+                                   conflict_key=key, refresh=claim_nics, first=early)
         except BaseException:
             discard(disk.path)
             raise
@@ -190,7 +190,8 @@ class ComputeProvider:
 
     def _place_and_commit(self, vm: VmRecord, size: VmSize, op: OperationRecord,
                           compares: list[Compare], steps: list[Put | Delete], conflict_key: str,
-                          refresh: Refresh | None = None, leaving: str = "") -> None:
+                          refresh: Refresh | None = None, leaving: str = "",
+                          first: tuple[Placement, dict[str, Versioned[NodeAllocation]]] | None = None) -> None:
         """Choose a node and commit VM + assignment + allocation + operation in one transaction.
 
         The nodes and their allocations are read from the controller's watch-fed view (no etcd read); the
@@ -200,7 +201,8 @@ class ComputeProvider:
 
         `refresh`, when given, recomputes part of the VM and its extra compares and ops on every attempt.
         `leaving` (redeploy): the node the VM leaves, never chosen; its assignment and allocation go in the same
-        transaction, and the node fences the domain and wipes the temporary disk."""
+        transaction, and the node fences the domain and wipes the temporary disk. `first`: a placement the
+        caller has just made (`_place`), taken by the first attempt instead of placing again."""
         req = share(size)
         base_vm, base_compares, base_steps = vm, compares, steps
         for _ in CAS.attempts():
@@ -208,7 +210,8 @@ class ComputeProvider:
             if refresh is not None:
                 vm, more_compares, more_ops = refresh(vm)
                 compares, steps = [*compares, *more_compares], [*more_ops, *steps]
-            placement, allocs = self._place(req, leaving)
+            placement, allocs = first or self._place(req, leaving)
+            first = None
             if placement.node is None:
                 raise self._allocation_failed(size, placement, leaving)
             node = placement.node
