@@ -26,7 +26,7 @@ from pathlib import Path
 
 from fabric.model import Assignment, NodeRecord, Observed, PowerState, now
 from fabric.network import naming
-from nodeagent.console import Consoles
+from nodeagent.console import BootRecord, Consoles, MarkerWatch
 from nodeagent.control import AssignmentWatch, ControlPlane, ControlPlaneRefused, ControlPlaneUnavailable
 from nodeagent.guest_reports import GuestReports
 from nodeagent.faults import Fault
@@ -43,8 +43,9 @@ from nodeagent.vm_converge import VmConverger
 
 log = logging.getLogger("nodeagent")
 
-RESYNC_S = 5.0            # full reconcile at least this often
-BOOT_POLL_S = 0.1         # console polling while a guest is booting
+FULL_RESYNC_S = 30.0      # every VM converged at least this often, for drift no event told of
+GUEST_REPORT_S = 5.0      # running guests' reports (agent health, extension statuses) read this often
+BOOT_POLL_S = 0.1         # booting guests' consoles looked at this often (where they grew)
 EXTENSION_POLL_S = 0.5    # wireserver status polling while a guest runs an extension
 
 # a file operation that may succeed later: a full disk or quota, a busy or briefly failing device
@@ -87,13 +88,14 @@ class NodeAgent:
         self.plane = plane
         self.driver = driver
         self.config = config
+        self.clock = clock
         self.consoles = Consoles(config.state_dir)
         self.blob_relay_path = config.state_dir / "blob-relay.sock"
         self.networks = Networks(config.state_dir, naming.node_tag(config.fabric_id, config.node),
                                  config.underlay_ns, config.underlay_ip, str(self.blob_relay_path))
         self.trace = Trace(plane, config.node)
         self.registration = Registration(plane, self.record)
-        self.network = NetworkConverger(plane, self.networks, self.trace, config.fault_domain)
+        self.network = NetworkConverger(plane, self.networks, self.trace, config.fault_domain, clock)
         self.gallery_endpoint_url = ""          # the control plane's, once it said (refresh_fabric)
         self.images = ImageCache(config.state_dir / "images", plane.credential, lambda: self.gallery_endpoint_url,
                                  config.image_keep_s)
@@ -108,6 +110,14 @@ class NodeAgent:
         self._assigned: set[str] = set()
         self._last_observed: dict[str, Observed] = {}
         self._traced_errors: dict[str, tuple[str, str]] = {}   # vm id -> (operation, failure) last traced
+        self._converged: dict[str, Assignment] = {}    # vm id -> the assignment it was last converged to
+        self._boots: dict[str, BootRecord] = {}        # vm id -> its boot, while it runs
+        self._extension_vms: set[str] = set()          # running an extension: their reports are read often
+        self.markers = MarkerWatch(self.consoles)
+        self._events: set[str] = set()                 # instances the hypervisor told of a change to
+        self._events_lock = threading.Lock()
+        self._full_at = self._guests_at = self._extensions_at = -FULL_RESYNC_S
+        driver.on_change = self.domain_changed
 
     def record(self) -> NodeRecord:
         c = self.config
@@ -122,33 +132,80 @@ class NodeAgent:
     # ----- reconcile -----
 
     def reconcile(self) -> float:
-        """One pass. How soon to look again: soon while a guest boots or runs an extension, when a retry is
-        due, else RESYNC_S."""
+        """One pass. A VM is converged when something that concerns it changed: its assignment, its domain (a
+        libvirt event), its console showing the boot marker, a retry falling due; and every VM every
+        FULL_RESYNC_S, for drift nothing told of. Running guests' reports are read every GUEST_REPORT_S (every
+        EXTENSION_POLL_S while one runs an extension). How soon to look again: soon while a guest boots or
+        runs an extension, when a retry or the network view is due, else at the next periodic look."""
         latest = self.watch.latest if self.watch is not None else None
         assigned = {a.vm_id: a for a in (latest if latest is not None else self.plane.assignments())}
+        now_s = self.clock()
+        full = now_s - self._full_at >= FULL_RESYNC_S
+        with self._events_lock:
+            events, self._events = self._events, set()
+        full = full or "" in events             # the hypervisor connection was lost: look at everything
+        if full:
+            self._full_at = now_s
+        guests_due = full or now_s - self._guests_at >= GUEST_REPORT_S
+        if guests_due:
+            self._guests_at = now_s
+        extensions_due = guests_due or now_s - self._extensions_at >= EXTENSION_POLL_S
+        if extensions_due:
+            self._extensions_at = now_s
+        changed = {vm_id for vm_id, a in assigned.items() if self._converged.get(vm_id) is not a}
+        gone = self._converged.keys() - assigned.keys()
         self._assigned = set(assigned)
+        self._converged = {k: v for k, v in self._converged.items() if k in assigned}
         self._last_observed = {k: v for k, v in self._last_observed.items() if k in assigned}
+        self._boots = {k: v for k, v in self._boots.items() if k in assigned}
+        self.markers.keep(self._assigned)
         self.guests.keep(self._assigned)
         self.retries.keep(self._assigned)
         self._traced_errors = {k: v for k, v in self._traced_errors.items() if k in assigned}
-        self.network.converge(assigned)
-        booting, running_extension = False, False
+        self._extension_vms &= self._assigned
+        self.network.converge(assigned, changed=bool(changed or gone))
+        due = changed | events | self.markers.found() | self.retries.waiting()
         for vm_id, a in assigned.items():
-            obs = self._converge(a)
+            if full or vm_id in due:
+                obs = self._converge(a)
+            elif (guests_due or (extensions_due and vm_id in self._extension_vms)) and vm_id in self._boots:
+                obs = self._observe_guest(a, self._boots[vm_id])
+            else:
+                continue
             if obs is None:
                 continue
-            booting = booting or (obs.power == PowerState.RUNNING and not obs.booted)
-            running_extension = self.guests.pending(a, obs) or running_extension
+            if obs.power == PowerState.RUNNING and not obs.booted and vm_id in self._boots:
+                self.markers.watch(vm_id, self._boots[vm_id].offset, a.image.boot_marker)
+            if self.guests.pending(a, obs):
+                self._extension_vms.add(vm_id)
+            else:
+                self._extension_vms.discard(vm_id)
             self.guests.trace_new(a, obs, self._last_observed.get(vm_id))
             self._report(obs)
-        for uuid, inst in self.driver.instances().items():
-            if uuid not in assigned:
-                self.vms.fence(uuid, inst.name)
-        for gone in self.images.evict(d for a in assigned.values() if a.on_node for d in digests(a.image)):
-            log.info("image file %s evicted: no VM of this node boots from it", gone)
-        wait = BOOT_POLL_S if booting else EXTENSION_POLL_S if running_extension else RESYNC_S
+        if full or changed or gone or events:
+            for uuid, inst in self.driver.instances().items():
+                if uuid not in assigned:
+                    self.vms.fence(uuid, inst.name)
+            for gone_file in self.images.evict(d for a in assigned.values() if a.on_node for d in digests(a.image)):
+                log.info("image file %s evicted: no VM of this node boots from it", gone_file)
+        return self._next_look(now_s)
+
+    def _next_look(self, now_s: float) -> float:
+        waits = [self._full_at + FULL_RESYNC_S - now_s, self._guests_at + GUEST_REPORT_S - now_s, self.network.due()]
+        if self.markers:
+            waits.append(BOOT_POLL_S)
+        if self._extension_vms:
+            waits.append(self._extensions_at + EXTENSION_POLL_S - now_s)
         retry = self.retries.wait()
-        return wait if retry is None else min(wait, max(retry, BOOT_POLL_S))
+        if retry is not None:
+            waits.append(retry)
+        return max(BOOT_POLL_S, min(waits))
+
+    def domain_changed(self, uuid: str) -> None:
+        """The hypervisor told of a change to an instance (any instance when `uuid` is ""): converge it now."""
+        with self._events_lock:
+            self._events.add(uuid)
+        self.changed.set()
 
     def _converge(self, a: Assignment) -> Observed | None:
         """What to report of one VM; None while a temporary failure waits for its retry."""
@@ -165,9 +222,19 @@ class NodeAgent:
             return self._failed(a, version, exc)
         self.retries.succeeded(a.vm_id)
         self._traced_errors.pop(a.vm_id, None)
+        self._converged[a.vm_id] = a
         if boot is None:
+            self._boots.pop(a.vm_id, None)
             return obs
-        return obs.replace(agent=self.guests.agent(a, boot.started), extensions=self.guests.extensions(a))
+        self._boots[a.vm_id] = boot
+        return self._observe_guest(a, boot, obs)
+
+    def _observe_guest(self, a: Assignment, boot: BootRecord, obs: Observed | None = None) -> Observed | None:
+        """A running VM as last converged, with what its guest reported since (agent health, extensions)."""
+        base = obs or self._last_observed.get(a.vm_id)
+        if base is None:
+            return None
+        return base.replace(agent=self.guests.agent(a, boot.started), extensions=self.guests.extensions(a))
 
     def _failed(self, a: Assignment, version: tuple[object, ...], exc: Exception) -> Observed | None:
         self.vms.disks.forget(a.vm_id)          # where its disks are is asked again at the retry
@@ -223,7 +290,7 @@ class NodeAgent:
                     log.warning("heartbeat: %s", exc)
         threading.Thread(target=beat, daemon=True).start()
         while not stop.is_set():
-            wait = RESYNC_S
+            wait = GUEST_REPORT_S
             try:
                 if self.watch is None or self.watch.dead():
                     if self.watch is not None:

@@ -81,3 +81,46 @@ class Consoles:
     def forget(self, vm_id: str) -> None:
         self.log_path(vm_id).unlink(missing_ok=True)
         (self.boots / f"{vm_id}.json").unlink(missing_ok=True)
+
+
+class MarkerWatch:
+    """The consoles of booting guests, each read only where it grew since the last look: which printed the boot
+    marker (the agent then converges those VMs, instead of every VM while any guest boots)."""
+
+    def __init__(self, consoles: Consoles) -> None:
+        self.consoles = consoles
+        self._at: dict[str, tuple[int, int, bytes, bytes]] = {}   # vm id -> (boot's offset, read up to, marker,
+        #                                                                      the last bytes read)
+
+    def __bool__(self) -> bool:
+        return bool(self._at)
+
+    def watch(self, vm_id: str, offset: int, marker: str) -> None:
+        """From the boot's offset; a new boot (another offset) starts again."""
+        if self._at.get(vm_id, (-1,))[0] != offset:
+            self._at[vm_id] = (offset, offset, marker.encode(), b"")
+
+    def keep(self, vm_ids: set[str]) -> None:
+        self._at = {k: v for k, v in self._at.items() if k in vm_ids}
+
+    def found(self) -> set[str]:
+        """The watched VMs whose console now holds the marker (no longer watched)."""
+        out = set()
+        for vm_id, (start, offset, marker, tail) in list(self._at.items()):
+            size = self.consoles.size(vm_id)
+            if size < offset:                   # rotated: read the new file from its start
+                offset, tail = 0, b""
+            if size == offset:
+                continue
+            try:
+                with open(self.consoles.log_path(vm_id), "rb") as f:
+                    f.seek(offset)
+                    data = tail + f.read(size - offset)
+            except FileNotFoundError:
+                continue
+            if marker in data:
+                out.add(vm_id)
+                del self._at[vm_id]
+            else:
+                self._at[vm_id] = (start, size, marker, data[-len(marker):])
+        return out

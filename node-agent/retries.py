@@ -59,6 +59,10 @@ class Retries:
     def keep(self, vm_ids: set[str]) -> None:
         self._attempts = {k: v for k, v in self._attempts.items() if k in vm_ids}
 
+    def waiting(self) -> set[str]:
+        """The VMs with a failed attempt (tried again when due)."""
+        return set(self._attempts)
+
     def wait(self) -> float | None:
         """Seconds until the next retry is due, None when nothing waits."""
         if not self._attempts:

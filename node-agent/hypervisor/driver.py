@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Callable
 from typing import Protocol
 
 from nodeagent.faults import Fault
@@ -85,6 +86,7 @@ class SpawnResult:
 class ComputeDriver(Protocol):
     node: str
     hypervisor: str           # what runs guests here ("kvm", "qemu" for TCG, "test")
+    on_change: Callable[[str], None]   # told the uuid of an instance that changed by itself ("": maybe any)
 
     def instances(self) -> dict[str, Instance]:
         """uuid -> instance, for every instance this node of this fabric owns."""

@@ -9,6 +9,7 @@ KVM guest hangs in firmware (`probe_kvm`).
 """
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import tempfile
@@ -32,6 +33,7 @@ T = TypeVar("T")
 KVM_PROBE_TIMEOUT_S = 8.0
 KVM_PROBE_MEMORY_MB = 128
 PROBE_MARKER = "Linux version"
+RELIST_S = 300.0          # every domain read again this often, in case an event was lost
 
 # libvirt errors after which the same call may succeed later: the daemon or its connection went away (any
 # error of the RPC layer: "client socket is closed" is an internal error there), a lock or a job is held,
@@ -52,21 +54,89 @@ def _error(what: str, exc: libvirt.libvirtError) -> DriverError:
     return DriverError(f"{what}: {exc.get_error_message()}", temporary=temporary)
 
 
+@dataclasses.dataclass(frozen=True)
+class Seen:
+    """One domain on the host, as the index last read it."""
+    name: str
+    active: bool
+    owner: dict[str, str] | None       # the fabriclab metadata of the domain as it runs; None: not fabriclab's
+    spec: str = ""                     # the fingerprint its persistent definition carries (ours only)
+    disks: tuple[tuple[int, str, str], ...] = ()   # (lun, identity, <disk> XML) of its SCSI disks (ours only)
+
+
+def _events_loop() -> None:
+    while True:
+        libvirt.virEventRunDefaultImpl()
+
+
+_EVENTS_LOCK = threading.Lock()
+_events_running = False
+
+
+def _start_events() -> None:
+    """libvirt's default event loop, in one thread of this process (registered at import: before any
+    connection is opened, as libvirt requires for the connections to deliver events)."""
+    global _events_running
+    with _EVENTS_LOCK:
+        if not _events_running:
+            threading.Thread(target=_events_loop, name="libvirt-events", daemon=True).start()
+            _events_running = True
+
+
+libvirt.virEventRegisterDefaultImpl()
+
+
 class LibvirtDriver:
-    def __init__(self, uri: str, node: str, fabric_id: str, domain_type: str = "qemu") -> None:
+    """The host's domains are known from an index: every domain read once when the connection opens, then
+    each one again only when libvirt tells of a change to it (a lifecycle event: defined, started, stopped,
+    crashed, undefined) or after this driver changed it. A pass of the agent reads the index, not libvirt;
+    a lost connection (libvirtd restarted) reads everything again, and so does a relist every RELIST_S in
+    case an event was ever lost. `on_change(uuid)` is called (in libvirt's event thread) for every event."""
+
+    def __init__(self, uri: str, node: str, fabric_id: str, domain_type: str = "qemu",
+                 on_change: Callable[[str], None] = lambda uuid: None) -> None:
         self.uri = uri
         self.node = node
         self.fabric_id = fabric_id
         self.hypervisor = domain_type
+        self.on_change = on_change
         self._lock = threading.Lock()
+        self._index_lock = threading.Lock()
+        self._reading = threading.Lock()
+        self._seen: dict[str, Seen] = {}
+        self._stale: set[str] = set()           # uuids to read again
+        self._listed_at: float | None = None    # None: read every domain again
+        self._callbacks: list[int] = []
+        _start_events()
         self._conn = self._open()
 
     def _open(self) -> libvirt.virConnect:
         try:
-            return libvirt.open(self.uri)
+            conn = libvirt.open(self.uri)
         except libvirt.libvirtError as exc:
             raise DriverError(f"cannot connect to libvirt at {self.uri}: {exc.get_error_message()}",
                               temporary=True) from None
+        try:
+            self._callbacks = [conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                           self._event, None)]
+            conn.registerCloseCallback(self._closed, None)
+        except libvirt.libvirtError:
+            self._callbacks = []            # a driver without events: the relist keeps the index
+        with self._index_lock:
+            self._listed_at = None
+        return conn
+
+    def _event(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, _event: int, _detail: int,
+               _opaque: object) -> None:
+        uuid = dom.UUIDString()
+        with self._index_lock:
+            self._stale.add(uuid)
+        self.on_change(uuid)
+
+    def _closed(self, _conn: libvirt.virConnect, _reason: int, _opaque: object) -> None:
+        with self._index_lock:
+            self._listed_at = None
+        self.on_change("")
 
     @property
     def conn(self) -> libvirt.virConnect:
@@ -86,6 +156,15 @@ class LibvirtDriver:
 
     def close(self) -> None:
         with self._lock:
+            for cb in self._callbacks:
+                try:
+                    self._conn.domainEventDeregisterAny(cb)
+                except libvirt.libvirtError:
+                    pass
+            try:
+                self._conn.unregisterCloseCallback()
+            except libvirt.libvirtError:
+                pass
             self._conn.close()
 
     def _call(self, what: str, fn: Callable[..., T], *args: object) -> T:
@@ -94,7 +173,7 @@ class LibvirtDriver:
         except libvirt.libvirtError as exc:
             raise _error(what, exc) from None
 
-    # ----- ownership -----
+    # ----- the index -----
 
     def _meta(self, dom: libvirt.virDomain, persistent: bool = False) -> dict[str, str] | None:
         """The fabriclab metadata of the domain as it runs, or of its persistent definition (what the next
@@ -109,61 +188,111 @@ class LibvirtDriver:
     def _mine(self, meta: dict[str, str] | None) -> bool:
         return meta is not None and meta.get("node") == self.node and meta.get("fabric") == self.fabric_id
 
-    def _lookup(self, uuid: str) -> libvirt.virDomain | None:
+    def _read(self, dom: libvirt.virDomain) -> Seen:
+        owner = self._meta(dom)
+        if not self._mine(owner):
+            return Seen(dom.name(), bool(dom.isActive()), owner)
+        disks = []
+        desc = self._call("read definition", dom.XMLDesc, libvirt.VIR_DOMAIN_XML_INACTIVE)
+        for disk in ET.fromstring(desc).iter("disk"):
+            target, addr, src = disk.find("target"), disk.find("address"), disk.find("source")
+            if target is not None and target.get("bus") == "scsi" and addr is not None:
+                identity = (src.get("file") or src.get("dev") or src.get("name") or "") if src is not None else ""
+                disks.append((int(addr.get("unit", "0")), identity, ET.tostring(disk).decode()))
+        return Seen(dom.name(), bool(dom.isActive()), owner, (self._meta(dom, persistent=True) or {}).get("spec", ""),
+                    tuple(sorted(disks)))
+
+    def _index(self) -> dict[str, Seen]:
+        """The host's domains by uuid, current: stale entries read again, or all of them at a relist."""
+        with self._reading:         # the agent's pass and the diagnostics server's screenshots
+            return self._current()
+
+    def _current(self) -> dict[str, Seen]:
+        conn = self.conn
+        with self._index_lock:
+            relist = self._listed_at is None or time.monotonic() - self._listed_at > RELIST_S
+            stale, self._stale = self._stale, set()
+            if relist:
+                self._listed_at = time.monotonic()
         try:
-            dom = self.conn.lookupByUUIDString(uuid)
+            if relist:
+                seen = {}
+                for dom in self._call("list domains", conn.listAllDomains):
+                    try:
+                        seen[dom.UUIDString()] = self._read(dom)
+                    except (libvirt.libvirtError, DriverError):
+                        stale.add(dom.UUIDString())      # undefined while listed: read again
+                self._seen = seen
+            for uuid in stale - (set() if not relist else set(self._seen)):
+                self._refresh(conn, uuid)
+        except BaseException:
+            with self._index_lock:
+                self._stale |= stale
+                if relist:
+                    self._listed_at = None
+            raise
+        return self._seen
+
+    def _refresh(self, conn: libvirt.virConnect, uuid: str) -> None:
+        try:
+            self._seen[uuid] = self._read(conn.lookupByUUIDString(uuid))
         except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            raise _error("look up", exc) from None
-        return dom if self._mine(self._meta(dom)) else None
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise _error("look up", exc) from None
+            self._seen.pop(uuid, None)
+
+    def _changed(self, uuid: str) -> None:
+        """This driver changed the domain: read it again at the next look (its event may come later)."""
+        with self._index_lock:
+            self._stale.add(uuid)
+
+    def _ours(self, uuid: str) -> Seen | None:
+        seen = self._index().get(uuid)
+        return seen if seen is not None and self._mine(seen.owner) else None
 
     def _owned(self, uuid: str, what: str) -> libvirt.virDomain:
-        dom = self._lookup(uuid)
-        if dom is None:     # undefined under us (a fence, another agent's clean-up): look again
+        if self._ours(uuid) is None:   # undefined under us (a fence, another agent's clean-up): look again
             raise DriverError(f"{what}: domain {uuid} is not defined on node {self.node}", temporary=True)
-        return dom
+        try:
+            return self.conn.lookupByUUIDString(uuid)
+        except libvirt.libvirtError as exc:
+            self._changed(uuid)
+            raise _error(what, exc) from None
 
     def instances(self) -> dict[str, Instance]:
-        out = {}
-        for dom in self._call("list domains", self.conn.listAllDomains):
-            if self._mine(self._meta(dom)):
-                out[dom.UUIDString()] = Instance(dom.UUIDString(), dom.name(), bool(dom.isActive()))
-        return out
+        return {uuid: Instance(uuid, s.name, s.active) for uuid, s in self._index().items() if self._mine(s.owner)}
 
     def instance(self, uuid: str) -> Instance | None:
-        dom = self._lookup(uuid)
-        return None if dom is None else Instance(uuid, dom.name(), bool(dom.isActive()))
+        seen = self._ours(uuid)
+        return None if seen is None else Instance(uuid, seen.name, seen.active)
 
     def holder(self, uuid: str) -> str:
         """Only a lab whose nodes share one libvirtd sees another holder: a VM moving between nodes waits for
         the old one to let go."""
-        try:
-            dom = self.conn.lookupByUUIDString(uuid)
-        except libvirt.libvirtError:
+        seen = self._index().get(uuid)
+        if seen is None or self._mine(seen.owner):
             return ""
-        meta = self._meta(dom)
-        if self._mine(meta):
-            return ""
-        return f"node {meta.get('node', '?')}" if meta else "a domain fabriclab does not own"
+        return f"node {seen.owner.get('node', '?')}" if seen.owner else "a domain fabriclab does not own"
 
     # ----- lifecycle -----
 
     def spawn(self, spec: VmSpec) -> SpawnResult:
-        dom = self._lookup(spec.uuid)
+        seen = self._ours(spec.uuid)
         fp = fingerprint(spec, self.hypervisor, self.fabric_id, self.node)
-        if dom is not None and (self._meta(dom, persistent=True) or {}).get("spec") == fp:
+        if seen is not None and seen.spec == fp:
             return SpawnResult(Spawned.UNCHANGED)
-        kept = None if dom is None else "".join(ET.tostring(d).decode() for d in self._scsi_disks(dom).values())
+        kept = None if seen is None else "".join(xml for _, _, xml in seen.disks)
         xml = domain_xml(spec, self.hypervisor, self.fabric_id, self.node, fp, kept_disks=kept)
+        self._changed(spec.uuid)
         self._call("define", self.conn.defineXML, xml)
-        return SpawnResult(Spawned.DEFINED if dom is None else Spawned.REDEFINED, xml)
+        return SpawnResult(Spawned.DEFINED if seen is None else Spawned.REDEFINED, xml)
 
     def destroy(self, uuid: str) -> bool:
-        dom = self._lookup(uuid)
-        if dom is None:
+        if self._ours(uuid) is None:
             return False
         self.power_off(uuid)
+        dom = self._owned(uuid, "undefine")
+        self._changed(uuid)
         try:
             dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
         except libvirt.libvirtError as exc:
@@ -174,51 +303,42 @@ class LibvirtDriver:
 
     def power_on(self, uuid: str) -> None:
         dom = self._owned(uuid, "start")
-        if not dom.isActive():
+        if not self._index()[uuid].active:
+            self._changed(uuid)
             self._call("start", dom.create)
 
     def power_off(self, uuid: str) -> bool:
-        dom = self._lookup(uuid)
-        if dom is None or not dom.isActive():
+        seen = self._ours(uuid)
+        if seen is None or not seen.active:
             return False
+        dom = self._owned(uuid, "destroy")
+        self._changed(uuid)
         self._call("destroy", dom.destroy)
         return True
 
     # ----- data disks -----
 
-    def _scsi_disks(self, dom: libvirt.virDomain) -> dict[int, ET.Element]:
-        out = {}
-        desc = self._call("read definition", dom.XMLDesc, libvirt.VIR_DOMAIN_XML_INACTIVE)
-        for disk in ET.fromstring(desc).iter("disk"):
-            target, addr = disk.find("target"), disk.find("address")
-            if target is not None and target.get("bus") == "scsi" and addr is not None:
-                out[int(addr.get("unit", "0"))] = disk
-        return out
-
     def data_disks(self, uuid: str) -> dict[int, str]:
-        dom = self._lookup(uuid)
-        if dom is None:
-            return {}
-        out = {}
-        for lun, disk in self._scsi_disks(dom).items():
-            src = disk.find("source")
-            out[lun] = (src.get("file") or src.get("dev") or src.get("name") or "") if src is not None else ""
-        return out
+        seen = self._ours(uuid)
+        return {} if seen is None else {lun: identity for lun, identity, _ in seen.disks}
 
     def attach_disk(self, uuid: str, lun: int, disk: Disk) -> None:
         dom = self._owned(uuid, "attach disk")
-        self._call("attach disk", dom.attachDeviceFlags, data_disk_xml(lun, disk), self._affect(dom))
+        self._changed(uuid)
+        self._call("attach disk", dom.attachDeviceFlags, data_disk_xml(lun, disk), self._affect(uuid))
 
     def detach_disk(self, uuid: str, lun: int) -> None:
         dom = self._owned(uuid, "detach disk")
-        found = self._scsi_disks(dom).get(lun)
-        if found is not None:
-            self._call("detach disk", dom.detachDeviceFlags, ET.tostring(found).decode(), self._affect(dom))
+        found = [xml for n, _, xml in self._index()[uuid].disks if n == lun]
+        if found:
+            self._changed(uuid)
+            self._call("detach disk", dom.detachDeviceFlags, found[0], self._affect(uuid))
 
-    @staticmethod
-    def _affect(dom: libvirt.virDomain) -> int:
+    def _affect(self, uuid: str) -> int:
         """The definition, and the running domain when it runs (hot-plug)."""
-        return int(libvirt.VIR_DOMAIN_AFFECT_CONFIG) | (int(libvirt.VIR_DOMAIN_AFFECT_LIVE) if dom.isActive() else 0)
+        seen = self._index().get(uuid)
+        return int(libvirt.VIR_DOMAIN_AFFECT_CONFIG) | (int(libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                                                        if seen is not None and seen.active else 0)
 
     def screenshot(self, uuid: str) -> tuple[str, bytes]:
         dom = self._owned(uuid, "screenshot")

@@ -29,6 +29,8 @@ from nodeagent.netsvc.portsec import Port, PortSecurity
 IMDS_ADDRESS = "169.254.169.254"
 METADATA_START_TIMEOUT_S = 5.0
 PORT_RECHECK_S = 5.0          # how often unchanged port filters are checked against the kernel
+NETWORK_RECHECK_S = 30.0      # how often an unchanged network is checked against the kernel and its processes
+RESERVATION_EVENT = "DHCP reservation written"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +49,8 @@ class NetSpec:
 
 class Networks:
     def __init__(self, state_dir: Path, tag: str, underlay_ns: str = "", underlay_ip: str = "",
-                 blob_relay: str = "", port_recheck_s: float = PORT_RECHECK_S) -> None:
+                 blob_relay: str = "", port_recheck_s: float = PORT_RECHECK_S,
+                 network_recheck_s: float = NETWORK_RECHECK_S) -> None:
         self.blob_relay = blob_relay
         self.underlay_ns = underlay_ns
         self.underlay_ip = underlay_ip
@@ -56,8 +59,10 @@ class Networks:
         self.tag = tag
         self.ports = PortSecurity(tag, self.root / "port-security.json")
         self.port_recheck_s = port_recheck_s
+        self.network_recheck_s = network_recheck_s
         self._secured: frozenset[Port] | None = None
         self._secured_at = 0.0
+        self._ensured: dict[int, tuple[NetSpec, float]] = {}   # vni -> the spec last made so, and when
 
     def secure(self, ports: list[Port]) -> dict[str, list[str]]:
         """Port security for exactly these VM ports (see portsec), and nothing through any other interface on
@@ -97,12 +102,22 @@ class Networks:
 
     def converge(self, specs: dict[int, NetSpec]) -> dict[int, list[str]]:
         """Make every network of `specs` present and current, remove the others this agent made.
-        Returns, per network, what was done (for the trace)."""
+        Returns, per network, what was done (for the trace). A network whose spec is the one last made and
+        whose processes run (a killed dnsmasq comes back at the next pass) is checked against the kernel (a
+        deleted bridge) at most every network_recheck_s, not on every pass."""
         done: dict[int, list[str]] = {}
+        now_s = time.monotonic()
         for vni, spec in specs.items():
+            last = self._ensured.get(vni)
+            if last is not None and last[0] == spec and now_s - last[1] < self.network_recheck_s and \
+                    self.dnsmasq(vni).pid() is not None and self.metadata_pid(vni) is not None:
+                continue
+            self._ensured.pop(vni, None)          # a failure half-way is made again at the next pass
             done[vni] = self._ensure(spec)
+            self._ensured[vni] = (spec, now_s)
         for vni in self._vnis():
             if vni not in specs:
+                self._ensured.pop(vni, None)
                 self.remove(vni)
                 done[vni] = ["removed"]
         return {k: v for k, v in done.items() if v}
@@ -134,7 +149,7 @@ class Networks:
             dhcp_hosts=spec.dhcp_hosts, dns_hosts=spec.dns_hosts,
             cnames=tuple((n, spec.blob_stamp) for n in spec.blob_names) if spec.blob_stamp else (),
             host_records=((spec.blob_stamp, spec.gateway),) if spec.blob_stamp else ()))
-        events += [f"DHCP reservation written: {line}" for line in reserved]
+        events += [f"{RESERVATION_EVENT}: {line}" for line in reserved]
         if action:
             events.append(f"dnsmasq {action}: {len(spec.dhcp_hosts)} reservations, {len(spec.dns_hosts)} DNS names")
         folder = self.root / str(spec.vni)
