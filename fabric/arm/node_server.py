@@ -9,6 +9,7 @@ and names the rule.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import threading
@@ -32,6 +33,7 @@ from fabric.operations import record_step, running
 from fabric.pki import NODES, PkiError, identity_of
 from fabric.storage.model import StorageAccountRecord
 from fabric.store import Put, Store, StoreUnavailable, Unchanged, keys
+from fabric.store.informer import Informer, informed
 from fabric.v1 import node_pb2 as pb
 from fabric.v1 import node_pb2_grpc as rpc
 
@@ -93,6 +95,30 @@ def _record(cls: type[R], raw: bytes, context: grpc.ServicerContext) -> R:
         raise
 
 
+@dataclasses.dataclass(frozen=True)
+class NetworkIndex:
+    """Per network, the nodes holding a VM of it (with their underlay addresses), and per virtual network its
+    attached NICs: what every node's network view is made of, computed once per change of the views."""
+    revisions: tuple[int, ...]
+    nodes_of: dict[int, dict[str, str]]          # vni -> node -> underlay address (nodes without one left out)
+    attached: dict[str, list[NicRecord]]         # vnet key -> its NICs attached to a VM
+
+    @classmethod
+    def of(cls, revisions: tuple[int, ...], assignments: Informer[Assignment], nodes: Informer[NodeRecord],
+           nics: Informer[NicRecord]) -> NetworkIndex:
+        ips = {n.value.name: n.value.underlay_ip for n in nodes.list()}
+        nodes_of: dict[int, dict[str, str]] = {}
+        for a in (v.value for v in assignments.list()):
+            if a.on_node and ips.get(a.node):
+                for n in a.nics:
+                    nodes_of.setdefault(n.vni, {})[a.node] = ips[a.node]
+        attached: dict[str, list[NicRecord]] = {}
+        for x in (v.value for v in nics.list()):
+            if x.vm_id:
+                attached.setdefault(x.vnet, []).append(x)
+        return cls(revisions, nodes_of, attached)
+
+
 class NodeAgents(rpc.NodeAgentsServicer):
     def __init__(self, store: Store, gallery_endpoint: str = "", exports: NbdExports | None = None,
                  enrollment: Enrollment | None = None, blob_endpoint: str = "") -> None:
@@ -105,6 +131,7 @@ class NodeAgents(rpc.NodeAgentsServicer):
         self.exports = exports          # this controller's host keeps the disk blobs and exports them
         self._streams: dict[str, threading.Event] = {}     # node -> how to end its open watch stream
         self._lock = threading.Lock()
+        self._index: NetworkIndex | None = None
 
     def _node(self, context: grpc.ServicerContext, fresh: bool = False) -> str:
         """The node whose certificate made this call: the one certificate its enrollment names (`fresh`: read
@@ -125,8 +152,22 @@ class NodeAgents(rpc.NodeAgentsServicer):
                           f"removed (fabric node remove), or it joined again with another certificate")
         return who.node
 
-    def _assignments(self, node: str) -> list[Assignment]:
-        return [v.value for v in self.store.list(keys.assignments_of(node), Assignment)]
+    def _assignments(self, node: str, fresh: bool = False) -> list[Assignment]:
+        """The node's assignments, from the watch-fed view (`fresh`: from the store: the node's own watch may
+        have told it of one the view has not applied yet)."""
+        if fresh:
+            return [v.value for v in self.store.list(keys.assignments_of(node), Assignment)]
+        return [v.value for v in informed(self.store, keys.ASSIGNMENTS, Assignment).under(keys.assignments_of(node))]
+
+    def _network_index(self) -> NetworkIndex:
+        """Who holds which network, from the views, computed again only when one of them changed."""
+        views = (informed(self.store, keys.ASSIGNMENTS, Assignment), informed(self.store, keys.NODES, NodeRecord),
+                 informed(self.store, keys.NICS, NicRecord))
+        revisions = tuple(v.revision for v in views)
+        with self._lock:
+            if self._index is None or self._index.revisions != revisions:
+                self._index = NetworkIndex.of(revisions, *views)
+            return self._index
 
     def _deny(self, context: grpc.ServicerContext, message: str) -> None:
         context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
@@ -238,31 +279,27 @@ class NodeAgents(rpc.NodeAgentsServicer):
 
     @_etcd_unavailable
     def GetNetworkView(self, request: pb.NetworkViewRequest, context: grpc.ServicerContext) -> pb.NetworkView:
+        """Served from the views: what a node asks every few seconds reads nothing from etcd."""
         node = self._node(context)
-        mine = {n.vni: n.vnet for a in self._assignments(node) if a.on_node for n in a.nics}
         asked = set(request.vnis)
         if not asked:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "vnis: at least one network")
+        mine = {n.vni: n.vnet for a in self._assignments(node) if a.on_node for n in a.nics}
+        if asked - set(mine):
+            mine = {n.vni: n.vnet for a in self._assignments(node, fresh=True) if a.on_node for n in a.nics}
         if asked - set(mine):
             self._deny(context, f"node {node} runs no VM in network(s) {sorted(asked - set(mine))}")
-        nodes = {n.value.name: n.value.underlay_ip for n in self.store.list(keys.NODES, NodeRecord)}
-        peers: dict[int, set[str]] = {}
-        for a in (v.value for v in self.store.list(keys.ASSIGNMENTS, Assignment)):
-            ip = nodes.get(a.node, "")
-            if a.node == node or not ip or not a.on_node:
-                continue
-            for n in a.nics:
-                if n.vni in asked:
-                    peers.setdefault(n.vni, set()).add(ip)
-        attached = [n.value for n in self.store.list(keys.NICS, NicRecord) if n.value.vm_id]
+        index = self._network_index()
         blob = self.store.get(keys.BLOB_SERVICE, BlobService)
-        accounts = sorted(a.key.rsplit("/", 1)[1] for a in self.store.list(keys.STORAGE_ACCOUNTS, StorageAccountRecord))
+        accounts = [a.key.rsplit("/", 1)[1] for a in informed(self.store, keys.STORAGE_ACCOUNTS,
+                                                                StorageAccountRecord).list()]
         return pb.NetworkView(
-            networks=[pb.NetworkPeers(vni=vni, peers=sorted(peers.get(vni, set())),
+            networks=[pb.NetworkPeers(vni=vni, peers=sorted(ip for n, ip in index.nodes_of.get(vni, {}).items()
+                                                            if n != node),
                                       dns_hosts=[pb.DnsHost(mac=x.mac, ip=x.private_ip, name=x.vm_name)
-                                                 for x in attached if x.vnet == mine[vni]])
+                                                 for x in index.attached.get(mine[vni], ())])
                       for vni in sorted(asked)],
-            blob_names=[naming.blob_host(a, blob.value.domain) for a in accounts] if blob else [],
+            blob_names=[naming.blob_host(a, blob.value.domain) for a in sorted(accounts)] if blob else [],
             blob_stamp=blob.value.stamp_host if blob else "")
 
     @_etcd_unavailable
@@ -273,8 +310,10 @@ class NodeAgents(rpc.NodeAgentsServicer):
         obs = _record(Observed, request.observed, context)
         if obs.node != node:
             self._deny(context, f"node {node} may not report for node {obs.node}")
-        for _ in range(REPORT_ATTEMPTS):
-            assigned = self.store.get(keys.assignment(node, obs.vm_id), Assignment)
+        view = informed(self.store, keys.ASSIGNMENTS, Assignment)
+        for attempt in range(REPORT_ATTEMPTS):
+            key = keys.assignment(node, obs.vm_id)
+            assigned = (view.get(key) if attempt == 0 else None) or self.store.get(key, Assignment)
             if assigned is None:
                 self._deny(context, f"VM {obs.vm_id} is not assigned to node {node}")
                 break
@@ -285,8 +324,10 @@ class NodeAgents(rpc.NodeAgentsServicer):
         return pb.NodeEmpty()
 
     def _check_operation(self, node: str, op_id: str, context: grpc.ServicerContext) -> None:
-        ours = {x for a in self._assignments(node) for x in (a.operation_id, *(e.operation_id for e in a.extensions))}
-        if op_id not in ours:
+        def ours(fresh: bool) -> set[str]:
+            return {x for a in self._assignments(node, fresh) for x in (a.operation_id,
+                                                                        *(e.operation_id for e in a.extensions))}
+        if op_id not in ours(False) and op_id not in ours(True):
             self._deny(context, f"operation {op_id} is not carried out by a VM of node {node}")
 
     @_etcd_unavailable
