@@ -32,3 +32,4 @@ bench: install
 	$(PY) bench/guest_attacks.py
 	$(PY) bench/node_api.py
 	$(PY) bench/scale.py
+	$(PY) bench/agents.py

@@ -4,11 +4,14 @@ Contract:
   - The agent reaches the control plane only through the node API (`control`), never etcd. The node is
     registered under a lease (`registration`); when the agent dies the lease expires and the node
     disappears from placement. Its VMs keep running while the control plane is away.
-  - `reconcile()` re-reads this node's assignments, converges their networks (`network_converge`) and
-    each VM (`vm_converge`, through the compute driver), reads what the guests reported
-    (`guest_reports`), writes an Observed record when what it sees changes, and destroys owned instances
-    that no assignment names (fencing orphans). It is idempotent: a SIGKILL at any point followed by a
-    restart reaches the same end state.
+  - `reconcile()` takes this node's assignments (the watch's latest), converges their networks
+    (`network_converge`) and each VM that something concerning it changed for (`vm_converge`, through the
+    compute driver): its assignment, its instance (the driver tells of the hypervisor's events), its console
+    showing the boot marker, a retry falling due; every VM every FULL_RESYNC_S. It reads what the guests
+    reported (`guest_reports`), writes an Observed record when what it sees changes, and destroys owned
+    instances that no assignment names (fencing orphans). It is idempotent: a SIGKILL at any point followed by
+    a restart reaches the same end state. An idle pass reads files and memory only: no hypervisor call, no
+    control plane call but the network view every few seconds.
   - A VM whose converge fails temporarily is tried again with backoff, each attempt a step of its
     operation; a terminal failure, or a temporary one that lasts (`retries`), is reported in its Observed
     record and fails the operation.

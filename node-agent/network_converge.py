@@ -47,6 +47,20 @@ def goal_document(e: GoalExtension) -> dict[str, Any]:
             "protectedSettings": e.protected_settings, "timeoutSeconds": e.timeout_seconds}
 
 
+def concerned(vni: int, events: list[str], members: list[Assignment],
+              new: frozenset[str]) -> list[tuple[Assignment | None, str]]:
+    """Whose operation each event of a network is a step of: a DHCP reservation its VM's; the rest those of the
+    VMs that joined the network on this node in this pass (the change was made for them). An event that concerns
+    no operation (a repair, another node's VM) is for the log (None)."""
+    by_mac = {x.mac: a for a in members for x in a.nics if x.vni == vni}
+    out: list[tuple[Assignment | None, str]] = []
+    for event in events:
+        mac = event.split(": ", 1)[1].split(",", 1)[0] if event.startswith(RESERVATION_EVENT) else ""
+        told: list[Assignment | None] = [by_mac[mac]] if mac in by_mac else [a for a in members if a.vm_id in new]
+        out += [(a, event) for a in told or [None]]
+    return out
+
+
 class NetworkConverger:
     """`clock` (monotonic seconds) paces how often the network view is asked for: injected by tests."""
 
@@ -104,17 +118,11 @@ class NetworkConverger:
         self._local = members
 
     def _tell(self, vni: int, events: list[str], members: list[Assignment], new: frozenset[str]) -> None:
-        """Each event as a step of the operations it concerns: a DHCP reservation its VM's; the rest those of
-        the VMs that joined the network on this node in this pass (the change was made for them). An event that
-        concerns no operation (a repair, another node's VM) is logged."""
-        by_mac = {x.mac: a for a in members for x in a.nics if x.vni == vni}
-        for event in events:
-            mac = event.split(": ", 1)[1].split(",", 1)[0] if event.startswith(RESERVATION_EVENT) else ""
-            told = [by_mac[mac]] if mac in by_mac else [a for a in members if a.vm_id in new]
-            for a in told:
-                self.trace.step(a.operation_id, "network", event)
-            if not told:
+        for a, event in concerned(vni, events, members, new):
+            if a is None:
                 log.info("network %d: %s", vni, event)
+            else:
+                self.trace.step(a.operation_id, "network", event)
 
     def _secure_ports(self, assigned: dict[str, Assignment]) -> None:
         """Port security on every NIC of the VMs assigned here, before any of them starts; a port goes with its

@@ -6,10 +6,12 @@ from __future__ import annotations
 import dataclasses
 import errno
 import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import libvirt
 import pytest
 
 from fabric.model import AttachedDisk, Assignment, DiskRef, Observed, PowerState, TraceRecord
@@ -144,6 +146,45 @@ def test_an_orphan_is_fenced_and_other_owners_domains_are_left_alone(node: Node)
     finally:
         other.destroy(foreign)
         other.close()
+
+
+def test_with_its_assignments_watched_the_agent_is_woken_by_a_domain_stopped_behind_its_back(node: Node) -> None:
+    """No pass is due (the clock stands still, nothing is assigned anew): only libvirt's event tells the agent, which
+    converges that VM and no other."""
+    vm, other = str(uuid.uuid4()), str(uuid.uuid4())
+    node.agent.watch = node.plane.watch_assignments(node.agent.changed.set)
+    try:
+        node.assign(vm)
+        node.assign(other, op="other")
+        wait_for(lambda: {a.vm_id for a in node.agent.watch.latest or []} == {vm, other}, "the watch's snapshot")
+        node.agent.reconcile()
+        for v in (vm, other):
+            with open(node.observed(v).console, "a") as f:
+                f.write(f"{MARKER}\n")
+        wait_for(lambda: node.agent.reconcile() and node.observed(vm).booted and node.observed(other).booted,
+                 "both guests booted")
+        before = node.steps(other)
+        node.agent.changed.clear()
+        outside = libvirt.open(TEST_URI)         # another program on the host pulls the plug
+        try:
+            outside.lookupByUUIDString(vm).destroy()
+        finally:
+            outside.close()
+        assert node.agent.changed.wait(5), "the agent was not told that its domain stopped"
+        node.agent.reconcile()
+        inst = node.driver.instance(vm)
+        assert inst is not None and inst.active, "the stopped domain was not started again"
+        assert node.steps(vm)[-1] == "domain-started"
+        assert node.steps(other) == before
+    finally:
+        node.agent.watch.cancel()
+
+
+def wait_for(ok: Callable[[], object], what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ok():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s:g} s"
+        time.sleep(0.05)
 
 
 def test_the_boot_files_are_fetched_checked_kept_by_digest_and_evicted(node: Node) -> None:
