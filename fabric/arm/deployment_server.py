@@ -7,11 +7,12 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct, Value
 
-from fabric.arm import convert
+from fabric.arm import convert, paging
 from fabric.arm.extension_server import struct_dict
 from fabric.arm.server import _unary
 from fabric.deployments.engine import (DEPLOYMENT_TYPE, DeploymentProvider, DeploymentRecord, ResourceState,
                                        duration)
+from fabric.store import keys
 from fabric.v1 import deployment_pb2 as pb
 from fabric.v1 import deployment_pb2_grpc as rpc
 
@@ -71,7 +72,9 @@ class Deployments(rpc.DeploymentsServicer):
 
     @_unary
     def List(self, req: pb.ListDeploymentsRequest, ctx: grpc.ServicerContext) -> pb.ListDeploymentsResponse:
-        return pb.ListDeploymentsResponse(value=[deployment(self.p, d) for d in self.p.list_in(req.resource_group)])
+        found, next_link = paging.page(self.p.list_in(req.resource_group), lambda d: d.key, req.max_items,
+                                       req.next_token, keys.deployments_in(req.resource_group))
+        return pb.ListDeploymentsResponse(value=[deployment(self.p, d.value) for d in found], next_link=next_link)
 
     @_unary
     def ListOperations(self, req: pb.DeploymentRef,

@@ -78,7 +78,9 @@ class VirtualNetworks(rpc.VirtualNetworksServicer):
 
     @_unary
     def List(self, req: pb.ListVirtualNetworksRequest, ctx: grpc.ServicerContext) -> pb.ListVirtualNetworksResponse:
-        return pb.ListVirtualNetworksResponse(value=[vnet_msg(self.p, v) for v in self.p.list_vnets(req.resource_group)])
+        vnets, next_link = paging.page(self.p.list_vnets(req.resource_group), lambda v: v.key, req.max_items,
+                                       req.next_token, keys.vnets_in(req.resource_group))
+        return pb.ListVirtualNetworksResponse(value=[vnet_msg(self.p, v.value) for v in vnets], next_link=next_link)
 
     @_unary
     def Delete(self, req: pb.VirtualNetworkRef, ctx: grpc.ServicerContext) -> pb.DeleteResponse:

@@ -106,8 +106,10 @@ class ResourceGroups(rpc.ResourceGroupsServicer):
     @_unary
     def List(self, req: pb.ListResourceGroupsRequest, ctx: grpc.ServicerContext) -> pb.ListResourceGroupsResponse:
         sub = self.compute.config.subscription
-        return pb.ListResourceGroupsResponse(value=[convert.resource_group(sub, r.value) for r in
-                                                    self.store.list(keys.RESOURCE_GROUPS, ResourceGroupRecord)])
+        groups, next_link = paging.page(informed(self.store, keys.RESOURCE_GROUPS, ResourceGroupRecord).list(),
+                                        lambda g: g.key, req.max_items, req.next_token, keys.RESOURCE_GROUPS)
+        return pb.ListResourceGroupsResponse(value=[convert.resource_group(sub, r.value) for r in groups],
+                                             next_link=next_link)
 
 
 class VirtualMachines(rpc.VirtualMachinesServicer):

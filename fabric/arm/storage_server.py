@@ -7,12 +7,14 @@ from collections.abc import Iterator
 
 import grpc
 
+from fabric.arm import paging
 from fabric.core import ids
 from fabric.core.errors import ArmError, invalid
 from fabric.arm.server import _stream, _unary
 from fabric.storage.check import check
 from fabric.storage.model import MAX_BLOCK_BLOB_BYTES, BlobRecord, ContainerRecord, StorageAccountRecord
 from fabric.storage.provider import StorageProvider, too_large
+from fabric.store import keys
 from fabric.v1 import storage_pb2 as pb
 from fabric.v1 import storage_pb2_grpc as rpc
 
@@ -71,8 +73,10 @@ class StorageAccounts(rpc.StorageAccountsServicer):
 
     @_unary
     def List(self, req: pb.ListStorageAccountsRequest, ctx: grpc.ServicerContext) -> pb.ListStorageAccountsResponse:
-        return pb.ListStorageAccountsResponse(value=[account_msg(self.sub, a, self.p.config.endpoint)
-                                                     for a in self.p.list_accounts(req.resource_group)])
+        accounts, next_link = paging.page(self.p.list_accounts(req.resource_group), lambda a: a.key, req.max_items,
+                                          req.next_token, keys.STORAGE_ACCOUNTS)
+        return pb.ListStorageAccountsResponse(value=[account_msg(self.sub, a.value, self.p.config.endpoint)
+                                                     for a in accounts], next_link=next_link)
 
     @_unary
     def ListKeys(self, req: pb.StorageAccountRef, ctx: grpc.ServicerContext) -> pb.ListStorageAccountKeysResponse:
@@ -92,7 +96,9 @@ class Containers(rpc.ContainersServicer):
 
     @_unary
     def List(self, req: pb.ListContainersRequest, ctx: grpc.ServicerContext) -> pb.ListContainersResponse:
-        return pb.ListContainersResponse(value=[container_msg(c) for c in self.p.list_containers(req.account_name)])
+        containers, next_link = paging.page(self.p.list_containers(req.account_name), lambda c: c.key,
+                                            req.max_items, req.next_token, keys.containers_of(req.account_name))
+        return pb.ListContainersResponse(value=[container_msg(c.value) for c in containers], next_link=next_link)
 
     @_unary
     def SetPermission(self, req: pb.SetContainerPermissionRequest, ctx: grpc.ServicerContext) -> pb.Container:

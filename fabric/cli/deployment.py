@@ -16,7 +16,7 @@ from typing import Any
 from google.protobuf.struct_pb2 import Struct
 
 from fabric.cli import output
-from fabric.cli.client import Client, bad_option
+from fabric.cli.client import Client, bad_option, pages, paged
 from fabric.cli.operations import finish_op
 from fabric.v1 import deployment_pb2 as pb
 
@@ -90,8 +90,9 @@ def cmd_show(c: Client, a: argparse.Namespace) -> int:
 
 
 def cmd_list(c: Client, a: argparse.Namespace) -> int:
-    res = c.call(c.deployments.List, pb.ListDeploymentsRequest(resource_group=a.resource_group))
-    output.print_list(res.value, a.output, _row, HEADERS)
+    found = pages(c, c.deployments.List, lambda n, token: pb.ListDeploymentsRequest(
+        resource_group=a.resource_group, max_items=n, next_token=token), a)
+    output.print_list(found, a.output, _row, HEADERS)
     return 0
 
 
@@ -129,6 +130,7 @@ def add_deployment_commands(groups: argparse._SubParsersAction, common: argparse
     p.set_defaults(fn=cmd_show)
     p = d.add_parser("list", parents=[common])
     p.add_argument("--resource-group", "-g", required=True)
+    paged(p)
     p.set_defaults(fn=cmd_list)
     o = d.add_parser("operation", help="each resource's operation").add_subparsers(dest="sub", required=True)
     p = o.add_parser("list", parents=[common])

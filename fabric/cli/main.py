@@ -102,12 +102,12 @@ def cmd_group_create(c: Client, a: argparse.Namespace) -> int:
 
 
 def cmd_group_list(c: Client, a: argparse.Namespace) -> int:
-    res = c.call(c.groups.List, pb.ListResourceGroupsRequest())
+    found = pages(c, c.groups.List, lambda n, token: pb.ListResourceGroupsRequest(max_items=n, next_token=token), a)
     if a.output == "table":
-        print(output.table([[g.name, g.location, g.properties.provisioning_state] for g in res.value],
+        print(output.table([[g.name, g.location, g.properties.provisioning_state] for g in found],
                            ["Name", "Location", "ProvisioningState"]))
     else:
-        output.print_json([output.as_dict(g) for g in res.value])
+        output.print_json([output.as_dict(g) for g in found])
     return 0
 
 
@@ -303,7 +303,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--name", "-n", required=True)
     p.add_argument("--location", "-l", required=True)
     p.set_defaults(fn=cmd_group_create)
-    g.add_parser("list", parents=[COMMON]).set_defaults(fn=cmd_group_list)
+    p = g.add_parser("list", parents=[COMMON])
+    paged(p)
+    p.set_defaults(fn=cmd_group_list)
 
     v = groups.add_parser("vm", help="virtual machines").add_subparsers(dest="cmd", required=True)
     p = v.add_parser("create", parents=[COMMON])

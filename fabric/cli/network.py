@@ -52,8 +52,9 @@ def vnet_show(c: Client, a: argparse.Namespace) -> int:
 
 
 def vnet_list(c: Client, a: argparse.Namespace) -> int:
-    res = c.call(c.vnets.List, pb.ListVirtualNetworksRequest(resource_group=a.resource_group or ""))
-    return _show(a, [output.as_dict(v) for v in res.value], _vnet_rows(list(res.value)), VNET_HEADERS)
+    found = pages(c, c.vnets.List, lambda n, token: pb.ListVirtualNetworksRequest(
+        resource_group=a.resource_group or "", max_items=n, next_token=token), a)
+    return _show(a, [output.as_dict(v) for v in found], _vnet_rows(found), VNET_HEADERS)
 
 
 def vnet_delete(c: Client, a: argparse.Namespace) -> int:
@@ -108,6 +109,7 @@ def add_network_commands(groups: argparse._SubParsersAction, common: argparse.Ar
         p.set_defaults(fn=fn)
     p = vnet.add_parser("list", parents=[common])
     p.add_argument("--resource-group", "-g")
+    paged(p)
     p.set_defaults(fn=vnet_list)
     subnet = vnet.add_parser("subnet").add_subparsers(dest="sub", required=True)
     p = subnet.add_parser("create", parents=[common])

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fabric.cli import output
-from fabric.cli.client import Client, bad_option
+from fabric.cli.client import Client, bad_option, pages, paged
 from fabric.v1 import storage_pb2 as pb
 
 UPLOAD_CHUNK = 1024 * 1024
@@ -43,9 +43,10 @@ def account_show(c: Client, a: argparse.Namespace) -> int:
 
 
 def account_list(c: Client, a: argparse.Namespace) -> int:
-    res = c.call(c.accounts.List, pb.ListStorageAccountsRequest(resource_group=a.resource_group or ""))
-    return _print(a, [output.as_dict(x) for x in res.value],
-                  [[x.name, x.id.split("/")[4], x.location, x.properties.primary_endpoints.blob] for x in res.value],
+    found = pages(c, c.accounts.List, lambda n, token: pb.ListStorageAccountsRequest(
+        resource_group=a.resource_group or "", max_items=n, next_token=token), a)
+    return _print(a, [output.as_dict(x) for x in found],
+                  [[x.name, x.id.split("/")[4], x.location, x.properties.primary_endpoints.blob] for x in found],
                   ["Name", "ResourceGroup", "Location", "BlobEndpoint"])
 
 
@@ -61,9 +62,10 @@ def container_create(c: Client, a: argparse.Namespace) -> int:
 
 
 def container_list(c: Client, a: argparse.Namespace) -> int:
-    res = c.call(c.containers.List, pb.ListContainersRequest(account_name=a.account_name))
-    return _print(a, [output.as_dict(x) for x in res.value],
-                  [[x.name, x.properties.public_access, x.properties.last_modified] for x in res.value],
+    found = pages(c, c.containers.List, lambda n, token: pb.ListContainersRequest(
+        account_name=a.account_name, max_items=n, next_token=token), a)
+    return _print(a, [output.as_dict(x) for x in found],
+                  [[x.name, x.properties.public_access, x.properties.last_modified] for x in found],
                   ["Name", "PublicAccess", "LastModified"])
 
 
@@ -219,6 +221,7 @@ def add_storage_commands(groups: argparse._SubParsersAction, common: argparse.Ar
     p.set_defaults(fn=account_show)
     p = acct.add_parser("list", parents=[common])
     p.add_argument("--resource-group", "-g")
+    paged(p)
     p.set_defaults(fn=account_list)
     keys = acct.add_parser("keys").add_subparsers(dest="sub", required=True)
     p = keys.add_parser("list", parents=[common])
@@ -235,6 +238,7 @@ def add_storage_commands(groups: argparse._SubParsersAction, common: argparse.Ar
         p.set_defaults(fn=fn)
     p = cont.add_parser("list", parents=[common])
     p.add_argument("--account-name", required=True)
+    paged(p)
     p.set_defaults(fn=container_list)
 
     blob = storage.add_parser("blob").add_subparsers(dest="cmd", required=True)

@@ -32,6 +32,7 @@ from fabric.deployments import template as tpl
 from fabric.gallery import parse_urn
 from fabric.model import OperationRecord, OperationStatus, Record, VmRecord, now
 from fabric.store import Absent, Put, Unchanged, Versioned, keys
+from fabric.store.informer import informed
 
 log = logging.getLogger(__name__)
 SOURCE = "deployments"
@@ -200,9 +201,10 @@ class DeploymentProvider:
             raise ArmError("DeploymentNotFound", f"Deployment '{name}' could not be found.", "name")
         return found.value
 
-    def list_in(self, rg: str) -> list[DeploymentRecord]:
+    def list_in(self, rg: str) -> list[Versioned[DeploymentRecord]]:
+        """A group's deployments, by name, from the watch-fed view."""
         group = self.compute.resource_group(rg)
-        return [v.value for v in self.store.list(keys.deployments_in(group.name), DeploymentRecord)]
+        return informed(self.store, keys.DEPLOYMENTS, DeploymentRecord).under(keys.deployments_in(group.name))
 
     def _check(self, r: tpl.PlannedResource, where: str) -> None:
         """What each type needs, refused before anything is written."""

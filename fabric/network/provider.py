@@ -138,9 +138,9 @@ class NetworkProvider:
                                                f"was not found.", "vnetName")
         return found
 
-    def list_vnets(self, rg: str = "") -> list[VnetRecord]:
-        prefix = f"{keys.VNETS}{rg.lower()}/" if rg else keys.VNETS
-        return [v.value for v in self.store.list(prefix, VnetRecord)]
+    def list_vnets(self, rg: str = "") -> list[Versioned[VnetRecord]]:
+        """A group's virtual networks (every one for ""), in key order, from the watch-fed view."""
+        return self._vnets().under(keys.vnets_in(rg))
 
     def add_subnet(self, rg: str, vnet: str, name: str, prefix: str) -> VnetRecord:
         check_name(name)

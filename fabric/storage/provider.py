@@ -100,9 +100,10 @@ class StorageProvider:
             raise ArmError("StorageAccountNotFound", f"The storage account '{name}' was not found.", "accountName")
         return found.value
 
-    def list_accounts(self, rg: str = "") -> list[StorageAccountRecord]:
-        accounts = [a.value for a in self.store.list(keys.STORAGE_ACCOUNTS, StorageAccountRecord)]
-        return [a for a in accounts if not rg or a.resource_group.lower() == rg.lower()]
+    def list_accounts(self, rg: str = "") -> list[Versioned[StorageAccountRecord]]:
+        """The storage accounts of a group (every one for ""), by name, from the watch-fed view."""
+        accounts = informed(self.store, keys.STORAGE_ACCOUNTS, StorageAccountRecord).list()
+        return [a for a in accounts if not rg or a.value.resource_group.lower() == rg.lower()]
 
     # ----- containers -----
 
@@ -124,9 +125,10 @@ class StorageProvider:
             raise ArmError("ContainerNotFound", "The specified container does not exist.", "containerName")
         return found
 
-    def list_containers(self, account: str) -> list[ContainerRecord]:
+    def list_containers(self, account: str) -> list[Versioned[ContainerRecord]]:
+        """An account's containers, by name, from the watch-fed view."""
         self.account(account)
-        return [c.value for c in self.store.list(keys.containers_of(account), ContainerRecord)]
+        return informed(self.store, keys.CONTAINERS, ContainerRecord).under(keys.containers_of(account))
 
     @staticmethod
     def _check_access(level: str) -> None:

@@ -131,6 +131,11 @@ def nic(resource_group: str, name: str) -> str:
     return f"{NICS}{resource_group.lower()}/{name.lower()}"
 
 
+def vnets_in(resource_group: str) -> str:
+    """The prefix of a group's virtual networks; of every one for ""."""
+    return f"{VNETS}{resource_group.lower()}/" if resource_group else VNETS
+
+
 def nics_in(resource_group: str) -> str:
     """The prefix of a group's NICs; of every NIC for ""."""
     return f"{NICS}{resource_group.lower()}/" if resource_group else NICS

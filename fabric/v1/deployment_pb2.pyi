@@ -137,16 +137,22 @@ class DeploymentRef(_message.Message):
     def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class ListDeploymentsRequest(_message.Message):
-    __slots__ = ("resource_group",)
+    __slots__ = ("resource_group", "max_items", "next_token")
     RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    MAX_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_TOKEN_FIELD_NUMBER: _ClassVar[int]
     resource_group: str
-    def __init__(self, resource_group: _Optional[str] = ...) -> None: ...
+    max_items: int
+    next_token: str
+    def __init__(self, resource_group: _Optional[str] = ..., max_items: _Optional[int] = ..., next_token: _Optional[str] = ...) -> None: ...
 
 class ListDeploymentsResponse(_message.Message):
-    __slots__ = ("value",)
+    __slots__ = ("value", "next_link")
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_LINK_FIELD_NUMBER: _ClassVar[int]
     value: _containers.RepeatedCompositeFieldContainer[Deployment]
-    def __init__(self, value: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ...) -> None: ...
+    next_link: str
+    def __init__(self, value: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ..., next_link: _Optional[str] = ...) -> None: ...
 
 class ListDeploymentOperationsResponse(_message.Message):
     __slots__ = ("value",)

@@ -68,14 +68,20 @@ class GetResourceGroupRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ListResourceGroupsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("max_items", "next_token")
+    MAX_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    max_items: int
+    next_token: str
+    def __init__(self, max_items: _Optional[int] = ..., next_token: _Optional[str] = ...) -> None: ...
 
 class ListResourceGroupsResponse(_message.Message):
-    __slots__ = ("value",)
+    __slots__ = ("value", "next_link")
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_LINK_FIELD_NUMBER: _ClassVar[int]
     value: _containers.RepeatedCompositeFieldContainer[ResourceGroup]
-    def __init__(self, value: _Optional[_Iterable[_Union[ResourceGroup, _Mapping]]] = ...) -> None: ...
+    next_link: str
+    def __init__(self, value: _Optional[_Iterable[_Union[ResourceGroup, _Mapping]]] = ..., next_link: _Optional[str] = ...) -> None: ...
 
 class VirtualMachineSize(_message.Message):
     __slots__ = ("name", "number_of_cores", "os_disk_size_in_mb", "resource_disk_size_in_mb", "memory_in_mb", "max_data_disk_count")

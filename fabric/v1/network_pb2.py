@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66\x61\x62ric/v1/network.proto\x12\tfabric.v1\"(\n\x0c\x41\x64\x64ressSpace\x12\x18\n\x10\x61\x64\x64ress_prefixes\x18\x01 \x03(\t\"F\n\x10SubnetProperties\x12\x16\n\x0e\x61\x64\x64ress_prefix\x18\x01 \x01(\t\x12\x1a\n\x12provisioning_state\x18\x02 \x01(\t\"S\n\x06Subnet\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12/\n\nproperties\x18\x03 \x01(\x0b\x32\x1b.fabric.v1.SubnetProperties\"\xab\x01\n\x18VirtualNetworkProperties\x12.\n\raddress_space\x18\x01 \x01(\x0b\x32\x17.fabric.v1.AddressSpace\x12\"\n\x07subnets\x18\x02 \x03(\x0b\x32\x11.fabric.v1.Subnet\x12\x1a\n\x12provisioning_state\x18\x03 \x01(\t\x12\x0b\n\x03vni\x18\x04 \x01(\x05\x12\x12\n\ndns_suffix\x18\x05 \x01(\t\"\x83\x01\n\x0eVirtualNetwork\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x37\n\nproperties\x18\x05 \x01(\x0b\x32#.fabric.v1.VirtualNetworkProperties\"\x89\x01\n\x1b\x43reateVirtualNetworkRequest\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x18\n\x10\x61\x64\x64ress_prefixes\x18\x03 \x03(\t\x12\x13\n\x0bsubnet_name\x18\x04 \x01(\t\x12\x15\n\rsubnet_prefix\x18\x05 \x01(\t\"9\n\x11VirtualNetworkRef\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"4\n\x1aListVirtualNetworksRequest\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\"G\n\x1bListVirtualNetworksResponse\x12(\n\x05value\x18\x01 \x03(\x0b\x32\x19.fabric.v1.VirtualNetwork\"f\n\x13\x43reateSubnetRequest\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\x12\x11\n\tvnet_name\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x16\n\x0e\x61\x64\x64ress_prefix\x18\x04 \x01(\t\"\x10\n\x0e\x44\x65leteResponse\"\x80\x01\n\x19IpConfigurationProperties\x12\x1a\n\x12private_ip_address\x18\x01 \x01(\t\x12$\n\x1cprivate_ip_allocation_method\x18\x02 \x01(\t\x12!\n\x06subnet\x18\x03 \x01(\x0b\x32\x11.fabric.v1.Subnet\"Y\n\x0fIpConfiguration\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x38\n\nproperties\x18\x02 \x01(\x0b\x32$.fabric.v1.IpConfigurationProperties\"I\n\x0b\x44nsSettings\x12\x15\n\rinternal_fqdn\x18\x01 \x01(\t\x12#\n\x1binternal_domain_name_suffix\x18\x02 \x01(\t\"\x19\n\x0bSubResource\x12\n\n\x02id\x18\x01 \x01(\t\"\x8f\x02\n\x1aNetworkInterfaceProperties\x12\x13\n\x0bmac_address\x18\x01 \x01(\t\x12\x35\n\x11ip_configurations\x18\x02 \x03(\x0b\x32\x1a.fabric.v1.IpConfiguration\x12,\n\x0c\x64ns_settings\x18\x03 \x01(\x0b\x32\x16.fabric.v1.DnsSettings\x12/\n\x0fvirtual_machine\x18\x04 \x01(\x0b\x32\x16.fabric.v1.SubResource\x12\x1a\n\x12provisioning_state\x18\x05 \x01(\t\x12\x0e\n\x06\x62ridge\x18\x06 \x01(\t\x12\x0c\n\x04node\x18\x07 \x01(\t\x12\x0c\n\x04port\x18\x08 \x01(\t\"\x87\x01\n\x10NetworkInterface\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x39\n\nproperties\x18\x05 \x01(\x0b\x32%.fabric.v1.NetworkInterfaceProperties\"\x84\x01\n\x1d\x43reateNetworkInterfaceRequest\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tvnet_name\x18\x03 \x01(\t\x12\x0e\n\x06subnet\x18\x04 \x01(\t\x12\x1a\n\x12private_ip_address\x18\x05 \x01(\t\";\n\x13NetworkInterfaceRef\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"]\n\x1cListNetworkInterfacesRequest\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\x12\x11\n\tmax_items\x18\x02 \x01(\x05\x12\x12\n\nnext_token\x18\x03 \x01(\t\"^\n\x1dListNetworkInterfacesResponse\x12*\n\x05value\x18\x01 \x03(\x0b\x32\x1b.fabric.v1.NetworkInterface\x12\x11\n\tnext_link\x18\x02 \x01(\t2\xfb\x02\n\x0fVirtualNetworks\x12K\n\x06\x43reate\x12&.fabric.v1.CreateVirtualNetworkRequest\x1a\x19.fabric.v1.VirtualNetwork\x12>\n\x03Get\x12\x1c.fabric.v1.VirtualNetworkRef\x1a\x19.fabric.v1.VirtualNetwork\x12U\n\x04List\x12%.fabric.v1.ListVirtualNetworksRequest\x1a&.fabric.v1.ListVirtualNetworksResponse\x12\x41\n\x06\x44\x65lete\x12\x1c.fabric.v1.VirtualNetworkRef\x1a\x19.fabric.v1.DeleteResponse\x12\x41\n\x0c\x43reateSubnet\x12\x1e.fabric.v1.CreateSubnetRequest\x1a\x11.fabric.v1.Subnet2\xc8\x02\n\x11NetworkInterfaces\x12O\n\x06\x43reate\x12(.fabric.v1.CreateNetworkInterfaceRequest\x1a\x1b.fabric.v1.NetworkInterface\x12\x42\n\x03Get\x12\x1e.fabric.v1.NetworkInterfaceRef\x1a\x1b.fabric.v1.NetworkInterface\x12Y\n\x04List\x12\'.fabric.v1.ListNetworkInterfacesRequest\x1a(.fabric.v1.ListNetworkInterfacesResponse\x12\x43\n\x06\x44\x65lete\x12\x1e.fabric.v1.NetworkInterfaceRef\x1a\x19.fabric.v1.DeleteResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66\x61\x62ric/v1/network.proto\x12\tfabric.v1\"(\n\x0c\x41\x64\x64ressSpace\x12\x18\n\x10\x61\x64\x64ress_prefixes\x18\x01 \x03(\t\"F\n\x10SubnetProperties\x12\x16\n\x0e\x61\x64\x64ress_prefix\x18\x01 \x01(\t\x12\x1a\n\x12provisioning_state\x18\x02 \x01(\t\"S\n\x06Subnet\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12/\n\nproperties\x18\x03 \x01(\x0b\x32\x1b.fabric.v1.SubnetProperties\"\xab\x01\n\x18VirtualNetworkProperties\x12.\n\raddress_space\x18\x01 \x01(\x0b\x32\x17.fabric.v1.AddressSpace\x12\"\n\x07subnets\x18\x02 \x03(\x0b\x32\x11.fabric.v1.Subnet\x12\x1a\n\x12provisioning_state\x18\x03 \x01(\t\x12\x0b\n\x03vni\x18\x04 \x01(\x05\x12\x12\n\ndns_suffix\x18\x05 \x01(\t\"\x83\x01\n\x0eVirtualNetwork\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x37\n\nproperties\x18\x05 \x01(\x0b\x32#.fabric.v1.VirtualNetworkProperties\"\x89\x01\n\x1b\x43reateVirtualNetworkRequest\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x18\n\x10\x61\x64\x64ress_prefixes\x18\x03 \x03(\t\x12\x13\n\x0bsubnet_name\x18\x04 \x01(\t\x12\x15\n\rsubnet_prefix\x18\x05 \x01(\t\"9\n\x11VirtualNetworkRef\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"[\n\x1aListVirtualNetworksRequest\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\x12\x11\n\tmax_items\x18\x02 \x01(\x05\x12\x12\n\nnext_token\x18\x03 \x01(\t\"Z\n\x1bListVirtualNetworksResponse\x12(\n\x05value\x18\x01 \x03(\x0b\x32\x19.fabric.v1.VirtualNetwork\x12\x11\n\tnext_link\x18\x02 \x01(\t\"f\n\x13\x43reateSubnetRequest\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\x12\x11\n\tvnet_name\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x16\n\x0e\x61\x64\x64ress_prefix\x18\x04 \x01(\t\"\x10\n\x0e\x44\x65leteResponse\"\x80\x01\n\x19IpConfigurationProperties\x12\x1a\n\x12private_ip_address\x18\x01 \x01(\t\x12$\n\x1cprivate_ip_allocation_method\x18\x02 \x01(\t\x12!\n\x06subnet\x18\x03 \x01(\x0b\x32\x11.fabric.v1.Subnet\"Y\n\x0fIpConfiguration\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x38\n\nproperties\x18\x02 \x01(\x0b\x32$.fabric.v1.IpConfigurationProperties\"I\n\x0b\x44nsSettings\x12\x15\n\rinternal_fqdn\x18\x01 \x01(\t\x12#\n\x1binternal_domain_name_suffix\x18\x02 \x01(\t\"\x19\n\x0bSubResource\x12\n\n\x02id\x18\x01 \x01(\t\"\x8f\x02\n\x1aNetworkInterfaceProperties\x12\x13\n\x0bmac_address\x18\x01 \x01(\t\x12\x35\n\x11ip_configurations\x18\x02 \x03(\x0b\x32\x1a.fabric.v1.IpConfiguration\x12,\n\x0c\x64ns_settings\x18\x03 \x01(\x0b\x32\x16.fabric.v1.DnsSettings\x12/\n\x0fvirtual_machine\x18\x04 \x01(\x0b\x32\x16.fabric.v1.SubResource\x12\x1a\n\x12provisioning_state\x18\x05 \x01(\t\x12\x0e\n\x06\x62ridge\x18\x06 \x01(\t\x12\x0c\n\x04node\x18\x07 \x01(\t\x12\x0c\n\x04port\x18\x08 \x01(\t\"\x87\x01\n\x10NetworkInterface\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x10\n\x08location\x18\x04 \x01(\t\x12\x39\n\nproperties\x18\x05 \x01(\x0b\x32%.fabric.v1.NetworkInterfaceProperties\"\x84\x01\n\x1d\x43reateNetworkInterfaceRequest\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tvnet_name\x18\x03 \x01(\t\x12\x0e\n\x06subnet\x18\x04 \x01(\t\x12\x1a\n\x12private_ip_address\x18\x05 \x01(\t\";\n\x13NetworkInterfaceRef\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"]\n\x1cListNetworkInterfacesRequest\x12\x16\n\x0eresource_group\x18\x01 \x01(\t\x12\x11\n\tmax_items\x18\x02 \x01(\x05\x12\x12\n\nnext_token\x18\x03 \x01(\t\"^\n\x1dListNetworkInterfacesResponse\x12*\n\x05value\x18\x01 \x03(\x0b\x32\x1b.fabric.v1.NetworkInterface\x12\x11\n\tnext_link\x18\x02 \x01(\t2\xfb\x02\n\x0fVirtualNetworks\x12K\n\x06\x43reate\x12&.fabric.v1.CreateVirtualNetworkRequest\x1a\x19.fabric.v1.VirtualNetwork\x12>\n\x03Get\x12\x1c.fabric.v1.VirtualNetworkRef\x1a\x19.fabric.v1.VirtualNetwork\x12U\n\x04List\x12%.fabric.v1.ListVirtualNetworksRequest\x1a&.fabric.v1.ListVirtualNetworksResponse\x12\x41\n\x06\x44\x65lete\x12\x1c.fabric.v1.VirtualNetworkRef\x1a\x19.fabric.v1.DeleteResponse\x12\x41\n\x0c\x43reateSubnet\x12\x1e.fabric.v1.CreateSubnetRequest\x1a\x11.fabric.v1.Subnet2\xc8\x02\n\x11NetworkInterfaces\x12O\n\x06\x43reate\x12(.fabric.v1.CreateNetworkInterfaceRequest\x1a\x1b.fabric.v1.NetworkInterface\x12\x42\n\x03Get\x12\x1e.fabric.v1.NetworkInterfaceRef\x1a\x1b.fabric.v1.NetworkInterface\x12Y\n\x04List\x12\'.fabric.v1.ListNetworkInterfacesRequest\x1a(.fabric.v1.ListNetworkInterfacesResponse\x12\x43\n\x06\x44\x65lete\x12\x1e.fabric.v1.NetworkInterfaceRef\x1a\x19.fabric.v1.DeleteResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,35 +46,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VIRTUALNETWORKREF']._serialized_start=685
   _globals['_VIRTUALNETWORKREF']._serialized_end=742
   _globals['_LISTVIRTUALNETWORKSREQUEST']._serialized_start=744
-  _globals['_LISTVIRTUALNETWORKSREQUEST']._serialized_end=796
-  _globals['_LISTVIRTUALNETWORKSRESPONSE']._serialized_start=798
-  _globals['_LISTVIRTUALNETWORKSRESPONSE']._serialized_end=869
-  _globals['_CREATESUBNETREQUEST']._serialized_start=871
-  _globals['_CREATESUBNETREQUEST']._serialized_end=973
-  _globals['_DELETERESPONSE']._serialized_start=975
-  _globals['_DELETERESPONSE']._serialized_end=991
-  _globals['_IPCONFIGURATIONPROPERTIES']._serialized_start=994
-  _globals['_IPCONFIGURATIONPROPERTIES']._serialized_end=1122
-  _globals['_IPCONFIGURATION']._serialized_start=1124
-  _globals['_IPCONFIGURATION']._serialized_end=1213
-  _globals['_DNSSETTINGS']._serialized_start=1215
-  _globals['_DNSSETTINGS']._serialized_end=1288
-  _globals['_SUBRESOURCE']._serialized_start=1290
-  _globals['_SUBRESOURCE']._serialized_end=1315
-  _globals['_NETWORKINTERFACEPROPERTIES']._serialized_start=1318
-  _globals['_NETWORKINTERFACEPROPERTIES']._serialized_end=1589
-  _globals['_NETWORKINTERFACE']._serialized_start=1592
-  _globals['_NETWORKINTERFACE']._serialized_end=1727
-  _globals['_CREATENETWORKINTERFACEREQUEST']._serialized_start=1730
-  _globals['_CREATENETWORKINTERFACEREQUEST']._serialized_end=1862
-  _globals['_NETWORKINTERFACEREF']._serialized_start=1864
-  _globals['_NETWORKINTERFACEREF']._serialized_end=1923
-  _globals['_LISTNETWORKINTERFACESREQUEST']._serialized_start=1925
-  _globals['_LISTNETWORKINTERFACESREQUEST']._serialized_end=2018
-  _globals['_LISTNETWORKINTERFACESRESPONSE']._serialized_start=2020
-  _globals['_LISTNETWORKINTERFACESRESPONSE']._serialized_end=2114
-  _globals['_VIRTUALNETWORKS']._serialized_start=2117
-  _globals['_VIRTUALNETWORKS']._serialized_end=2496
-  _globals['_NETWORKINTERFACES']._serialized_start=2499
-  _globals['_NETWORKINTERFACES']._serialized_end=2827
+  _globals['_LISTVIRTUALNETWORKSREQUEST']._serialized_end=835
+  _globals['_LISTVIRTUALNETWORKSRESPONSE']._serialized_start=837
+  _globals['_LISTVIRTUALNETWORKSRESPONSE']._serialized_end=927
+  _globals['_CREATESUBNETREQUEST']._serialized_start=929
+  _globals['_CREATESUBNETREQUEST']._serialized_end=1031
+  _globals['_DELETERESPONSE']._serialized_start=1033
+  _globals['_DELETERESPONSE']._serialized_end=1049
+  _globals['_IPCONFIGURATIONPROPERTIES']._serialized_start=1052
+  _globals['_IPCONFIGURATIONPROPERTIES']._serialized_end=1180
+  _globals['_IPCONFIGURATION']._serialized_start=1182
+  _globals['_IPCONFIGURATION']._serialized_end=1271
+  _globals['_DNSSETTINGS']._serialized_start=1273
+  _globals['_DNSSETTINGS']._serialized_end=1346
+  _globals['_SUBRESOURCE']._serialized_start=1348
+  _globals['_SUBRESOURCE']._serialized_end=1373
+  _globals['_NETWORKINTERFACEPROPERTIES']._serialized_start=1376
+  _globals['_NETWORKINTERFACEPROPERTIES']._serialized_end=1647
+  _globals['_NETWORKINTERFACE']._serialized_start=1650
+  _globals['_NETWORKINTERFACE']._serialized_end=1785
+  _globals['_CREATENETWORKINTERFACEREQUEST']._serialized_start=1788
+  _globals['_CREATENETWORKINTERFACEREQUEST']._serialized_end=1920
+  _globals['_NETWORKINTERFACEREF']._serialized_start=1922
+  _globals['_NETWORKINTERFACEREF']._serialized_end=1981
+  _globals['_LISTNETWORKINTERFACESREQUEST']._serialized_start=1983
+  _globals['_LISTNETWORKINTERFACESREQUEST']._serialized_end=2076
+  _globals['_LISTNETWORKINTERFACESRESPONSE']._serialized_start=2078
+  _globals['_LISTNETWORKINTERFACESRESPONSE']._serialized_end=2172
+  _globals['_VIRTUALNETWORKS']._serialized_start=2175
+  _globals['_VIRTUALNETWORKS']._serialized_end=2554
+  _globals['_NETWORKINTERFACES']._serialized_start=2557
+  _globals['_NETWORKINTERFACES']._serialized_end=2885
 # @@protoc_insertion_point(module_scope)

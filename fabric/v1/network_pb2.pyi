@@ -81,16 +81,22 @@ class VirtualNetworkRef(_message.Message):
     def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class ListVirtualNetworksRequest(_message.Message):
-    __slots__ = ("resource_group",)
+    __slots__ = ("resource_group", "max_items", "next_token")
     RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    MAX_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_TOKEN_FIELD_NUMBER: _ClassVar[int]
     resource_group: str
-    def __init__(self, resource_group: _Optional[str] = ...) -> None: ...
+    max_items: int
+    next_token: str
+    def __init__(self, resource_group: _Optional[str] = ..., max_items: _Optional[int] = ..., next_token: _Optional[str] = ...) -> None: ...
 
 class ListVirtualNetworksResponse(_message.Message):
-    __slots__ = ("value",)
+    __slots__ = ("value", "next_link")
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_LINK_FIELD_NUMBER: _ClassVar[int]
     value: _containers.RepeatedCompositeFieldContainer[VirtualNetwork]
-    def __init__(self, value: _Optional[_Iterable[_Union[VirtualNetwork, _Mapping]]] = ...) -> None: ...
+    next_link: str
+    def __init__(self, value: _Optional[_Iterable[_Union[VirtualNetwork, _Mapping]]] = ..., next_link: _Optional[str] = ...) -> None: ...
 
 class CreateSubnetRequest(_message.Message):
     __slots__ = ("resource_group", "vnet_name", "name", "address_prefix")

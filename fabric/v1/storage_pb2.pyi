@@ -63,16 +63,22 @@ class StorageAccountRef(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ListStorageAccountsRequest(_message.Message):
-    __slots__ = ("resource_group",)
+    __slots__ = ("resource_group", "max_items", "next_token")
     RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    MAX_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_TOKEN_FIELD_NUMBER: _ClassVar[int]
     resource_group: str
-    def __init__(self, resource_group: _Optional[str] = ...) -> None: ...
+    max_items: int
+    next_token: str
+    def __init__(self, resource_group: _Optional[str] = ..., max_items: _Optional[int] = ..., next_token: _Optional[str] = ...) -> None: ...
 
 class ListStorageAccountsResponse(_message.Message):
-    __slots__ = ("value",)
+    __slots__ = ("value", "next_link")
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_LINK_FIELD_NUMBER: _ClassVar[int]
     value: _containers.RepeatedCompositeFieldContainer[StorageAccount]
-    def __init__(self, value: _Optional[_Iterable[_Union[StorageAccount, _Mapping]]] = ...) -> None: ...
+    next_link: str
+    def __init__(self, value: _Optional[_Iterable[_Union[StorageAccount, _Mapping]]] = ..., next_link: _Optional[str] = ...) -> None: ...
 
 class ListStorageAccountKeysResponse(_message.Message):
     __slots__ = ("keys",)
@@ -117,16 +123,22 @@ class SetContainerPermissionRequest(_message.Message):
     def __init__(self, account_name: _Optional[str] = ..., name: _Optional[str] = ..., public_access: _Optional[str] = ...) -> None: ...
 
 class ListContainersRequest(_message.Message):
-    __slots__ = ("account_name",)
+    __slots__ = ("account_name", "max_items", "next_token")
     ACCOUNT_NAME_FIELD_NUMBER: _ClassVar[int]
+    MAX_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_TOKEN_FIELD_NUMBER: _ClassVar[int]
     account_name: str
-    def __init__(self, account_name: _Optional[str] = ...) -> None: ...
+    max_items: int
+    next_token: str
+    def __init__(self, account_name: _Optional[str] = ..., max_items: _Optional[int] = ..., next_token: _Optional[str] = ...) -> None: ...
 
 class ListContainersResponse(_message.Message):
-    __slots__ = ("value",)
+    __slots__ = ("value", "next_link")
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_LINK_FIELD_NUMBER: _ClassVar[int]
     value: _containers.RepeatedCompositeFieldContainer[Container]
-    def __init__(self, value: _Optional[_Iterable[_Union[Container, _Mapping]]] = ...) -> None: ...
+    next_link: str
+    def __init__(self, value: _Optional[_Iterable[_Union[Container, _Mapping]]] = ..., next_link: _Optional[str] = ...) -> None: ...
 
 class ContentSettings(_message.Message):
     __slots__ = ("content_type", "content_md5")

@@ -152,11 +152,11 @@ def test_with_its_assignments_watched_the_agent_is_woken_by_a_domain_stopped_beh
     """No pass is due (the clock stands still, nothing is assigned anew): only libvirt's event tells the agent, which
     converges that VM and no other."""
     vm, other = str(uuid.uuid4()), str(uuid.uuid4())
-    node.agent.watch = node.plane.watch_assignments(node.agent.changed.set)
+    watch = node.agent.watch = node.plane.watch_assignments(node.agent.changed.set)
     try:
         node.assign(vm)
         node.assign(other, op="other")
-        wait_for(lambda: {a.vm_id for a in node.agent.watch.latest or []} == {vm, other}, "the watch's snapshot")
+        wait_for(lambda: {a.vm_id for a in watch.latest or []} == {vm, other}, "the watch's snapshot")
         node.agent.reconcile()
         for v in (vm, other):
             with open(node.observed(v).console, "a") as f:
@@ -177,7 +177,7 @@ def test_with_its_assignments_watched_the_agent_is_woken_by_a_domain_stopped_beh
         assert node.steps(vm)[-1] == "domain-started"
         assert node.steps(other) == before
     finally:
-        node.agent.watch.cancel()
+        watch.cancel()
 
 
 def wait_for(ok: Callable[[], object], what: str, timeout_s: float = 10.0) -> None:

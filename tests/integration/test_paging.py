@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 from fabric.arm.paging import MAX_PAGE
+from fabric.v1 import deployment_pb2 as dpb
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import network_pb2 as npb
+from fabric.v1 import storage_pb2 as spb
 from tests.integration.conftest import Api, register_node
 from tests.integration.test_api_errors import arm_error
 from tests.integration.test_cli import fabric
@@ -81,3 +83,30 @@ def test_nics_are_paged_and_show_their_vm(api: Api) -> None:
     assert sorted(n.properties.virtual_machine.id.rsplit("/", 1)[1] for n in nics) == ["vm0", "vm1", "vm2"]
     r = fabric(api.address, "network", "nic", "list", "-g", "RG", "--max-items", "1")
     assert len(json.loads(r.stdout)) == 1 and r.stderr.startswith("more: --next-token ")
+
+
+TEMPLATE = json.dumps({"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+                       "contentVersion": "1.0.0.0",
+                       "resources": [{"type": "Microsoft.Storage/storageAccounts", "name": "deployed1"}]})
+
+
+def test_groups_vnets_accounts_containers_and_deployments_are_paged_in_the_cli(api: Api) -> None:
+    for i in range(3):
+        api.groups.Create(pb.CreateResourceGroupRequest(name=f"RG{i}", location="local"))
+        api.vnets.Create(npb.CreateVirtualNetworkRequest(resource_group="RG0", name=f"net{i}",
+                                                         address_prefixes=[f"10.{i}.0.0/16"], subnet_name="default",
+                                                         subnet_prefix=f"10.{i}.0.0/24"))
+        api.accounts.Create(spb.CreateStorageAccountRequest(resource_group="RG0", name=f"acct{i}"))
+        api.containers.Create(spb.CreateContainerRequest(account_name="acct0", name=f"box{i}"))
+        api.deployments.Create(dpb.CreateDeploymentRequest(resource_group="RG0", name=f"d{i}",
+                                                           template_json=TEMPLATE))
+    for family in (["group", "list"], ["network", "vnet", "list", "-g", "RG0"],
+                   ["storage", "account", "list", "-g", "RG0"], ["storage", "container", "list", "--account-name", "acct0"],
+                   ["deployment", "list", "-g", "RG0"]):
+        first = fabric(api.address, *family, "--max-items", "2")
+        assert first.returncode == 0, first.stderr
+        token = first.stderr.strip().removeprefix("more: --next-token ")
+        rest = fabric(api.address, *family, "--next-token", token)
+        names = [x["name"] for x in json.loads(first.stdout) + json.loads(rest.stdout)]
+        assert len(json.loads(first.stdout)) == 2 and rest.stderr == "", family
+        assert len(names) == len(set(names)) and len(names) >= 3, (family, names)   # groups: also the system one
