@@ -174,7 +174,8 @@ class ComputeProvider:
         """A deleted VM's disks (leases released, OS disk blob deleted per its deleteOption) and NICs (made by
         vm create: deleted, freeing their addresses; named ones: detached)."""
         compares, ops, body, steps = disks_release(self.storage, vm, op_id)
-        nic_cmp, nic_ops = self.network.vm_release_ops(vm.vm_id, [n.key for n in vm.nics if n.made])
+        nic_cmp, nic_ops = self.network.vm_release_ops(vm.vm_id, [n.key for n in vm.nics],
+                                                     [n.key for n in vm.nics if n.made])
         if vm.nics:
             steps.append(operations.step(op_id, NETWORK_SOURCE, "nics-released",
                                          "; ".join(f"{n.id.rsplit('/', 1)[1]} "

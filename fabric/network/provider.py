@@ -313,12 +313,15 @@ class NetworkProvider:
         p = self.prepare_nic(rg, vm_nic_name(vm_name, vm_id), rg, vnet, subnet, private_ip, vm_id, vm_name)
         return [p.record], p.compares, p.ops
 
-    def vm_release_ops(self, vm_id: str, made_with_vm: list[str]) -> tuple[list[Compare], list[Put | Delete]]:
-        """On VM delete: NICs made by `vm create` go (their addresses are freed); named ones are detached."""
+    def vm_release_ops(self, vm_id: str, nic_keys: list[str],
+                       made_with_vm: list[str]) -> tuple[list[Compare], list[Put | Delete]]:
+        """On VM delete: of the VM's NICs (read by key: no list of every NIC), those made by `vm create` go (their
+        addresses are freed); named ones are detached."""
         compares: list[Compare] = []
         ops: list[Put | Delete] = []
-        for cur in self.store.list(keys.NICS, NicRecord):
-            if cur.value.vm_id != vm_id:
+        for key in nic_keys:
+            cur = self.store.get(key, NicRecord)
+            if cur is None or cur.value.vm_id != vm_id:
                 continue
             if cur.key in made_with_vm:
                 c, o = self.release_ops(cur)

@@ -26,15 +26,16 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from fabric.files import PRIVATE, PRIVATE_DIR, SHARED, ensure_dir, write_atomic
 from fabric.hostinfo import free_port, running_pid
-from fabric.model import Assignment
+from fabric.model import Assignment, EnrollmentRecord
 from fabric.pki import NBD_CLIENTS, Credential, nbd_identity
 from fabric.store import Store, keys
+from fabric.store.informer import informed
 
 log = logging.getLogger(__name__)
 
@@ -196,16 +197,24 @@ class NbdExports:
             finally:
                 qmp.close()
 
-    def keep_only(self, wanted: Callable[[], dict[str, set[str]]]) -> list[tuple[str, str]]:
-        """Withdraw every export not in wanted()[node]; stop the servers of nodes with none. `wanted` is read
-        under the lock grants take, so a grant made for an assignment it did not see yet is never withdrawn.
-        What was withdrawn."""
+    def keep_only(self, wanted: Callable[[], dict[str, set[str]]],
+                  confirm: Callable[[], dict[str, set[str]]] | None = None) -> list[tuple[str, str]]:
+        """Withdraw every export not in wanted()[node]; stop the servers of nodes with none. When that would
+        change anything and `confirm` is given, confirm() decides instead (wanted() may be a view, confirm() the
+        store). Both are read under the lock grants take, so a grant made for an assignment they did not see yet
+        is never withdrawn. What was withdrawn."""
         gone = []
         with self._lock:
+            nodes = [f.name for f in sorted(self.root.iterdir())] if self.root.is_dir() else []
+            exported = {node: self.exported(node) for node in nodes}
+
+            def changes(want: dict[str, set[str]]) -> bool:
+                return any(exported[n] - want.get(n, set()) or (not want.get(n) and self._running(n)) for n in nodes)
             want = wanted()
-            for folder in sorted(self.root.iterdir()) if self.root.is_dir() else []:
-                node = folder.name
-                for name in self.exported(node) - want.get(node, set()):
+            if confirm is not None and changes(want):
+                want = confirm()
+            for node in nodes:
+                for name in exported[node] - want.get(node, set()):
                     self.revoke(node, name)
                     gone.append((node, name))
                 if not want.get(node) and self._running(node):
@@ -229,14 +238,18 @@ class NbdExports:
 
 def withdraw_unassigned(store: Store, exports: NbdExports) -> list[tuple[str, str]]:
     """Withdraw every export that no assignment of an enrolled node names any more (the VM deleted, deallocated
-    or moved; the node removed): each controller does it for its own exports. What was withdrawn."""
-    def wanted() -> dict[str, set[str]]:
-        enrolled = {k.rsplit("/", 1)[1] for k in store.key_list(keys.ENROLLMENTS)}
+    or moved; the node removed): each controller does it for its own exports. Decided on the watch-fed views
+    (nothing read from etcd while every export is wanted), confirmed on the store before anything is
+    withdrawn. What was withdrawn."""
+    def wanted_of(assignments: Iterable[Assignment], enrolled: set[str]) -> dict[str, set[str]]:
         want: dict[str, set[str]] = {}
-        for v in store.list(keys.ASSIGNMENTS, Assignment):
-            a = v.value
+        for a in assignments:
             if a.on_node and a.node in enrolled:
                 want.setdefault(a.node, set()).update(
                     export_name(Path(r.path)) for r in (a.os_disk, *(d.ref for d in a.data_disks)) if r.path)
         return want
-    return exports.keep_only(wanted)
+    return exports.keep_only(
+        lambda: wanted_of((v.value for v in informed(store, keys.ASSIGNMENTS, Assignment).list()),
+                          {v.value.node for v in informed(store, keys.ENROLLMENTS, EnrollmentRecord).list()}),
+        lambda: wanted_of((v.value for v in store.list(keys.ASSIGNMENTS, Assignment)),
+                          {k.rsplit("/", 1)[1] for k in store.key_list(keys.ENROLLMENTS)}))

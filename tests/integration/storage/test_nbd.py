@@ -13,7 +13,7 @@ import pytest
 
 from fabric.model import Assignment, DiskRef, PowerState
 from fabric.pki import Credential, key_pem, nbd_identity, new_key, node_identity, serial_of, signing_request
-from fabric.storage.nbd import NbdError, NbdExports, export_name
+from fabric.storage.nbd import NbdError, NbdExports, export_name, withdraw_unassigned
 from fabric.store import keys
 from fabric.v1 import node_pb2 as pb
 from fabric.v1 import node_pb2_grpc as rpc
@@ -116,3 +116,19 @@ def test_a_node_gets_a_certificate_for_its_qemu_that_opens_no_api_and_is_revoked
     api.enrollment.remove("node-1")
     revoked = {k.rsplit("/", 1)[1] for k in api.store.key_list(keys.REVOKED)}
     assert serial_of(issued.certificate.encode()) in revoked
+
+
+def test_an_export_is_withdrawn_once_no_assignment_names_it_and_never_on_a_stale_view(
+        exports: NbdExports, tmp_path: Path, api: Api) -> None:
+    disk = body(tmp_path, "os.qcow2")
+    api.join("hb")                                              # enrolled
+    a = Assignment(vm_id="vm-a", resource_group="RG", name="a", node="hb", power=PowerState.RUNNING,
+                   generation=0, cores=1, memory_mb=64, resource_disk_mb=1, image=IMAGE,
+                   os_disk=DiskRef("localpath", "http://blob/os-a.vhd", str(disk)), operation_id="op-a")
+    api.store.put(keys.assignment("hb", "vm-a"), a)
+    exports.grant("hb", disk)
+    assert withdraw_unassigned(api.store, exports) == []
+    # what a view not yet told of the assignment would say: the store, read again, keeps the export
+    assert exports.keep_only(dict, lambda: {"hb": {export_name(disk)}}) == []
+    api.store.delete(keys.assignment("hb", "vm-a"))
+    assert withdraw_unassigned(api.store, exports) == [("hb", export_name(disk))]
