@@ -60,7 +60,7 @@ class ResourceState(StrEnum):
     SKIPPED = "Skipped"      # a resource it depends on failed
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class DeploymentResource(Record):
     """One resource of a deployment, and its deployment operation."""
     key: str
@@ -83,7 +83,7 @@ class DeploymentResource(Record):
         return f"{self.type}/{self.name}"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class DeploymentRecord(Record):
     name: str
     resource_group: str

@@ -7,7 +7,7 @@ from typing import Any
 from fabric.model import Record
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class VnetRecord(Record):
     name: str
     resource_group: str
@@ -19,7 +19,7 @@ class VnetRecord(Record):
     created: str = ""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class NicRecord(Record):
     name: str
     resource_group: str
@@ -34,18 +34,18 @@ class NicRecord(Record):
     created: str = ""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class IpClaim(Record):
     """One private address of a subnet, held by one NIC (the key's existence is the claim)."""
     nic: str                           # "rg/name" lower-case
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class MacClaim(Record):
     """One MAC address, held by one NIC in the whole fabric: a node names a VM's tap after it (port security)."""
     nic: str                           # "rg/name" lower-case
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class VniClaim(Record):
     vnet: str

@@ -11,7 +11,7 @@ PUBLIC_ACCESS = ("off", "blob", "container")
 MAX_BLOCK_BLOB_BYTES = 64 * 1024 * 1024   # the reference's largest Put Blob at version 2015-04-05 (64 MiB)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class StorageAccountRecord(Record):
     name: str
     resource_group: str
@@ -21,7 +21,7 @@ class StorageAccountRecord(Record):
     created: str = ""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ContainerRecord(Record):
     account: str
     name: str
@@ -29,7 +29,7 @@ class ContainerRecord(Record):
     created: str = ""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class BlobRecord(Record):
     account: str
     container: str
