@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import ipaddress
 import threading
-import time
 from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -38,6 +37,7 @@ from fabric.v1 import node_pb2 as pb
 from fabric.v1 import node_pb2_grpc as rpc
 
 WATCH_RESYNC_S = 30.0      # a watch stream sends its snapshot at least this often (a change missed is healed)
+MAX_NODE_STREAMS = 1_000   # nodes whose assignment streams one controller serves (a worker thread each)
 REPORT_ATTEMPTS = 3
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -129,7 +129,7 @@ class NodeAgents(rpc.NodeAgentsServicer):
         self.enrollment = enrollment or Enrollment(store, None)
         self.gallery_endpoint = gallery_endpoint
         self.exports = exports          # this controller's host keeps the disk blobs and exports them
-        self._streams: dict[str, threading.Event] = {}     # node -> how to end its open watch stream
+        self._streams: dict[str, Callable[[], None]] = {}   # node -> how to end its open watch stream
         self._lock = threading.Lock()
         self._index: NetworkIndex | None = None
 
@@ -228,19 +228,28 @@ class NodeAgents(rpc.NodeAgentsServicer):
     def WatchAssignments(self, request: pb.WatchAssignmentsRequest,
                          context: grpc.ServicerContext) -> Iterator[pb.AssignmentsSnapshot]:
         """The node's assignments now, and again after every change to them (and every WATCH_RESYNC_S). The
-        stream holds one of the controller's worker threads while the node runs (the server is synchronous):
-        GRPC_WORKERS bounds how many nodes one controller serves until the API moves to an asyncio server."""
+        stream holds one of the controller's worker threads while the node runs (the server is synchronous),
+        asleep until something concerning the node happens: MAX_NODE_STREAMS bounds how many nodes one controller
+        serves (one more is refused RESOURCE_EXHAUSTED, and its agent reads its assignments at each pass)."""
         try:
             node = self._node(context)
         except StoreUnavailable as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             return
         changed, ended = threading.Event(), threading.Event()
+
+        def end() -> None:
+            ended.set()
+            changed.set()
         with self._lock:                              # one stream per node: a newer one ends this one
             if node in self._streams:
-                self._streams[node].set()
-            self._streams[node] = ended
-        context.add_callback(ended.set)               # the node went away: stop waiting
+                self._streams.pop(node)()
+            elif len(self._streams) >= MAX_NODE_STREAMS:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"this controller serves the assignment streams of {MAX_NODE_STREAMS} nodes already; "
+                              f"add a controller (fabric cluster add-controller) for more")
+            self._streams[node] = end
+        context.add_callback(end)                     # the node went away: stop waiting
         enrollment_changed = threading.Event()
         enrollment_changed.set()                      # checked again once the watches exist (a removal between)
 
@@ -263,10 +272,7 @@ class NodeAgents(rpc.NodeAgentsServicer):
                 except StoreUnavailable as exc:
                     context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
                 yield snapshot
-                resync = time.monotonic() + WATCH_RESYNC_S
-                while not (changed.wait(0.5) or ended.is_set() or time.monotonic() > resync):
-                    pass
-                if time.monotonic() > resync:
+                if not changed.wait(WATCH_RESYNC_S):  # a change, a broken watch (its callback), the end
                     enrollment_changed.set()          # and at every resync
         except StoreUnavailable as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
@@ -274,7 +280,7 @@ class NodeAgents(rpc.NodeAgentsServicer):
             for w in watches:
                 w.cancel()
             with self._lock:
-                if self._streams.get(node) is ended:
+                if self._streams.get(node) is end:
                     del self._streams[node]
 
     @_etcd_unavailable

@@ -31,7 +31,7 @@ from fabric.arm import server
 from fabric.arm.deployment_server import Deployments
 from fabric.arm.extension_server import VirtualMachineExtensions
 from fabric.arm.network_server import add_network_servicers
-from fabric.arm.node_server import NodeAgents, extend_node_leases
+from fabric.arm.node_server import MAX_NODE_STREAMS, NodeAgents, extend_node_leases
 from fabric.arm.storage_server import add_storage_servicers
 from fabric.compute.reconciler import Rechecks, Triggers, VmReconciler
 from fabric.compute.vms import ComputeConfig, ComputeProvider
@@ -67,14 +67,14 @@ ETCD_WAIT_S = 30.0
 # a client gone without a word (a half-open connection) is found within about 30 s, its stream's thread freed
 KEEPALIVE = [("grpc.keepalive_time_ms", 20_000), ("grpc.keepalive_timeout_ms", 10_000),
              ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.min_ping_interval_without_data_ms", 5_000)]
-GRPC_WORKERS = 64       # each node agent's assignment watch holds one for as long as the node runs (see node_server)
+GRPC_WORKERS = 64       # for calls; each node agent's assignment watch holds one more while the node runs (node_server)
 
 
 def build_server(store: Store, compute: ComputeProvider, listen: str, credential: Credential,
                  enrollment: Enrollment | None = None, join_address: str = "",
                  exports: NbdExports | None = None, node_blob_endpoint: str = "") -> grpc.Server:
     """The API on `listen`, mutual TLS with the controller's credential; each call checked by its role."""
-    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS), interceptors=[Authorizer()],
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS + MAX_NODE_STREAMS), interceptors=[Authorizer()],
                       options=KEEPALIVE)
     add_storage_servicers(srv, compute.storage, compute.config.subscription)
     add_network_servicers(srv, compute.network)

@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 import pytest
 
+from fabric.arm import node_server
 from fabric.model import (Assignment, DiskRef, ImageRecord, NodeRecord, Observed, PowerState, TraceRecord,
                           VmNic)
 from fabric.store import keys
@@ -105,6 +106,19 @@ def test_a_node_has_no_access_to_the_resource_api_nor_an_admin_to_the_node_api(t
         node_accounts.ListKeys, spb.StorageAccountRef(name="secrets1"))
     admin = rpc.NodeAgentsStub(two.pki.channel(two.address))
     assert "admin (admins) may not call /fabric.v1.NodeAgents/GetFabric" in refused(admin.GetFabric, pb.NodeEmpty())
+
+
+def test_a_controller_serves_at_most_its_share_of_streams_and_says_so(two: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(node_server, "MAX_NODE_STREAMS", 1)
+    n1, n2 = node_stub(two, "node-1"), node_stub(two, "node-2")
+    first = n1.WatchAssignments(pb.WatchAssignmentsRequest(), timeout=20)
+    next(first)
+    with pytest.raises(grpc.RpcError) as e:
+        next(n2.WatchAssignments(pb.WatchAssignmentsRequest(), timeout=20))
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "add a controller" in (e.value.details() or "")
+    again = n1.WatchAssignments(pb.WatchAssignmentsRequest(), timeout=20)     # the same node: its newer stream
+    next(again)
+    again.cancel()
 
 
 def test_a_node_holds_one_assignment_stream_and_sends_only_checked_records(two: Api) -> None:
