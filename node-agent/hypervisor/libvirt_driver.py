@@ -34,6 +34,10 @@ KVM_PROBE_TIMEOUT_S = 8.0
 KVM_PROBE_MEMORY_MB = 128
 PROBE_MARKER = "Linux version"
 RELIST_S = 300.0          # every domain read again this often, in case an event was lost
+# what changes a domain without this driver knowing when: its state, and a device the guest let go of (a live
+# detach finishes when the guest says so, after the call returned) or that was plugged in
+EVENTS = (libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+          libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED)
 
 # libvirt errors after which the same call may succeed later: the daemon or its connection went away (any
 # error of the RPC layer: "client socket is closed" is an internal error there), a lock or a job is held,
@@ -88,10 +92,11 @@ libvirt.virEventRegisterDefaultImpl()
 
 class LibvirtDriver:
     """The host's domains are known from an index: every domain read once when the connection opens, then
-    each one again only when libvirt tells of a change to it (a lifecycle event: defined, started, stopped,
-    crashed, undefined) or after this driver changed it. A pass of the agent reads the index, not libvirt;
-    a lost connection (libvirtd restarted) reads everything again, and so does a relist every RELIST_S in
-    case an event was ever lost. `on_change(uuid)` is called (in libvirt's event thread) for every event."""
+    each one again only when libvirt tells of a change to it (EVENTS: defined, started, stopped, crashed,
+    undefined, a device the guest let go of) or after this driver changed it. A pass of the agent reads the
+    index, not libvirt; a lost connection (libvirtd restarted) reads everything again, and so does a relist
+    every RELIST_S in case an event was ever lost. `on_change(uuid)` is called (in libvirt's event thread)
+    for every event."""
 
     def __init__(self, uri: str, node: str, fabric_id: str, domain_type: str = "qemu",
                  on_change: Callable[[str], None] = lambda uuid: None) -> None:
@@ -117,8 +122,7 @@ class LibvirtDriver:
             raise DriverError(f"cannot connect to libvirt at {self.uri}: {exc.get_error_message()}",
                               temporary=True) from None
         try:
-            self._callbacks = [conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                                           self._event, None)]
+            self._callbacks = [conn.domainEventRegisterAny(None, event, self._event, None) for event in EVENTS]
             conn.registerCloseCallback(self._closed, None)
         except libvirt.libvirtError:
             self._callbacks = []            # a driver without events: the relist keeps the index
@@ -126,8 +130,7 @@ class LibvirtDriver:
             self._listed_at = None
         return conn
 
-    def _event(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, _event: int, _detail: int,
-               _opaque: object) -> None:
+    def _event(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, *_rest: object) -> None:
         uuid = dom.UUIDString()
         with self._index_lock:
             self._stale.add(uuid)
@@ -332,7 +335,11 @@ class LibvirtDriver:
         found = [xml for n, _, xml in self._index()[uuid].disks if n == lun]
         if found:
             self._changed(uuid)
-            self._call("detach disk", dom.detachDeviceFlags, found[0], self._affect(uuid))
+            try:
+                dom.detachDeviceFlags(found[0], self._affect(uuid))
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_DEVICE_MISSING:    # gone already: detached
+                    raise _error("detach disk", exc) from None
 
     def _affect(self, uuid: str) -> int:
         """The definition, and the running domain when it runs (hot-plug)."""
