@@ -226,8 +226,12 @@ class LibvirtDriver:
                     except (libvirt.libvirtError, DriverError):
                         stale.add(dom.UUIDString())      # undefined while listed: read again
                 self._seen = seen
-            for uuid in stale - (set() if not relist else set(self._seen)):
-                self._refresh(conn, uuid)
+            again = stale - (set() if not relist else set(self._seen))
+            if again:
+                seen = dict(self._seen)      # a new dict: one being iterated by another thread never changes
+                for uuid in again:
+                    self._refresh(conn, uuid, seen)
+                self._seen = seen
         except BaseException:
             with self._index_lock:
                 self._stale |= stale
@@ -236,13 +240,13 @@ class LibvirtDriver:
             raise
         return self._seen
 
-    def _refresh(self, conn: libvirt.virConnect, uuid: str) -> None:
+    def _refresh(self, conn: libvirt.virConnect, uuid: str, seen: dict[str, Seen]) -> None:
         try:
-            self._seen[uuid] = self._read(conn.lookupByUUIDString(uuid))
+            seen[uuid] = self._read(conn.lookupByUUIDString(uuid))
         except libvirt.libvirtError as exc:
             if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                 raise _error("look up", exc) from None
-            self._seen.pop(uuid, None)
+            seen.pop(uuid, None)
 
     def _changed(self, uuid: str) -> None:
         """This driver changed the domain: read it again at the next look (its event may come later)."""
