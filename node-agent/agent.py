@@ -114,6 +114,8 @@ class NodeAgent:
         self._last_observed: dict[str, Observed] = {}
         self._traced_errors: dict[str, tuple[str, str]] = {}   # vm id -> (operation, failure) last traced
         self._converged: dict[str, Assignment] = {}    # vm id -> the assignment it was last converged to
+        self._seen: dict[str, Assignment] = {}         # vm id -> the assignment the last pass took
+        self._due: set[str] = set()                    # vm ids to converge at the next pass
         self._boots: dict[str, BootRecord] = {}        # vm id -> its boot, while it runs
         self._extension_vms: set[str] = set()          # running an extension: their reports are read often
         self.markers = MarkerWatch(self.consoles)
@@ -143,20 +145,16 @@ class NodeAgent:
         latest = self.watch.latest if self.watch is not None else None
         assigned = {a.vm_id: a for a in (latest if latest is not None else self.plane.assignments())}
         now_s = self.clock()
-        full = now_s - self._full_at >= FULL_RESYNC_S
         with self._events_lock:
             events, self._events = self._events, set()
-        full = full or "" in events             # the hypervisor connection was lost: look at everything
-        if full:
-            self._full_at = now_s
+        self._due |= events
+        # "" due: the hypervisor connection was lost (and a pass that failed since did not look at everything)
+        full = now_s - self._full_at >= FULL_RESYNC_S or "" in self._due
         guests_due = full or now_s - self._guests_at >= GUEST_REPORT_S
-        if guests_due:
-            self._guests_at = now_s
         extensions_due = guests_due or now_s - self._extensions_at >= EXTENSION_POLL_S
-        if extensions_due:
-            self._extensions_at = now_s
-        changed = {vm_id for vm_id, a in assigned.items() if self._converged.get(vm_id) is not a}
-        gone = self._converged.keys() - assigned.keys()
+        moved = {vm_id for vm_id, a in assigned.items() if self._seen.get(vm_id) is not a} | \
+            (self._seen.keys() - assigned.keys())
+        self._seen = dict(assigned)
         self._assigned = set(assigned)
         self._converged = {k: v for k, v in self._converged.items() if k in assigned}
         self._last_observed = {k: v for k, v in self._last_observed.items() if k in assigned}
@@ -166,31 +164,45 @@ class NodeAgent:
         self.retries.keep(self._assigned)
         self._traced_errors = {k: v for k, v in self._traced_errors.items() if k in assigned}
         self._extension_vms &= self._assigned
-        self.network.converge(assigned, changed=bool(changed or gone))
-        due = changed | events | self.markers.found() | self.retries.waiting()
+        # what is due stays due until done: a pass that fails half-way (the control plane away) loses nothing
+        self._due |= self.markers.found() | self.retries.waiting() | \
+            {vm_id for vm_id, a in assigned.items() if self._converged.get(vm_id) is not a}
+        self._due &= self._assigned | {""}
+        self.network.converge(assigned, changed=bool(moved))
         for vm_id, a in assigned.items():
-            if full or vm_id in due:
+            if full or vm_id in self._due:
                 obs = self._converge(a)
             elif (guests_due or (extensions_due and vm_id in self._extension_vms)) and vm_id in self._boots:
                 obs = self._observe_guest(a, self._boots[vm_id])
             else:
                 continue
-            if obs is None:
-                continue
-            if obs.power == PowerState.RUNNING and not obs.booted and vm_id in self._boots:
-                self.markers.watch(vm_id, self._boots[vm_id].offset, a.image.boot_marker)
-            if self.guests.pending(a, obs):
-                self._extension_vms.add(vm_id)
-            else:
-                self._extension_vms.discard(vm_id)
-            self.guests.trace_new(a, obs, self._last_observed.get(vm_id))
-            self._report(obs)
-        if full or changed or gone or events:
+            if obs is not None:
+                if obs.power == PowerState.RUNNING and not obs.booted and vm_id in self._boots:
+                    self.markers.watch(vm_id, self._boots[vm_id].offset, a.image.boot_marker)
+                else:
+                    self.markers.discard(vm_id)
+                if self.guests.pending(a, obs):
+                    self._extension_vms.add(vm_id)
+                else:
+                    self._extension_vms.discard(vm_id)
+                self.guests.trace_new(a, obs, self._last_observed.get(vm_id))
+                self._report(obs)
+                if vm_id not in self.retries.waiting():
+                    self._converged[vm_id] = a      # reported: only a new cause converges it again
+            self._due.discard(vm_id)
+        if full or moved or events:
             for uuid, inst in self.driver.instances().items():
                 if uuid not in assigned:
                     self.vms.fence(uuid, inst.name)
             for gone_file in self.images.evict(d for a in assigned.values() if a.on_node for d in digests(a.image)):
                 log.info("image file %s evicted: no VM of this node boots from it", gone_file)
+        self._due.discard("")
+        if full:                            # the periodic looks count from a pass that completed
+            self._full_at = now_s
+        if guests_due:
+            self._guests_at = now_s
+        if extensions_due:
+            self._extensions_at = now_s
         return self._next_look(now_s)
 
     def _next_look(self, now_s: float) -> float:
@@ -225,7 +237,6 @@ class NodeAgent:
             return self._failed(a, version, exc)
         self.retries.succeeded(a.vm_id)
         self._traced_errors.pop(a.vm_id, None)
-        self._converged[a.vm_id] = a
         if boot is None:
             self._boots.pop(a.vm_id, None)
             return obs

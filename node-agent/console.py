@@ -103,6 +103,10 @@ class MarkerWatch:
     def keep(self, vm_ids: set[str]) -> None:
         self._at = {k: v for k, v in self._at.items() if k in vm_ids}
 
+    def discard(self, vm_id: str) -> None:
+        """No longer booting (stopped, deallocated, booted, failed): not watched."""
+        self._at.pop(vm_id, None)
+
     def found(self) -> set[str]:
         """The watched VMs whose console now holds the marker (no longer watched)."""
         out = set()

@@ -9,15 +9,17 @@ KVM guest hangs in firmware (`probe_kvm`).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
+import logging
 import os
 import tempfile
 import threading
 import time
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import libvirt
@@ -33,7 +35,7 @@ T = TypeVar("T")
 KVM_PROBE_TIMEOUT_S = 8.0
 KVM_PROBE_MEMORY_MB = 128
 PROBE_MARKER = "Linux version"
-RELIST_S = 300.0          # every domain read again this often, in case an event was lost
+RELIST_S = 60.0           # every domain read again this often, in case an event was lost
 # what changes a domain without this driver knowing when: its state, and a device the guest let go of (a live
 # detach finishes when the guest says so, after the call returned) or that was plugged in
 EVENTS = (libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
@@ -70,7 +72,11 @@ class Seen:
 
 def _events_loop() -> None:
     while True:
-        libvirt.virEventRunDefaultImpl()
+        try:
+            libvirt.virEventRunDefaultImpl()
+        except Exception:  # noqa: BLE001 - the loop outlives one bad callback (the relist covers what it missed)
+            logging.getLogger("nodeagent").exception("libvirt event loop")
+            time.sleep(1.0)
 
 
 _EVENTS_LOCK = threading.Lock()
@@ -150,25 +156,29 @@ class LibvirtDriver:
             except libvirt.libvirtError:
                 alive = False
             if not alive:
-                try:
-                    self._conn.close()
-                except libvirt.libvirtError:
-                    pass
+                self._close()
                 self._conn = self._open()
             return self._conn
 
     def close(self) -> None:
         with self._lock:
-            for cb in self._callbacks:
-                try:
-                    self._conn.domainEventDeregisterAny(cb)
-                except libvirt.libvirtError:
-                    pass
+            self._close()
+
+    def _close(self) -> None:
+        """The connection closed with its callbacks (which would keep it alive); errors of a dead one ignored."""
+        for cb in self._callbacks:
             try:
-                self._conn.unregisterCloseCallback()
+                self._conn.domainEventDeregisterAny(cb)
             except libvirt.libvirtError:
                 pass
+        try:
+            self._conn.unregisterCloseCallback()
+        except libvirt.libvirtError:
+            pass
+        try:
             self._conn.close()
+        except libvirt.libvirtError:
+            pass
 
     def _call(self, what: str, fn: Callable[..., T], *args: object) -> T:
         try:
@@ -249,9 +259,18 @@ class LibvirtDriver:
             seen.pop(uuid, None)
 
     def _changed(self, uuid: str) -> None:
-        """This driver changed the domain: read it again at the next look (its event may come later)."""
+        """Read the domain again at the next look."""
         with self._index_lock:
             self._stale.add(uuid)
+
+    @contextlib.contextmanager
+    def _changing(self, uuid: str) -> Iterator[None]:
+        """This driver changes the domain: read it again after the call (its event may come later, or never: a
+        stopped domain's definition changes without one), whether the call succeeded or not."""
+        try:
+            yield
+        finally:
+            self._changed(uuid)
 
     def _ours(self, uuid: str) -> Seen | None:
         seen = self._index().get(uuid)
@@ -290,8 +309,8 @@ class LibvirtDriver:
             return SpawnResult(Spawned.UNCHANGED)
         kept = None if seen is None else "".join(xml for _, _, xml in seen.disks)
         xml = domain_xml(spec, self.hypervisor, self.fabric_id, self.node, fp, kept_disks=kept)
-        self._changed(spec.uuid)
-        self._call("define", self.conn.defineXML, xml)
+        with self._changing(spec.uuid):
+            self._call("define", self.conn.defineXML, xml)
         return SpawnResult(Spawned.DEFINED if seen is None else Spawned.REDEFINED, xml)
 
     def destroy(self, uuid: str) -> bool:
@@ -299,28 +318,28 @@ class LibvirtDriver:
             return False
         self.power_off(uuid)
         dom = self._owned(uuid, "undefine")
-        self._changed(uuid)
-        try:
-            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:   # a driver without NVRAM (test:///)
-                raise _error("undefine", exc) from None
-            self._call("undefine", dom.undefine)
+        with self._changing(uuid):
+            try:
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:   # a driver without NVRAM (test:///)
+                    raise _error("undefine", exc) from None
+                self._call("undefine", dom.undefine)
         return True
 
     def power_on(self, uuid: str) -> None:
         dom = self._owned(uuid, "start")
         if not self._index()[uuid].active:
-            self._changed(uuid)
-            self._call("start", dom.create)
+            with self._changing(uuid):
+                self._call("start", dom.create)
 
     def power_off(self, uuid: str) -> bool:
         seen = self._ours(uuid)
         if seen is None or not seen.active:
             return False
         dom = self._owned(uuid, "destroy")
-        self._changed(uuid)
-        self._call("destroy", dom.destroy)
+        with self._changing(uuid):
+            self._call("destroy", dom.destroy)
         return True
 
     # ----- data disks -----
@@ -331,19 +350,21 @@ class LibvirtDriver:
 
     def attach_disk(self, uuid: str, lun: int, disk: Disk) -> None:
         dom = self._owned(uuid, "attach disk")
-        self._changed(uuid)
-        self._call("attach disk", dom.attachDeviceFlags, data_disk_xml(lun, disk), self._affect(uuid))
+        flags = self._affect(uuid)
+        with self._changing(uuid):
+            self._call("attach disk", dom.attachDeviceFlags, data_disk_xml(lun, disk), flags)
 
     def detach_disk(self, uuid: str, lun: int) -> None:
         dom = self._owned(uuid, "detach disk")
         found = [xml for n, _, xml in self._index()[uuid].disks if n == lun]
         if found:
-            self._changed(uuid)
-            try:
-                dom.detachDeviceFlags(found[0], self._affect(uuid))
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() != libvirt.VIR_ERR_DEVICE_MISSING:    # gone already: detached
-                    raise _error("detach disk", exc) from None
+            flags = self._affect(uuid)
+            with self._changing(uuid):
+                try:
+                    dom.detachDeviceFlags(found[0], flags)
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() != libvirt.VIR_ERR_DEVICE_MISSING:    # gone already: detached
+                        raise _error("detach disk", exc) from None
 
     def _affect(self, uuid: str) -> int:
         """The definition, and the running domain when it runs (hot-plug)."""
