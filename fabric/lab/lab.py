@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fabric.gallery import Gallery, default_source_hash, parse_urn
+from fabric.core.errors import ArmError
+from fabric.gallery import BUILDERS, Gallery, default_source_hash, parse_urn
 from fabric.hostinfo import host_memory_mb
 from fabric.lab import underlay
 from fabric.lab.config import ADMIN_CREDENTIAL, make_lab_dir, read_lab, write_lab
@@ -62,6 +63,7 @@ class Lab:
 
     def up(self, nodes: int, image: str, hypervisor: str, etcd_port: int, controller_port: int,
            location: str, extension_timeout_s: int = 300) -> dict[str, Any]:
+        check_image(self.gallery_dir, image)      # before anything is made
         make_lab_dir(self.root)
         cfg = self.config()
         if cfg and self.procs.alive("etcd"):
@@ -169,6 +171,25 @@ def _listener(port: int) -> str:
     """Who listens on a TCP port, as `ss` tells it."""
     r = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=False)
     return " ".join(r.stdout.split()[3:]) or "?"
+
+
+def check_image(gallery_dir: Path, urn: str) -> None:
+    """Refuse an image the lab's gallery does not hold and the lab cannot build (it builds only the images of
+    BUILDERS), naming what it can build and what the gallery holds."""
+    try:
+        publisher, offer, sku, version = parse_urn(urn)
+    except ArmError as exc:
+        raise RuntimeError(f"--image {urn}: {exc.message}") from None
+    if (publisher, offer, sku) in BUILDERS:
+        return
+    versions = Gallery(gallery_dir).versions(publisher, offer, sku) if gallery_dir.is_dir() else []
+    if versions and (version.lower() == "latest" or version in versions):
+        return
+    held = sorted(":".join(f.parent.relative_to(gallery_dir).parts) for f in gallery_dir.glob("*/*/*/*/image.json")) \
+        if gallery_dir.is_dir() else []
+    raise RuntimeError(f"--image {urn}: the lab's gallery ({gallery_dir}) does not hold it and the lab builds only "
+                       f"{', '.join(':'.join(k) for k in BUILDERS)} (:latest or a version a.b.c); the gallery holds "
+                       f"{', '.join(held) or 'nothing yet'}")
 
 
 def ensure_image(gallery_dir: Path, urn: str) -> str:
