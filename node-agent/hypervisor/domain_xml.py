@@ -18,6 +18,9 @@ from nodeagent.hypervisor.driver import VmSpec
 from nodeagent.storage_backends import Disk
 
 METADATA_NS = "urn:fabriclab:domain:1"
+# the reference platform's SMBIOS chassis asset tag: guest software (cloud-init's datasource detection) reads it to
+# know which cloud's protocol (IMDS, the wireserver) to speak
+CHASSIS_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 METADATA_PREFIX = "fabriclab"
 
 
@@ -85,7 +88,12 @@ def domain_xml(s: VmSpec, domain_type: str, fabric_id: str, node: str, fingerpri
     <kernel>{escape(s.boot.kernel)}</kernel>
     {f"<initrd>{escape(s.boot.initrd)}</initrd>" if s.boot.initrd else ""}
     <cmdline>{escape(s.boot.cmdline)}</cmdline>
+    <smbios mode='sysinfo'/>
   </os>
+  <sysinfo type='smbios'>
+    <system><entry name='manufacturer'>fabriclab</entry><entry name='product'>Virtual Machine</entry></system>
+    <chassis><entry name='asset'>{CHASSIS_ASSET_TAG}</entry></chassis>
+  </sysinfo>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>

@@ -59,3 +59,11 @@ def test_the_fingerprint_changes_with_the_definition_not_with_data_disks() -> No
     assert fp(dataclasses.replace(SPEC, nics=(Nic("52:54:00:00:00:01", "flbr1", "flt2"),))) != base
     assert fp(dataclasses.replace(SPEC, memory_mb=1024)) != base
     assert fp(domain_type="kvm") != base
+
+
+def test_the_guest_sees_the_reference_platforms_chassis_asset_tag() -> None:
+    """What guest software (cloud-init's datasource detection) reads from SMBIOS to know which cloud it runs on."""
+    root = ET.fromstring(domain_xml(SPEC, "qemu", "f-1", "node-1"))
+    assert at(root, "os/smbios").get("mode") == "sysinfo"
+    chassis = {e.get("name"): e.text for e in root.findall("sysinfo[@type='smbios']/chassis/entry")}
+    assert chassis["asset"] == "7783-7084-3265-9085-8269-3286-77"
