@@ -3,7 +3,9 @@
 Static reservations only (MAC -> IP, hostname = VM name, infinite lease); DNS
 for every VM of the network by short name and FQDN (`--expand-hosts` over an
 addn-hosts file); router and DNS server = the gateway; option 245 = the
-wireserver address. No upstream resolvers: nothing is forwarded outside.
+wireserver address, sent even to a client that does not ask for it (the
+reference's guest agents look for it; many DHCP clients do not request it).
+No upstream resolvers: nothing is forwarded outside.
 Reservations change by rewriting the files and sending SIGHUP; the process is
 found again after an agent restart by its pid file, and only a pid whose
 command line names this network's folder is ever signalled.
@@ -93,7 +95,7 @@ class Dnsmasq:
                 f"--dhcp-hostsfile={self.hosts_file}", f"--addn-hosts={self.addn_hosts}", "--expand-hosts",
                 f"--domain={spec.domain}", f"--local=/{spec.domain}/",
                 f"--dhcp-option=option:router,{spec.gateway}", f"--dhcp-option=option:dns-server,{spec.gateway}",
-                f"--dhcp-option=option:domain-search,{spec.domain}", f"--dhcp-option=245,{spec.gateway}",
+                f"--dhcp-option=option:domain-search,{spec.domain}", f"--dhcp-option-force=245,{spec.gateway}",
                 f"--dhcp-option=option:mtu,{naming.VXLAN_MTU}",
                 f"--dhcp-leasefile={self.folder / 'leases'}", f"--pid-file={self.pid_file}", "--log-dhcp",
                 f"--log-facility={self.log_file}",

@@ -111,6 +111,22 @@ def test_legitimate_traffic_flows_dhcp_arp_neighbour_and_imds(networks: Networks
     assert json.loads(a.imds())["compute"]["vmId"] == "vm-a-id"
 
 
+def test_the_wireserver_address_is_offered_even_to_a_client_that_does_not_ask(networks: Networks,
+                                                                             guests: tuple[Guest, Guest],
+                                                                             tmp_path: Path) -> None:
+    """Option 245 (the wireserver's address, which the reference's guest agents look for) in every DHCP answer:
+    busybox's client, like many, does not list it among the options it requests."""
+    a, _ = guests
+    tmp_path.chmod(0o755)
+    script, seen = tmp_path / "dhcp-script", tmp_path / "dhcp-env"
+    script.write_text(f"#!/bin/sh\n[ \"$1\" = bound ] && env > {seen}\nexit 0\n")
+    script.chmod(0o755)
+    a.sh(f"busybox udhcpc -i eth0 -n -q -f -t 3 -T 1 -s {script} 2>&1", timeout=30)
+    env = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
+    assert env.get("ip") == A.ip
+    assert env.get("opt245") == "0a4d0001", f"no option 245 (10.77.0.1) in the answer: {sorted(env)}"
+
+
 def test_a_guest_cannot_take_its_neighbours_address(networks: Networks,
                                                     guests: tuple[Guest, Guest]) -> None:
     a, b = guests
