@@ -251,6 +251,9 @@ class AgentHealth(Record):
     version: str = ""
     time: str = ""                     # when it last reported ("" never)
     resource_disk: str = ""            # formatted | kept, as it reported in this boot
+    provisioning: str = ""             # what its last health report of this boot said: Provisioning | Ready |
+                                       # ProvisioningFailed ("" none)
+    message: str = ""                  # that report's description
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

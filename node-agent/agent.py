@@ -177,11 +177,12 @@ class NodeAgent:
             else:
                 continue
             if obs is not None:
-                if obs.power == PowerState.RUNNING and not obs.booted and vm_id in self._boots:
+                provisioning = obs.power == PowerState.RUNNING and not obs.booted and vm_id in self._boots
+                if provisioning and a.image.boot_marker:
                     self.markers.watch(vm_id, self._boots[vm_id].offset, a.image.boot_marker)
                 else:
                     self.markers.discard(vm_id)
-                if self.guests.pending(a, obs):
+                if self.guests.pending(a, obs) or (provisioning and not a.image.boot_marker):
                     self._extension_vms.add(vm_id)
                 else:
                     self._extension_vms.discard(vm_id)
@@ -248,7 +249,19 @@ class NodeAgent:
         base = obs or self._last_observed.get(a.vm_id)
         if base is None:
             return None
-        return base.replace(agent=self.guests.agent(a, boot.started), extensions=self.guests.extensions(a))
+        agent = self.guests.agent(a, boot.started)
+        seen = base.replace(agent=agent, extensions=self.guests.extensions(a))
+        if a.image.boot_marker or seen.power != PowerState.RUNNING or seen.error:
+            return seen
+        # an image without a boot marker is provisioned by its guest agent: Ready, or the failure it reports
+        if agent.provisioning == "Ready" and not seen.booted:
+            self.trace.step(a.operation_id, "guest-ready", "the guest agent reported Ready to the wireserver: "
+                                                           "provisioning finished", detail=agent.version)
+        if agent.provisioning == "ProvisioningFailed":
+            return seen.replace(error={"code": "OSProvisioningClientError", "message": (
+                f"OS provisioning failed for VM '{a.name}': the guest agent reported ProvisioningFailed: "
+                f"{agent.message or 'no description'}")})
+        return seen.replace(booted=agent.provisioning == "Ready")
 
     def _failed(self, a: Assignment, version: tuple[object, ...], exc: Exception) -> Observed | None:
         self.vms.disks.forget(a.vm_id)          # where its disks are is asked again at the retry

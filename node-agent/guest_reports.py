@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fabric.core.constants import AGENT_GRACE_S
@@ -37,21 +37,65 @@ def _list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else []
 
 
-def agent_status(reports: list[dict[str, Any]], boot_started: float, now_s: float) -> AgentHealth:
-    """Ready when the guest agent reported Ready to the wireserver during this boot and within AGENT_STALE_S;
-    Not Ready otherwise, with when it was last heard from."""
-    if not reports:
+def agent_status(reports: list[dict[str, Any]], boot_started: float, now_s: float,
+                 blobs: Sequence[dict[str, Any]] = ()) -> AgentHealth:
+    """The guest agent as the wireserver heard from it: its health reports (both agents post them; the
+    reference's agent posts Ready once) and its status blobs (the reference's agent puts one every few
+    seconds). Ready when the last of either, during this boot and within AGENT_STALE_S, says Ready; Not Ready
+    otherwise, with when it was last heard from. `provisioning` is what the last health report of this boot
+    said of provisioning (Provisioning, Ready, ProvisioningFailed), with its description."""
+    heard_from = [(float(h["time"]), "health", h) for h in reports] + [(float(b["time"]), "blob", b) for b in blobs]
+    if not heard_from:
         return AgentHealth()
-    last = max(reports, key=lambda h: float(h["time"]))
-    report = str(last.get("report", ""))
-    version = re.search(r"<AgentVersion>([^<]*)</AgentVersion>", report)
-    state = re.search(r"<State>([^<]*)</State>", report)
-    disk = re.search(r"<ResourceDisk>(formatted|kept)</ResourceDisk>", report)
-    heard = float(last["time"])
+    heard, kind, last = max(heard_from, key=lambda x: x[0])
     this_boot = heard >= boot_started
-    ready = this_boot and now_s - heard <= AGENT_STALE_S and state is not None and state[1] == "Ready"
-    return AgentHealth(status="Ready" if ready else "Not Ready", version=version[1][:40] if version else "",
-                       time=_utc(heard), resource_disk=disk[1] if disk and this_boot else "")
+    fresh = this_boot and now_s - heard <= AGENT_STALE_S
+    health = max(reports, key=lambda h: float(h["time"])) if reports else None
+    report = str(health.get("report", "")) if health else ""
+    health_now = health is not None and float(health["time"]) >= boot_started
+    state = re.search(r"<State>([^<]*)</State>", report)
+    sub = re.search(r"<SubStatus>([^<]*)</SubStatus>", report)
+    said = re.search(r"<Description>([^<]*)</Description>", report)
+    disk = re.search(r"<ResourceDisk>(formatted|kept)</ResourceDisk>", report)
+    version = re.search(r"<AgentVersion>([^<]*)</AgentVersion>", report)
+    ga = _obj(_obj(_obj(last.get("status")).get("aggregateStatus")).get("guestAgentStatus")) if kind == "blob" else {}
+    if kind == "blob":
+        ready = fresh and ga.get("status") == "Ready"
+        shown_version = _text(ga.get("version"))
+    else:
+        ready = fresh and state is not None and state[1] == "Ready"
+        shown_version = version[1] if version else ""
+    if not shown_version and blobs:
+        shown_version = _text(_obj(_obj(_obj(max(blobs, key=lambda b: float(b["time"])).get("status")).get(
+            "aggregateStatus")).get("guestAgentStatus")).get("version"))
+    provisioning = ""
+    if health_now and state is not None:
+        provisioning = "Ready" if state[1] == "Ready" else sub[1][:40] if sub else ""
+    return AgentHealth(status="Ready" if ready else "Not Ready", version=shown_version[:40],
+                       time=_utc(heard), resource_disk=disk[1] if disk and health_now else "",
+                       provisioning=provisioning, message=_text(said[1] if said and health_now else "")[:1024])
+
+
+def handler_statuses(blob: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Handler name -> its status from the reference agent's status blob, in the shape the busybox agent
+    posts an extension's status (so that extension_status reads both): the handler's settings status when it
+    ran, or the handler's own status (e.g. it could not be downloaded) as an error."""
+    out: dict[str, dict[str, Any]] = {}
+    aggregate = _obj(_obj(blob.get("status")).get("aggregateStatus"))
+    for h in _list(aggregate.get("handlerAggregateStatus"))[:32]:
+        h = _obj(h)
+        name = _text(h.get("handlerName"))[:200]
+        runtime = _obj(h.get("runtimeSettingsStatus"))
+        settings = _obj(runtime.get("settingsStatus"))
+        if not _obj(settings.get("status")):
+            settings = {"status": {"status": "error" if h.get("status") != "Ready" else "transitioning",
+                                   "code": h.get("code"), "formattedMessage": h.get("formattedMessage"),
+                                   "operation": "Install"}}
+        seq = runtime.get("sequenceNumber")
+        out[name] = {"time": blob.get("time", 0), "status": {
+            "seqNo": int(seq) if isinstance(seq, (int, str)) and str(seq).isdigit() else -1,
+            "handler": name, "version": h.get("handlerVersion"), "status": [settings]}}
+    return out
 
 
 def extension_status(posted: dict[str, Any]) -> ExtensionStatus:
@@ -96,17 +140,26 @@ class GuestReports:
 
     def agent(self, a: Assignment, boot_started: float) -> AgentHealth:
         reports = [h for n in a.nics if (h := self.networks.health(n.vni, n.ip)) is not None]
-        return agent_status(reports, boot_started, self.wall())
+        blobs = [b for n in a.nics if (b := self.networks.agent_status(n.vni, n.ip)) is not None]
+        return agent_status(reports, boot_started, self.wall(), blobs)
 
     def extensions(self, a: Assignment) -> dict[str, ExtensionStatus]:
-        """The guest agent's last status for each extension of the assignment."""
+        """The guest agent's last status for each extension of the assignment: as the busybox agent posts it
+        (by the extension's name), or from the reference agent's status blob (by its handler: one extension
+        of a handler per VM)."""
         wanted = {e.name for e in a.extensions}
-        out: dict[str, ExtensionStatus] = {}
+        by_handler = {e.handler: e.name for e in a.extensions}
+        posted_at: dict[str, tuple[float, dict[str, Any]]] = {}
         for n in a.nics:
-            for name, posted in self.networks.extension_statuses(n.vni, n.ip).items():
-                if name in wanted:
-                    out[name] = extension_status(posted)
-        return out
+            blob = self.networks.agent_status(n.vni, n.ip)
+            found = [*self.networks.extension_statuses(n.vni, n.ip).items(),
+                     *((by_handler[h], p) for h, p in (handler_statuses(blob) if blob else {}).items()
+                       if h in by_handler)]
+            for name, posted in found:
+                t = float(posted.get("time", 0))
+                if name in wanted and (name not in posted_at or t > posted_at[name][0]):
+                    posted_at[name] = (t, posted)
+        return {name: extension_status(posted) for name, (_, posted) in posted_at.items()}
 
     def pending(self, a: Assignment, obs: Observed) -> bool:
         """An extension of a running VM without a final status for its sequence number, for at most its timeout

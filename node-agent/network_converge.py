@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -27,11 +28,19 @@ log = logging.getLogger("nodeagent")
 VIEW_REFRESH_S = 5.0      # how stale other nodes' VMs (DNS names, VXLAN peers) may be on this node
 
 
+def container_of(a: Assignment) -> str:
+    """The wireserver's container of the VM: the VM on this node (a move to another node makes a new one, as
+    the reference's service healing does)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fabriclab:container:{a.vm_id}:{a.node}"))
+
+
 def instance_document(a: Assignment, nic: VmNic, fault_domain: int) -> dict[str, Any]:
     """What IMDS and the wireserver answer this VM: its compute section (plus this node's fault domain),
     its network section, and the goal state's incarnation (changes with restarts and disk changes)."""
     net = ipaddress.IPv4Network(nic.prefix)
+    container = container_of(a)
     return {"incarnation": 1 + a.generation + a.disk_generation + a.extension_generation,
+            "containerId": container, "instanceId": f"{container}._{a.name}",
             "extensions": [goal_document(e) for e in a.extensions],
             "compute": {**a.instance_metadata, "platformFaultDomain": str(fault_domain)},
             "network": {"interface": [{

@@ -153,10 +153,11 @@ class VmConverger:
             boot = BootRecord(a.generation, self.consoles.size(a.vm_id), started=self.wall())
             self.consoles.save_boot(a.vm_id, boot)
             self.driver.power_on(a.vm_id)
-            step(a.operation_id, "domain-started",
-                 f"domain {name} started; waiting for '{a.image.boot_marker}' on the serial console",
+            waits = (f"waiting for '{a.image.boot_marker}' on the serial console" if a.image.boot_marker else
+                     "waiting for the guest agent to report Ready to the wireserver")
+            step(a.operation_id, "domain-started", f"domain {name} started; {waits}",
                  detail=f"console log {self.consoles.log_path(a.vm_id)} from byte {boot.offset}")
-        if not boot.booted:
+        if not boot.booted and a.image.boot_marker:     # without a marker, the guest agent tells (agent.py)
             line = self.consoles.find_marker(a.vm_id, boot.offset, a.image.boot_marker)
             if line is not None:
                 boot = dataclasses.replace(boot, booted=True)

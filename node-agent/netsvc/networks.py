@@ -185,11 +185,18 @@ class Networks:
 
     def health(self, vni: int, ip: str) -> dict[str, Any] | None:
         """The last health report a guest posted to the wireserver, with its time."""
+        return self._posted(vni, "health", ip)
+
+    def agent_status(self, vni: int, ip: str) -> dict[str, Any] | None:
+        """The last status the guest agent put (its status blob: the agent's and its handlers'), with its time."""
+        return self._posted(vni, "agent", ip)
+
+    def _posted(self, vni: int, kind: str, ip: str) -> dict[str, Any] | None:
         try:
-            data: dict[str, Any] = json.loads((self.root / str(vni) / "health" / f"{ip}.json").read_text())
-            return data
+            data = json.loads((self.root / str(vni) / kind / f"{ip}.json").read_text())
         except (OSError, ValueError):
             return None
+        return data if isinstance(data, dict) else None
 
     def extension_statuses(self, vni: int, ip: str) -> dict[str, dict[str, Any]]:
         """Extension name -> the last status the guest posted for it, with its time."""

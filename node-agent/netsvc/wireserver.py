@@ -1,23 +1,143 @@
-"""The wireserver's documents, in the reference's shapes: a VM's goal state with its incarnation, and its
-extensions config (served by the metadata process, see metadata.py)."""
+"""The wireserver's documents, in the reference's shapes, for the guest agents of both kinds: fabriclab's
+busybox agent and the reference's own (WALinuxAgent, cloud-init's Azure datasource), unmodified.
+
+    GET /?comp=versions                          versions_xml      (must list 2012-11-30)
+    GET /machine[/]?comp=goalstate               goal_state_xml    (Incarnation, ContainerId, InstanceId, the
+                                                                    configuration documents' URLs, ConfigName)
+    GET /machine/C/R?comp=config&type=hostingEnvironmentConfig   hosting_environment_xml
+    GET /machine/C/R?comp=config&type=sharedConfig               shared_config_xml
+    GET /machine/C/R?comp=config&type=extensionsConfig           extensions_config_reference_xml
+    GET /machine?comp=extensionsconfig           extensions_config_xml (the busybox agent's: a line an element)
+
+The container is the VM on this node (it changes when the VM moves, as the reference's does), the role
+instance `<container>._<name>`. Both come from the instance document (network_converge.instance_document).
+"""
 from __future__ import annotations
 
 import base64
 import json
+import uuid
 from typing import Any
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
+
+WIRE_VERSION = "2012-11-30"
+SUPPORTED_VERSIONS = ("2015-04-05", "2012-11-30", "2012-09-15", "2012-05-15", "2011-12-31", "2011-10-15",
+                      "2011-08-31", "2011-04-07", "2010-12-15", "2010-28-10")
+HOST_PLUGIN_PORT = 32526
+HOST_PLUGIN_VERSIONS = ("2015-09-01", "2012-11-30")
+XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n'
 
 
-def goal_state_xml(ip: str, doc: dict[str, Any], host: str) -> str:
-    c = doc.get("compute", {})
-    inc = int(doc.get("incarnation", 1))
-    return ('<?xml version="1.0" encoding="utf-8"?><GoalState><Version>2012-11-30</Version>'
-            f"<Incarnation>{inc}</Incarnation><Machine><ExpectedState>Started"
-            "</ExpectedState></Machine><Container><ContainerId>" + escape(c.get("resourceGroupName", "")) +
-            "</ContainerId><RoleInstanceList><RoleInstance><InstanceId>" + escape(c.get("vmId", "")) +
-            "</InstanceId><State>Started</State><Configuration><ExtensionsConfig>" +
-            escape(f"http://{host}/machine?comp=extensionsconfig&incarnation={inc}") +
-            "</ExtensionsConfig></Configuration></RoleInstance></RoleInstanceList></Container></GoalState>")
+def versions_xml() -> str:
+    supported = "".join(f"<Version>{v}</Version>" for v in SUPPORTED_VERSIONS)
+    return (f"{XML_HEAD}<Versions>\n<Preferred><Version>{SUPPORTED_VERSIONS[0]}</Version></Preferred>\n"
+            f"<Supported>{supported}</Supported>\n</Versions>\n")
+
+
+def incarnation(doc: dict[str, Any]) -> int:
+    return int(doc.get("incarnation", 1))
+
+
+def container_id(doc: dict[str, Any]) -> str:
+    return str(doc.get("containerId") or doc.get("compute", {}).get("vmId", ""))
+
+
+def instance_id(doc: dict[str, Any]) -> str:
+    return str(doc.get("instanceId") or doc.get("compute", {}).get("vmId", ""))
+
+
+def config_url(host: str, doc: dict[str, Any], kind: str) -> str:
+    return (f"http://{host}/machine/{container_id(doc)}/{instance_id(doc)}?comp=config&type={kind}"
+            f"&incarnation={incarnation(doc)}")
+
+
+def status_blob_url(host: str, doc: dict[str, Any]) -> str:
+    """Where the guest agent puts its status (directly, or through the host plugin's PUT /status)."""
+    return f"http://{host}/machine/{container_id(doc)}/{instance_id(doc)}?comp=status&type=vmStatus"
+
+
+def goal_state_xml(doc: dict[str, Any], host: str) -> str:
+    """The goal state: one element a line (the busybox agent reads it with sed)."""
+    inc, inst = incarnation(doc), instance_id(doc)
+    name = doc.get("compute", {}).get("name", "")
+    urls = "".join(f"<{tag}>{escape(config_url(host, doc, kind))}</{tag}>\n" for tag, kind in (
+        ("HostingEnvironmentConfig", "hostingEnvironmentConfig"), ("SharedConfig", "sharedConfig"),
+        ("ExtensionsConfig", "extensionsConfig")))
+    return (f'{XML_HEAD}<GoalState xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            'xsi:noNamespaceSchemaLocation="goalstate10.xsd">\n'
+            f"<Version>{WIRE_VERSION}</Version>\n<Incarnation>{inc}</Incarnation>\n"
+            "<Machine><ExpectedState>Started</ExpectedState><StopRolesDeadlineHint>300000</StopRolesDeadlineHint>"
+            "<ExpectHealthReport>FALSE</ExpectHealthReport></Machine>\n"
+            f"<Container>\n<ContainerId>{escape(container_id(doc))}</ContainerId>\n<RoleInstanceList><RoleInstance>\n"
+            f"<InstanceId>{escape(inst)}</InstanceId>\n<State>Started</State>\n<Configuration>\n{urls}"
+            f"<ConfigName>{escape(f'{inst}.{inst}._{name}.{inc}.xml')}</ConfigName>\n"
+            "</Configuration>\n</RoleInstance></RoleInstanceList>\n</Container>\n</GoalState>\n")
+
+
+def _guid(*parts: str) -> str:
+    return "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(parts))) + "}"
+
+
+def _deployment(doc: dict[str, Any]) -> str:
+    c, inst = container_id(doc), instance_id(doc)
+    return (f'<Deployment name={quoteattr(c)} guid="{_guid(c)}" incarnation="0" '
+            'isNonCancellableTopologyChangeEnabled="false">'
+            f'<Service name={quoteattr(doc.get("compute", {}).get("name", ""))} guid="{_guid(c, "service")}"/>'
+            f'<ServiceInstance name={quoteattr(c + ".0")} guid="{_guid(c, "instance")}"/></Deployment>\n'
+            f'<Incarnation number="{incarnation(doc)}" instance={quoteattr(inst)} guid="{_guid(inst)}"/>\n')
+
+
+def hosting_environment_xml(doc: dict[str, Any]) -> str:
+    inst = instance_id(doc)
+    return (f'{XML_HEAD}<HostingEnvironmentConfig version="1.0.0.0" goalStateIncarnation="{incarnation(doc)}">\n'
+            f"<StoredCertificates/>\n{_deployment(doc)}"
+            f'<Role guid="{_guid(inst, "role")}" name={quoteattr(inst)} hostingEnvironmentVersion="1" software="" '
+            'softwareType="ApplicationPackage" entryPoint="" parameters="" settleTimeSeconds="10"/>\n'
+            '<HostingEnvironmentSettings name="full"><CAS mode="runfull"/><PrivilegeLevel mode="max"/>'
+            "</HostingEnvironmentSettings>\n<ApplicationSettings/>\n<ResourceReferences/>\n"
+            "</HostingEnvironmentConfig>\n")
+
+
+def shared_config_xml(doc: dict[str, Any], ip: str) -> str:
+    inst = instance_id(doc)
+    return (f'{XML_HEAD}<SharedConfig version="1.0.0.0" goalStateIncarnation="{incarnation(doc)}">\n'
+            f'{_deployment(doc)}<Role guid="{_guid(inst, "role")}" name={quoteattr(inst)} settleTimeSeconds="10"/>\n'
+            '<LoadBalancerSettings timeoutSeconds="0" waitLoadBalancerProbeCount="8"><Probes/>'
+            "</LoadBalancerSettings>\n<OutputEndpoints/>\n"
+            f'<Instances><Instance id={quoteattr(inst)} address={quoteattr(ip)}>'
+            f'<FaultDomains randomId="0" updateId="0" updateCount="0"/><InputEndpoints/></Instance></Instances>\n'
+            "</SharedConfig>\n")
+
+
+def handler_manifest_url(host: str, handler: str, version: str) -> str:
+    return f"http://{host}/handlers/{handler}/{version}/manifest.xml"
+
+
+def extensions_config_reference_xml(doc: dict[str, Any], host: str) -> str:
+    """The extensions config in the reference's schema, as WALinuxAgent reads it: the agent families (no
+    agent update is offered), each handler with its manifest's location, its runtime settings by sequence
+    number, and the blob the agent uploads its status to. Protected settings are not sent: the reference
+    sends them encrypted to the VM's certificate, and this wireserver offers no Certificates document."""
+    inc = incarnation(doc)
+    plugins, settings = [], []
+    for e in doc.get("extensions", []):
+        h, v = e["handler"], e["version"]
+        where = quoteattr(handler_manifest_url(host, h, v))
+        plugins.append(f"<Plugin name={quoteattr(h)} version={quoteattr(v)} location={where} state=\"enabled\" "
+                       f'autoUpgrade="false" failoverlocation={where} runAsStartupTask="false" isJson="true" '
+                       'useExactVersion="true"/>')
+        runtime = {"runtimeSettings": [{"handlerSettings": {"protectedSettingsCertThumbprint": None,
+                                                            "protectedSettings": None,
+                                                            "publicSettings": e.get("settings", {})}}]}
+        settings.append(f"<Plugin name={quoteattr(h)} version={quoteattr(v)}><RuntimeSettings "
+                        f'seqNo="{int(e["seq"])}">{escape(json.dumps(runtime))}</RuntimeSettings></Plugin>')
+    return (f'{XML_HEAD}<Extensions version="1.0.0.0" goalStateIncarnation="{inc}">\n'
+            '<GuestAgentExtension xmlns:i="http://www.w3.org/2001/XMLSchema-instance"><GAFamilies>'
+            "<GAFamily><Name>Prod</Name><Uris/></GAFamily></GAFamilies></GuestAgentExtension>\n"
+            f'<StatusUploadBlob statusBlobType="BlockBlob">{escape(status_blob_url(host, doc))}</StatusUploadBlob>\n'
+            f"<Plugins>{''.join(plugins)}</Plugins>\n<PluginSettings>{''.join(settings)}</PluginSettings>\n"
+            f'<InVMGoalStateMetaData inSvdSeqNo="{inc}" activityId="{_guid(instance_id(doc), str(inc))[1:-1]}" '
+            f'correlationId="{_guid(container_id(doc), str(inc))[1:-1]}"/>\n</Extensions>\n')
 
 
 def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -34,8 +154,9 @@ def _b64(text: str) -> str:
 
 
 def extensions_config_xml(doc: dict[str, Any]) -> str:
-    """The VM's extensions; one element a line so that a shell agent can read it with `while read`."""
-    lines = ['<?xml version="1.0" encoding="utf-8"?>', f'<Extensions incarnation="{int(doc.get("incarnation", 1))}">']
+    """The VM's extensions for the busybox agent; one element a line so that a shell agent can read it with
+    `while read`."""
+    lines = ['<?xml version="1.0" encoding="utf-8"?>', f'<Extensions incarnation="{incarnation(doc)}">']
     for e in doc.get("extensions", []):
         lines.append(f'<Plugin name="{escape(e["name"])}" handler="{escape(e["handler"])}" '
                      f'version="{escape(e["version"])}" seqNo="{int(e["seq"])}" '

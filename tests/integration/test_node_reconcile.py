@@ -14,7 +14,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from fabric.model import AttachedDisk, Assignment, DiskRef, Observed, PowerState, TraceRecord
+from fabric.model import AgentHealth, AttachedDisk, Assignment, DiskRef, Observed, PowerState, TraceRecord
 from fabric.store import keys
 from nodeagent.agent import AgentConfig, NodeAgent, temporary
 from nodeagent.control import ControlPlane
@@ -114,6 +114,31 @@ def test_a_vm_is_defined_started_booted_stopped_and_removed(node: Node) -> None:
     assert node.driver.instance(vm) is None
     assert node.steps("delete") == ["domain-undefined", "resource-disk-removed"]
     assert not (node.root / "state" / "resource-disks" / f"{vm}.raw").exists()
+
+
+def test_an_image_without_a_boot_marker_is_provisioned_when_its_guest_agent_says_so(node: Node) -> None:
+    """The reference's images: no console marker; the guest agent's health report to the wireserver ends the
+    provisioning, Ready or ProvisioningFailed. (What the guest says is set here: no guest boots under test://.)"""
+    node.image = dataclasses.replace(node.image, boot_marker="")
+    said: dict[str, AgentHealth] = {}
+    node.agent.guests.agent = lambda a, started: said.get(a.vm_id, AgentHealth())     # type: ignore[method-assign]
+    ok, bad = str(uuid.uuid4()), str(uuid.uuid4())
+    node.assign(ok)
+    node.assign(bad, op="create-bad")
+    node.agent.reconcile()
+    assert not node.observed(ok).booted and "waiting for the guest agent to report Ready" in node.trace(ok)[-1].message
+    with open(node.observed(ok).console, "a") as f:
+        f.write(f"{MARKER}\n")                              # a console line proves nothing for such an image
+    said[ok] = AgentHealth(status="Ready", version="2.7.3.0", provisioning="Ready")
+    said[bad] = AgentHealth(provisioning="ProvisioningFailed", message="no SSH key for the admin user")
+    node.clock.t += 1                                         # the guests' reports are read again
+    node.agent.reconcile()
+    obs = node.observed(ok)
+    assert obs.booted and obs.error is None and node.steps(ok)[-1] == "guest-ready"
+    failed = node.observed(bad)
+    assert not failed.booted and failed.error is not None
+    assert failed.error["code"] == "OSProvisioningClientError"
+    assert "no SSH key for the admin user" in failed.error["message"]
 
 
 def test_a_second_pass_changes_nothing_and_a_restart_generation_restarts(node: Node) -> None:

@@ -106,7 +106,7 @@ def test_imds_answers_the_calling_vm_only_and_refuses_bad_requests(guest: str) -
 
 def test_wireserver_goal_state_and_health(guest: str, networks: Networks) -> None:
     code, body = http_from(guest, "-H", "x-ms-version: 2012-11-30", "http://10.77.0.1/machine?comp=goalstate")
-    assert code == 200 and "<Incarnation>3</Incarnation>" in body and "<InstanceId>vm-a-id</InstanceId>" in body
+    assert code == 200 and "<Incarnation>3</Incarnation>" in body and "<InstanceId>vm-a-id</InstanceId>" in body.splitlines()
     assert http_from(guest, "http://10.77.0.1/machine?comp=goalstate")[0] == 400   # no x-ms-version
     code, _ = http_from(guest, "-X", "POST", "-H", "x-ms-version: 2012-11-30", "--data",
                         "<Health><State>Ready</State><AgentVersion>9.9</AgentVersion></Health>",
@@ -131,7 +131,7 @@ def test_wireserver_gives_each_vm_its_own_extensions_and_keeps_their_statuses(gu
     assert f'<Setting name="fileUris.0">{b64("http://a.blob.x/c/s.sh?sig=1")}</Setting>' in lines
     assert f'<Setting name="commandToExecute" protected="true">{b64("sh s.sh a-secret")}</Setting>' in lines
     _, gs = http_from(guest, "-H", "x-ms-version: 2012-11-30", "http://10.77.0.1/machine?comp=goalstate")
-    assert "comp=extensionsconfig&amp;incarnation=3</ExtensionsConfig>" in gs
+    assert "type=extensionsConfig&amp;incarnation=3</ExtensionsConfig>" in gs
 
     post = ["-X", "POST", "-H", "Content-Type: application/json"]
     status = {"name": "CustomScriptExtension", "seqNo": 2, "handler": "Microsoft.Compute.CustomScriptExtension",
