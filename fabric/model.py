@@ -257,6 +257,21 @@ class AgentHealth(Record):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class SshKey(Record):
+    path: str
+    key_data: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OsProfile(Record):
+    """osProfile: the computer name, and the admin user the guest's provisioning agent makes with its SSH keys
+    (read from IMDS). No password is kept: password authentication is disabled."""
+    computer_name: str
+    admin_username: str = ""
+    ssh_keys: list[SshKey] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class VmRecord(Record):
     """Desired state of a VM, owned by the controller."""
     resource_group: str
@@ -280,6 +295,7 @@ class VmRecord(Record):
     extensions: list[VmExtension] = dataclasses.field(default_factory=list)   # ordered by name
     extension_generation: int = 0   # bumped by every extension change: a new goal state incarnation
     provision_vm_agent: bool = True   # osProfile.linuxConfiguration.provisionVMAgent: the guest agent runs
+    os_profile: OsProfile | None = None   # None: made before osProfiles were kept (computer name = VM name)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from google.protobuf.struct_pb2 import Struct
 from fabric.core import ids
 from fabric.compute.extensions import EXTENSION_TYPE
 from fabric.compute.vms import os_disk_name
-from fabric.model import (EnrollmentRecord, ExtensionStatus, NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState,
+from fabric.model import (EnrollmentRecord, OsProfile, ExtensionStatus, NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState,
                           ResourceGroupRecord, TraceRecord, VmExtension, VmRecord)
 from fabric.v1 import fabric_pb2 as pb
 
@@ -116,6 +116,7 @@ def extension(sub: str, vm: VmRecord, e: VmExtension, st: ExtensionStatus | None
 
 def vm(sub: str, rec: VmRecord, view: pb.VirtualMachineInstanceView | None = None) -> pb.VirtualMachine:
     img, os_disk = rec.image, rec.os_disk
+    profile = rec.os_profile or OsProfile(computer_name=rec.name)
     props = pb.VirtualMachineProperties(
         vm_id=rec.vm_id,
         hardware_profile=pb.HardwareProfile(vm_size=rec.size),
@@ -129,8 +130,13 @@ def vm(sub: str, rec: VmRecord, view: pb.VirtualMachineInstanceView | None = Non
             data_disks=[pb.DataDisk(lun=d.lun, name=d.name, vhd=pb.VirtualHardDisk(uri=d.uri),
                                     create_option=d.create_option or "Attach", caching="None",
                                     disk_size_gb=_gib(d.size_bytes)) for d in rec.data_disks]),
-        os_profile=pb.OsProfile(computer_name=rec.name, linux_configuration=pb.LinuxConfiguration(
-            provision_vm_agent=rec.provision_vm_agent)),
+        os_profile=pb.OsProfile(computer_name=profile.computer_name, admin_username=profile.admin_username,
+                                linux_configuration=pb.LinuxConfiguration(
+                                    provision_vm_agent=rec.provision_vm_agent,
+                                    disable_password_authentication=True,
+                                    ssh=pb.SshConfiguration(public_keys=[
+                                        pb.SshPublicKey(path=k.path, key_data=k.key_data)
+                                        for k in profile.ssh_keys]))),
         network_profile=pb.NetworkProfile(network_interfaces=[pb.NetworkInterfaceReference(id=n.id)
                                                               for n in rec.nics]),
         provisioning_state=rec.provisioning_state,

@@ -41,7 +41,7 @@ def nic_msg(p: NetworkProvider, n: NicRecord, vms: dict[str, VmRecord] | None = 
     vnet = informed(p.store, keys.VNETS, VnetRecord).lookup(keys.vnet(vrg, vname))
     suffix = vnet.value.dns_suffix if vnet else ""
     vnet_id = p.vnet_id(vnet.value) if vnet else ""
-    vm_ref, node, bridge, port = None, "", "", ""
+    vm_ref, node, bridge, port, service_ns = None, "", "", "", ""
     if n.vm_id:
         vm = (vms if vms is not None else vms_by_id(p)).get(n.vm_id)
         if vm is not None:
@@ -50,11 +50,12 @@ def nic_msg(p: NetworkProvider, n: NicRecord, vms: dict[str, VmRecord] | None = 
             rec = informed(p.store, keys.NODES, NodeRecord).get(keys.node(vm.node)) if vm.node else None
             if vnet and rec and rec.value.net_tag:       # the names the node agent gives them (fabric.network.naming)
                 bridge, port = naming.bridge(rec.value.net_tag, vnet.value.vni), naming.tap(rec.value.net_tag, n.mac)
+                service_ns = naming.service_ns(rec.value.net_tag, vnet.value.vni)
     return pb.NetworkInterface(
         id=p.nic_id(n), name=n.name, type="Microsoft.Network/networkInterfaces", location=n.location,
         properties=pb.NetworkInterfaceProperties(
             mac_address=n.mac.replace(":", "-").upper(), provisioning_state="Succeeded", virtual_machine=vm_ref,
-            node=node, bridge=bridge, port=port,
+            node=node, bridge=bridge, port=port, service_namespace=service_ns,
             ip_configurations=[pb.IpConfiguration(name="ipconfig1", properties=pb.IpConfigurationProperties(
                 private_ip_address=n.private_ip, private_ip_allocation_method=n.allocation,
                 subnet=pb.Subnet(id=f"{vnet_id}/subnets/{n.subnet}")))],

@@ -28,7 +28,7 @@ from fabric.compute.sizes import sizes_for
 from fabric.compute.vms import ComputeProvider, candidate_row
 from fabric.enrollment import DEFAULT_TOKEN_TTL_S, Enrollment
 from fabric.storage.nbd import NbdExports
-from fabric.model import Record, EnrollmentRecord, JoinTokenRecord, NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, ResourceGroupRecord, TraceRecord, now
+from fabric.model import Record, EnrollmentRecord, SshKey, JoinTokenRecord, NodeAllocation, NodeRecord, Observed, OperationRecord, OperationStatus, ResourceGroupRecord, TraceRecord, now
 from fabric.scheduler import Request
 from fabric.store import Absent, Put, Store, StoreUnavailable, keys
 from fabric.store.informer import Informer, informed
@@ -128,7 +128,10 @@ class VirtualMachines(rpc.VirtualMachinesServicer):
                                             req.storage_account, req.os_disk_delete_option or "Delete",
                                             req.vnet_name, req.subnet, list(req.nics), req.private_ip_address,
                                             req.user_data,
-                                            req.provision_vm_agent if req.HasField("provision_vm_agent") else True))
+                                            req.provision_vm_agent if req.HasField("provision_vm_agent") else True,
+                                            req.admin_username, [SshKey(path=k.path, key_data=k.key_data)
+                                                                 for k in req.ssh_public_keys],
+                                            req.computer_name))
 
     @_unary
     def Start(self, req: pb.VirtualMachineRef, ctx: grpc.ServicerContext) -> pb.Operation:

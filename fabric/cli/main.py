@@ -25,6 +25,7 @@ import json
 import os
 import select
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 from fabric.core import ids  # noqa: E402 - after the setting above, before gRPC loads
+from fabric.compute.os_profile import KEY_TYPES
 from fabric.cli import output
 from fabric.cli.client import CliError, Client, bad_option, duration, pages, paged
 from fabric.cli import extensions as ext
@@ -44,6 +46,7 @@ from fabric.cli.storage import add_storage_commands
 from fabric.lab.cli import add_lab_commands
 from fabric.lab.cluster import add_cluster_commands
 from fabric.v1 import fabric_pb2 as pb
+from fabric.v1 import network_pb2 as npb
 
 # What the shell reports for a program killed by SIGPIPE (`git log | head` under pipefail): the CLI ends with
 # the same status, without a message, when its reader has gone.
@@ -126,7 +129,10 @@ def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
                                                              nics=a.nics or [],
                                                              private_ip_address=a.private_ip_address or "",
                                                              user_data=_user_data(a.user_data),
-                                                             provision_vm_agent=not a.no_provision_vm_agent))
+                                                             provision_vm_agent=not a.no_provision_vm_agent,
+                                                             admin_username=a.admin_username or "",
+                                                             ssh_public_keys=_ssh_keys(a),
+                                                             computer_name=a.computer_name or ""))
     if not a.custom_script:
         return _finish(c, op, a, then_show=True)
     finish_op(c, op, a)
@@ -140,6 +146,48 @@ def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_SSH_KEY = Path.home() / ".ssh" / "id_rsa"
+
+
+def _ssh_keys(a: argparse.Namespace) -> list[pb.SshPublicKey]:
+    """--ssh-key-values: each a public key or a file holding one; with an admin user and none given, the
+    caller's ~/.ssh/id_rsa.pub, made first with --generate-ssh-keys (as the reference's CLI does)."""
+    if a.authentication_type != "ssh" or a.admin_password is not None:
+        raise bad_option("authentication-type", "password authentication is not offered by this fabric (a "
+                                                "password reaches a guest only on provisioning media it does not "
+                                                "make): use --ssh-key-values or --generate-ssh-keys")
+    if not a.admin_username:
+        if a.ssh_key_values or a.generate_ssh_keys:
+            raise bad_option("admin-username", "SSH keys are for an admin user: give --admin-username")
+        return []
+    values = list(a.ssh_key_values or [])
+    if not values:
+        public = DEFAULT_SSH_KEY.with_suffix(".pub")
+        if not public.exists():
+            if not a.generate_ssh_keys:
+                raise bad_option("ssh-key-values", f"no SSH key given and {public} does not exist: give "
+                                                   f"--ssh-key-values, or --generate-ssh-keys to make one")
+            DEFAULT_SSH_KEY.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            made = subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "3072", "-N", "", "-f",
+                                   str(DEFAULT_SSH_KEY)], capture_output=True, text=True)
+            if made.returncode != 0:
+                raise bad_option("generate-ssh-keys", f"ssh-keygen failed: {made.stderr.strip()}")
+            print(f"SSH key files '{DEFAULT_SSH_KEY}' and '{public}' have been generated under ~/.ssh",
+                  file=sys.stderr)
+        values = [str(public)]
+    keys = []
+    for v in values:
+        if v.split(" ", 1)[0] in KEY_TYPES:
+            keys.append(pb.SshPublicKey(key_data=v))
+            continue
+        try:
+            keys.append(pb.SshPublicKey(key_data=Path(v).read_text().strip()))
+        except (OSError, UnicodeDecodeError) as e:
+            raise bad_option("ssh-key-values", f"--ssh-key-values: {v} is neither a public key nor a readable "
+                                               f"file ({getattr(e, 'strerror', None) or e})") from None
+    return keys
+
+
 def _user_data(path: str | None) -> str:
     if not path:
         return ""
@@ -147,6 +195,34 @@ def _user_data(path: str | None) -> str:
         return base64.b64encode(Path(path).read_bytes()).decode()
     except OSError as e:
         raise bad_option("user-data", f"--user-data: cannot read {path}: {e.strerror}") from None
+
+
+def cmd_vm_ssh(c: Client, a: argparse.Namespace) -> int:
+    """An SSH session to the VM's admin user, or one command, from the host that runs it: through its network's
+    service namespace (no route to the VM is needed). Host keys are known by the VM's id, not its address."""
+    vm = c.call(c.vms.Get, _vm_ref(a))
+    user = vm.properties.os_profile.admin_username
+    if not user:
+        raise bad_option("name", f"VM '{a.name}' has no admin user (osProfile.adminUsername): it was created "
+                                 f"without --admin-username")
+    refs = vm.properties.network_profile.network_interfaces
+    if not refs:
+        raise bad_option("name", f"VM '{a.name}' has no network interface")
+    parts = refs[0].id.split("/")
+    nic = c.call(c.nics.Get, npb.NetworkInterfaceRef(resource_group=parts[4], name=parts[-1]))
+    ns, ip = nic.properties.service_namespace, nic.properties.ip_configurations[0].properties.private_ip_address
+    if not ns:
+        raise bad_option("name", f"VM '{a.name}' does not run on a node (power state: deallocated or not placed)")
+    if not Path("/run/netns", ns).exists():
+        raise bad_option("name", f"VM '{a.name}' runs on node '{nic.properties.node}': its network's services "
+                                 f"(namespace {ns}) are not on this host; run `fabric vm ssh` there")
+    known = Path.home() / ".ssh" / "fabriclab_known_hosts"
+    argv = ["ip", "netns", "exec", ns, "ssh", "-o", "StrictHostKeyChecking=accept-new",
+            "-o", f"UserKnownHostsFile={known}", "-o", f"HostKeyAlias={vm.properties.vm_id}",
+            "-o", "ConnectTimeout=10", *(["-i", a.private_key] if a.private_key else []), f"{user}@{ip}",
+            *(a.ssh_command[1:] if a.ssh_command[:1] == ["--"] else a.ssh_command)]
+    known.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return subprocess.run(argv).returncode
 
 
 def cmd_vm_show(c: Client, a: argparse.Namespace) -> int:
@@ -325,6 +401,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-provision-vm-agent", action="store_true",
                    help="no guest agent in the VM (osProfile.linuxConfiguration.provisionVMAgent false): "
                         "no extensions, no temporary disk formatting")
+    p.add_argument("--admin-username", help="the user the guest's provisioning agent makes (osProfile)")
+    p.add_argument("--ssh-key-values", nargs="+", metavar="KEY_OR_FILE",
+                   help="the admin user's SSH public keys, or files holding them (default: ~/.ssh/id_rsa.pub)")
+    p.add_argument("--generate-ssh-keys", action="store_true",
+                   help="make ~/.ssh/id_rsa(.pub) when it does not exist, and use it")
+    p.add_argument("--computer-name", help="the guest's host name (default: the VM's name)")
+    p.add_argument("--authentication-type", choices=("ssh", "password", "all"), default="ssh",
+                   help="ssh only: a password reaches a guest only on provisioning media this fabric does not make")
+    p.add_argument("--admin-password", help=argparse.SUPPRESS)
     p.add_argument("--custom-script", metavar="FILE",
                    help="then run FILE with the CustomScript extension (uploaded, read SAS valid 24 h)")
     p.add_argument("--command", help="with --custom-script: the command to run (default: sh FILE)")
@@ -334,6 +419,12 @@ def parser() -> argparse.ArgumentParser:
     _vm_args(p, wait=False)
     p.add_argument("--instance-view", action="store_true")
     p.set_defaults(fn=cmd_vm_show)
+    p = v.add_parser("ssh", parents=[COMMON], help="SSH to the VM's admin user from the host that runs it")
+    _vm_args(p, wait=False)
+    p.add_argument("--private-key", "-i", help="default: ssh's own (~/.ssh/id_rsa, ...)")
+    p.add_argument("ssh_command", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                   help="run this command instead of a login shell")
+    p.set_defaults(fn=cmd_vm_ssh)
     for name, method in (("start", "Start"), ("stop", "PowerOff"), ("restart", "Restart"),
                          ("deallocate", "Deallocate"), ("redeploy", "Redeploy")):
         p = v.add_parser(name, parents=[COMMON])

@@ -24,11 +24,12 @@ from fabric import operations
 from fabric.core import ids
 from fabric.core.errors import ArmError, check_location, invalid
 from fabric.compute import extensions
+from fabric.compute.os_profile import check_os_profile, imds_os_profile
 from fabric.compute.sizes import VmSize, find_size
 from fabric.gallery import Gallery
 from fabric.groups import require_group
-from fabric.model import (AttachedDisk, Assignment, NodeAllocation, NodeRecord, OperationRecord, PowerState,
-                          ProvisioningState, ResourceGroupRecord, VmDisk, VmNic, VmRecord, now)
+from fabric.model import (AttachedDisk, Assignment, NodeAllocation, NodeRecord, OperationRecord, OsProfile,
+                          PowerState, ProvisioningState, ResourceGroupRecord, SshKey, VmDisk, VmNic, VmRecord, now)
 from fabric.scheduler import Candidate, HostState, Placement, Request, explain, place
 from fabric.network.addressing import gateway
 from fabric.network.model import NicRecord
@@ -97,9 +98,11 @@ class ComputeProvider:
     def create(self, rg: str, name: str, location: str, image_urn: str, size_name: str,
                storage_account: str = "", delete_option: str = "Delete", vnet: str = "", subnet: str = "",
                nic_names: list[str] | None = None, private_ip: str = "", user_data: str = "",
-               provision_vm_agent: bool = True) -> OperationRecord:
+               provision_vm_agent: bool = True, admin_username: str = "", ssh_keys: list[SshKey] | None = None,
+               computer_name: str = "") -> OperationRecord:
         group = self.resource_group(rg)
         ids.check_vm_name(name)
+        profile = check_os_profile(name, admin_username, ssh_keys or [], computer_name)
         location = location or group.location
         check_location(location, self.config.location)
         size = find_size(location, size_name)
@@ -119,7 +122,7 @@ class ComputeProvider:
         vm = VmRecord(resource_group=group.name, name=name, vm_id=vm_id, location=location, size=size.name,
                       image=image, provisioning_state=ProvisioningState.CREATING,
                       power_state=PowerState.STARTING, created=now(), user_data=user_data,
-                      provision_vm_agent=provision_vm_agent)
+                      provision_vm_agent=provision_vm_agent, os_profile=profile)
         op = operations.new_operation("create", self.resource_id(vm))
         validated = operations.step(
             op.id, SOURCE, "validated",
@@ -318,6 +321,8 @@ class ComputeProvider:
                 "resourceGroupName": vm.resource_group, "subscriptionId": self.config.subscription,
                 "osType": "Linux", "platformUpdateDomain": "0", "tags": "", "userData": vm.user_data,
                 "resourceId": self.resource_id(vm),
+                "publisher": img.publisher, "offer": img.offer, "sku": img.sku, "version": img.exact_version,
+                **imds_os_profile(vm.os_profile or OsProfile(computer_name=vm.name)),
                 "storageProfile": {"imageReference": {"publisher": img.publisher, "offer": img.offer,
                                                       "sku": img.sku, "version": img.exact_version}}}
 

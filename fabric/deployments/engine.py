@@ -30,7 +30,7 @@ from fabric.compute import extensions
 from fabric.compute.vms import ComputeProvider
 from fabric.deployments import template as tpl
 from fabric.gallery import parse_urn
-from fabric.model import OperationRecord, OperationStatus, Record, VmRecord, now
+from fabric.model import OperationRecord, OperationStatus, Record, SshKey, VmRecord, now
 from fabric.store import Absent, Put, Unchanged, Versioned, keys
 from fabric.store.informer import informed
 
@@ -395,9 +395,18 @@ class DeploymentProvider:
         nics = [str(n.get("id", "")).rsplit("/", 1)[-1] for n in
                 (p.get("networkProfile") or {}).get("networkInterfaces") or [] if isinstance(n, dict)]
         os_disk = (p.get("storageProfile") or {}).get("osDisk") or {}
+        profile = p.get("osProfile") or {}
+        linux = profile.get("linuxConfiguration") or {}
+        ssh_keys = [SshKey(path=str(k.get("path") or ""), key_data=str(k.get("keyData") or ""))
+                for k in (linux.get("ssh") or {}).get("publicKeys") or [] if isinstance(k, dict)]
+        if "adminPassword" in profile or linux.get("disablePasswordAuthentication") is False:
+            raise invalid("osProfile.adminPassword", "password authentication is not offered by this fabric (a "
+                                                     "password reaches a guest only on provisioning media it does "
+                                                     "not make): use SSH public keys")
         op = self.compute.create(rg, name, r.location, urn, size,
                                  delete_option=str(os_disk.get("deleteOption") or "Delete"), nic_names=nics,
                                  user_data=str(p.get("userData") or ""),
-                                 provision_vm_agent=bool(((p.get("osProfile") or {}).get("linuxConfiguration")
-                                                          or {}).get("provisionVMAgent", True)))
+                                 provision_vm_agent=bool(linux.get("provisionVMAgent", True)),
+                                 admin_username=str(profile.get("adminUsername") or ""), ssh_keys=ssh_keys,
+                                 computer_name=str(profile.get("computerName") or ""))
         return op.id

@@ -25,7 +25,11 @@ DEFAULT_IMAGE = "fabriclab:busybox:lab:latest"
 DEFAULT_VERSION = "1.0.0"
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-BUILDERS = {("fabriclab", "busybox", "lab"): Path(__file__).resolve().parents[2] / "images" / "busybox-lab" / "build.sh"}
+IMAGES_DIR = Path(__file__).resolve().parents[2] / "images"
+# the images a lab builds itself: the default one (busybox, seconds) and a Debian 12 cloud image provisioned by
+# its own cloud-init and waagent (debootstrap from this host's Debian mirror, a few minutes; root)
+BUILDERS = {("fabriclab", "busybox", "lab"): IMAGES_DIR / "busybox-lab" / "build.sh",
+            ("fabriclab", "debian", "12"): IMAGES_DIR / "debian-12" / "build.sh"}
 
 
 def publish_blank(root: Path, version: str = DEFAULT_VERSION) -> None:
@@ -103,10 +107,14 @@ class Gallery:
 
     def build_default(self, version: str = DEFAULT_VERSION) -> Path:
         """Build fabriclab:busybox:lab:VERSION when missing; returns its folder."""
-        script = BUILDERS[("fabriclab", "busybox", "lab")]
+        return self.build(("fabriclab", "busybox", "lab"), version)
+
+    def build(self, image: tuple[str, str, str], version: str) -> Path:
+        """Build one of BUILDERS' images as VERSION when missing; returns its folder."""
+        script = BUILDERS[image]
         subprocess.run(["bash", str(script), str(self.root), version, source_hash(script.parent)], check=True,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        return self.root / "fabriclab" / "busybox" / "lab" / version
+        return self.root.joinpath(*image, version)
 
     def built_from(self, publisher: str, offer: str, sku: str, version: str) -> str:
         """The source hash a built version records ("" for images built before it was recorded)."""
@@ -150,5 +158,5 @@ def source_hash(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def default_source_hash() -> str:
-    return source_hash(BUILDERS[("fabriclab", "busybox", "lab")].parent)
+def default_source_hash(image: tuple[str, str, str] = ("fabriclab", "busybox", "lab")) -> str:
+    return source_hash(BUILDERS[image].parent)

@@ -200,20 +200,20 @@ def ensure_image(gallery_dir: Path, urn: str) -> str:
     if version.lower() == "latest":
         versions = gallery.versions(publisher, offer, sku)
         # a new version when the image's sources changed since the latest was built (VMs keep theirs)
-        stale = bool(versions) and (publisher, offer, sku) == ("fabriclab", "busybox", "lab") and \
-            gallery.built_from(publisher, offer, sku, versions[-1]) != default_source_hash()
+        stale = bool(versions) and (publisher, offer, sku) in BUILDERS and \
+            gallery.built_from(publisher, offer, sku, versions[-1]) != default_source_hash((publisher, offer, sku))
         if not versions or stale:
-            say(f"building the default image {publisher}:{offer}:{sku} "
+            say(f"building the image {publisher}:{offer}:{sku} "
                 f"({'its sources changed since ' + versions[-1] if stale else 'first run'})")
-            _build(gallery, dt.datetime.now(dt.timezone.utc).strftime("1.0.%Y%m%d%H%M"))
+            _build(gallery, (publisher, offer, sku), dt.datetime.now(dt.timezone.utc).strftime("1.0.%Y%m%d%H%M"))
     elif version not in gallery.versions(publisher, offer, sku):
-        _build(gallery, version)
+        _build(gallery, (publisher, offer, sku), version)
     rec = gallery.resolve(urn)
     return f"{rec.publisher}:{rec.offer}:{rec.sku}:{rec.exact_version}"
 
 
-def _build(gallery: Gallery, version: str) -> None:
+def _build(gallery: Gallery, image: tuple[str, str, str], version: str) -> None:
     try:
-        gallery.build_default(version)
+        gallery.build(image, version)
     except subprocess.CalledProcessError as exc:
         raise RuntimeError(f"image build failed:\n{exc.stdout}") from None

@@ -169,19 +169,39 @@ class StorageProfile(_message.Message):
     data_disks: _containers.RepeatedCompositeFieldContainer[DataDisk]
     def __init__(self, image_reference: _Optional[_Union[ImageReference, _Mapping]] = ..., os_disk: _Optional[_Union[OsDisk, _Mapping]] = ..., data_disks: _Optional[_Iterable[_Union[DataDisk, _Mapping]]] = ...) -> None: ...
 
+class SshPublicKey(_message.Message):
+    __slots__ = ("path", "key_data")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    KEY_DATA_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    key_data: str
+    def __init__(self, path: _Optional[str] = ..., key_data: _Optional[str] = ...) -> None: ...
+
+class SshConfiguration(_message.Message):
+    __slots__ = ("public_keys",)
+    PUBLIC_KEYS_FIELD_NUMBER: _ClassVar[int]
+    public_keys: _containers.RepeatedCompositeFieldContainer[SshPublicKey]
+    def __init__(self, public_keys: _Optional[_Iterable[_Union[SshPublicKey, _Mapping]]] = ...) -> None: ...
+
 class LinuxConfiguration(_message.Message):
-    __slots__ = ("provision_vm_agent",)
+    __slots__ = ("provision_vm_agent", "disable_password_authentication", "ssh")
     PROVISION_VM_AGENT_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_PASSWORD_AUTHENTICATION_FIELD_NUMBER: _ClassVar[int]
+    SSH_FIELD_NUMBER: _ClassVar[int]
     provision_vm_agent: bool
-    def __init__(self, provision_vm_agent: _Optional[bool] = ...) -> None: ...
+    disable_password_authentication: bool
+    ssh: SshConfiguration
+    def __init__(self, provision_vm_agent: _Optional[bool] = ..., disable_password_authentication: _Optional[bool] = ..., ssh: _Optional[_Union[SshConfiguration, _Mapping]] = ...) -> None: ...
 
 class OsProfile(_message.Message):
-    __slots__ = ("computer_name", "linux_configuration")
+    __slots__ = ("computer_name", "linux_configuration", "admin_username")
     COMPUTER_NAME_FIELD_NUMBER: _ClassVar[int]
     LINUX_CONFIGURATION_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_USERNAME_FIELD_NUMBER: _ClassVar[int]
     computer_name: str
     linux_configuration: LinuxConfiguration
-    def __init__(self, computer_name: _Optional[str] = ..., linux_configuration: _Optional[_Union[LinuxConfiguration, _Mapping]] = ...) -> None: ...
+    admin_username: str
+    def __init__(self, computer_name: _Optional[str] = ..., linux_configuration: _Optional[_Union[LinuxConfiguration, _Mapping]] = ..., admin_username: _Optional[str] = ...) -> None: ...
 
 class NetworkInterfaceReference(_message.Message):
     __slots__ = ("id",)
@@ -288,7 +308,7 @@ class VirtualMachine(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., location: _Optional[str] = ..., properties: _Optional[_Union[VirtualMachineProperties, _Mapping]] = ..., resources: _Optional[_Iterable[_Union[VirtualMachineExtension, _Mapping]]] = ...) -> None: ...
 
 class CreateVirtualMachineRequest(_message.Message):
-    __slots__ = ("resource_group", "name", "location", "image", "size", "storage_account", "os_disk_delete_option", "vnet_name", "subnet", "nics", "private_ip_address", "user_data", "provision_vm_agent")
+    __slots__ = ("resource_group", "name", "location", "image", "size", "storage_account", "os_disk_delete_option", "vnet_name", "subnet", "nics", "private_ip_address", "user_data", "provision_vm_agent", "admin_username", "ssh_public_keys", "computer_name")
     RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
@@ -302,6 +322,9 @@ class CreateVirtualMachineRequest(_message.Message):
     PRIVATE_IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     USER_DATA_FIELD_NUMBER: _ClassVar[int]
     PROVISION_VM_AGENT_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_USERNAME_FIELD_NUMBER: _ClassVar[int]
+    SSH_PUBLIC_KEYS_FIELD_NUMBER: _ClassVar[int]
+    COMPUTER_NAME_FIELD_NUMBER: _ClassVar[int]
     resource_group: str
     name: str
     location: str
@@ -315,7 +338,10 @@ class CreateVirtualMachineRequest(_message.Message):
     private_ip_address: str
     user_data: str
     provision_vm_agent: bool
-    def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ..., location: _Optional[str] = ..., image: _Optional[str] = ..., size: _Optional[str] = ..., storage_account: _Optional[str] = ..., os_disk_delete_option: _Optional[str] = ..., vnet_name: _Optional[str] = ..., subnet: _Optional[str] = ..., nics: _Optional[_Iterable[str]] = ..., private_ip_address: _Optional[str] = ..., user_data: _Optional[str] = ..., provision_vm_agent: _Optional[bool] = ...) -> None: ...
+    admin_username: str
+    ssh_public_keys: _containers.RepeatedCompositeFieldContainer[SshPublicKey]
+    computer_name: str
+    def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ..., location: _Optional[str] = ..., image: _Optional[str] = ..., size: _Optional[str] = ..., storage_account: _Optional[str] = ..., os_disk_delete_option: _Optional[str] = ..., vnet_name: _Optional[str] = ..., subnet: _Optional[str] = ..., nics: _Optional[_Iterable[str]] = ..., private_ip_address: _Optional[str] = ..., user_data: _Optional[str] = ..., provision_vm_agent: _Optional[bool] = ..., admin_username: _Optional[str] = ..., ssh_public_keys: _Optional[_Iterable[_Union[SshPublicKey, _Mapping]]] = ..., computer_name: _Optional[str] = ...) -> None: ...
 
 class VirtualMachineRef(_message.Message):
     __slots__ = ("resource_group", "name", "instance_view")

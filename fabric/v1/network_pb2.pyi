@@ -147,7 +147,7 @@ class SubResource(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class NetworkInterfaceProperties(_message.Message):
-    __slots__ = ("mac_address", "ip_configurations", "dns_settings", "virtual_machine", "provisioning_state", "bridge", "node", "port")
+    __slots__ = ("mac_address", "ip_configurations", "dns_settings", "virtual_machine", "provisioning_state", "bridge", "node", "port", "service_namespace")
     MAC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     IP_CONFIGURATIONS_FIELD_NUMBER: _ClassVar[int]
     DNS_SETTINGS_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +156,7 @@ class NetworkInterfaceProperties(_message.Message):
     BRIDGE_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     mac_address: str
     ip_configurations: _containers.RepeatedCompositeFieldContainer[IpConfiguration]
     dns_settings: DnsSettings
@@ -164,7 +165,8 @@ class NetworkInterfaceProperties(_message.Message):
     bridge: str
     node: str
     port: str
-    def __init__(self, mac_address: _Optional[str] = ..., ip_configurations: _Optional[_Iterable[_Union[IpConfiguration, _Mapping]]] = ..., dns_settings: _Optional[_Union[DnsSettings, _Mapping]] = ..., virtual_machine: _Optional[_Union[SubResource, _Mapping]] = ..., provisioning_state: _Optional[str] = ..., bridge: _Optional[str] = ..., node: _Optional[str] = ..., port: _Optional[str] = ...) -> None: ...
+    service_namespace: str
+    def __init__(self, mac_address: _Optional[str] = ..., ip_configurations: _Optional[_Iterable[_Union[IpConfiguration, _Mapping]]] = ..., dns_settings: _Optional[_Union[DnsSettings, _Mapping]] = ..., virtual_machine: _Optional[_Union[SubResource, _Mapping]] = ..., provisioning_state: _Optional[str] = ..., bridge: _Optional[str] = ..., node: _Optional[str] = ..., port: _Optional[str] = ..., service_namespace: _Optional[str] = ...) -> None: ...
 
 class NetworkInterface(_message.Message):
     __slots__ = ("id", "name", "type", "location", "properties")

@@ -32,6 +32,13 @@ def metadata_xml(fabric_id: str, node: str, spec: VmSpec, fingerprint: str) -> s
     return f"<{p}:instance xmlns:{p}={quoteattr(METADATA_NS)}>{inner}</{p}:instance>"
 
 
+RESOURCE_DISK_SERIAL = "resource"    # what an image's udev rule links to /dev/disk/cloud/azure_resource
+HYPERV_FEATURES = ("<features><acpi/><apic/><hyperv mode='custom'><relaxed state='on'/><vapic state='on'/>"
+                   "<spinlocks state='on' retries='8191'/><vpindex state='on'/><synic state='on'/>"
+                   "<stimer state='on'/><vendor_id state='on' value='Microsoft Hv'/></hyperv></features>"
+                   "<clock offset='utc'><timer name='hypervclock' present='yes'/></clock>")
+
+
 def _disk_type(disk: Disk) -> str:
     if disk.kind not in ("file", "block", "network"):
         raise ValueError(f"disk kind '{disk.kind}' has no libvirt form")
@@ -50,10 +57,11 @@ def source_xml(disk: Disk) -> str:
     return f"<source protocol={quoteattr(disk.protocol)} name={quoteattr(disk.path)}{tls}>{hosts}</source>"
 
 
-def disk_xml(disk: Disk, target: str, bus: str, cache: str, address: str = "") -> str:
+def disk_xml(disk: Disk, target: str, bus: str, cache: str, address: str = "", serial: str = "") -> str:
     driver = f"<driver name='qemu' type={quoteattr(disk.format)}" + (f" cache={quoteattr(cache)}" if cache else "")
     return (f"<disk type={quoteattr(_disk_type(disk))} device='disk'>{driver}/>{source_xml(disk)}"
-            f"<target dev={quoteattr(target)} bus={quoteattr(bus)}/>{address}</disk>")
+            f"<target dev={quoteattr(target)} bus={quoteattr(bus)}/>"
+            f"{f'<serial>{escape(serial)}</serial>' if serial else ''}{address}</disk>")
 
 
 def data_disk_xml(lun: int, disk: Disk) -> str:
@@ -72,6 +80,9 @@ def domain_xml(s: VmSpec, domain_type: str, fabric_id: str, node: str, fingerpri
                kept_disks: str | None = None) -> str:
     """The definition; `kept_disks`: the data disk elements of an earlier definition, instead of the spec's."""
     cpu = "<cpu mode='host-passthrough'/>" if domain_type == "kvm" else ""
+    # on KVM, the reference's hypervisor interface: Linux and Windows guests use its clock and spinlocks, and
+    # the guest software of the reference's images sees the platform it was made for (TCG offers none of it)
+    hyperv = HYPERV_FEATURES if domain_type == "kvm" else ""
     nics = "".join(f"<interface type='bridge'><mac address={quoteattr(n.mac)}/><source bridge={quoteattr(n.bridge)}/>"
                    f"<target dev={quoteattr(n.tap)}/><model type='virtio'/></interface>" for n in s.nics)
     return f"""<domain type={quoteattr(domain_type)}>
@@ -94,12 +105,13 @@ def domain_xml(s: VmSpec, domain_type: str, fabric_id: str, node: str, fingerpri
     <system><entry name='manufacturer'>fabriclab</entry><entry name='product'>Virtual Machine</entry></system>
     <chassis><entry name='asset'>{CHASSIS_ASSET_TAG}</entry></chassis>
   </sysinfo>
+  {hyperv}
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
     {disk_xml(s.os_disk, "vda", "virtio", "writeback")}
-    {disk_xml(s.resource_disk, "vdb", "virtio", "")}
+    {disk_xml(s.resource_disk, "vdb", "virtio", "", serial=RESOURCE_DISK_SERIAL)}
     {nics}
     <controller type='scsi' index='0' model='virtio-scsi'/>
     {"".join(data_disk_xml(lun, d) for lun, d in s.data_disks) if kept_disks is None else kept_disks}

@@ -121,7 +121,7 @@ def test_an_image_without_a_boot_marker_is_provisioned_when_its_guest_agent_says
     provisioning, Ready or ProvisioningFailed. (What the guest says is set here: no guest boots under test://.)"""
     node.image = dataclasses.replace(node.image, boot_marker="")
     said: dict[str, AgentHealth] = {}
-    node.agent.guests.agent = lambda a, started: said.get(a.vm_id, AgentHealth())     # type: ignore[method-assign]
+    node.agent.guests.agent = lambda a, boot_started: said.get(a.vm_id, AgentHealth())  # type: ignore[method-assign]
     ok, bad = str(uuid.uuid4()), str(uuid.uuid4())
     node.assign(ok)
     node.assign(bad, op="create-bad")

@@ -67,3 +67,17 @@ def test_the_guest_sees_the_reference_platforms_chassis_asset_tag() -> None:
     assert at(root, "os/smbios").get("mode") == "sysinfo"
     chassis = {e.get("name"): e.text for e in root.findall("sysinfo[@type='smbios']/chassis/entry")}
     assert chassis["asset"] == "7783-7084-3265-9085-8269-3286-77"
+
+
+def test_the_resource_disk_carries_the_serial_images_link_and_kvm_offers_the_hyperv_interface() -> None:
+    """An image's udev rule links the disk with serial "resource" to /dev/disk/cloud/azure_resource, where the
+    reference's guest software formats it. On KVM the guest gets the Hyper-V interface (and sees the vendor its
+    agent's unit asks for); under TCG, which has none of it, nothing is asked for."""
+    qemu = ET.fromstring(domain_xml(SPEC, "qemu", "f-1", "node-1"))
+    serials = [d.findtext("serial") for d in qemu.findall("devices/disk")]
+    assert serials == [None, "resource"]
+    assert qemu.find("features/hyperv") is None
+    kvm = ET.fromstring(domain_xml(SPEC, "kvm", "f-1", "node-1"))
+    assert at(kvm, "features/hyperv/vendor_id").get("value") == "Microsoft Hv"
+    assert at(kvm, "features/hyperv/relaxed").get("state") == "on"
+    assert at(kvm, "clock/timer[@name='hypervclock']").get("present") == "yes"
