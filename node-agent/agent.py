@@ -253,15 +253,20 @@ class NodeAgent:
         seen = base.replace(agent=agent, extensions=self.guests.extensions(a))
         if a.image.boot_marker or seen.power != PowerState.RUNNING or seen.error:
             return seen
-        # an image without a boot marker is provisioned by its guest agent: Ready, or the failure it reports
-        if agent.provisioning == "Ready" and not seen.booted:
-            self.trace.step(a.operation_id, "guest-ready", "the guest agent reported Ready to the wireserver: "
-                                                           "provisioning finished", detail=agent.version)
+        # an image without a boot marker is provisioned by its guest agent: Ready, or the failure it reports;
+        # a later boot of a VM provisioned on this node is up when its agent runs (or at once: it was provisioned)
         if agent.provisioning == "ProvisioningFailed":
             return seen.replace(error={"code": "OSProvisioningClientError", "message": (
                 f"OS provisioning failed for VM '{a.name}': the guest agent reported ProvisioningFailed: "
                 f"{agent.message or 'no description'}")})
-        return seen.replace(booted=agent.provisioning == "Ready")
+        up = agent.provisioning == "Ready" or agent.status == "Ready" or self.guests.provisioned(a)
+        if up and not seen.booted:
+            self.trace.step(a.operation_id, "guest-ready",
+                            "the guest agent reported Ready to the wireserver: provisioning finished"
+                            if agent.provisioning == "Ready" else
+                            "the guest was provisioned before; its agent's last report: "
+                            f"{agent.status} (heard {agent.time or 'never'})", detail=agent.version)
+        return seen.replace(booted=up)
 
     def _failed(self, a: Assignment, version: tuple[object, ...], exc: Exception) -> Observed | None:
         self.vms.disks.forget(a.vm_id)          # where its disks are is asked again at the retry

@@ -15,6 +15,7 @@ from typing import Any
 from fabric.core.constants import AGENT_GRACE_S
 from fabric.model import AgentHealth, Assignment, ExtensionStatus, Observed, PowerState, SubStatus
 from nodeagent.netsvc.networks import Networks
+from nodeagent.netsvc.wireserver import container_of
 from nodeagent.tracing import Trace
 
 AGENT_STALE_S = 60.0      # a guest agent heard from longer ago than this is Not Ready (it reports every 15 s)
@@ -142,6 +143,19 @@ class GuestReports:
         reports = [h for n in a.nics if (h := self.networks.health(n.vni, n.ip)) is not None]
         blobs = [b for n in a.nics if (b := self.networks.agent_status(n.vni, n.ip)) is not None]
         return agent_status(reports, boot_started, self.wall(), blobs)
+
+    def provisioned(self, a: Assignment) -> bool:
+        """The guest reported Ready to the wireserver for this VM on this node, in this boot or an earlier one
+        (its report names the VM's container): a later boot needs no provisioning. (The reference's agents report
+        Ready once, at provisioning; after a restart only the agent's status blob says it runs.)"""
+        container = f"<ContainerId>{container_of(a)}</ContainerId>"
+        for n in a.nics:
+            h = self.networks.health(n.vni, n.ip)
+            report = str(h.get("report", "")) if h else ""
+            state = re.search(r"<State>([^<]*)</State>", report)
+            if container in report and state is not None and state[1] == "Ready":
+                return True
+        return False
 
     def extensions(self, a: Assignment) -> dict[str, ExtensionStatus]:
         """The guest agent's last status for each extension of the assignment: as the busybox agent posts it

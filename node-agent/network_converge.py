@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,17 +20,12 @@ from nodeagent.control import ControlPlane, ControlPlaneRefused
 from nodeagent.netsvc.dnsmasq import Reservation
 from nodeagent.netsvc.networks import RESERVATION_EVENT, NetSpec, Networks
 from nodeagent.netsvc.portsec import Port
+from nodeagent.netsvc.wireserver import container_of
 from nodeagent.tracing import Trace
 
 log = logging.getLogger("nodeagent")
 
 VIEW_REFRESH_S = 5.0      # how stale other nodes' VMs (DNS names, VXLAN peers) may be on this node
-
-
-def container_of(a: Assignment) -> str:
-    """The wireserver's container of the VM: the VM on this node (a move to another node makes a new one, as
-    the reference's service healing does)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fabriclab:container:{a.vm_id}:{a.node}"))
 
 
 def instance_document(a: Assignment, nic: VmNic, fault_domain: int) -> dict[str, Any]:

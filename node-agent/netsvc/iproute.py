@@ -46,8 +46,9 @@ def ensure_bridge(name: str) -> bool:
     return True
 
 
-def ensure_veth(bridge: str, host_end: str, ns: str, ns_end: str, addresses: list[str]) -> bool:
-    """A veth from the bridge into the namespace, the namespace end named ns_end and holding addresses."""
+def ensure_veth(bridge: str, host_end: str, ns: str, ns_end: str, addresses: list[str], mtu: int = 0) -> bool:
+    """A veth from the bridge into the namespace, the namespace end named ns_end and holding addresses; with
+    `mtu`, both ends take it (the namespace's TCP then sends segments that fit the network)."""
     created = False
     if not link_exists(ns_end, ns):
         if link_exists(host_end):
@@ -57,6 +58,9 @@ def ensure_veth(bridge: str, host_end: str, ns: str, ns_end: str, addresses: lis
         run("ip", "link", "set", f"{host_end}p", "netns", ns)
         run("ip", "link", "set", f"{host_end}p", "name", ns_end, ns=ns)
         created = True
+    if mtu:
+        run("ip", "link", "set", host_end, "mtu", str(mtu))
+        run("ip", "link", "set", ns_end, "mtu", str(mtu), ns=ns)
     run("ip", "link", "set", host_end, "master", bridge)
     run("ip", "link", "set", host_end, "up")
     run("ip", "link", "set", ns_end, "up", ns=ns)

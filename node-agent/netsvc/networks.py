@@ -132,7 +132,10 @@ class Networks:
             events.append(f"bridge {bridge} created (layer 2 only, no address)")
         if iproute.ensure_netns(ns):
             events.append(f"service namespace {ns} created")
-        if iproute.ensure_veth(bridge, veth, ns, naming.SERVICE_IFACE, [f"{spec.gateway}/{plen}", f"{IMDS_ADDRESS}/32"]):
+        # the services' end has the network's MTU: a guest that ignores DHCP's MTU option (cloud-init's first,
+        # ephemeral DHCP) still gets answers larger than a packet (IMDS with SSH keys)
+        if iproute.ensure_veth(bridge, veth, ns, naming.SERVICE_IFACE, [f"{spec.gateway}/{plen}", f"{IMDS_ADDRESS}/32"],
+                               mtu=naming.VXLAN_MTU):
             events.append(f"veth {veth} <-> {ns}:{naming.SERVICE_IFACE} ({spec.gateway}/{plen}, {IMDS_ADDRESS})")
         if self.underlay_ip:
             vx = naming.vxlan(self.tag, spec.vni)

@@ -20,12 +20,20 @@ import uuid
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from fabric.model import Assignment
+
 WIRE_VERSION = "2012-11-30"
 SUPPORTED_VERSIONS = ("2015-04-05", "2012-11-30", "2012-09-15", "2012-05-15", "2011-12-31", "2011-10-15",
                       "2011-08-31", "2011-04-07", "2010-12-15", "2010-28-10")
 HOST_PLUGIN_PORT = 32526
 HOST_PLUGIN_VERSIONS = ("2015-09-01", "2012-11-30")
 XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n'
+
+
+def container_of(a: Assignment) -> str:
+    """The wireserver's container of the VM: the VM on this node (a move to another node makes a new one, as
+    the reference's service healing does)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fabriclab:container:{a.vm_id}:{a.node}"))
 
 
 def versions_xml() -> str:

@@ -139,6 +139,15 @@ def test_an_image_without_a_boot_marker_is_provisioned_when_its_guest_agent_says
     assert not failed.booted and failed.error is not None
     assert failed.error["code"] == "OSProvisioningClientError"
     assert "no SSH key for the admin user" in failed.error["message"]
+    # a restart: the reference's agents do not provision again; the agent's status (Ready) says the guest is up
+    said[ok] = AgentHealth()
+    node.assign(ok, generation=1, op="restart")
+    node.agent.reconcile()
+    assert not node.observed(ok).booted
+    said[ok] = AgentHealth(status="Ready", version="2.7.3.0")
+    node.clock.t += 1
+    node.agent.reconcile()
+    assert node.observed(ok).booted and node.steps("restart")[-1] == "guest-ready"
 
 
 def test_a_second_pass_changes_nothing_and_a_restart_generation_restarts(node: Node) -> None:

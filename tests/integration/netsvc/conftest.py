@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fabric.network import naming
 from nodeagent.netsvc import iproute
 from nodeagent.netsvc.networks import Networks
 from tests.conftest import require
@@ -35,7 +36,8 @@ def networks() -> Iterator[Networks]:
 def guest(networks: Networks) -> Iterator[str]:
     """A client namespace on the network's bridge holding VM A's address, as the guest would."""
     require(shutil.which("curl") is not None, "curl")
-    doc = {"incarnation": 3, "compute": {"vmId": "vm-a-id", "name": "vm-a", "userData": "ZWNobyBoaQ=="},
+    doc = {"incarnation": 3, "compute": {"vmId": "vm-a-id", "name": "vm-a", "userData": "ZWNobyBoaQ==",
+                                         "publicKeys": [{"keyData": "ssh-rsa " + "A" * 540, "path": "/home/u/k"}] * 4},
            "network": {"interface": [{"macAddress": "52540000000A"}]},
            "extensions": [{"name": "CustomScriptExtension", "handler": "Microsoft.Compute.CustomScriptExtension",
                            "version": "1.8", "seq": 2, "timeoutSeconds": 300,
@@ -50,6 +52,9 @@ def guest(networks: Networks) -> Iterator[str]:
     ns, veth = f"fabriclab-test-guest-{networks.tag}", f"flt{networks.tag}"
     iproute.ensure_netns(ns)
     iproute.ensure_veth(networks.bridge(9004), veth, ns, "eth0", [f"{A.ip}/24"])
+    # the bridge end as a VM's tap is (the network's MTU); the guest's own end keeps 1500, as a guest that does
+    # not apply DHCP's MTU option (cloud-init's first, ephemeral DHCP) has it
+    subprocess.run(["ip", "link", "set", veth, "mtu", str(naming.VXLAN_MTU)], check=True)
     subprocess.run(["ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", "10.77.0.1"], check=True)
     yield ns
     iproute.delete_link(veth)
