@@ -15,7 +15,7 @@ from pathlib import Path
 from fabric.model import Assignment, Observed, PowerState
 from nodeagent import resource_disks
 from nodeagent.console import BootRecord, Consoles
-from nodeagent.hypervisor import ComputeDriver, DirectBoot, Nic, Spawned, VmSpec
+from nodeagent.hypervisor import ComputeDriver, DirectBoot, FirmwareBoot, Nic, Spawned, VmSpec
 from nodeagent.images import ImageCache
 from nodeagent.netsvc.networks import Networks
 from nodeagent.storage_backends import Disk, StorageBackend
@@ -93,10 +93,12 @@ class VmConverger:
 
     def spec(self, a: Assignment) -> VmSpec:
         img = a.image
-        cmdline = f"{img.cmdline} fabric.hostname={a.name}" + ("" if a.vm_agent else " fabric.vmagent=0")
-        kernel, initrd = self.images.boot_files(img)
+        boot: DirectBoot | FirmwareBoot = FirmwareBoot()        # an image with its own bootloader
+        if img.kernel:                                          # an image built here: its kernel, booted directly
+            cmdline = f"{img.cmdline} fabric.hostname={a.name}" + ("" if a.vm_agent else " fabric.vmagent=0")
+            boot = DirectBoot(*self.images.boot_files(img), cmdline)
         return VmSpec(uuid=a.vm_id, name=instance_name(a), resource_group=a.resource_group, vm_name=a.name,
-                      cores=a.cores, memory_mb=a.memory_mb, boot=DirectBoot(kernel, initrd, cmdline),
+                      cores=a.cores, memory_mb=a.memory_mb, boot=boot,
                       os_disk=self.disks.describe(a.vm_id, a.os_disk), resource_disk=Disk("file", str(self.resource_disk(a.vm_id)), "raw"),
                       console_log=str(self.consoles.log_path(a.vm_id)),
                       nics=tuple(Nic(n.mac, self.networks.bridge(n.vni), self.networks.tap(n.mac))

@@ -22,7 +22,8 @@ from fabric.pki import ADMINS, NODES, Credential, Identity, PkiError, identity_o
 SERVICE_ROLES: dict[str, frozenset[str]] = {
     **{f"fabric.v1.{s}": frozenset({ADMINS}) for s in (
         "ResourceGroups", "VirtualMachines", "VirtualMachineExtensions", "Operations", "Nodes", "Deployments",
-        "StorageAccounts", "Containers", "Blobs", "StorageChecks", "VirtualNetworks", "NetworkInterfaces")},
+        "StorageAccounts", "Containers", "Blobs", "StorageChecks", "VirtualNetworks", "NetworkInterfaces",
+        "Images")},
     "fabric.v1.NodeAgents": frozenset({NODES})}
 
 

@@ -116,6 +116,7 @@ class Client:
         self.checks = srpc.StorageChecksStub(self.channel)
         self.vnets = nrpc.VirtualNetworksStub(self.channel)
         self.nics = nrpc.NetworkInterfacesStub(self.channel)
+        self.images = rpc.ImagesStub(self.channel)
 
     def _first_answering(self, addresses: list[str]) -> tuple[str, grpc.Channel]:
         """A channel to the first of several controllers (any serves the API) that completes a handshake within

@@ -40,6 +40,7 @@ from fabric.cli.client import CliError, Client, bad_option, duration, pages, pag
 from fabric.cli import extensions as ext
 from fabric.cli.deployment import add_deployment_commands
 from fabric.cli.extensions import add_extension_commands, script_file
+from fabric.cli.images import add_image_commands
 from fabric.cli.network import add_network_commands
 from fabric.cli.operations import finish_op, follow
 from fabric.cli.storage import add_storage_commands
@@ -489,6 +490,7 @@ def parser() -> argparse.ArgumentParser:
 
     add_deployment_commands(groups, COMMON)
     add_network_commands(groups, COMMON)
+    add_image_commands(groups, v, COMMON)
     add_storage_commands(groups, COMMON)
     add_lab_commands(groups, COMMON)
     add_cluster_commands(groups, COMMON)

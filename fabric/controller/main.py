@@ -31,6 +31,7 @@ from fabric.arm import server
 from fabric.arm.deployment_server import Deployments
 from fabric.arm.extension_server import VirtualMachineExtensions
 from fabric.arm.network_server import add_network_servicers
+from fabric.arm.image_server import add_image_servicers
 from fabric.arm.node_server import MAX_NODE_STREAMS, NodeAgents, extend_node_leases
 from fabric.arm.storage_server import add_storage_servicers
 from fabric.compute.reconciler import Rechecks, Triggers, VmReconciler
@@ -78,6 +79,7 @@ def build_server(store: Store, compute: ComputeProvider, listen: str, credential
                       options=KEEPALIVE)
     add_storage_servicers(srv, compute.storage, compute.config.subscription)
     add_network_servicers(srv, compute.network)
+    add_image_servicers(srv, compute.gallery)
     rpc.add_ResourceGroupsServicer_to_server(server.ResourceGroups(store, compute), srv)
     node_tls = credential.ssl_context(server=False)
     node_tls.check_hostname = False         # a node is checked by the name in its certificate (server._serial)

@@ -16,6 +16,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from fabric.core.errors import ArmError, invalid
 from fabric.files import SHARED, write_atomic
@@ -23,8 +24,8 @@ from fabric.model import ImageRecord
 
 DEFAULT_IMAGE = "fabriclab:busybox:lab:latest"
 DEFAULT_VERSION = "1.0.0"
-_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
-_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+VERSION_FORMAT = re.compile(r"^\d+\.\d+\.\d+$")
+NAME_FORMAT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 IMAGES_DIR = Path(__file__).resolve().parents[2] / "images"
 # the images a lab builds itself: the default one (busybox, seconds) and a Debian 12 cloud image provisioned by
 # its own cloud-init and waagent (debootstrap from this host's Debian mirror, a few minutes; root)
@@ -51,11 +52,11 @@ def _version_key(v: str) -> tuple[int, ...]:
 
 def parse_urn(urn: str) -> tuple[str, str, str, str]:
     parts = (urn or "").split(":")
-    if len(parts) != 4 or not all(_PART.match(p) for p in parts):
+    if len(parts) != 4 or not all(NAME_FORMAT.match(p) for p in parts):
         raise invalid("storageProfile.imageReference",
                       "an image is PUBLISHER:OFFER:SKU:VERSION, VERSION a.b.c or 'latest'")
     version = parts[3]
-    if version.lower() != "latest" and not _VERSION.match(version):
+    if version.lower() != "latest" and not VERSION_FORMAT.match(version):
         raise invalid("storageProfile.imageReference.version", "a version is a.b.c (digits) or 'latest'")
     return parts[0], parts[1], parts[2], version
 
@@ -64,12 +65,27 @@ class Gallery:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def versions(self, publisher: str, offer: str, sku: str) -> list[str]:
+    def meta(self, publisher: str, offer: str, sku: str, version: str) -> dict[str, Any] | None:
+        """A version's image.json, or None for a version that is not there (or not complete)."""
+        try:
+            meta = json.loads((self.root / publisher / offer / sku / version / "image.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return meta if isinstance(meta, dict) else None
+
+    def versions(self, publisher: str, offer: str, sku: str, for_latest: bool = False) -> list[str]:
+        """The published versions, lowest first (a deleted one is gone; `for_latest`: without those excluded
+        from latest)."""
+        if not all(NAME_FORMAT.match(p) for p in (publisher, offer, sku)):
+            return []
         sku_dir = self.root / publisher / offer / sku
         if not sku_dir.is_dir():
             return []
-        found = [d.name for d in sku_dir.iterdir()
-                 if _VERSION.match(d.name) and (d / "image.json").is_file()]
+        found = []
+        for d in sku_dir.iterdir():
+            meta = self.meta(publisher, offer, sku, d.name) if VERSION_FORMAT.match(d.name) else None
+            if meta is not None and not meta.get("deleted") and not (for_latest and meta.get("excludeFromLatest")):
+                found.append(d.name)
         return sorted(found, key=_version_key)
 
     def resolve(self, urn: str) -> ImageRecord:
@@ -80,22 +96,51 @@ class Gallery:
             raise ArmError("ImageNotFound",
                            f"The platform image '{publisher}:{offer}:{sku}' is not available in the gallery.",
                            "storageProfile.imageReference")
-        exact = versions[-1] if version.lower() == "latest" else version
+        latest = self.versions(publisher, offer, sku, for_latest=True)
+        if version.lower() == "latest" and not latest:
+            raise ArmError("ImageVersionNotFound",
+                           f"The platform image '{publisher}:{offer}:{sku}:latest' is not available: every version "
+                           f"is excluded from latest. Versions: {', '.join(versions)}.",
+                           "storageProfile.imageReference.version")
+        exact = latest[-1] if version.lower() == "latest" else version
         if exact not in versions:
             raise ArmError("ImageVersionNotFound",
-                           f"The platform image '{publisher}:{offer}:{sku}:{version}' is not available. "
-                           f"Versions: {', '.join(versions)}.", "storageProfile.imageReference.version")
+                           f"The platform image '{publisher}:{offer}:{sku}:{version}' is not available (a template "
+                           f"that pins a version fails once it is deleted; 'latest' moves on). Versions: "
+                           f"{', '.join(versions)}.", "storageProfile.imageReference.version")
         folder = self.root / publisher / offer / sku / exact
-        meta = json.loads((folder / "image.json").read_text())
-        kernel, initrd = folder / meta["kernel"], folder / meta["initrd"]
+        meta = self.meta(publisher, offer, sku, exact) or {}
+        kernel = folder / meta["kernel"] if meta.get("kernel") else None
+        initrd = folder / meta["initrd"] if meta.get("initrd") else None
         return ImageRecord(publisher=publisher, offer=offer, sku=sku, version=version, exact_version=exact,
                            disk=str(folder / meta["disk"]), disk_format=meta["diskFormat"],
-                           kernel=str(kernel), initrd=str(initrd), cmdline=meta["cmdline"],
-                           boot_marker=meta["bootMarker"], kernel_sha256=digest(kernel), initrd_sha256=digest(initrd))
+                           kernel=str(kernel or ""), initrd=str(initrd or ""), cmdline=meta.get("cmdline", ""),
+                           boot_marker=meta.get("bootMarker", ""), kernel_sha256=digest(kernel) if kernel else "",
+                           initrd_sha256=digest(initrd) if initrd else "")
+
+    def images(self, publisher: str = "", offer: str = "", sku: str = "", every_version: bool = False
+               ) -> list[dict[str, Any]]:
+        """The gallery as `vm image list` shows it: each SKU at its latest version, or `every_version`."""
+        out = []
+        for sku_dir in sorted(self.root.glob("*/*/*")):
+            p, o, s = sku_dir.relative_to(self.root).parts
+            if any(want and want.lower() != have.lower() for want, have in ((publisher, p), (offer, o), (sku, s))):
+                continue
+            latest = self.versions(p, o, s, for_latest=True)
+            chosen = self.versions(p, o, s) if every_version else latest[-1:]
+            for v in chosen:
+                meta = self.meta(p, o, s, v) or {}
+                out.append({"architecture": "x64", "publisher": p, "offer": o, "sku": s, "version": v,
+                            "urn": f"{p}:{o}:{s}:{v}", "osType": meta.get("osType", "Linux"),
+                            "hyperVGeneration": meta.get("hyperVGeneration", "V1"),
+                            "excludeFromLatest": bool(meta.get("excludeFromLatest")),
+                            "boot": "firmware" if not meta.get("kernel") else "direct kernel",
+                            "diskFormat": meta.get("diskFormat", ""), "sha256": meta.get("sha256", "")})
+        return out
 
     def file_for(self, publisher: str, offer: str, sku: str, version: str, name: str) -> Path | None:
         """A file of a published version, by the name its image.json gives it; None for anything else."""
-        if not all(_PART.match(p) for p in (publisher, offer, sku, version, name)):
+        if not all(NAME_FORMAT.match(p) for p in (publisher, offer, sku, version, name)):
             return None
         folder = self.root / publisher / offer / sku / version
         try:

@@ -427,6 +427,104 @@ class SerialOutput(_message.Message):
     output: str
     def __init__(self, node_name: _Optional[str] = ..., path: _Optional[str] = ..., output: _Optional[str] = ...) -> None: ...
 
+class VirtualMachineImage(_message.Message):
+    __slots__ = ("architecture", "publisher", "offer", "sku", "version", "urn", "os_type", "hyper_v_generation", "exclude_from_latest", "boot", "disk_format", "sha256")
+    ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_FIELD_NUMBER: _ClassVar[int]
+    OFFER_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    URN_FIELD_NUMBER: _ClassVar[int]
+    OS_TYPE_FIELD_NUMBER: _ClassVar[int]
+    HYPER_V_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_FROM_LATEST_FIELD_NUMBER: _ClassVar[int]
+    BOOT_FIELD_NUMBER: _ClassVar[int]
+    DISK_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    architecture: str
+    publisher: str
+    offer: str
+    sku: str
+    version: str
+    urn: str
+    os_type: str
+    hyper_v_generation: str
+    exclude_from_latest: bool
+    boot: str
+    disk_format: str
+    sha256: str
+    def __init__(self, architecture: _Optional[str] = ..., publisher: _Optional[str] = ..., offer: _Optional[str] = ..., sku: _Optional[str] = ..., version: _Optional[str] = ..., urn: _Optional[str] = ..., os_type: _Optional[str] = ..., hyper_v_generation: _Optional[str] = ..., exclude_from_latest: _Optional[bool] = ..., boot: _Optional[str] = ..., disk_format: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class ImageImportHeader(_message.Message):
+    __slots__ = ("publisher", "offer", "sku", "version", "os_type", "hyper_v_generation", "exclude_from_latest", "content_length")
+    PUBLISHER_FIELD_NUMBER: _ClassVar[int]
+    OFFER_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    OS_TYPE_FIELD_NUMBER: _ClassVar[int]
+    HYPER_V_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_FROM_LATEST_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    publisher: str
+    offer: str
+    sku: str
+    version: str
+    os_type: str
+    hyper_v_generation: str
+    exclude_from_latest: bool
+    content_length: int
+    def __init__(self, publisher: _Optional[str] = ..., offer: _Optional[str] = ..., sku: _Optional[str] = ..., version: _Optional[str] = ..., os_type: _Optional[str] = ..., hyper_v_generation: _Optional[str] = ..., exclude_from_latest: _Optional[bool] = ..., content_length: _Optional[int] = ...) -> None: ...
+
+class ImportImageChunk(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: ImageImportHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[ImageImportHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ListImagesRequest(_message.Message):
+    __slots__ = ("publisher", "offer", "sku", "all")
+    PUBLISHER_FIELD_NUMBER: _ClassVar[int]
+    OFFER_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    publisher: str
+    offer: str
+    sku: str
+    all: bool
+    def __init__(self, publisher: _Optional[str] = ..., offer: _Optional[str] = ..., sku: _Optional[str] = ..., all: _Optional[bool] = ...) -> None: ...
+
+class ListImagesResponse(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: _containers.RepeatedCompositeFieldContainer[VirtualMachineImage]
+    def __init__(self, value: _Optional[_Iterable[_Union[VirtualMachineImage, _Mapping]]] = ...) -> None: ...
+
+class ImageVersionRef(_message.Message):
+    __slots__ = ("publisher", "offer", "sku", "version")
+    PUBLISHER_FIELD_NUMBER: _ClassVar[int]
+    OFFER_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    publisher: str
+    offer: str
+    sku: str
+    version: str
+    def __init__(self, publisher: _Optional[str] = ..., offer: _Optional[str] = ..., sku: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class UpdateImageVersionRequest(_message.Message):
+    __slots__ = ("image", "exclude_from_latest")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_FROM_LATEST_FIELD_NUMBER: _ClassVar[int]
+    image: ImageVersionRef
+    exclude_from_latest: bool
+    def __init__(self, image: _Optional[_Union[ImageVersionRef, _Mapping]] = ..., exclude_from_latest: _Optional[bool] = ...) -> None: ...
+
+class DeleteImageVersionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class VirtualMachineExtensionProperties(_message.Message):
     __slots__ = ("publisher", "type", "type_handler_version", "auto_upgrade_minor_version", "settings", "provisioning_state", "instance_view", "force_update_tag", "error", "last_operation_id", "sequence_number", "handler_log")
     PUBLISHER_FIELD_NUMBER: _ClassVar[int]

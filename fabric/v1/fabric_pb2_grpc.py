@@ -184,6 +184,208 @@ class ResourceGroups:
             _registered_method=True)
 
 
+class ImagesStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Import = channel.stream_unary(
+                '/fabric.v1.Images/Import',
+                request_serializer=fabric_dot_v1_dot_fabric__pb2.ImportImageChunk.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_fabric__pb2.VirtualMachineImage.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/fabric.v1.Images/List',
+                request_serializer=fabric_dot_v1_dot_fabric__pb2.ListImagesRequest.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_fabric__pb2.ListImagesResponse.FromString,
+                _registered_method=True)
+        self.Update = channel.unary_unary(
+                '/fabric.v1.Images/Update',
+                request_serializer=fabric_dot_v1_dot_fabric__pb2.UpdateImageVersionRequest.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_fabric__pb2.VirtualMachineImage.FromString,
+                _registered_method=True)
+        self.Delete = channel.unary_unary(
+                '/fabric.v1.Images/Delete',
+                request_serializer=fabric_dot_v1_dot_fabric__pb2.ImageVersionRef.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_fabric__pb2.DeleteImageVersionResponse.FromString,
+                _registered_method=True)
+
+
+class ImagesServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Import(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Update(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Delete(self, request, context):
+        """unpublishes the version: VMs made from it keep running; a create that pins it fails ImageVersionNotFound
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ImagesServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Import': grpc.stream_unary_rpc_method_handler(
+                    servicer.Import,
+                    request_deserializer=fabric_dot_v1_dot_fabric__pb2.ImportImageChunk.FromString,
+                    response_serializer=fabric_dot_v1_dot_fabric__pb2.VirtualMachineImage.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=fabric_dot_v1_dot_fabric__pb2.ListImagesRequest.FromString,
+                    response_serializer=fabric_dot_v1_dot_fabric__pb2.ListImagesResponse.SerializeToString,
+            ),
+            'Update': grpc.unary_unary_rpc_method_handler(
+                    servicer.Update,
+                    request_deserializer=fabric_dot_v1_dot_fabric__pb2.UpdateImageVersionRequest.FromString,
+                    response_serializer=fabric_dot_v1_dot_fabric__pb2.VirtualMachineImage.SerializeToString,
+            ),
+            'Delete': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delete,
+                    request_deserializer=fabric_dot_v1_dot_fabric__pb2.ImageVersionRef.FromString,
+                    response_serializer=fabric_dot_v1_dot_fabric__pb2.DeleteImageVersionResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'fabric.v1.Images', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('fabric.v1.Images', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Images:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Import(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/fabric.v1.Images/Import',
+            fabric_dot_v1_dot_fabric__pb2.ImportImageChunk.SerializeToString,
+            fabric_dot_v1_dot_fabric__pb2.VirtualMachineImage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.Images/List',
+            fabric_dot_v1_dot_fabric__pb2.ListImagesRequest.SerializeToString,
+            fabric_dot_v1_dot_fabric__pb2.ListImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Update(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.Images/Update',
+            fabric_dot_v1_dot_fabric__pb2.UpdateImageVersionRequest.SerializeToString,
+            fabric_dot_v1_dot_fabric__pb2.VirtualMachineImage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fabric.v1.Images/Delete',
+            fabric_dot_v1_dot_fabric__pb2.ImageVersionRef.SerializeToString,
+            fabric_dot_v1_dot_fabric__pb2.DeleteImageVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class VirtualMachinesStub:
     """Missing associated documentation comment in .proto file."""
 

@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 from xml.sax.saxutils import escape, quoteattr
 
-from nodeagent.hypervisor.driver import VmSpec
+from nodeagent.hypervisor.driver import DirectBoot, FirmwareBoot, VmSpec
 from nodeagent.storage_backends import Disk
 
 METADATA_NS = "urn:fabriclab:domain:1"
@@ -70,6 +70,14 @@ def data_disk_xml(lun: int, disk: Disk) -> str:
                     f"<address type='drive' controller='0' bus='0' target='0' unit='{lun}'/>")
 
 
+def boot_xml(boot: DirectBoot | FirmwareBoot) -> str:
+    """A kernel booted directly, or the OS disk's bootloader through the firmware (SeaBIOS: the default)."""
+    if isinstance(boot, FirmwareBoot):
+        return "<boot dev='hd'/>"
+    initrd = f"<initrd>{escape(boot.initrd)}</initrd>" if boot.initrd else ""
+    return f"<kernel>{escape(boot.kernel)}</kernel>{initrd}<cmdline>{escape(boot.cmdline)}</cmdline>"
+
+
 def fingerprint(s: VmSpec, domain_type: str, fabric_id: str, node: str) -> str:
     """What makes two definitions the same: their XML, without data disks and without this fingerprint."""
     body = domain_xml(dataclasses.replace(s, data_disks=()), domain_type, fabric_id, node, fingerprint="")
@@ -96,9 +104,7 @@ def domain_xml(s: VmSpec, domain_type: str, fabric_id: str, node: str, fingerpri
   {cpu}
   <os>
     <type arch='x86_64' machine='q35'>hvm</type>
-    <kernel>{escape(s.boot.kernel)}</kernel>
-    {f"<initrd>{escape(s.boot.initrd)}</initrd>" if s.boot.initrd else ""}
-    <cmdline>{escape(s.boot.cmdline)}</cmdline>
+    {boot_xml(s.boot)}
     <smbios mode='sysinfo'/>
   </os>
   <sysinfo type='smbios'>

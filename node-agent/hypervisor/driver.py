@@ -42,6 +42,11 @@ class DirectBoot:
 
 
 @dataclasses.dataclass(frozen=True)
+class FirmwareBoot:
+    """Boot the OS disk's own bootloader through the VM's firmware (BIOS: SeaBIOS), as real images boot."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Nic:
     mac: str
     bridge: str      # the node's bridge for the NIC's network
@@ -56,7 +61,7 @@ class VmSpec:
     vm_name: str
     cores: int
     memory_mb: int
-    boot: DirectBoot
+    boot: DirectBoot | FirmwareBoot
     os_disk: Disk
     resource_disk: Disk       # the node-local temporary disk
     console_log: str          # the serial console is appended to this file

@@ -86,6 +86,7 @@ class Api:
         self.checks = srpc.StorageChecksStub(channel)
         self.vnets = nrpc.VirtualNetworksStub(channel)
         self.nics = nrpc.NetworkInterfacesStub(channel)
+        self.images = rpc.ImagesStub(channel)
         self.groups = rpc.ResourceGroupsStub(channel)
         self.vms = rpc.VirtualMachinesStub(channel)
         self.extensions = rpc.VirtualMachineExtensionsStub(channel)

@@ -1,7 +1,7 @@
 import dataclasses
 import xml.etree.ElementTree as ET
 
-from nodeagent.hypervisor import DirectBoot, Nic, VmSpec
+from nodeagent.hypervisor import DirectBoot, FirmwareBoot, Nic, VmSpec
 from nodeagent.hypervisor.domain_xml import METADATA_NS, domain_xml, fingerprint
 from nodeagent.storage_backends import Disk
 
@@ -81,3 +81,9 @@ def test_the_resource_disk_carries_the_serial_images_link_and_kvm_offers_the_hyp
     assert at(kvm, "features/hyperv/vendor_id").get("value") == "Microsoft Hv"
     assert at(kvm, "features/hyperv/relaxed").get("state") == "on"
     assert at(kvm, "clock/timer[@name='hypervclock']").get("present") == "yes"
+
+
+def test_an_image_with_its_own_bootloader_boots_through_the_firmware() -> None:
+    root = ET.fromstring(domain_xml(dataclasses.replace(SPEC, boot=FirmwareBoot()), "qemu", "f-1", "node-1"))
+    assert at(root, "os/boot").get("dev") == "hd"
+    assert root.find("os/kernel") is None and root.find("os/cmdline") is None and root.find("os/loader") is None

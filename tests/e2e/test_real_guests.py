@@ -1,0 +1,97 @@
+"""A real Linux guest, provisioned by its own, unmodified guest software: the Debian 12 image (Debian's cloud-init
+and waagent as packaged) built the way `fabric lab up --image fabriclab:debian:12:latest` builds it, created
+with an admin user and an SSH key. cloud-init makes the user from IMDS and reports Ready; the key logs in
+through `fabric vm ssh`; waagent's status blob makes the instance view's vmAgent Ready and keeps it so, also
+after a restart; the resource disk is formatted and mounted by cloud-init through the image's udev link."""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fabric.lab.lab import ensure_image
+from nodeagent.guest_reports import AGENT_STALE_S
+from tests.conftest import require
+from tests.e2e.conftest import LabHandle
+
+URN = "fabriclab:debian:12:latest"
+AGENT_VERSION = "2.7.3.0"          # Debian 12's waagent
+
+
+def agent_view(lab: LabHandle) -> dict[str, Any]:
+    vm = lab.json("vm", "show", "-g", "E2E", "-n", "deb", "--instance-view")
+    return dict(vm["properties"]["instanceView"].get("vmAgent") or {})
+
+
+def wait_for_agent(lab: LabHandle, after: str = "", timeout_s: float = 180) -> dict[str, Any]:
+    """The vmAgent view once waagent's status made it Ready with its version (heard after `after`)."""
+    deadline = time.monotonic() + timeout_s
+    view: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        view = agent_view(lab)
+        status = (view.get("statuses") or [{}])[0]
+        if view.get("vmAgentVersion") == AGENT_VERSION and status.get("displayStatus") == "Ready" and \
+                status.get("time", "") > after:
+            return view
+        time.sleep(3)
+    raise AssertionError(f"vmAgent never became Ready from waagent: {view}")
+
+
+@pytest.fixture(scope="module")
+def debian(lab: LabHandle) -> str:
+    require(shutil.which("debootstrap") is not None, "debootstrap (to build the Debian image)")
+    return ensure_image(lab.lab.gallery_dir, URN)
+
+
+def test_a_debian_guest_is_provisioned_by_its_own_agents_and_the_key_logs_in(lab: LabHandle, debian: str,
+                                                                            tmp_path: Path) -> None:
+    key = tmp_path / "id_lab"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    created = lab.json("vm", "create", "-g", "E2E", "-n", "deb", "--image", URN, "--size", "Lab_A1",
+                       "--admin-username", "labadmin", "--ssh-key-values", f"{key}.pub")
+    assert created["properties"]["provisioningState"] == "Succeeded"
+    assert created["properties"]["storageProfile"]["imageReference"]["exactVersion"] == debian.rsplit(":", 1)[1]
+    op = lab.json("operation", "show", created["properties"]["lastOperationId"])
+    assert op["status"] == "Succeeded"
+    trace = lab.fabric("operation", "show", op["id"], "--trace").stdout
+    assert "waiting for the guest agent to report Ready" in trace and "provisioning finished" in trace
+
+    def ssh(*command: str) -> str:
+        """The command's output through `fabric vm ssh`, once sshd answers (it starts after the guest made its
+        host keys, a while after the VM is up)."""
+        deadline = time.monotonic() + 180
+        while True:
+            r = lab.fabric("vm", "ssh", "-g", "E2E", "-n", "deb", "-i", str(key), "--", *command, check=False,
+                           timeout=60)
+            if r.returncode == 0 or "Connection refused" not in r.stderr or time.monotonic() > deadline:
+                break
+            time.sleep(3)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    assert ssh("id", "-un") == "labadmin"
+    assert "sudo" in ssh("id", "-Gn").split()
+
+    first = wait_for_agent(lab)
+    heard = first["statuses"][0]["time"]
+    later = wait_for_agent(lab, after=heard, timeout_s=60)      # waagent keeps reporting (every 6 s)
+    assert later["statuses"][0]["message"] == "Guest Agent is running"
+
+    # the temporary disk: where the reference's guest software looks (/dev/disk/cloud/azure_resource),
+    # partitioned, formatted and mounted by cloud-init
+    assert ssh("readlink", "-f", "/dev/disk/cloud/azure_resource") == "/dev/vdb"
+    assert ssh("findmnt", "-n", "-o", "SOURCE,FSTYPE", "/mnt").split() == ["/dev/vdb1", "ext4"]
+
+    lab.fabric("vm", "restart", "-g", "E2E", "-n", "deb")        # waits for its operation; fails if it fails
+    assert lab.json("vm", "show", "-g", "E2E", "-n", "deb")["properties"]["provisioningState"] == "Succeeded"
+    # Ready again from this boot's status blobs, and still Ready past the minute after which a Ready health
+    # report from the boot before would have expired (AGENT_STALE_S)
+    past_expiry = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=AGENT_STALE_S + 5)
+    wait_for_agent(lab, after=past_expiry.isoformat().replace("+00:00", "Z"), timeout_s=AGENT_STALE_S + 120)
+    assert ssh("id", "-un") == "labadmin"
+
