@@ -9,7 +9,7 @@ import grpc
 
 from fabric.arm import paging
 from fabric.core import ids
-from fabric.core.errors import ArmError, invalid
+from fabric.core.errors import ArmError, exactly, invalid
 from fabric.arm.server import _stream, _unary
 from fabric.storage.check import check
 from fabric.storage.model import MAX_BLOCK_BLOB_BYTES, BlobRecord, ContainerRecord, StorageAccountRecord
@@ -105,19 +105,6 @@ class Containers(rpc.ContainersServicer):
         return container_msg(self.p.set_public_access(req.account_name, req.name, req.public_access))
 
 
-def _exactly(length: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """The body, refused (ArmError InvalidInput) when it ends before or runs past its declared length."""
-    got = 0
-    for chunk in chunks:
-        got += len(chunk)
-        if got > length:
-            raise invalid("contentLength", f"the body runs past the {length} bytes its contentLength declares")
-        yield chunk
-    if got != length:
-        raise ArmError("InvalidInput", f"One of the request inputs is not valid: the body ended after {got} of the "
-                                       f"{length} bytes its contentLength declares.", "contentLength")
-
-
 class Blobs(rpc.BlobsServicer):
     def __init__(self, provider: StorageProvider) -> None:
         self.p = provider
@@ -150,7 +137,7 @@ class Blobs(rpc.BlobsServicer):
             account, container = self._temp_container()
         elif not account or not container:
             raise invalid("accountName", "give the account and the container (or neither, with sasHours)")
-        rec = self.p.put_blob(account, container, h.name, _exactly(h.content_length, (c.data for c in chunks)),
+        rec = self.p.put_blob(account, container, h.name, exactly(h.content_length, (c.data for c in chunks)),
                               h.content_type, h.lease_id)
         msg = blob_msg(self.p, rec)
         if h.sas_hours > 0:

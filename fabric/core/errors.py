@@ -16,6 +16,7 @@ limit (RESOURCE_EXHAUSTED, and no ARM body).
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 import json
 import re
 from typing import Any
@@ -149,3 +150,16 @@ def check_location(location: str, served: str) -> None:
 def invalid(target: str, rule: str) -> ArmError:
     """Bad input: names the field and the rule it broke."""
     return ArmError("InvalidParameter", f"Invalid value for '{target}': {rule}", target)
+
+
+def exactly(length: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The body, refused (ArmError InvalidInput) when it ends before or runs past its declared length."""
+    got = 0
+    for chunk in chunks:
+        got += len(chunk)
+        if got > length:
+            raise invalid("contentLength", f"the body runs past the {length} bytes its contentLength declares")
+        yield chunk
+    if got != length:
+        raise ArmError("InvalidInput", f"One of the request inputs is not valid: the body ended after {got} of the "
+                                       f"{length} bytes its contentLength declares.", "contentLength")

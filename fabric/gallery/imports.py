@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fabric.core.errors import ArmError, invalid
+from fabric.core.errors import ArmError, exactly, invalid
 from fabric.files import SHARED, write_atomic
 from fabric.gallery import NAME_FORMAT, VERSION_FORMAT, Gallery, digest
 
@@ -130,17 +130,9 @@ def import_version(gallery: Gallery, publisher: str, offer: str, sku: str, versi
     work = Path(tempfile.mkdtemp(prefix=f"{publisher}:{offer}:{sku}:{version}.", dir=staging))
     try:
         upload = work / "upload"
-        got = 0
         with open(upload, "wb") as f:
-            for chunk in body:
-                got += len(chunk)
-                if got > length:
-                    raise invalid("contentLength", f"the body runs past the {length} bytes its contentLength "
-                                                   f"declares")
+            for chunk in exactly(length, iter(body)):
                 f.write(chunk)
-        if got != length:
-            raise ArmError("InvalidInput", f"One of the request inputs is not valid: the body ended after {got} of "
-                                           f"the {length} bytes its contentLength declares.", "contentLength")
         info = inspect(upload)
         fmt = str(info["format"])
         table = check_bootable(boot_sector(upload, fmt, work))
