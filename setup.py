@@ -7,4 +7,6 @@ setup(
     packages=find_packages(include=["fabric", "fabric.*"])
     + ["nodeagent"] + [f"nodeagent.{p}" for p in find_packages(AGENT)],
     package_dir={"nodeagent": AGENT},
+    # the wireserver's handler repository: packages in the reference's handler format, served to guests
+    package_data={"nodeagent.netsvc": ["handlers/*/*/*.json", "handlers/*/*/bin/*"]},
 )

@@ -83,9 +83,24 @@ def _check_custom_script(storage: StorageProvider, settings: dict[str, Any], pro
             check_guest_blob_url(storage, uri, f"{name}.fileUris[{i}]")
 
 
+def _check_linux_custom_script(storage: StorageProvider, settings: dict[str, Any], protected: dict[str, Any]) -> None:
+    """CustomScript 2.x, run by the reference's own Linux agent: its protected settings would reach the guest
+    encrypted to the VM's certificate, a document this fabric's wireserver does not offer yet."""
+    if protected:
+        raise invalid("protectedSettings", "Microsoft.Azure.Extensions.CustomScript takes public settings only in "
+                                           "this fabric (protected settings need the VM's certificate, which its "
+                                           "wireserver does not offer): put fileUris and commandToExecute in "
+                                           "settings")
+    _check_custom_script(storage, settings, protected)
+
+
 CATALOGUE: tuple[Handler, ...] = (
     Handler("Microsoft.Compute", "CustomScriptExtension", ("1.7", "1.8"),
-            "Downloads fileUris into the handler's folder and runs commandToExecute there.", _check_custom_script),
+            "Downloads fileUris into the handler's folder and runs commandToExecute there (fabriclab's busybox "
+            "guest agent).", _check_custom_script),
+    Handler("Microsoft.Azure.Extensions", "CustomScript", ("2.1",),
+            "Downloads fileUris and runs commandToExecute with /bin/sh (the reference's Linux guest agent, "
+            "WALinuxAgent, from the wireserver's handler repository).", _check_linux_custom_script),
 )
 
 

@@ -64,6 +64,7 @@ from nodeagent.netsvc.guestlimits import (IMDS_RATE, MAX_JSON_DEPTH, WIRESERVER_
 from nodeagent.netsvc.relay import RefusedLength, UnixHTTPConnection, content_length, relay
 from nodeagent.netsvc.wireserver import (HOST_PLUGIN_PORT, HOST_PLUGIN_VERSIONS, container_id,
                                          extensions_config_reference_xml, extensions_config_xml, goal_state_xml,
+                                         handler_folder, handler_manifest_xml, handler_package,
                                          hosting_environment_xml, instance_id, shared_config_xml, versions_xml)
 
 MAX_HEALTH_BYTES = 64 * 1024
@@ -188,6 +189,8 @@ def make_handler(folder: Path, docs: Documents, blob_relay: str) -> type[BaseHTT
             if url.path == "/" and q.get("comp") == ["versions"]:
                 return self._send(200, versions_xml(), XML)
             doc = docs.for_ip(ip)
+            if url.path.startswith("/handlers/"):
+                return self._handler(url.path, doc, ip)
             machine = url.path.rstrip("/") == "/machine"
             if machine and q.get("comp") == ["extensionsconfig"]:
                 if doc is None:
@@ -211,6 +214,25 @@ def make_handler(folder: Path, docs: Documents, blob_relay: str) -> type[BaseHTT
                 if kind == "extensionsConfig":
                     return self._send(200, extensions_config_reference_xml(doc, host), XML)
             return self._error(404, "Not found")
+
+        def _handler(self, path: str, doc: dict[str, Any] | None, ip: str) -> None:
+            """The handler repository: /handlers/<handler>/<version>/manifest.xml and its package."""
+            if doc is None:
+                return self._error(404, f"no VM with address {ip} on this network")
+            parts = path.split("/")
+            if len(parts) != 5 or handler_folder(parts[2], parts[3]) is None:
+                return self._error(404, "no such handler in this fabric's handler repository")
+            handler, version, name = parts[2], parts[3], parts[4]
+            if name == "manifest.xml":
+                return self._send(200, handler_manifest_xml(self.headers.get("Host") or "", handler, version), XML)
+            package = handler_package(handler, version)
+            if name != f"{handler}__{version}.zip" or package is None:
+                return self._error(404, "no such file in this handler's package")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/zip")
+            self.send_header("Content-Length", str(len(package)))
+            self.end_headers()
+            self.wfile.write(package)
 
         def _host_plugin_get(self, path: str, ip: str) -> None:
             """The host plugin (port 32526): its versions, its health; no vmSettings (the agent then reads

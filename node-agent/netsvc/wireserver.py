@@ -15,8 +15,13 @@ instance `<container>._<name>`. Both come from the instance document (network_co
 from __future__ import annotations
 
 import base64
+import functools
+import io
 import json
+import os
 import uuid
+import zipfile
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -27,6 +32,9 @@ SUPPORTED_VERSIONS = ("2015-04-05", "2012-11-30", "2012-09-15", "2012-05-15", "2
                       "2011-08-31", "2011-04-07", "2010-12-15", "2010-28-10")
 HOST_PLUGIN_PORT = 32526
 HOST_PLUGIN_VERSIONS = ("2015-09-01", "2012-11-30")
+# the handler repository the extensions config points the reference's agent to: <handler>/<version>/ folders
+# in the reference's handler format (HandlerManifest.json and the commands it names)
+HANDLERS_DIR = Path(__file__).resolve().parent / "handlers"
 XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n'
 
 
@@ -119,6 +127,41 @@ def shared_config_xml(doc: dict[str, Any], ip: str) -> str:
 
 def handler_manifest_url(host: str, handler: str, version: str) -> str:
     return f"http://{host}/handlers/{handler}/{version}/manifest.xml"
+
+
+def handler_folder(handler: str, version: str) -> Path | None:
+    """A handler of the repository (HANDLERS_DIR/<handler>/<version>), by names it holds; None otherwise."""
+    try:
+        if handler in os.listdir(HANDLERS_DIR) and version in os.listdir(HANDLERS_DIR / handler):
+            return HANDLERS_DIR / handler / version
+    except OSError:
+        pass
+    return None
+
+
+def handler_manifest_xml(host: str, handler: str, version: str) -> str:
+    """The handler's version manifest, as WALinuxAgent reads it: the version and where its package is."""
+    uri = escape(f"http://{host}/handlers/{handler}/{version}/{handler}__{version}.zip")
+    return (f'{XML_HEAD}<PluginVersionManifest xmlns:i="http://www.w3.org/2001/XMLSchema-instance">\n'
+            f"<Plugins><Plugin><Version>{escape(version)}</Version><Uris><Uri>{uri}</Uri></Uris></Plugin></Plugins>\n"
+            "<InternalPlugins/>\n</PluginVersionManifest>\n")
+
+
+@functools.lru_cache(maxsize=16)
+def handler_package(handler: str, version: str) -> bytes | None:
+    """The handler's package: a zip of its folder (HandlerManifest.json and its commands), the same bytes every
+    time; None for a handler the repository does not hold."""
+    folder = handler_folder(handler, version)
+    if folder is None:
+        return None
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+            info = zipfile.ZipInfo(str(f.relative_to(folder)), date_time=(2026, 1, 1, 0, 0, 0))
+            info.external_attr = (0o755 if os.access(f, os.X_OK) else 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, f.read_bytes())
+    return buf.getvalue()
 
 
 def extensions_config_reference_xml(doc: dict[str, Any], host: str) -> str:

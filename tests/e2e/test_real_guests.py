@@ -2,7 +2,8 @@
 and waagent as packaged) built the way `fabric lab up --image fabriclab:debian:12:latest` builds it, created
 with an admin user and an SSH key. cloud-init makes the user from IMDS and reports Ready; the key logs in
 through `fabric vm ssh`; waagent's status blob makes the instance view's vmAgent Ready and keeps it so, also
-after a restart; the resource disk is formatted and mounted by cloud-init through the image's udev link."""
+after a restart; waagent runs a CustomScript 2.1 extension from the wireserver's handler repository; the
+resource disk is formatted and mounted by cloud-init through the image's udev link."""
 from __future__ import annotations
 
 import datetime as dt
@@ -87,6 +88,18 @@ def test_a_debian_guest_is_provisioned_by_its_own_agents_and_the_key_logs_in(lab
     assert ssh("readlink", "-f", "/dev/disk/cloud/azure_resource") == "/dev/vdb"
     assert ssh("findmnt", "-n", "-o", "SOURCE,FSTYPE", "/mnt").split() == ["/dev/vdb1", "ext4"]
 
+    # CustomScript 2.1, run by waagent itself: the handler from the wireserver's repository, the script by SAS
+    script = tmp_path / "hello.sh"
+    script.write_text("echo \"hello from $(hostname) as $(id -un)\"\n")
+    ext = lab.json("vm", "extension", "set", "-g", "E2E", "--vm-name", "deb", "-n", "CustomScript", "--publisher",
+                   "Microsoft.Azure.Extensions", "--version", "2.1", "--custom-script", str(script))
+    assert ext["properties"]["provisioningState"] == "Succeeded"
+    view = ext["properties"]["instanceView"]
+    assert view["typeHandlerVersion"] == "2.1" and view["statuses"][0]["code"] == "ProvisioningState/succeeded"
+    assert "Enable succeeded" in view["statuses"][0]["message"]
+    assert "hello from deb as root" in view["statuses"][0]["message"]
+    assert ssh("sudo", "cat", "/var/lib/waagent/custom-script/download/0/stdout") == "hello from deb as root"
+
     lab.fabric("vm", "restart", "-g", "E2E", "-n", "deb")        # waits for its operation; fails if it fails
     assert lab.json("vm", "show", "-g", "E2E", "-n", "deb")["properties"]["provisioningState"] == "Succeeded"
     # Ready again from this boot's status blobs, and still Ready past the minute after which a Ready health
@@ -94,4 +107,26 @@ def test_a_debian_guest_is_provisioned_by_its_own_agents_and_the_key_logs_in(lab
     past_expiry = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=AGENT_STALE_S + 5)
     wait_for_agent(lab, after=past_expiry.isoformat().replace("+00:00", "Z"), timeout_s=AGENT_STALE_S + 120)
     assert ssh("id", "-un") == "labadmin"
+    lab.fabric("vm", "delete", "-g", "E2E", "-n", "deb", "--yes")
 
+
+
+def test_a_disk_brought_by_a_user_is_imported_and_boots_its_own_bootloader(lab: LabHandle, debian: str,
+                                                                          tmp_path: Path) -> None:
+    """The Debian image's disk, as a user would bring it (qcow2, an MBR and extlinux), imported under another
+    name: the VM boots it through its firmware and its guest provisions it."""
+    built = lab.lab.gallery_dir.joinpath(*debian.split(":"), "disk.vhd")
+    mine = tmp_path / "debian.qcow2"
+    subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(built), str(mine)], check=True)
+    image = lab.json("image", "import", "--publisher", "Contoso", "--offer", "debian", "--sku", "12",
+                     "--version", "1.0.0", "--file", str(mine))
+    assert (image["urn"], image["boot"], image["diskFormat"]) == ("Contoso:debian:12:1.0.0", "firmware", "qcow2")
+    assert [i["urn"] for i in lab.json("vm", "image", "list", "--publisher", "Contoso")] == [image["urn"]]
+    key = tmp_path / "id_lab"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    vm = lab.json("vm", "create", "-g", "E2E", "-n", "mine", "--image", "Contoso:debian:12:latest", "--size",
+                  "Lab_A1", "--admin-username", "labadmin", "--ssh-key-values", f"{key}.pub")
+    assert vm["properties"]["provisioningState"] == "Succeeded"
+    serial = lab.fabric("vm", "get-serial-output", "-g", "E2E", "-n", "mine", "--tail", "5000").stdout
+    assert "BOOT_IMAGE=/boot/vmlinuz" in serial            # extlinux started the kernel, not the VM's definition
+    lab.fabric("vm", "delete", "-g", "E2E", "-n", "mine", "--yes")

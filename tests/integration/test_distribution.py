@@ -43,6 +43,8 @@ def test_the_wheel_carries_every_module_and_its_programs_run(tmp_path: Path) -> 
             "mods = [m.name for p in (fabric, nodeagent) for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.')]\n"
             "[importlib.import_module(m) for m in mods]\n"
             "assert all('site-packages' in str(importlib.import_module(m).__file__) for m in mods[:3]), mods\n"
+            "from nodeagent.netsvc.wireserver import handler_package\n"
+            "assert handler_package('Microsoft.Azure.Extensions.CustomScript', '2.1'), 'no handler package'\n"
             "print(len(mods), fabric.__file__)\n")
     r = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=tmp_path, env=env, capture_output=True,
                        text=True)
