@@ -249,8 +249,12 @@ class NodeAgent:
         base = obs or self._last_observed.get(a.vm_id)
         if base is None:
             return None
-        agent = self.guests.agent(a, boot.started)
-        seen = base.replace(agent=agent, extensions=self.guests.extensions(a))
+        try:
+            agent = self.guests.agent(a, boot.started)
+            seen = base.replace(agent=agent, extensions=self.guests.extensions(a))
+        except Exception:    # noqa: BLE001 - what one guest sent must never stop the pass for the others
+            log.exception("vm %s: its guest's reports could not be read", a.vm_id)
+            return base
         if a.image.boot_marker or seen.power != PowerState.RUNNING or seen.error:
             return seen
         # an image without a boot marker is provisioned by its guest agent: Ready, or the failure it reports;

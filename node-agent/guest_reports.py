@@ -38,6 +38,18 @@ def _list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else []
 
 
+def mine(a: Assignment, posted: dict[str, Any] | None) -> bool:
+    """A report the wireserver kept for this VM: stamped with its container (an earlier VM at the same address,
+    or one on another node, had another)."""
+    return posted is not None and posted.get("container") == container_of(a)
+
+
+def health_state(report: str) -> str:
+    """The <State> of a guest's health report ("" without one)."""
+    state = re.search(r"<State>([^<]*)</State>", report)
+    return state[1] if state else ""
+
+
 def agent_status(reports: list[dict[str, Any]], boot_started: float, now_s: float,
                  blobs: Sequence[dict[str, Any]] = ()) -> AgentHealth:
     """The guest agent as the wireserver heard from it: its health reports (both agents post them; the
@@ -54,7 +66,7 @@ def agent_status(reports: list[dict[str, Any]], boot_started: float, now_s: floa
     health = max(reports, key=lambda h: float(h["time"])) if reports else None
     report = str(health.get("report", "")) if health else ""
     health_now = health is not None and float(health["time"]) >= boot_started
-    state = re.search(r"<State>([^<]*)</State>", report)
+    state = health_state(report)
     sub = re.search(r"<SubStatus>([^<]*)</SubStatus>", report)
     said = re.search(r"<Description>([^<]*)</Description>", report)
     disk = re.search(r"<ResourceDisk>(formatted|kept)</ResourceDisk>", report)
@@ -64,14 +76,14 @@ def agent_status(reports: list[dict[str, Any]], boot_started: float, now_s: floa
         ready = fresh and ga.get("status") == "Ready"
         shown_version = _text(ga.get("version"))
     else:
-        ready = fresh and state is not None and state[1] == "Ready"
+        ready = fresh and state == "Ready"
         shown_version = version[1] if version else ""
     if not shown_version and blobs:
         shown_version = _text(_obj(_obj(_obj(max(blobs, key=lambda b: float(b["time"])).get("status")).get(
             "aggregateStatus")).get("guestAgentStatus")).get("version"))
     provisioning = ""
-    if health_now and state is not None:
-        provisioning = "Ready" if state[1] == "Ready" else sub[1][:40] if sub else ""
+    if health_now and state:
+        provisioning = "Ready" if state == "Ready" else sub[1][:40] if sub else ""
     return AgentHealth(status="Ready" if ready else "Not Ready", version=shown_version[:40],
                        time=_utc(heard), resource_disk=disk[1] if disk and health_now else "",
                        provisioning=provisioning, message=_text(said[1] if said and health_now else "")[:1024])
@@ -94,7 +106,8 @@ def handler_statuses(blob: dict[str, Any]) -> dict[str, dict[str, Any]]:
                                    "operation": "Install"}}
         seq = runtime.get("sequenceNumber")
         out[name] = {"time": blob.get("time", 0), "status": {
-            "seqNo": int(seq) if isinstance(seq, (int, str)) and str(seq).isdigit() else -1,
+            "seqNo": seq if isinstance(seq, int) and not isinstance(seq, bool) else
+                     int(seq) if isinstance(seq, str) and re.fullmatch(r"[0-9]{1,9}", seq) else -1,
             "handler": name, "version": h.get("handlerVersion"), "status": [settings]}}
     return out
 
@@ -140,20 +153,17 @@ class GuestReports:
         self._pending_since = {k: v for k, v in self._pending_since.items() if k[0] in vm_ids}
 
     def agent(self, a: Assignment, boot_started: float) -> AgentHealth:
-        reports = [h for n in a.nics if (h := self.networks.health(n.vni, n.ip)) is not None]
-        blobs = [b for n in a.nics if (b := self.networks.agent_status(n.vni, n.ip)) is not None]
+        reports = [h for n in a.nics if (h := self.networks.health(n.vni, n.ip)) is not None and mine(a, h)]
+        blobs = [b for n in a.nics if (b := self.networks.agent_status(n.vni, n.ip)) is not None and mine(a, b)]
         return agent_status(reports, boot_started, self.wall(), blobs)
 
     def provisioned(self, a: Assignment) -> bool:
         """The guest reported Ready to the wireserver for this VM on this node, in this boot or an earlier one
         (its report names the VM's container): a later boot needs no provisioning. (The reference's agents report
         Ready once, at provisioning; after a restart only the agent's status blob says it runs.)"""
-        container = f"<ContainerId>{container_of(a)}</ContainerId>"
         for n in a.nics:
             h = self.networks.health(n.vni, n.ip)
-            report = str(h.get("report", "")) if h else ""
-            state = re.search(r"<State>([^<]*)</State>", report)
-            if container in report and state is not None and state[1] == "Ready":
+            if h is not None and mine(a, h) and health_state(str(h.get("report", ""))) == "Ready":
                 return True
         return False
 
@@ -166,8 +176,8 @@ class GuestReports:
         posted_at: dict[str, tuple[float, dict[str, Any]]] = {}
         for n in a.nics:
             blob = self.networks.agent_status(n.vni, n.ip)
-            found = [*self.networks.extension_statuses(n.vni, n.ip).items(),
-                     *((by_handler[h], p) for h, p in (handler_statuses(blob) if blob else {}).items()
+            found = [*((name, p) for name, p in self.networks.extension_statuses(n.vni, n.ip).items() if mine(a, p)),
+                     *((by_handler[h], p) for h, p in (handler_statuses(blob) if blob and mine(a, blob) else {}).items()
                        if h in by_handler)]
             for name, posted in found:
                 t = float(posted.get("time", 0))

@@ -46,6 +46,15 @@ STATUS_CODES = {Kind.INVALID: "BadRequest", Kind.NOT_FOUND: "NotFound", Kind.EXI
                 Kind.UNAVAILABLE: "ServiceUnavailable"}
 
 
+def _object(value: Any, target: str) -> dict[str, Any]:
+    """A template's object property (absent: empty), or InvalidParameter naming it."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid(target, "an object")
+    return value
+
+
 class DeploymentState(StrEnum):
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
@@ -395,10 +404,13 @@ class DeploymentProvider:
         nics = [str(n.get("id", "")).rsplit("/", 1)[-1] for n in
                 (p.get("networkProfile") or {}).get("networkInterfaces") or [] if isinstance(n, dict)]
         os_disk = (p.get("storageProfile") or {}).get("osDisk") or {}
-        profile = p.get("osProfile") or {}
-        linux = profile.get("linuxConfiguration") or {}
-        ssh_keys = [SshKey(path=str(k.get("path") or ""), key_data=str(k.get("keyData") or ""))
-                for k in (linux.get("ssh") or {}).get("publicKeys") or [] if isinstance(k, dict)]
+        profile = _object(p.get("osProfile"), "properties.osProfile")
+        linux = _object(profile.get("linuxConfiguration"), "properties.osProfile.linuxConfiguration")
+        ssh = _object(linux.get("ssh"), "properties.osProfile.linuxConfiguration.ssh")
+        keys_in = ssh.get("publicKeys") or []
+        if not isinstance(keys_in, list) or not all(isinstance(k, dict) for k in keys_in):
+            raise invalid("properties.osProfile.linuxConfiguration.ssh.publicKeys", "a list of {path, keyData}")
+        ssh_keys = [SshKey(path=str(k.get("path") or ""), key_data=str(k.get("keyData") or "")) for k in keys_in]
         if "adminPassword" in profile or linux.get("disablePasswordAuthentication") is False:
             raise invalid("osProfile.adminPassword", "password authentication is not offered by this fabric (a "
                                                      "password reaches a guest only on provisioning media it does "

@@ -143,11 +143,10 @@ class Gallery:
         if not all(NAME_FORMAT.match(p) for p in (publisher, offer, sku, version, name)):
             return None
         folder = self.root / publisher / offer / sku / version
-        try:
-            meta = json.loads((folder / "image.json").read_text())
-        except (OSError, ValueError):
+        meta = self.meta(publisher, offer, sku, version)
+        if meta is None:
             return None
-        files = {meta.get(k) for k in ("disk", "kernel", "initrd")}
+        files = {meta.get(k) for k in ("disk", "kernel", "initrd")} - {"", None}
         return folder / name if name in files and (folder / name).is_file() else None
 
     def build_default(self, version: str = DEFAULT_VERSION) -> Path:
@@ -163,11 +162,7 @@ class Gallery:
 
     def built_from(self, publisher: str, offer: str, sku: str, version: str) -> str:
         """The source hash a built version records ("" for images built before it was recorded)."""
-        try:
-            meta = json.loads((self.root / publisher / offer / sku / version / "image.json").read_text())
-        except (OSError, ValueError):
-            return ""
-        return str(meta.get("sourceHash", ""))
+        return str((self.meta(publisher, offer, sku, version) or {}).get("sourceHash", ""))
 
 
 def digest(path: Path) -> str:

@@ -10,7 +10,7 @@ An imported image boots the way real images do, from its own bootloader through 
     short);
   - a partition table (MBR or GPT) at its start: the disk a firmware boots. A bare filesystem has no
     bootloader to boot from.
-The upload is written in a hidden folder of the gallery (.imports) and renamed into place complete, with its sha256
+The upload is written in a hidden folder of the gallery (.imports, kept) and renamed into place complete, with its sha256
 (nodes and `vm image list` show it), so that a failed or refused import leaves nothing.
 
 Deleting a version unpublishes it (`vm create` and `latest` no longer see it) and keeps its disk: the OS disks of
@@ -18,12 +18,14 @@ VMs made from it are overlays on that file, and they keep running, as the refere
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +63,22 @@ def check_request(gallery: Gallery, publisher: str, offer: str, sku: str, versio
                        "version")
 
 
+QEMU_IMG_TIMEOUT_S = 300
+
+
 def _qemu_img(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["qemu-img", *args], capture_output=True, text=True, timeout=600)
+    try:
+        return subprocess.run(["qemu-img", *args], capture_output=True, text=True, timeout=QEMU_IMG_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise invalid("file", f"qemu-img {args[0]} did not finish within {QEMU_IMG_TIMEOUT_S} s on this "
+                              f"file") from None
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise invalid("file", "qemu-img's description of the image could not be read") from None
 
 
 def inspect(path: Path) -> dict[str, Any]:
@@ -70,7 +86,7 @@ def inspect(path: Path) -> dict[str, Any]:
     r = _qemu_img("info", "--output=json", str(path))
     if r.returncode != 0:
         raise invalid("file", f"not a disk image qemu-img can read: {r.stderr.strip()[-300:]}")
-    info: dict[str, Any] = json.loads(r.stdout)
+    info: dict[str, Any] = _json(r.stdout)
     fmt = str(info.get("format", ""))
     if fmt not in FORMATS:
         raise invalid("file", f"a VHD, VHDX or qcow2 disk image; this file is {FORMAT_NAMES.get(fmt, fmt)} "
@@ -89,7 +105,7 @@ def inspect(path: Path) -> dict[str, Any]:
     if m.returncode != 0:
         raise invalid("file", f"the image cannot be read: {m.stderr.strip()[-300:]}")
     end = path.stat().st_size
-    for extent in json.loads(m.stdout):
+    for extent in _json(m.stdout):
         if extent.get("data") and "offset" in extent and int(extent["offset"]) + int(extent["length"]) > end:
             raise invalid("file", f"the image is truncated: its data runs to byte "
                                   f"{int(extent['offset']) + int(extent['length'])} of a {end}-byte file")
@@ -154,10 +170,6 @@ def import_version(gallery: Gallery, publisher: str, offer: str, sku: str, versi
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
-        try:
-            staging.rmdir()                         # when no other import is under way
-        except OSError:
-            pass
     return next(i for i in gallery.images(publisher, offer, sku, every_version=True) if i["version"] == version)
 
 
@@ -171,16 +183,32 @@ def _existing(gallery: Gallery, publisher: str, offer: str, sku: str, version: s
     return meta
 
 
+@contextlib.contextmanager
+def _changing(gallery: Gallery) -> Iterator[None]:
+    """One change of a version's image.json at a time (a read, then a write), across the controller's threads
+    and processes: an exclude racing a delete would otherwise publish the deleted version again."""
+    staging = gallery.root / ".imports"
+    staging.mkdir(parents=True, exist_ok=True)
+    with open(staging / "lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def set_exclude_from_latest(gallery: Gallery, publisher: str, offer: str, sku: str, version: str,
                             exclude: bool) -> dict[str, Any]:
-    meta = _existing(gallery, publisher, offer, sku, version)
-    write_atomic(gallery.root / publisher / offer / sku / version / "image.json",
-                 json.dumps({**meta, "excludeFromLatest": exclude}, indent=1), SHARED)
+    with _changing(gallery):
+        meta = _existing(gallery, publisher, offer, sku, version)
+        write_atomic(gallery.root / publisher / offer / sku / version / "image.json",
+                     json.dumps({**meta, "excludeFromLatest": exclude}, indent=1), SHARED)
     return next(i for i in gallery.images(publisher, offer, sku, every_version=True) if i["version"] == version)
 
 
 def delete_version(gallery: Gallery, publisher: str, offer: str, sku: str, version: str) -> None:
     """Unpublish: gone for `vm create`, `latest` and the list; its disk stays for the VMs made from it."""
-    meta = _existing(gallery, publisher, offer, sku, version)
-    write_atomic(gallery.root / publisher / offer / sku / version / "image.json",
-                 json.dumps({**meta, "deleted": True}, indent=1), SHARED)
+    with _changing(gallery):
+        meta = _existing(gallery, publisher, offer, sku, version)
+        write_atomic(gallery.root / publisher / offer / sku / version / "image.json",
+                     json.dumps({**meta, "deleted": True}, indent=1), SHARED)

@@ -22,6 +22,7 @@ source_hash=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 dest="$gallery/fabriclab/debian/12/$version"
 [ -f "$dest/image.json" ] && { echo "image fabriclab:debian:12:$version already built"; exit 0; }
+[ -e "$dest" ] && { echo "$dest exists without image.json (an interrupted build?): remove it first" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "building the Debian image needs root (debootstrap)" >&2; exit 1; }
 for tool in debootstrap sfdisk extlinux; do
     command -v $tool >/dev/null || { echo "no $tool: deploy/install.sh installs it (debootstrap fdisk extlinux)" >&2; exit 1; }
@@ -58,8 +59,10 @@ unshare --mount --propagation private -- bash -c '
 rm -f "$root/usr/sbin/policy-rc.d"
 
 cp -r "$here/rootfs/." "$root/"
-# per-VM identity is made at first boot: no machine id, no SSH host keys shared by every VM of the image
+# per-VM identity is made at first boot: no machine id, no SSH host keys shared by every VM of the image; and
+# nothing of the build host (its resolver: DHCP gives the VM its own)
 : > "$root/etc/machine-id"
+rm -f "$root/etc/resolv.conf"
 rm -f "$root"/etc/ssh/ssh_host_*
 echo "localhost" > "$root/etc/hostname"
 echo "fabriclab:debian:12:$version" > "$root/etc/fabriclab-image"
@@ -108,6 +111,6 @@ cat > "$work/image.json" <<JSON
 JSON
 rm -f "$work/build.log"
 chmod 0755 "$work"; chmod 0644 "$work"/*
-mv "$work" "$dest"
+mv -T "$work" "$dest" || { echo "$dest appeared during the build: not replaced" >&2; exit 1; }
 trap - EXIT
 echo "built fabriclab:debian:12:$version in $dest"

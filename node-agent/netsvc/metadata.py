@@ -50,6 +50,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -92,7 +93,7 @@ def imds_lookup(instance: dict[str, Any], subpath: str) -> tuple[bool, Any]:
     for part in (p for p in subpath.split("/") if p):
         if isinstance(value, dict) and part in value:
             value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+        elif isinstance(value, list) and re.fullmatch(r"[0-9]{1,6}", part) and int(part) < len(value):
             value = value[int(part)]
         else:
             return False, None
@@ -334,7 +335,8 @@ def make_handler(folder: Path, docs: Documents, blob_relay: str) -> type[BaseHTT
             status = self._json_object(body, "status")
             if status is None:
                 return
-            write_atomic(agent_statuses / f"{ip}.json", json.dumps({"time": time.time(), "status": status}))
+            write_atomic(agent_statuses / f"{ip}.json", json.dumps({"time": time.time(), "status": status,
+                                                                    "container": container_id(doc)}))
             self.send_response(201 if not via_plugin else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -362,7 +364,8 @@ def make_handler(folder: Path, docs: Documents, blob_relay: str) -> type[BaseHTT
             if url.path == "/HealthService" or comp == "telemetrydata":
                 return self._plain_ok()                 # accepted, as the reference's are; not kept
             if comp == "health":
-                write_atomic(health / f"{ip}.json", json.dumps({"time": time.time(), "report": body}))
+                write_atomic(health / f"{ip}.json", json.dumps({"time": time.time(), "report": body,
+                                                                "container": container_id(doc)}))
                 return self._plain_ok()
             name = (q.get("extension") or [""])[0]
             # only a name of this VM's goal state (checked by the controller) ever becomes a file name here
@@ -372,7 +375,8 @@ def make_handler(folder: Path, docs: Documents, blob_relay: str) -> type[BaseHTT
             if status is None:
                 return
             mine = ensure_dir(statuses / ip)
-            write_atomic(mine / f"{name}.json", json.dumps({"time": time.time(), "status": status}))
+            write_atomic(mine / f"{name}.json", json.dumps({"time": time.time(), "status": status,
+                                                            "container": container_id(doc)}))
             return self._plain_ok()
 
     return Handler
@@ -422,6 +426,7 @@ def main() -> None:
     ap.add_argument("--pid-file", required=True, type=Path)
     ap.add_argument("--port", type=int, default=PORT)
     ap.add_argument("--host-plugin-port", type=int, default=HOST_PLUGIN_PORT)
+    ap.add_argument("--protocol", default="", help="what the node agent expects it to speak (networks.py)")
     ap.add_argument("--blob-relay", default="", help="the node agent's UNIX socket for blob requests")
     ap.add_argument("--log-file", type=Path, help="log here, bounded (rotated), with stdout and stderr")
     args = ap.parse_args()

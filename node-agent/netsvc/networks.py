@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import logging
 import os
 import shutil
 import signal
@@ -28,6 +29,26 @@ from nodeagent.netsvc.portsec import Port, PortSecurity
 
 IMDS_ADDRESS = "169.254.169.254"
 METADATA_START_TIMEOUT_S = 5.0
+# what the metadata process speaks of the guest protocol; a running one that speaks another is replaced
+# (2: the host plugin, the configuration documents and the handler repository for the reference's agent)
+METADATA_PROTOCOL = "2"
+log = logging.getLogger("nodeagent")
+
+
+def stop_pid(pid: int, timeout_s: float = METADATA_START_TIMEOUT_S) -> None:
+    """SIGTERM to a process this agent started, and wait for it to be gone."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return                  # exited (its sockets closed); reaped by whoever started it
+        except (OSError, IndexError):
+            return
+        time.sleep(0.02)
 PORT_RECHECK_S = 5.0          # how often unchanged port filters are checked against the kernel
 NETWORK_RECHECK_S = 30.0      # how often an unchanged network is checked against the kernel and its processes
 RESERVATION_EVENT = "DHCP reservation written"
@@ -170,7 +191,15 @@ class Networks:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         except (OSError, ValueError):
             return None
-        return pid if "nodeagent.netsvc.metadata" in cmd and str(folder) in cmd else None
+        if "nodeagent.netsvc.metadata" not in cmd or str(folder) not in cmd:
+            return None
+        if f"--protocol\0{METADATA_PROTOCOL}\0" not in cmd + "\0":
+            # started by an earlier agent, speaking less of the guest protocol (no host plugin, say): ours,
+            # stopped by its pid so that the current one takes its ports
+            log.info("metadata process %d of network %d speaks an older protocol: replacing it", pid, vni)
+            stop_pid(pid)
+            return None
+        return pid
 
     def _start_metadata(self, vni: int, ns: str) -> None:
         folder = self.root / str(vni)
@@ -180,6 +209,7 @@ class Networks:
         with open(log, "ab", opener=private_opener) as out:      # until its logging is set up (then bounded)
             subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "nodeagent.netsvc.metadata",
                               "--folder", str(folder), "--pid-file", str(folder / "metadata.pid"),
+                              "--protocol", METADATA_PROTOCOL,
                               "--blob-relay", self.blob_relay, "--log-file", str(log)],
                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + METADATA_START_TIMEOUT_S

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,7 +34,7 @@ def unpacked(tmp: Path) -> Path:
     return base
 
 
-def enable(tmp: Path, base: Path, seq: int, public: dict[str, Any]) -> dict[str, Any]:
+def enable(tmp: Path, base: Path, seq: int, public: dict[str, Any], wait: bool = True) -> dict[str, Any]:
     (tmp / "configFolder").mkdir(exist_ok=True)
     (tmp / "configFolder" / f"{seq}.settings").write_text(json.dumps(
         {"runtimeSettings": [{"handlerSettings": {"protectedSettings": None, "publicSettings": public}}]}))
@@ -43,8 +44,12 @@ def enable(tmp: Path, base: Path, seq: int, public: dict[str, Any]) -> dict[str,
                             "CUSTOM_SCRIPT_DOWNLOADS": str(tmp / "downloads"), "PATH": os.environ["PATH"]},
                        timeout=60)
     assert r.returncode == 0, r.stderr
-    status: dict[str, Any] = json.loads((tmp / "statusFolder" / f"{seq}.status").read_text())[0]["status"]
-    return status
+    deadline = time.monotonic() + 30          # enable returns at once; the command runs on, then reports
+    while True:
+        status: dict[str, Any] = json.loads((tmp / "statusFolder" / f"{seq}.status").read_text())[0]["status"]
+        if not wait or status["status"] != "transitioning" or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)
 
 
 def test_the_package_runs_the_command_on_the_downloaded_file_and_reports_its_output(tmp_path: Path) -> None:
@@ -69,6 +74,13 @@ def test_the_package_runs_the_command_on_the_downloaded_file_and_reports_its_out
         assert ok["formattedMessage"]["message"] == "Enable succeeded: \n[stdout]\nhello from 0\n\n[stderr]\noops\n"
         again = enable(tmp_path, base, 0, {"fileUris": [url], "commandToExecute": "sh run.sh 3"})
         assert again == ok                                    # a sequence number runs once
+        # a command that runs on after enable returned (the agent kills enable after 5 minutes)
+        gate = tmp_path / "go"
+        long = {"fileUris": [], "commandToExecute": f"while [ ! -e {gate} ]; do sleep 0.05; done; echo late"}
+        assert enable(tmp_path, base, 3, long, wait=False)["status"] == "transitioning"
+        gate.touch()
+        done = enable(tmp_path, base, 3, long)
+        assert done["status"] == "success" and "late" in done["formattedMessage"]["message"]
         failed = enable(tmp_path, base, 1, {"fileUris": [url], "commandToExecute": "sh run.sh 3"})
         assert failed["status"] == "error"
         assert "command terminated with exit status=3" in failed["formattedMessage"]["message"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import dataclasses
 import json
 import re
 import subprocess
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from fabric.network import naming
 from nodeagent.guest_reports import agent_status, extension_status, handler_statuses
-from nodeagent.netsvc.networks import Networks
+from nodeagent.netsvc.networks import Networks, stop_pid
+from tests.integration.netsvc import test_networks
 
 CAPTURE = Path(__file__).resolve().parents[2] / "data" / "guest-requests" / "debian12-cloud-init-waagent.log"
 WIRE, IMDS, PLUGIN = "10.77.0.1", "169.254.169.254", "10.77.0.1:32526"
@@ -222,3 +225,29 @@ def test_an_answer_larger_than_a_packet_reaches_a_guest_that_ignores_the_dhcp_mt
                           "body": None, "headers": {"Metadata": "true"}}])
     assert a["status"] == 200 and len(a["body"]) > 2000
     assert len(json.loads(a["body"])["compute"]["publicKeys"]) == 4
+
+
+def test_a_metadata_process_of_an_earlier_agent_is_replaced_by_one_that_speaks_the_protocol(
+        guest: str, networks: Networks) -> None:
+    """A network made before an upgrade keeps its metadata process; the upgraded agent replaces it (by its pid:
+    it is one of this agent's), so that the guests get the host plugin and the documents they need."""
+    first = networks.metadata_pid(9004)
+    assert first is not None
+    stop_pid(first)
+    folder, ns = networks.root / "9004", naming.service_ns(networks.tag, 9004)
+    # as an earlier agent started it (no --protocol): it answers port 80 only
+    subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "nodeagent.netsvc.metadata", "--folder",
+                      str(folder), "--pid-file", str(folder / "metadata.pid"), "--host-plugin-port", "0"],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not (folder / "metadata.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    older = int((folder / "metadata.pid").read_text())
+    spec = dataclasses.replace(test_networks.spec(9004, (test_networks.A, test_networks.B),
+                                                  (test_networks.A, test_networks.B)),
+                               metadata=json.loads((folder / "metadata.json").read_text()))
+    networks.converge({9004: spec})
+    now = networks.metadata_pid(9004)
+    assert now is not None and now != older
+    [a] = replay(guest, [{"host": PLUGIN, "method": "GET", "path": "/versions", "body": None, "headers": {}}])
+    assert a["status"] == 200 and "2015-09-01" in json.loads(a["body"])
