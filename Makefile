@@ -28,6 +28,7 @@ proto:
 
 bench: install
 	$(PY) bench/provision.py
+	$(PY) bench/provision.py --image fabriclab:debian:12:latest
 	$(PY) bench/dataplane.py
 	$(PY) bench/guest_attacks.py
 	$(PY) bench/node_api.py
