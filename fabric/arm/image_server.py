@@ -1,8 +1,11 @@
 """The image gallery's API: `vm image list`, and images users bring (import, exclude from latest, delete)."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import grpc
 
@@ -10,6 +13,8 @@ from fabric.arm.server import _unary
 from fabric.core.errors import invalid
 from fabric.gallery import Gallery
 from fabric.gallery.imports import delete_version, import_version, set_exclude_from_latest
+from fabric.storage.model import BlobRecord
+from fabric.storage.provider import StorageProvider
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import fabric_pb2_grpc as rpc
 
@@ -21,9 +26,35 @@ def image_msg(i: dict[str, Any]) -> pb.VirtualMachineImage:
         exclude_from_latest=i["excludeFromLatest"], boot=i["boot"], disk_format=i["diskFormat"], sha256=i["sha256"])
 
 
+READ_CHUNK = 1 << 20
+
+
+def source_blob(storage: StorageProvider, url: str) -> BlobRecord:
+    """The blob an import reads: by its URL as `blob show` prints it ({endpoint}/{account}/{container}/{blob}) or
+    as guests reach it (http://{account}.blob.{domain}/{container}/{blob}); a SAS, if any, is not needed."""
+    target = "sourceBlobUrl"
+    u = urlsplit(url)
+    endpoint, suffix = storage.config.endpoint.rstrip("/"), f".blob.{storage.config.domain}"
+    host = (u.hostname or "").lower()
+    if url.startswith(endpoint + "/"):
+        parts = url[len(endpoint) + 1:].split("?", 1)[0].split("/", 2)
+    elif u.scheme in ("http", "https") and host.endswith(suffix):
+        parts = [host[:-len(suffix)], *u.path.lstrip("/").split("/", 1)]
+    else:
+        raise invalid(target, f"a blob URL of this fabric: {endpoint}/<account>/<container>/<blob> or "
+                              f"http://<account>{suffix}/<container>/<blob>")
+    if len(parts) != 3 or not all(parts):
+        raise invalid(target, "the URL names no account, container and blob")
+    rec = storage.blob(*parts).value
+    if rec.lease_value().state(time.time()) == "leased":
+        raise invalid(target, f"blob '{parts[2]}' is leased (a disk in use): release it, or copy it, first")
+    return rec
+
+
 class Images(rpc.ImagesServicer):
-    def __init__(self, gallery: Gallery) -> None:
+    def __init__(self, gallery: Gallery, storage: StorageProvider) -> None:
         self.gallery = gallery
+        self.storage = storage
 
     @_unary
     def Import(self, chunks: Iterator[pb.ImportImageChunk], ctx: grpc.ServicerContext) -> pb.VirtualMachineImage:
@@ -31,9 +62,14 @@ class Images(rpc.ImagesServicer):
         if first is None or first.WhichOneof("part") != "header":
             raise invalid("header", "the first message of an import is its header")
         h = first.header
-        return image_msg(import_version(self.gallery, h.publisher, h.offer, h.sku, h.version,
-                                        (c.data for c in chunks), h.content_length, h.os_type or "Linux",
-                                        h.hyper_v_generation or "V1", h.exclude_from_latest))
+        body: Iterator[bytes] = (c.data for c in chunks)
+        length = h.content_length
+        if h.source_blob_url:
+            path = self.storage.body_path(source_blob(self.storage, h.source_blob_url))
+            length = path.stat().st_size
+            body = _read(path)
+        return image_msg(import_version(self.gallery, h.publisher, h.offer, h.sku, h.version, body, length,
+                                        h.os_type or "Linux", h.hyper_v_generation or "V1", h.exclude_from_latest))
 
     @_unary
     def List(self, req: pb.ListImagesRequest, ctx: grpc.ServicerContext) -> pb.ListImagesResponse:
@@ -52,5 +88,11 @@ class Images(rpc.ImagesServicer):
         return pb.DeleteImageVersionResponse()
 
 
-def add_image_servicers(srv: grpc.Server, gallery: Gallery) -> None:
-    rpc.add_ImagesServicer_to_server(Images(gallery), srv)
+def _read(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(READ_CHUNK):
+            yield chunk
+
+
+def add_image_servicers(srv: grpc.Server, gallery: Gallery, storage: StorageProvider) -> None:
+    rpc.add_ImagesServicer_to_server(Images(gallery, storage), srv)

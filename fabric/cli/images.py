@@ -27,6 +27,14 @@ def image_list(c: Client, a: argparse.Namespace) -> int:
 
 
 def image_import(c: Client, a: argparse.Namespace) -> int:
+    if bool(a.file) == bool(a.source):
+        raise bad_option("file", "give the disk as --file (a local file, uploaded) or --source (a blob URL of "
+                                 "this fabric), one of them")
+    if a.source:
+        header = pb.ImageImportHeader(publisher=a.publisher, offer=a.offer, sku=a.sku, version=a.version,
+                                      os_type=a.os_type, hyper_v_generation=a.hyper_v_generation,
+                                      exclude_from_latest=a.exclude_from_latest, source_blob_url=a.source)
+        return _print_image(c.call(c.images.Import, iter([pb.ImportImageChunk(header=header)])), a)
     path = Path(a.file)
     if not path.is_file():
         raise bad_option("file", f"--file: no such file {path}")
@@ -41,6 +49,10 @@ def image_import(c: Client, a: argparse.Namespace) -> int:
             while chunk := f.read(UPLOAD_CHUNK):
                 yield pb.ImportImageChunk(data=chunk)
         image = c.call(c.images.Import, parts())
+    return _print_image(image, a)
+
+
+def _print_image(image: pb.VirtualMachineImage, a: argparse.Namespace) -> int:
     if a.output == "table":
         output.print_list([image], a.output, _row, HEADERS)
     else:
@@ -81,7 +93,8 @@ def add_image_commands(groups: argparse._SubParsersAction, vm: argparse._SubPars
                        help="publish a VHD, VHDX or qcow2 disk (partition table and bootloader) as a version")
     for f in ("publisher", "offer", "sku", "version"):
         p.add_argument(f"--{f}", required=True)
-    p.add_argument("--file", required=True, help="the disk file, uploaded to the controller")
+    p.add_argument("--file", help="the disk file, uploaded to the controller")
+    p.add_argument("--source", metavar="BLOB_URL", help="instead of --file: a blob of this fabric (its URL)")
     p.add_argument("--os-type", default="Linux", help="Linux (the guests this fabric runs)")
     p.add_argument("--hyper-v-generation", default="V1", help="V1: boots through BIOS (V2, UEFI, is not offered)")
     p.add_argument("--exclude-from-latest", action="store_true", help="never what 'latest' resolves to")

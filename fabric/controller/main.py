@@ -79,7 +79,7 @@ def build_server(store: Store, compute: ComputeProvider, listen: str, credential
                       options=KEEPALIVE)
     add_storage_servicers(srv, compute.storage, compute.config.subscription)
     add_network_servicers(srv, compute.network)
-    add_image_servicers(srv, compute.gallery)
+    add_image_servicers(srv, compute.gallery, compute.storage)
     rpc.add_ResourceGroupsServicer_to_server(server.ResourceGroups(store, compute), srv)
     node_tls = credential.ssl_context(server=False)
     node_tls.check_hostname = False         # a node is checked by the name in its certificate (server._serial)

@@ -456,7 +456,7 @@ class VirtualMachineImage(_message.Message):
     def __init__(self, architecture: _Optional[str] = ..., publisher: _Optional[str] = ..., offer: _Optional[str] = ..., sku: _Optional[str] = ..., version: _Optional[str] = ..., urn: _Optional[str] = ..., os_type: _Optional[str] = ..., hyper_v_generation: _Optional[str] = ..., exclude_from_latest: _Optional[bool] = ..., boot: _Optional[str] = ..., disk_format: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class ImageImportHeader(_message.Message):
-    __slots__ = ("publisher", "offer", "sku", "version", "os_type", "hyper_v_generation", "exclude_from_latest", "content_length")
+    __slots__ = ("publisher", "offer", "sku", "version", "os_type", "hyper_v_generation", "exclude_from_latest", "content_length", "source_blob_url")
     PUBLISHER_FIELD_NUMBER: _ClassVar[int]
     OFFER_FIELD_NUMBER: _ClassVar[int]
     SKU_FIELD_NUMBER: _ClassVar[int]
@@ -465,6 +465,7 @@ class ImageImportHeader(_message.Message):
     HYPER_V_GENERATION_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_FROM_LATEST_FIELD_NUMBER: _ClassVar[int]
     CONTENT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_BLOB_URL_FIELD_NUMBER: _ClassVar[int]
     publisher: str
     offer: str
     sku: str
@@ -473,7 +474,8 @@ class ImageImportHeader(_message.Message):
     hyper_v_generation: str
     exclude_from_latest: bool
     content_length: int
-    def __init__(self, publisher: _Optional[str] = ..., offer: _Optional[str] = ..., sku: _Optional[str] = ..., version: _Optional[str] = ..., os_type: _Optional[str] = ..., hyper_v_generation: _Optional[str] = ..., exclude_from_latest: _Optional[bool] = ..., content_length: _Optional[int] = ...) -> None: ...
+    source_blob_url: str
+    def __init__(self, publisher: _Optional[str] = ..., offer: _Optional[str] = ..., sku: _Optional[str] = ..., version: _Optional[str] = ..., os_type: _Optional[str] = ..., hyper_v_generation: _Optional[str] = ..., exclude_from_latest: _Optional[bool] = ..., content_length: _Optional[int] = ..., source_blob_url: _Optional[str] = ...) -> None: ...
 
 class ImportImageChunk(_message.Message):
     __slots__ = ("header", "data")

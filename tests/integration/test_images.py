@@ -141,3 +141,27 @@ def test_bad_files_are_refused_by_name_and_nothing_is_written(group: Api, tmp_pa
     r = import_(api, disk(tmp_path, "ok2", "qcow2", MBR), "3.0.0", "--hyper-v-generation", "V2")
     assert json.loads(r.stderr)["error"]["target"] == "hyperVGeneration"
     assert gallery_files(api) == before
+
+
+def test_a_blob_of_this_fabric_is_imported_by_its_url(group: Api, tmp_path: Path) -> None:
+    api = group
+    api.storage.create_account("RG", "images1")
+    api.storage.create_container("images1", "vhds")
+    api.storage.put_blob("images1", "vhds", "lab.qcow2", [disk(tmp_path, "blob", "qcow2", MBR).read_bytes()])
+    for version, url in (("1.0.0", api.storage.url("images1", "vhds", "lab.qcow2")),
+                         ("1.0.1", api.storage.guest_url("images1", "vhds", "lab.qcow2"))):
+        r = fabric(api, "image", "import", "--publisher", "Contoso", "--offer", "from-blob", "--sku", "1",
+                   "--version", version, "--source", url)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["urn"] == f"Contoso:from-blob:1:{version}"
+    before = gallery_files(api)
+    for url, code, target in (("http://elsewhere.example/images1/vhds/lab.qcow2", "InvalidParameter", "sourceBlobUrl"),
+                              (api.storage.url("images1", "vhds", "gone.qcow2"), "BlobNotFound", None)):
+        r = fabric(api, "image", "import", "--publisher", "Contoso", "--offer", "from-blob", "--sku", "1",
+                   "--version", "2.0.0", "--source", url)
+        err = json.loads(r.stderr)["error"]
+        assert r.returncode == 1 and err["code"] == code and (target is None or err["target"] == target), err
+    r = fabric(api, "image", "import", "--publisher", "Contoso", "--offer", "from-blob", "--sku", "1", "--version",
+               "2.0.0", "--source", api.storage.url("images1", "vhds", "lab.qcow2"), "--file", str(tmp_path))
+    assert r.returncode == 1 and json.loads(r.stderr)["error"]["target"] == "file"
+    assert gallery_files(api) == before
