@@ -38,6 +38,19 @@ def _list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else []
 
 
+def _time(posted: dict[str, Any]) -> float:
+    return float(posted["time"])
+
+
+def _aggregate(blob: dict[str, Any]) -> dict[str, Any]:
+    """The aggregateStatus of a status blob as kept (the agent's status under "status")."""
+    return _obj(_obj(blob.get("status")).get("aggregateStatus"))
+
+
+def _guest_agent(blob: dict[str, Any]) -> dict[str, Any]:
+    return _obj(_aggregate(blob).get("guestAgentStatus"))
+
+
 def mine(a: Assignment, posted: dict[str, Any] | None) -> bool:
     """A report the wireserver kept for this VM: stamped with its container (an earlier VM at the same address,
     or one on another node, had another)."""
@@ -57,30 +70,23 @@ def agent_status(reports: list[dict[str, Any]], boot_started: float, now_s: floa
     seconds). Ready when the last of either, during this boot and within AGENT_STALE_S, says Ready; Not Ready
     otherwise, with when it was last heard from. `provisioning` is what the last health report of this boot
     said of provisioning (Provisioning, Ready, ProvisioningFailed), with its description."""
-    heard_from = [(float(h["time"]), "health", h) for h in reports] + [(float(b["time"]), "blob", b) for b in blobs]
+    heard_from = [(_time(h), "health") for h in reports] + [(_time(b), "blob") for b in blobs]
     if not heard_from:
         return AgentHealth()
-    heard, kind, last = max(heard_from, key=lambda x: x[0])
+    heard, kind = max(heard_from, key=lambda x: x[0])
     this_boot = heard >= boot_started
     fresh = this_boot and now_s - heard <= AGENT_STALE_S
-    health = max(reports, key=lambda h: float(h["time"])) if reports else None
+    health = max(reports, key=_time) if reports else None
+    ga = _guest_agent(max(blobs, key=_time)) if blobs else {}      # the last status blob's agent
     report = str(health.get("report", "")) if health else ""
-    health_now = health is not None and float(health["time"]) >= boot_started
+    health_now = health is not None and _time(health) >= boot_started
     state = health_state(report)
     sub = re.search(r"<SubStatus>([^<]*)</SubStatus>", report)
     said = re.search(r"<Description>([^<]*)</Description>", report)
     disk = re.search(r"<ResourceDisk>(formatted|kept)</ResourceDisk>", report)
     version = re.search(r"<AgentVersion>([^<]*)</AgentVersion>", report)
-    ga = _obj(_obj(_obj(last.get("status")).get("aggregateStatus")).get("guestAgentStatus")) if kind == "blob" else {}
-    if kind == "blob":
-        ready = fresh and ga.get("status") == "Ready"
-        shown_version = _text(ga.get("version"))
-    else:
-        ready = fresh and state == "Ready"
-        shown_version = version[1] if version else ""
-    if not shown_version and blobs:
-        shown_version = _text(_obj(_obj(_obj(max(blobs, key=lambda b: float(b["time"])).get("status")).get(
-            "aggregateStatus")).get("guestAgentStatus")).get("version"))
+    ready = fresh and (ga.get("status") if kind == "blob" else state) == "Ready"
+    shown_version = (version[1] if version and kind == "health" else "") or _text(ga.get("version"))
     provisioning = ""
     if health_now and state:
         provisioning = "Ready" if state == "Ready" else sub[1][:40] if sub else ""
@@ -94,8 +100,7 @@ def handler_statuses(blob: dict[str, Any]) -> dict[str, dict[str, Any]]:
     posts an extension's status (so that extension_status reads both): the handler's settings status when it
     ran, or the handler's own status (e.g. it could not be downloaded) as an error."""
     out: dict[str, dict[str, Any]] = {}
-    aggregate = _obj(_obj(blob.get("status")).get("aggregateStatus"))
-    for h in _list(aggregate.get("handlerAggregateStatus"))[:32]:
+    for h in _list(_aggregate(blob).get("handlerAggregateStatus"))[:32]:
         h = _obj(h)
         name = _text(h.get("handlerName"))[:200]
         runtime = _obj(h.get("runtimeSettingsStatus"))
@@ -152,20 +157,20 @@ class GuestReports:
     def keep(self, vm_ids: set[str]) -> None:
         self._pending_since = {k: v for k, v in self._pending_since.items() if k[0] in vm_ids}
 
+    def _mine(self, a: Assignment, read: Callable[[int, str], dict[str, Any] | None]) -> list[dict[str, Any]]:
+        """What the wireserver kept of one kind (health reports, status blobs) for this VM, a NIC's each."""
+        found = (read(n.vni, n.ip) for n in a.nics)
+        return [r for r in found if r is not None and mine(a, r)]
+
     def agent(self, a: Assignment, boot_started: float) -> AgentHealth:
-        reports = [h for n in a.nics if (h := self.networks.health(n.vni, n.ip)) is not None and mine(a, h)]
-        blobs = [b for n in a.nics if (b := self.networks.agent_status(n.vni, n.ip)) is not None and mine(a, b)]
-        return agent_status(reports, boot_started, self.wall(), blobs)
+        return agent_status(self._mine(a, self.networks.health), boot_started, self.wall(),
+                            self._mine(a, self.networks.agent_status))
 
     def provisioned(self, a: Assignment) -> bool:
         """The guest reported Ready to the wireserver for this VM on this node, in this boot or an earlier one
         (its report names the VM's container): a later boot needs no provisioning. (The reference's agents report
         Ready once, at provisioning; after a restart only the agent's status blob says it runs.)"""
-        for n in a.nics:
-            h = self.networks.health(n.vni, n.ip)
-            if h is not None and mine(a, h) and health_state(str(h.get("report", ""))) == "Ready":
-                return True
-        return False
+        return any(health_state(str(h.get("report", ""))) == "Ready" for h in self._mine(a, self.networks.health))
 
     def extensions(self, a: Assignment) -> dict[str, ExtensionStatus]:
         """The guest agent's last status for each extension of the assignment: as the busybox agent posts it
@@ -174,15 +179,14 @@ class GuestReports:
         wanted = {e.name for e in a.extensions}
         by_handler = {e.handler: e.name for e in a.extensions}
         posted_at: dict[str, tuple[float, dict[str, Any]]] = {}
-        for n in a.nics:
-            blob = self.networks.agent_status(n.vni, n.ip)
-            found = [*((name, p) for name, p in self.networks.extension_statuses(n.vni, n.ip).items() if mine(a, p)),
-                     *((by_handler[h], p) for h, p in (handler_statuses(blob) if blob and mine(a, blob) else {}).items()
-                       if h in by_handler)]
-            for name, posted in found:
-                t = float(posted.get("time", 0))
-                if name in wanted and (name not in posted_at or t > posted_at[name][0]):
-                    posted_at[name] = (t, posted)
+        found = [(name, p) for n in a.nics for name, p in self.networks.extension_statuses(n.vni, n.ip).items()
+                 if mine(a, p)]
+        found += [(by_handler[h], p) for blob in self._mine(a, self.networks.agent_status)
+                  for h, p in handler_statuses(blob).items() if h in by_handler]
+        for name, posted in found:
+            t = float(posted.get("time", 0))
+            if name in wanted and (name not in posted_at or t > posted_at[name][0]):
+                posted_at[name] = (t, posted)
         return {name: extension_status(posted) for name, (_, posted) in posted_at.items()}
 
     def pending(self, a: Assignment, obs: Observed) -> bool:

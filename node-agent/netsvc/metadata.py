@@ -66,7 +66,7 @@ from nodeagent.netsvc.relay import RefusedLength, UnixHTTPConnection, content_le
 from nodeagent.netsvc.wireserver import (HOST_PLUGIN_PORT, HOST_PLUGIN_VERSIONS, container_id,
                                          extensions_config_reference_xml, extensions_config_xml, goal_state_xml,
                                          handler_folder, handler_manifest_xml, handler_package,
-                                         hosting_environment_xml, instance_id, shared_config_xml, versions_xml)
+                                         hosting_environment_xml, role_path, shared_config_xml, versions_xml)
 
 MAX_HEALTH_BYTES = 64 * 1024
 MAX_STATUS_BYTES = 64 * 1024
@@ -107,6 +107,12 @@ def imds_text(value: Any) -> str:
     if isinstance(value, list):
         return "\n".join(f"{i}/" if isinstance(v, (dict, list)) else str(i) for i, v in enumerate(value))
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def keep(path: Path, doc: dict[str, Any], **report: Any) -> None:
+    """A guest's report for the node agent, with when it came and the container of the VM its address then
+    served: a later VM at the same address never reads it as its own (guest_reports.mine)."""
+    write_atomic(path, json.dumps({"time": time.time(), **report, "container": container_id(doc)}))
 
 
 class Documents:
@@ -206,7 +212,7 @@ def make_handler(folder: Path, docs: Documents, blob_relay: str) -> type[BaseHTT
             host = self.headers.get("Host") or ""
             if machine and q["comp"] == ["goalstate"]:
                 return self._send(200, goal_state_xml(doc, host), XML)
-            if q["comp"] == ["config"] and url.path == f"/machine/{container_id(doc)}/{instance_id(doc)}":
+            if q["comp"] == ["config"] and url.path == role_path(doc):
                 kind = (q.get("type") or [""])[0]
                 if kind == "hostingEnvironmentConfig":
                     return self._send(200, hosting_environment_xml(doc), XML)
@@ -335,8 +341,7 @@ def make_handler(folder: Path, docs: Documents, blob_relay: str) -> type[BaseHTT
             status = self._json_object(body, "status")
             if status is None:
                 return
-            write_atomic(agent_statuses / f"{ip}.json", json.dumps({"time": time.time(), "status": status,
-                                                                    "container": container_id(doc)}))
+            keep(agent_statuses / f"{ip}.json", doc, status=status)
             self.send_response(201 if not via_plugin else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -364,8 +369,7 @@ def make_handler(folder: Path, docs: Documents, blob_relay: str) -> type[BaseHTT
             if url.path == "/HealthService" or comp == "telemetrydata":
                 return self._plain_ok()                 # accepted, as the reference's are; not kept
             if comp == "health":
-                write_atomic(health / f"{ip}.json", json.dumps({"time": time.time(), "report": body,
-                                                                "container": container_id(doc)}))
+                keep(health / f"{ip}.json", doc, report=body)
                 return self._plain_ok()
             name = (q.get("extension") or [""])[0]
             # only a name of this VM's goal state (checked by the controller) ever becomes a file name here
@@ -375,8 +379,7 @@ def make_handler(folder: Path, docs: Documents, blob_relay: str) -> type[BaseHTT
             if status is None:
                 return
             mine = ensure_dir(statuses / ip)
-            write_atomic(mine / f"{name}.json", json.dumps({"time": time.time(), "status": status,
-                                                            "container": container_id(doc)}))
+            keep(mine / f"{name}.json", doc, status=status)
             return self._plain_ok()
 
     return Handler

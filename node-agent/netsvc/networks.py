@@ -247,7 +247,7 @@ class Networks:
         self.dnsmasq(vni).stop()
         pid = self.metadata_pid(vni)
         if pid is not None:
-            os.kill(pid, signal.SIGTERM)
+            stop_pid(pid)
         iproute.delete_link(naming.vxlan(self.tag, vni))
         iproute.delete_link(naming.host_veth(self.tag, vni))
         iproute.delete_netns(naming.service_ns(self.tag, vni))

@@ -62,14 +62,18 @@ def instance_id(doc: dict[str, Any]) -> str:
     return str(doc.get("instanceId") or doc.get("compute", {}).get("vmId", ""))
 
 
+def role_path(doc: dict[str, Any]) -> str:
+    """The path of the VM's role instance, under which its configuration documents and status blob are served."""
+    return f"/machine/{container_id(doc)}/{instance_id(doc)}"
+
+
 def config_url(host: str, doc: dict[str, Any], kind: str) -> str:
-    return (f"http://{host}/machine/{container_id(doc)}/{instance_id(doc)}?comp=config&type={kind}"
-            f"&incarnation={incarnation(doc)}")
+    return f"http://{host}{role_path(doc)}?comp=config&type={kind}&incarnation={incarnation(doc)}"
 
 
 def status_blob_url(host: str, doc: dict[str, Any]) -> str:
     """Where the guest agent puts its status (directly, or through the host plugin's PUT /status)."""
-    return f"http://{host}/machine/{container_id(doc)}/{instance_id(doc)}?comp=status&type=vmStatus"
+    return f"http://{host}{role_path(doc)}?comp=status&type=vmStatus"
 
 
 def goal_state_xml(doc: dict[str, Any], host: str) -> str:

@@ -73,6 +73,12 @@ def replay(ns: str, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return answers
 
 
+def request(method: str, url: str, body: str | None = None, **headers: str) -> dict[str, Any]:
+    """A request to a URL the wireserver gave (its host and its path with the query), for `replay`."""
+    u = urlsplit(url)
+    return {"host": u.netloc, "method": method, "path": f"{u.path}?{u.query}", "body": body, "headers": headers}
+
+
 def goal_state(ns: str) -> ET.Element:
     [answer] = replay(ns, [{"host": WIRE, "method": "GET", "path": "/machine/?comp=goalstate", "body": None,
                             "headers": {"x-ms-version": "2012-11-30"}}])
@@ -107,7 +113,7 @@ def test_the_captured_requests_of_both_real_agents_are_answered_as_the_reference
     gs = goal_state(guest)
     config = gs.find("Container/RoleInstanceList/RoleInstance/Configuration")
     assert config is not None
-    urls = {kind: urlsplit(config.findtext(tag) or "").path + "?" + urlsplit(config.findtext(tag) or "").query
+    urls = {kind: request("GET", config.findtext(tag) or "")["path"]
             for tag, kind in (("HostingEnvironmentConfig", "hostingEnvironmentConfig"),
                               ("SharedConfig", "sharedConfig"), ("ExtensionsConfig", "extensionsConfig"))}
     requests = captured()
@@ -135,9 +141,7 @@ def test_documents_carry_what_walinuxagent_reads(guest: str) -> None:
     assert config is not None and config.findtext("ConfigName")
 
     def fetch(tag: str) -> ET.Element:
-        url = urlsplit(config.findtext(tag) or "")
-        [a] = replay(guest, [{"host": url.netloc, "method": "GET", "path": f"{url.path}?{url.query}",
-                              "body": None, "headers": {"x-ms-version": "2012-11-30"}}])
+        [a] = replay(guest, [request("GET", config.findtext(tag) or "", **{"x-ms-version": "2012-11-30"})])
         assert a["status"] == 200, a
         return ET.fromstring(a["body"])
 
@@ -167,10 +171,9 @@ def test_a_status_blob_put_straight_to_its_url_counts_and_its_handlers_become_ex
     gs = goal_state(guest)
     config = gs.find("Container/RoleInstanceList/RoleInstance/Configuration")
     assert config is not None
-    url = urlsplit(config.findtext("ExtensionsConfig") or "")
-    [a] = replay(guest, [{"host": url.netloc, "method": "GET", "path": f"{url.path}?{url.query}", "body": None,
-                          "headers": {"x-ms-version": "2012-11-30"}}])
-    blob_url = urlsplit(ET.fromstring(a["body"]).findtext("StatusUploadBlob") or "")
+    [a] = replay(guest, [request("GET", config.findtext("ExtensionsConfig") or "",
+                                 **{"x-ms-version": "2012-11-30"})])
+    blob_url = ET.fromstring(a["body"]).findtext("StatusUploadBlob") or ""
     status = {"version": "1.1", "aggregateStatus": {
         "guestAgentStatus": {"version": "2.7.3.0", "status": "Ready"},
         "handlerAggregateStatus": [{
@@ -178,8 +181,7 @@ def test_a_status_blob_put_straight_to_its_url_counts_and_its_handlers_become_ex
             "runtimeSettingsStatus": {"sequenceNumber": 2, "settingsStatus": {"status": {
                 "name": "Microsoft.Compute.CustomScriptExtension", "operation": "Enable", "status": "success",
                 "code": 0, "formattedMessage": {"lang": "en-US", "message": "Enable succeeded"}}}}}]}}
-    [put] = replay(guest, [{"host": blob_url.netloc, "method": "PUT", "path": f"{blob_url.path}?{blob_url.query}",
-                            "body": json.dumps(status), "headers": {"x-ms-blob-type": "BlockBlob"}}])
+    [put] = replay(guest, [request("PUT", blob_url, json.dumps(status), **{"x-ms-blob-type": "BlockBlob"})])
     assert put["status"] == 201
     blob = networks.agent_status(9004, "10.77.0.4")
     assert blob is not None and blob["status"] == status
