@@ -73,9 +73,8 @@ class Gallery:
             return None
         return meta if isinstance(meta, dict) else None
 
-    def versions(self, publisher: str, offer: str, sku: str, for_latest: bool = False) -> list[str]:
-        """The published versions, lowest first (a deleted one is gone; `for_latest`: without those excluded
-        from latest)."""
+    def published(self, publisher: str, offer: str, sku: str) -> list[tuple[str, dict[str, Any]]]:
+        """Each published version with its image.json, lowest first (a deleted one is gone): one read of each."""
         if not all(NAME_FORMAT.match(p) for p in (publisher, offer, sku)):
             return []
         sku_dir = self.root / publisher / offer / sku
@@ -84,32 +83,37 @@ class Gallery:
         found = []
         for d in sku_dir.iterdir():
             meta = self.meta(publisher, offer, sku, d.name) if VERSION_FORMAT.match(d.name) else None
-            if meta is not None and not meta.get("deleted") and not (for_latest and meta.get("excludeFromLatest")):
-                found.append(d.name)
-        return sorted(found, key=_version_key)
+            if meta is not None and not meta.get("deleted"):
+                found.append((d.name, meta))
+        return sorted(found, key=lambda vm: _version_key(vm[0]))
+
+    def versions(self, publisher: str, offer: str, sku: str) -> list[str]:
+        """The published versions, lowest first."""
+        return [v for v, _ in self.published(publisher, offer, sku)]
 
     def resolve(self, urn: str) -> ImageRecord:
         """The image version a create uses; ImageNotFound / ImageVersionNotFound otherwise."""
         publisher, offer, sku, version = parse_urn(urn)
-        versions = self.versions(publisher, offer, sku)
+        published = dict(self.published(publisher, offer, sku))
+        versions = list(published)
         if not versions:
             raise ArmError("ImageNotFound",
                            f"The platform image '{publisher}:{offer}:{sku}' is not available in the gallery.",
                            "storageProfile.imageReference")
-        latest = self.versions(publisher, offer, sku, for_latest=True)
+        latest = [v for v in versions if not published[v].get("excludeFromLatest")]
         if version.lower() == "latest" and not latest:
             raise ArmError("ImageVersionNotFound",
                            f"The platform image '{publisher}:{offer}:{sku}:latest' is not available: every version "
                            f"is excluded from latest. Versions: {', '.join(versions)}.",
                            "storageProfile.imageReference.version")
         exact = latest[-1] if version.lower() == "latest" else version
-        if exact not in versions:
+        if exact not in published:
             raise ArmError("ImageVersionNotFound",
                            f"The platform image '{publisher}:{offer}:{sku}:{version}' is not available (a template "
                            f"that pins a version fails once it is deleted; 'latest' moves on). Versions: "
                            f"{', '.join(versions)}.", "storageProfile.imageReference.version")
         folder = self.root / publisher / offer / sku / exact
-        meta = self.meta(publisher, offer, sku, exact) or {}
+        meta = published[exact]
         kernel = folder / meta["kernel"] if meta.get("kernel") else None
         initrd = folder / meta["initrd"] if meta.get("initrd") else None
         return ImageRecord(publisher=publisher, offer=offer, sku=sku, version=version, exact_version=exact,
@@ -126,10 +130,10 @@ class Gallery:
             p, o, s = sku_dir.relative_to(self.root).parts
             if any(want and want.lower() != have.lower() for want, have in ((publisher, p), (offer, o), (sku, s))):
                 continue
-            latest = self.versions(p, o, s, for_latest=True)
-            chosen = self.versions(p, o, s) if every_version else latest[-1:]
-            for v in chosen:
-                meta = self.meta(p, o, s, v) or {}
+            published = self.published(p, o, s)
+            chosen = published if every_version else \
+                [vm for vm in published if not vm[1].get("excludeFromLatest")][-1:]
+            for v, meta in chosen:
                 out.append({"architecture": "x64", "publisher": p, "offer": o, "sku": s, "version": v,
                             "urn": f"{p}:{o}:{s}:{v}", "osType": meta.get("osType", "Linux"),
                             "hyperVGeneration": meta.get("hyperVGeneration", "V1"),
