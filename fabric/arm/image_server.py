@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import grpc
 
 from fabric.arm.server import _unary
+from fabric.arm.storage_server import DOWNLOAD_CHUNK
 from fabric.core.errors import invalid
 from fabric.gallery import Gallery
 from fabric.gallery.imports import delete_version, import_version, set_exclude_from_latest
@@ -24,9 +25,6 @@ def image_msg(i: dict[str, Any]) -> pb.VirtualMachineImage:
         architecture=i["architecture"], publisher=i["publisher"], offer=i["offer"], sku=i["sku"],
         version=i["version"], urn=i["urn"], os_type=i["osType"], hyper_v_generation=i["hyperVGeneration"],
         exclude_from_latest=i["excludeFromLatest"], boot=i["boot"], disk_format=i["diskFormat"], sha256=i["sha256"])
-
-
-READ_CHUNK = 1 << 20
 
 
 def source_blob(storage: StorageProvider, url: str) -> BlobRecord:
@@ -90,7 +88,7 @@ class Images(rpc.ImagesServicer):
 
 def _read(path: Path) -> Iterator[bytes]:
     with open(path, "rb") as f:
-        while chunk := f.read(READ_CHUNK):
+        while chunk := f.read(DOWNLOAD_CHUNK):
             yield chunk
 
 

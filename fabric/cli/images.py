@@ -9,9 +9,9 @@ from typing import Any
 
 from fabric.cli import output
 from fabric.cli.client import Client, bad_option
+from fabric.cli.storage import UPLOAD_CHUNK
 from fabric.v1 import fabric_pb2 as pb
 
-UPLOAD_CHUNK = 1 << 20
 HEADERS = ("Architecture", "Offer", "Publisher", "Sku", "Urn", "Version")
 
 
