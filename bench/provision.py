@@ -65,35 +65,6 @@ def ts(s: str) -> float:
     return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 
 
-def bare_run(lab_root: Path, image: ImageRecord, size_cores: int, size_mb: int, work: Path) -> float:
-    vm_id = str(uuid.uuid4())
-    overlay = work / f"{vm_id}.qcow2"
-    resource = work / f"{vm_id}.raw"
-    console = work / f"{vm_id}.log"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", image.disk_format, "-b", image.disk,
-                    str(overlay)], check=True)
-    with open(resource, "wb") as f:
-        f.truncate(512 * 1024 * 1024)
-    spec = VmSpec(uuid=vm_id, name=f"bench-bare-{vm_id[:8]}", resource_group="bench", vm_name="bare",
-                  cores=size_cores, memory_mb=size_mb,
-                  boot=DirectBoot(image.kernel, image.initrd, f"{image.cmdline} fabric.hostname=bare"),
-                  os_disk=Disk("file", str(overlay)), resource_disk=Disk("file", str(resource), "raw"),
-                  console_log=str(console))
-    xml = work / f"{vm_id}.xml"
-    xml.write_text(domain_xml(spec, os.environ.get("BENCH_DOMAIN_TYPE", "qemu"), "bench-bare", "bench"))
-    t0 = time.monotonic()
-    subprocess.run(["virsh", "-q", "-c", "qemu:///system", "create", str(xml)], check=True, stdout=subprocess.DEVNULL)
-    while True:
-        if console.exists() and image.boot_marker in console.read_text(errors="replace"):
-            elapsed = time.monotonic() - t0
-            break
-        if time.monotonic() - t0 > 300:
-            raise RuntimeError("bare guest did not boot in 300 s")
-        time.sleep(0.01)
-    subprocess.run(["virsh", "-q", "-c", "qemu:///system", "destroy", vm_id], check=True, stdout=subprocess.DEVNULL)
-    return elapsed
-
-
 def fabric_run(stubs: tuple[rpc.VirtualMachinesStub, rpc.OperationsStub], name: str, size: str, image: str,
                key: str = "") -> tuple[float, dict[str, float], float]:
     """Create -> Succeeded seen by the client, the phases, and (with `key`: an image its guest provisions) create
@@ -159,24 +130,24 @@ def seeded_disk(image: ImageRecord, work: Path, key: str) -> Path:
     return raw
 
 
-def bare_seeded_run(seeded: Path, size_cores: int, size_mb: int, work: Path) -> float:
-    """`virsh create` of an overlay on the seeded disk, booted through the firmware -> cloud-init finished."""
+def bare_run(backing: str, backing_format: str, boot: DirectBoot | FirmwareBoot, until: str | re.Pattern[str],
+             size_cores: int, size_mb: int, work: Path) -> float:
+    """`virsh create` of a domain from the same XML builder, on an overlay of `backing`, to `until` on its console."""
     vm_id = str(uuid.uuid4())
-    overlay, console = work / f"{vm_id}.qcow2", work / f"{vm_id}.log"
-    resource = work / f"{vm_id}.raw"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(seeded), str(overlay)],
+    overlay, resource, console = work / f"{vm_id}.qcow2", work / f"{vm_id}.raw", work / f"{vm_id}.log"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", backing_format, "-b", backing, str(overlay)],
                    check=True)
     with open(resource, "wb") as f:
         f.truncate(512 * 1024 * 1024)
     spec = VmSpec(uuid=vm_id, name=f"bench-bare-{vm_id[:8]}", resource_group="bench", vm_name="bare",
-                  cores=size_cores, memory_mb=size_mb, boot=FirmwareBoot(), os_disk=Disk("file", str(overlay)),
+                  cores=size_cores, memory_mb=size_mb, boot=boot, os_disk=Disk("file", str(overlay)),
                   resource_disk=Disk("file", str(resource), "raw"), console_log=str(console))
     xml = work / f"{vm_id}.xml"
     xml.write_text(domain_xml(spec, os.environ.get("BENCH_DOMAIN_TYPE", "qemu"), "bench-bare", "bench"))
     t0 = time.monotonic()
     subprocess.run(["virsh", "-q", "-c", "qemu:///system", "create", str(xml)], check=True, stdout=subprocess.DEVNULL)
     try:
-        wait_for(console, FINISHED, t0)
+        wait_for(console, until, t0)
         return time.monotonic() - t0
     finally:
         subprocess.run(["virsh", "-q", "-c", "qemu:///system", "destroy", vm_id], stdout=subprocess.DEVNULL)
@@ -213,9 +184,13 @@ def main() -> int:
                 key = (work / "key.pub").read_text().strip()
                 seeded = seeded_disk(image, work, key)
             for i in range(args.runs):
-                bare.append(bare_seeded_run(seeded, size.number_of_cores, size.memory_in_mb, work)
-                            if guest_provisioned else
-                            bare_run(root, image, size.number_of_cores, size.memory_in_mb, work))
+                if guest_provisioned:      # the seeded copy, booted through the firmware, to cloud-init's end
+                    bare.append(bare_run(str(seeded), "raw", FirmwareBoot(), FINISHED, size.number_of_cores,
+                                         size.memory_in_mb, work))
+                else:                      # the image's kernel, booted directly, to its marker
+                    bare.append(bare_run(image.disk, image.disk_format, DirectBoot(
+                        image.kernel, image.initrd, f"{image.cmdline} fabric.hostname=bare"), image.boot_marker,
+                        size.number_of_cores, size.memory_in_mb, work))
                 t, ph, done = fabric_run(stubs, f"bench{i}", size_name, cfg["image"], key)
                 fab.append(done or t)
                 finished.append(t)
