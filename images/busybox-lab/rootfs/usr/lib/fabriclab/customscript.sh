@@ -75,31 +75,35 @@ if ! cd "$DOWNLOADS" 2> "$WORK/cd"; then
 fi
 # stdout and stderr through tails (a script printing megabytes keeps the last $TAIL bytes of each), the
 # command in its own session so that the timeout kills everything it started
-rm -f "$WORK/out.fifo" "$WORK/err.fifo" "$WORK/timedout"
-mkfifo "$WORK/out.fifo" "$WORK/err.fifo"
+rm -f "$WORK/out.fifo" "$WORK/err.fifo" "$WORK/dog.fifo" "$WORK/late.fifo" "$WORK/timedout"
+mkfifo "$WORK/out.fifo" "$WORK/err.fifo" "$WORK/dog.fifo" "$WORK/late.fifo"
 tail -c $TAIL < "$WORK/out.fifo" > "$WORK/stdout" & t1=$!
 tail -c $TAIL < "$WORK/err.fifo" > "$WORK/stderr" & t2=$!
 setsid sh -c "$command" < /dev/null > "$WORK/out.fifo" 2> "$WORK/err.fifo" & pid=$!
 log INFO "Command execution task started (pid $pid, time limit $TIMEOUT s). Awaiting completion..."
-# the watchdog: its sleep goes with it when it is stopped (a TERM runs the trap, which kills the sleep)
+# timers without a sleep or a signal, so that none can be left behind: a timer reads its own fifo, which this
+# shell holds open read-write from here on (a line written before the timer reads is kept; neither side blocks;
+# the command, already started, does not inherit it). `expires S FD`: true if no line came on FD in S seconds;
+# `call_off FD` writes that line
+exec 4<> "$WORK/dog.fifo" 5<> "$WORK/late.fifo"
+expires() { ! read -t "$1" _ <&"$2"; }
+call_off() { echo off >&"$1"; }
 watchdog() {
-    s=""; trap '[ -n "$s" ] && kill $s 2>/dev/null; exit 0' TERM
-    sleep "$1" & s=$!
-    wait $s
+    expires "$TIMEOUT" 4 || return 0
     : > "$WORK/timedout"; kill -TERM -"$pid" 2>/dev/null
-    sleep 2 & s=$!; wait $s
-    kill -KILL -"$pid" 2>/dev/null
+    expires 2 4 && kill -KILL -"$pid" 2>/dev/null
 }
-watchdog "$TIMEOUT" & dog=$!
+watchdog & dog=$!
 wait $pid
 rc=$?
-kill $dog 2>/dev/null; wait $dog        # its trap has stopped its sleep when it ends
+call_off 4; wait $dog
 # output tails are complete once every writer has gone; a daemon the script left behind may hold them open
-reaper() { s=""; trap '[ -n "$s" ] && kill $s 2>/dev/null; exit 0' TERM; sleep 5 & s=$!; wait $s; kill $t1 $t2 2>/dev/null; }
+reaper() { expires 5 5 && kill $t1 $t2 2>/dev/null; }
 reaper & late=$!
 wait $t1 $t2
-kill $late 2>/dev/null; wait $late
-rm -f "$WORK/out.fifo" "$WORK/err.fifo"
+call_off 5; wait $late
+exec 4>&- 5>&-
+rm -f "$WORK/out.fifo" "$WORK/err.fifo" "$WORK/dog.fifo" "$WORK/late.fifo"
 if [ -e "$WORK/timedout" ]; then
     log ERROR "Command execution timed out after $TIMEOUT s: killed"
     status error "$rc" "Command $shown timed out after $TIMEOUT s and was killed"
