@@ -19,7 +19,7 @@ esac
 
 PACKAGES=(etcd-server etcd-client libvirt-daemon-system libvirt-dev pkg-config qemu-system-x86
           qemu-utils dnsmasq-base nftables linux-image-cloud-amd64 busybox-static e2fsprogs cpio iproute2 gzip dnsutils curl openssh-client
-          debootstrap fdisk extlinux syslinux-common)
+          debootstrap fdisk extlinux syslinux-common genisoimage openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

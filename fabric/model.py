@@ -265,10 +265,20 @@ class SshKey(Record):
 @dataclasses.dataclass(frozen=True, slots=True)
 class OsProfile(Record):
     """osProfile: the computer name, and the admin user the guest's provisioning agent makes with its SSH keys
-    (read from IMDS). No password is kept: password authentication is disabled."""
+    (read from IMDS) and, with password authentication, its password (read once from the provisioning media:
+    kept in ProvisioningMedia, never here)."""
     computer_name: str
     admin_username: str = ""
     ssh_keys: list[SshKey] = dataclasses.field(default_factory=list)
+    password_authentication: bool = False    # linuxConfiguration.disablePasswordAuthentication, negated
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProvisioningMedia(Record):
+    """What a new VM's guest reads once from its provisioning media (ovf-env.xml on a CD), as in the reference:
+    the admin password and the custom data. Kept only until the VM's provisioning ends; never shown."""
+    admin_password: str = ""
+    custom_data: str = ""          # base64, as given
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -296,6 +306,7 @@ class VmRecord(Record):
     extension_generation: int = 0   # bumped by every extension change: a new goal state incarnation
     provision_vm_agent: bool = True   # osProfile.linuxConfiguration.provisionVMAgent: the guest agent runs
     os_profile: OsProfile | None = None   # None: made before osProfiles were kept (computer name = VM name)
+    provisioning_media: ProvisioningMedia | None = None   # until provisioning ends
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -320,6 +331,7 @@ class Assignment(Record):
     extensions: list[GoalExtension] = dataclasses.field(default_factory=list)   # what the guest agent runs
     extension_generation: int = 0
     vm_agent: bool = True      # start the guest agent (the VM's provisionVMAgent)
+    provisioning_media: ProvisioningMedia | None = None   # the guest's provisioning CD, until provisioned
 
     @property
     def on_node(self) -> bool:

@@ -1,5 +1,6 @@
 """One VM on this node, converged to its assignment through the compute driver: its temporary disk, its
-instance (spawned from a VmSpec), its data disks, its power, and its boot as the serial console shows it.
+provisioning CD while it has one, its instance (spawned from a VmSpec), its data disks, its power, and its boot
+as the serial console shows it.
 
 Every change is a step of the VM's operation. Nothing here knows the hypervisor's own form of a VM: that
 is the driver's (`nodeagent.hypervisor`).
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fabric.model import Assignment, Observed, PowerState
-from nodeagent import resource_disks
+from nodeagent import provisioning_media, resource_disks
 from nodeagent.console import BootRecord, Consoles
 from nodeagent.hypervisor import ComputeDriver, DirectBoot, FirmwareBoot, Nic, Spawned, VmSpec
 from nodeagent.images import ImageCache
@@ -46,6 +47,13 @@ class VmConverger:
     def resource_disk(self, vm_id: str) -> Path:
         return self.resource_dir / f"{vm_id}.raw"
 
+    def provisioning_cd(self, vm_id: str) -> Path:
+        return self.resource_dir / f"{vm_id}.ovf-env.iso"
+
+    def _remove_files(self, vm_id: str) -> tuple[bool, bool]:
+        """The VM's node-local files gone: (the temporary disk was there, the provisioning CD was there)."""
+        return resource_disks.remove(self.resource_disk(vm_id)), resource_disks.remove(self.provisioning_cd(vm_id))
+
     def converge(self, a: Assignment, first_seen: bool) -> tuple[Observed, BootRecord | None]:
         """What the node sees of the VM once it is as its assignment says, and its boot when it runs."""
         step = self.trace.step
@@ -76,9 +84,9 @@ class VmConverger:
         self.disks.forget(a.vm_id)
         if self.driver.destroy(a.vm_id):
             self.trace.step(a.operation_id, "domain-undefined", f"domain {instance_name(a)} removed")
-        disk = self.resource_disk(a.vm_id)
-        if resource_disks.remove(disk):
-            self.trace.step(a.operation_id, "resource-disk-removed", f"temporary disk {disk} wiped")
+        if self._remove_files(a.vm_id)[0]:
+            self.trace.step(a.operation_id, "resource-disk-removed",
+                            f"temporary disk {self.resource_disk(a.vm_id)} wiped")
         if a.power == PowerState.DELETED:
             self.consoles.forget(a.vm_id)
 
@@ -88,7 +96,7 @@ class VmConverger:
         log.warning("fencing domain %s (%s): no assignment names it", name, vm_id)
         self.disks.forget(vm_id)
         self.driver.destroy(vm_id)
-        resource_disks.remove(self.resource_disk(vm_id))
+        self._remove_files(vm_id)
         self.consoles.forget(vm_id)
 
     def spec(self, a: Assignment) -> VmSpec:
@@ -103,7 +111,9 @@ class VmConverger:
                       console_log=str(self.consoles.log_path(a.vm_id)),
                       nics=tuple(Nic(n.mac, self.networks.bridge(n.vni), self.networks.tap(n.mac))
                                  for n in a.nics),
-                      data_disks=tuple(sorted(self._data_disks(a).items())))
+                      data_disks=tuple(sorted(self._data_disks(a).items())),
+                      provisioning_cd=Disk("file", str(self.provisioning_cd(a.vm_id)), "raw")
+                      if a.provisioning_media else None)
 
     def _spawn(self, a: Assignment) -> None:
         disk = self.resource_disk(a.vm_id)
@@ -111,7 +121,18 @@ class VmConverger:
         if resource_disks.ensure_resource_disk(disk, a.resource_disk_mb):
             self.trace.step(a.operation_id, "resource-disk-created",
                             f"temporary disk {disk} ({a.resource_disk_mb} MB, sparse, node-local)")
+        cd = self.provisioning_cd(a.vm_id)
+        if a.provisioning_media and provisioning_media.ensure_iso(cd, a.instance_metadata, a.provisioning_media):
+            self.trace.step(a.operation_id, "provisioning-cd-made",
+                            f"provisioning CD {cd}: ovf-env.xml with the admin user"
+                            f"{', its password' if a.provisioning_media.admin_password else ''}"
+                            f"{', the custom data' if a.provisioning_media.custom_data else ''} (read once by the "
+                            f"guest's provisioning agent)")
         done = self.driver.spawn(spec)
+        if not a.provisioning_media and resource_disks.remove(cd):
+            self.trace.step(a.operation_id, "provisioning-cd-removed",
+                            f"provisioning CD {cd} removed: provisioning has ended (the domain's next start has "
+                            f"no CD)")
         if done.outcome == Spawned.DEFINED:
             self.trace.step(a.operation_id, "domain-defined",
                             f"{self.driver.hypervisor} domain {spec.name} defined; OS disk: {spec.os_disk}", detail=done.definition)

@@ -133,7 +133,7 @@ def vm(sub: str, rec: VmRecord, view: pb.VirtualMachineInstanceView | None = Non
         os_profile=pb.OsProfile(computer_name=profile.computer_name, admin_username=profile.admin_username,
                                 linux_configuration=pb.LinuxConfiguration(
                                     provision_vm_agent=rec.provision_vm_agent,
-                                    disable_password_authentication=True,
+                                    disable_password_authentication=not profile.password_authentication,
                                     ssh=pb.SshConfiguration(public_keys=[
                                         pb.SshPublicKey(path=k.path, key_data=k.key_data)
                                         for k in profile.ssh_keys]))),

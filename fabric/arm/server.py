@@ -131,7 +131,9 @@ class VirtualMachines(rpc.VirtualMachinesServicer):
                                             req.provision_vm_agent if req.HasField("provision_vm_agent") else True,
                                             req.admin_username, [SshKey(path=k.path, key_data=k.key_data)
                                                                  for k in req.ssh_public_keys],
-                                            req.computer_name))
+                                            req.computer_name, req.admin_password, req.custom_data,
+                                            req.disable_password_authentication
+                                            if req.HasField("disable_password_authentication") else None))
 
     @_unary
     def Start(self, req: pb.VirtualMachineRef, ctx: grpc.ServicerContext) -> pb.Operation:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import getpass
 import json
 import os
 import select
@@ -122,6 +123,7 @@ def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
         raise bad_option("no-wait", "--custom-script adds the extension once the VM runs; drop --no-wait")
     if a.custom_script:
         script_file(a.custom_script)
+    password, keys = _authentication(a)
     op = c.call(c.vms.Create, pb.CreateVirtualMachineRequest(resource_group=a.resource_group, name=a.name,
                                                              location=a.location or "", image=a.image, size=a.size,
                                                              storage_account=a.storage_account or "",
@@ -129,10 +131,12 @@ def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
                                                              vnet_name=a.vnet_name or "", subnet=a.subnet or "",
                                                              nics=a.nics or [],
                                                              private_ip_address=a.private_ip_address or "",
-                                                             user_data=_user_data(a.user_data),
+                                                             user_data=_file_base64(a.user_data, "user-data"),
                                                              provision_vm_agent=not a.no_provision_vm_agent,
                                                              admin_username=a.admin_username or "",
-                                                             ssh_public_keys=_ssh_keys(a),
+                                                             ssh_public_keys=keys, admin_password=password,
+                                                             disable_password_authentication=not password,
+                                                             custom_data=_file_base64(a.custom_data, "custom-data"),
                                                              computer_name=a.computer_name or ""))
     if not a.custom_script:
         return _finish(c, op, a, then_show=True)
@@ -150,13 +154,34 @@ def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
 DEFAULT_SSH_KEY = Path.home() / ".ssh" / "id_rsa"
 
 
+def _authentication(a: argparse.Namespace) -> tuple[str, list[pb.SshPublicKey]]:
+    """(the admin password, the SSH keys) as --authentication-type says, as the reference's CLI reads them:
+    ssh (the default, unless only --admin-password is given), password, or all (both). Without
+    --admin-password, a terminal is asked for it twice."""
+    kind = a.authentication_type or ("password" if a.admin_password is not None and not (
+        a.ssh_key_values or a.generate_ssh_keys) else "ssh")
+    if kind == "ssh":
+        if a.admin_password is not None:
+            raise bad_option("admin-password", "a password goes with --authentication-type password or all")
+        return "", _ssh_keys(a)
+    if not a.admin_username:
+        raise bad_option("admin-username", f"--authentication-type {kind} is for an admin user: give "
+                                           f"--admin-username")
+    if kind == "password" and (a.ssh_key_values or a.generate_ssh_keys):
+        raise bad_option("ssh-key-values", "SSH keys go with --authentication-type ssh or all")
+    password = a.admin_password
+    if password is None:
+        if not sys.stdin.isatty():
+            raise bad_option("admin-password", f"--authentication-type {kind} needs --admin-password")
+        password = getpass.getpass("Admin Password: ")
+        if getpass.getpass("Confirm Admin Password: ") != password:
+            raise bad_option("admin-password", "the two passwords differ")
+    return password, (_ssh_keys(a) if kind == "all" else [])
+
+
 def _ssh_keys(a: argparse.Namespace) -> list[pb.SshPublicKey]:
     """--ssh-key-values: each a public key or a file holding one; with an admin user and none given, the
     caller's ~/.ssh/id_rsa.pub, made first with --generate-ssh-keys (as the reference's CLI does)."""
-    if a.authentication_type != "ssh" or a.admin_password is not None:
-        raise bad_option("authentication-type", "password authentication is not offered by this fabric (a "
-                                                "password reaches a guest only on provisioning media it does not "
-                                                "make): use --ssh-key-values or --generate-ssh-keys")
     if not a.admin_username:
         if a.ssh_key_values or a.generate_ssh_keys:
             raise bad_option("admin-username", "SSH keys are for an admin user: give --admin-username")
@@ -189,13 +214,14 @@ def _ssh_keys(a: argparse.Namespace) -> list[pb.SshPublicKey]:
     return keys
 
 
-def _user_data(path: str | None) -> str:
+def _file_base64(path: str | None, option: str) -> str:
+    """A file's bytes in base64, as the API takes user data and custom data."""
     if not path:
         return ""
     try:
         return base64.b64encode(Path(path).read_bytes()).decode()
     except OSError as e:
-        raise bad_option("user-data", f"--user-data: cannot read {path}: {e.strerror}") from None
+        raise bad_option(option, f"--{option}: cannot read {path}: {e.strerror}") from None
 
 
 def cmd_vm_ssh(c: Client, a: argparse.Namespace) -> int:
@@ -408,9 +434,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--generate-ssh-keys", action="store_true",
                    help="make ~/.ssh/id_rsa(.pub) when it does not exist, and use it")
     p.add_argument("--computer-name", help="the guest's host name (default: the VM's name)")
-    p.add_argument("--authentication-type", choices=("ssh", "password", "all"), default="ssh",
-                   help="ssh only: a password reaches a guest only on provisioning media this fabric does not make")
-    p.add_argument("--admin-password", help=argparse.SUPPRESS)
+    p.add_argument("--authentication-type", choices=("ssh", "password", "all"),
+                   help="ssh keys, a password, or both (default: ssh, or password when only --admin-password is "
+                        "given); a password reaches the guest once, on its provisioning CD")
+    p.add_argument("--admin-password", help="the admin user's password (12-123 characters, three kinds of "
+                                            "character); asked for when a terminal is there and it is not given")
+    p.add_argument("--custom-data", metavar="FILE",
+                   help="a file the guest reads once from its provisioning CD (cloud-init takes it as user data)")
     p.add_argument("--custom-script", metavar="FILE",
                    help="then run FILE with the CustomScript extension (uploaded, read SAS valid 24 h)")
     p.add_argument("--command", help="with --custom-script: the command to run (default: sh FILE)")

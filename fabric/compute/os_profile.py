@@ -1,9 +1,10 @@
 """A VM's osProfile, checked as the reference checks it: the admin user name (allowed characters, length, not a
-reserved name) and its SSH public keys (a key the guest's sshd takes, at the one path the reference allows).
+reserved name), its SSH public keys (a key the guest's sshd takes, at the one path the reference allows), its
+password (length, three kinds of character, not a common one) and the custom data (base64, a size limit).
 
 The guest's own provisioning agent (cloud-init, WALinuxAgent) makes the user from IMDS: compute.osProfile and
-compute.publicKeys (instance_metadata). Password authentication is not offered: a password would reach the
-guest only on the provisioning media (ovf-env.xml) this fabric does not make, so it stays disabled.
+compute.publicKeys (instance_metadata). A password and the custom data reach the guest as they do in the
+reference: once, on the provisioning media (ovf-env.xml on a CD the node makes), never through IMDS.
 """
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ _USERNAME = re.compile(r"^[a-z_][a-z0-9_.-]*$")
 _COMPUTER_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 KEY_TYPES = ("ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
 KEYS_FIELD = "osProfile.linuxConfiguration.ssh.publicKeys"
+PASSWORD_FIELD = "osProfile.adminPassword"
+# the reference's rules for a Linux admin password (its CLI's lengths; the platform's list of refused ones)
+MIN_PASSWORD, MAX_PASSWORD = 12, 123
+COMMON_PASSWORDS = frozenset({"abc@123", "P@$$w0rd", "P@ssw0rd", "P@ssword123", "Pa$$word", "pass@word1",
+                              "Password!", "Password1", "Password22", "iloveyou!"})
+PASSWORD_KINDS = (("a lower-case letter", re.compile(r"[a-z]")), ("an upper-case letter", re.compile(r"[A-Z]")),
+                  ("a digit", re.compile(r"[0-9]")), ("a special character", re.compile(r"[^A-Za-z0-9]")))
+MAX_CUSTOM_DATA_CHARS = 87380     # base64 of 64 KiB
 
 
 def default_key_path(user: str) -> str:
@@ -86,21 +95,58 @@ def check_key_data(key: str, i: int) -> str:
     return key
 
 
-def check_os_profile(vm_name: str, admin_username: str, keys: list[SshKey], computer_name: str = "") -> OsProfile:
-    """The osProfile of a create; InvalidParameter naming the field otherwise."""
+def check_admin_password(password: str) -> None:
+    """The reference's rules for a Linux admin password; the rule it breaks otherwise (never the password)."""
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise invalid(PASSWORD_FIELD, f"{MIN_PASSWORD} to {MAX_PASSWORD} characters (this one has {len(password)})")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in password):
+        raise invalid(PASSWORD_FIELD, "no control characters")
+    if sum(1 for _, kind in PASSWORD_KINDS if kind.search(password)) < 3:
+        raise invalid(PASSWORD_FIELD, f"at least three of: {', '.join(name for name, _ in PASSWORD_KINDS)}")
+    if password in COMMON_PASSWORDS:
+        raise invalid(PASSWORD_FIELD, "not one of the commonly used passwords the reference refuses")
+
+
+def check_custom_data(value: str) -> None:
+    """osProfile.customData: base64 text, as the reference's own message says."""
+    try:
+        base64.b64decode(value, validate=True)
+        ok = len(value) <= MAX_CUSTOM_DATA_CHARS
+    except (binascii.Error, ValueError):
+        ok = False
+    if not ok:
+        raise ArmError("InvalidParameter", f"Custom data in OSProfile must be in Base64 encoding and with a maximum "
+                                           f"length of {MAX_CUSTOM_DATA_CHARS} characters.", "osProfile.customData")
+
+
+def check_os_profile(vm_name: str, admin_username: str, keys: list[SshKey], computer_name: str = "",
+                     admin_password: str = "", disable_password_authentication: bool | None = None) -> OsProfile:
+    """The osProfile of a create; InvalidParameter naming the field otherwise. Password authentication is on
+    when a password is given, unless disable_password_authentication says otherwise (which is then refused)."""
     computer_name = computer_name or vm_name
     if not (len(computer_name) <= MAX_COMPUTER_NAME and _COMPUTER_NAME.match(computer_name)):
         raise invalid("osProfile.computerName", f"1 to {MAX_COMPUTER_NAME} letters, digits, '-' and '.', not starting "
                                                 f"or ending with '-'")
+    with_password = bool(admin_password) if disable_password_authentication is None \
+        else not disable_password_authentication
+    if admin_password and not with_password:
+        raise invalid(PASSWORD_FIELD, "a password goes with password authentication: "
+                                      "linuxConfiguration.disablePasswordAuthentication is true")
+    if with_password and not admin_password:
+        raise invalid(PASSWORD_FIELD, "password authentication is on (linuxConfiguration."
+                                      "disablePasswordAuthentication false): give the admin user's password")
     if not admin_username:
-        if keys:
-            raise invalid("osProfile.adminUsername", "SSH public keys need the admin user they are for")
+        if keys or admin_password:
+            raise invalid("osProfile.adminUsername", "SSH public keys and a password need the admin user they are "
+                                                     "for")
         return OsProfile(computer_name=computer_name)
     check_admin_username(admin_username)
-    if not keys:
+    if admin_password:
+        check_admin_password(admin_password)
+    if not keys and not admin_password:
         raise ArmError("InvalidParameter", "Authentication using either SSH or by user name and password must be "
-                                           "enabled in Linux profile: give at least one SSH public key (password "
-                                           "authentication is not offered by this fabric).", KEYS_FIELD)
+                                           "enabled in Linux profile: give at least one SSH public key or a "
+                                           "password.", KEYS_FIELD)
     if len(keys) > MAX_SSH_KEYS:
         raise invalid(KEYS_FIELD, f"at most {MAX_SSH_KEYS} keys")
     want = default_key_path(admin_username)
@@ -111,11 +157,12 @@ def check_os_profile(vm_name: str, admin_username: str, keys: list[SshKey], comp
             raise ArmError("InvalidParameter", f"Destination path for SSH public keys is limited to its default "
                                                f"value {want}: '{path}' is not allowed.", f"{KEYS_FIELD}[{i}].path")
         checked.append(SshKey(path=path, key_data=check_key_data(k.key_data, i)))
-    return OsProfile(computer_name=computer_name, admin_username=admin_username, ssh_keys=checked)
+    return OsProfile(computer_name=computer_name, admin_username=admin_username, ssh_keys=checked,
+                     password_authentication=with_password)
 
 
 def imds_os_profile(profile: OsProfile) -> dict[str, object]:
     """compute.osProfile and compute.publicKeys of IMDS, as cloud-init and WALinuxAgent read them."""
     return {"osProfile": {"adminUsername": profile.admin_username, "computerName": profile.computer_name,
-                          "disablePasswordAuthentication": "true"},
+                          "disablePasswordAuthentication": "false" if profile.password_authentication else "true"},
             "publicKeys": [{"keyData": k.key_data, "path": k.path} for k in profile.ssh_keys]}

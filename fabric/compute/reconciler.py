@@ -20,7 +20,8 @@ from fabric import operations
 from fabric.core.constants import NODE_LEASE_TTL_S
 from fabric.core.errors import ArmError
 from fabric.core.workqueue import WorkQueue
-from fabric.model import NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState, ProvisioningState, VmRecord
+from fabric.model import (Assignment, NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState,
+                          ProvisioningState, VmRecord)
 from fabric.compute import extensions
 from fabric.compute.sizes import find_size
 from fabric.compute.vms import ComputeProvider, share
@@ -129,8 +130,10 @@ class VmReconciler:
             return
         if o is not None and o.error and o.operation_id == op.id and not deleting:
             failed = vm.replace(provisioning_state=ProvisioningState.FAILED, error=o.error)
-            self.store.commit(compares, [Put(cur.key, failed), Put(op_v.key, operations.finished(op, o.error)),
-                                         operations.step(op.id, self.source, "failed", o.error.get("message", ""))])
+            media_cmp, written = self._ended(cur.key, failed)
+            self.store.commit([*compares, *media_cmp], [*written, Put(op_v.key, operations.finished(op, o.error)),
+                                                        operations.step(op.id, self.source, "failed",
+                                                                        o.error.get("message", ""))])
             return
         reached = o is not None and o.power == target and (
             target == PowerState.DELETED or o.disk_generation >= vm.disk_generation) and (
@@ -139,9 +142,10 @@ class VmReconciler:
             if self._elapsed_s(op.start_time) > PROVISION_TIMEOUT_S and not deleting:
                 err = ArmError("OSProvisioningTimedOut",
                                f"The VM did not reach power state '{target}' within {PROVISION_TIMEOUT_S:g} s.").body()
-                self.store.commit(compares, [
-                    Put(cur.key, vm.replace(provisioning_state=ProvisioningState.FAILED, error=err)),
-                    Put(op_v.key, operations.finished(op, err)),
+                media_cmp, written = self._ended(cur.key, vm.replace(provisioning_state=ProvisioningState.FAILED,
+                                                                     error=err))
+                self.store.commit([*compares, *media_cmp], [
+                    *written, Put(op_v.key, operations.finished(op, err)),
                     operations.step(op.id, self.source, "timed-out", err["message"])])
             return
         done = operations.finished(op)
@@ -150,8 +154,20 @@ class VmReconciler:
         if target in (PowerState.DEALLOCATED, PowerState.DELETED):
             self._release(vm, compares, finish, delete=target == PowerState.DELETED)
             return
-        ok = vm.replace(provisioning_state=ProvisioningState.SUCCEEDED, power_state=target)
-        self.store.commit(compares, [Put(cur.key, ok), *finish])
+        media_cmp, written = self._ended(cur.key, vm.replace(provisioning_state=ProvisioningState.SUCCEEDED,
+                                                             power_state=target))
+        self.store.commit([*compares, *media_cmp], [*written, *finish])
+
+    def _ended(self, key: str, vm: VmRecord) -> tuple[list[Compare], list[Put]]:
+        """The VM as written when its operation ends. Its provisioning media (a password, custom data), read by
+        the guest by now or never, is dropped from it and from its assignment: the node then removes the CD."""
+        if vm.provisioning_media is None:
+            return [], [Put(key, vm)]
+        vm = vm.replace(provisioning_media=None)
+        a = self.store.get(keys.assignment(vm.node, vm.vm_id), Assignment) if vm.node else None
+        if a is None:
+            return [], [Put(key, vm)]
+        return [Unchanged(a.key, a.mod_revision)], [Put(key, vm), Put(a.key, a.value.replace(provisioning_media=None))]
 
     def _delete_without_node(self, vm: VmRecord, op: OperationRecord, compares: Sequence[Compare]) -> None:
         """Delete a VM whose node is down (lease expired): free everything here and end its OS disk's use.

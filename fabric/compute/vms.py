@@ -24,12 +24,13 @@ from fabric import operations
 from fabric.core import ids
 from fabric.core.errors import ArmError, check_location, invalid
 from fabric.compute import extensions
-from fabric.compute.os_profile import check_os_profile, imds_os_profile
+from fabric.compute.os_profile import check_custom_data, check_os_profile, imds_os_profile
 from fabric.compute.sizes import VmSize, find_size
 from fabric.gallery import Gallery
 from fabric.groups import require_group
 from fabric.model import (AttachedDisk, Assignment, NodeAllocation, NodeRecord, OperationRecord, OsProfile,
-                          PowerState, ProvisioningState, ResourceGroupRecord, SshKey, VmDisk, VmNic, VmRecord, now)
+                          PowerState, ProvisioningMedia, ProvisioningState, ResourceGroupRecord, SshKey, VmDisk, VmNic,
+                          VmRecord, now)
 from fabric.scheduler import Candidate, HostState, Placement, Request, explain, place
 from fabric.network.addressing import gateway
 from fabric.network.model import NicRecord
@@ -99,10 +100,15 @@ class ComputeProvider:
                storage_account: str = "", delete_option: str = "Delete", vnet: str = "", subnet: str = "",
                nic_names: list[str] | None = None, private_ip: str = "", user_data: str = "",
                provision_vm_agent: bool = True, admin_username: str = "", ssh_keys: list[SshKey] | None = None,
-               computer_name: str = "") -> OperationRecord:
+               computer_name: str = "", admin_password: str = "", custom_data: str = "",
+               disable_password_authentication: bool | None = None) -> OperationRecord:
         group = self.resource_group(rg)
         ids.check_vm_name(name)
-        profile = check_os_profile(name, admin_username, ssh_keys or [], computer_name)
+        profile = check_os_profile(name, admin_username, ssh_keys or [], computer_name, admin_password,
+                                   disable_password_authentication)
+        if custom_data:
+            check_custom_data(custom_data)
+        media = ProvisioningMedia(admin_password, custom_data) if admin_password or custom_data else None
         location = location or group.location
         check_location(location, self.config.location)
         size = find_size(location, size_name)
@@ -122,7 +128,7 @@ class ComputeProvider:
         vm = VmRecord(resource_group=group.name, name=name, vm_id=vm_id, location=location, size=size.name,
                       image=image, provisioning_state=ProvisioningState.CREATING,
                       power_state=PowerState.STARTING, created=now(), user_data=user_data,
-                      provision_vm_agent=provision_vm_agent, os_profile=profile)
+                      provision_vm_agent=provision_vm_agent, os_profile=profile, provisioning_media=media)
         op = operations.new_operation("create", self.resource_id(vm))
         validated = operations.step(
             op.id, SOURCE, "validated",
@@ -312,7 +318,8 @@ class ComputeProvider:
                           disk_generation=vm.disk_generation, nics=vm.nics,
                           instance_metadata=self.instance_metadata(vm),
                           extensions=extensions.goal(vm, self.config.extension_timeout_s),
-                          extension_generation=vm.extension_generation, vm_agent=vm.provision_vm_agent)
+                          extension_generation=vm.extension_generation, vm_agent=vm.provision_vm_agent,
+                          provisioning_media=vm.provisioning_media)
 
     def instance_metadata(self, vm: VmRecord) -> dict[str, Any]:
         """The IMDS `compute` section of a VM (the node adds what only it knows: platformFaultDomain)."""

@@ -411,14 +411,16 @@ class DeploymentProvider:
         if not isinstance(keys_in, list) or not all(isinstance(k, dict) for k in keys_in):
             raise invalid("properties.osProfile.linuxConfiguration.ssh.publicKeys", "a list of {path, keyData}")
         ssh_keys = [SshKey(path=str(k.get("path") or ""), key_data=str(k.get("keyData") or "")) for k in keys_in]
-        if "adminPassword" in profile or linux.get("disablePasswordAuthentication") is False:
-            raise invalid("osProfile.adminPassword", "password authentication is not offered by this fabric (a "
-                                                     "password reaches a guest only on provisioning media it does "
-                                                     "not make): use SSH public keys")
+        disable = linux.get("disablePasswordAuthentication")
+        if disable is not None and not isinstance(disable, bool):
+            raise invalid("properties.osProfile.linuxConfiguration.disablePasswordAuthentication", "true or false")
         op = self.compute.create(rg, name, r.location, urn, size,
                                  delete_option=str(os_disk.get("deleteOption") or "Delete"), nic_names=nics,
                                  user_data=str(p.get("userData") or ""),
                                  provision_vm_agent=bool(linux.get("provisionVMAgent", True)),
                                  admin_username=str(profile.get("adminUsername") or ""), ssh_keys=ssh_keys,
-                                 computer_name=str(profile.get("computerName") or ""))
+                                 computer_name=str(profile.get("computerName") or ""),
+                                 admin_password=str(profile.get("adminPassword") or ""),
+                                 custom_data=str(profile.get("customData") or ""),
+                                 disable_password_authentication=disable)
         return op.id

@@ -308,7 +308,7 @@ class VirtualMachine(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., location: _Optional[str] = ..., properties: _Optional[_Union[VirtualMachineProperties, _Mapping]] = ..., resources: _Optional[_Iterable[_Union[VirtualMachineExtension, _Mapping]]] = ...) -> None: ...
 
 class CreateVirtualMachineRequest(_message.Message):
-    __slots__ = ("resource_group", "name", "location", "image", "size", "storage_account", "os_disk_delete_option", "vnet_name", "subnet", "nics", "private_ip_address", "user_data", "provision_vm_agent", "admin_username", "ssh_public_keys", "computer_name")
+    __slots__ = ("resource_group", "name", "location", "image", "size", "storage_account", "os_disk_delete_option", "vnet_name", "subnet", "nics", "private_ip_address", "user_data", "provision_vm_agent", "admin_username", "ssh_public_keys", "computer_name", "admin_password", "custom_data", "disable_password_authentication")
     RESOURCE_GROUP_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
@@ -325,6 +325,9 @@ class CreateVirtualMachineRequest(_message.Message):
     ADMIN_USERNAME_FIELD_NUMBER: _ClassVar[int]
     SSH_PUBLIC_KEYS_FIELD_NUMBER: _ClassVar[int]
     COMPUTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_DATA_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_PASSWORD_AUTHENTICATION_FIELD_NUMBER: _ClassVar[int]
     resource_group: str
     name: str
     location: str
@@ -341,7 +344,10 @@ class CreateVirtualMachineRequest(_message.Message):
     admin_username: str
     ssh_public_keys: _containers.RepeatedCompositeFieldContainer[SshPublicKey]
     computer_name: str
-    def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ..., location: _Optional[str] = ..., image: _Optional[str] = ..., size: _Optional[str] = ..., storage_account: _Optional[str] = ..., os_disk_delete_option: _Optional[str] = ..., vnet_name: _Optional[str] = ..., subnet: _Optional[str] = ..., nics: _Optional[_Iterable[str]] = ..., private_ip_address: _Optional[str] = ..., user_data: _Optional[str] = ..., provision_vm_agent: _Optional[bool] = ..., admin_username: _Optional[str] = ..., ssh_public_keys: _Optional[_Iterable[_Union[SshPublicKey, _Mapping]]] = ..., computer_name: _Optional[str] = ...) -> None: ...
+    admin_password: str
+    custom_data: str
+    disable_password_authentication: bool
+    def __init__(self, resource_group: _Optional[str] = ..., name: _Optional[str] = ..., location: _Optional[str] = ..., image: _Optional[str] = ..., size: _Optional[str] = ..., storage_account: _Optional[str] = ..., os_disk_delete_option: _Optional[str] = ..., vnet_name: _Optional[str] = ..., subnet: _Optional[str] = ..., nics: _Optional[_Iterable[str]] = ..., private_ip_address: _Optional[str] = ..., user_data: _Optional[str] = ..., provision_vm_agent: _Optional[bool] = ..., admin_username: _Optional[str] = ..., ssh_public_keys: _Optional[_Iterable[_Union[SshPublicKey, _Mapping]]] = ..., computer_name: _Optional[str] = ..., admin_password: _Optional[str] = ..., custom_data: _Optional[str] = ..., disable_password_authentication: _Optional[bool] = ...) -> None: ...
 
 class VirtualMachineRef(_message.Message):
     __slots__ = ("resource_group", "name", "instance_view")

@@ -70,6 +70,16 @@ def data_disk_xml(lun: int, disk: Disk) -> str:
                     f"<address type='drive' controller='0' bus='0' target='0' unit='{lun}'/>")
 
 
+def cdrom_xml(disk: Disk | None) -> str:
+    """The provisioning CD: read-only, on the SCSI controller's target 1 (data disks are target 0's LUNs), where
+    a cloud kernel without AHCI sees it (/dev/sr0)."""
+    if disk is None:
+        return ""
+    return (f"<disk type={quoteattr(_disk_type(disk))} device='cdrom'><driver name='qemu' type='raw'/>"
+            f"{source_xml(disk)}<target dev='sdz' bus='scsi'/><readonly/>"
+            f"<address type='drive' controller='0' bus='0' target='1' unit='0'/></disk>")
+
+
 def boot_xml(boot: DirectBoot | FirmwareBoot) -> str:
     """A kernel booted directly, or the OS disk's bootloader through the firmware (SeaBIOS: the default)."""
     if isinstance(boot, FirmwareBoot):
@@ -120,6 +130,7 @@ def domain_xml(s: VmSpec, domain_type: str, fabric_id: str, node: str, fingerpri
     {disk_xml(s.resource_disk, "vdb", "virtio", "", serial=RESOURCE_DISK_SERIAL)}
     {nics}
     <controller type='scsi' index='0' model='virtio-scsi'/>
+    {cdrom_xml(s.provisioning_cd)}
     {"".join(data_disk_xml(lun, d) for lun, d in s.data_disks) if kept_disks is None else kept_disks}
     <serial type='file'>
       <source path={quoteattr(s.console_log)} append='on'/>

@@ -67,6 +67,7 @@ class VmSpec:
     console_log: str          # the serial console is appended to this file
     nics: tuple[Nic, ...] = ()
     data_disks: tuple[tuple[int, Disk], ...] = ()   # (lun, disk) when first made; then attach and detach
+    provisioning_cd: Disk | None = None   # the provisioning media (ovf-env.xml), until provisioning ends
 
 
 @dataclasses.dataclass(frozen=True)

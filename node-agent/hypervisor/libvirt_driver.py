@@ -209,7 +209,8 @@ class LibvirtDriver:
         desc = self._call("read definition", dom.XMLDesc, libvirt.VIR_DOMAIN_XML_INACTIVE)
         for disk in ET.fromstring(desc).iter("disk"):
             target, addr, src = disk.find("target"), disk.find("address"), disk.find("source")
-            if target is not None and target.get("bus") == "scsi" and addr is not None:
+            if target is not None and target.get("bus") == "scsi" and addr is not None and \
+                    disk.get("device", "disk") == "disk":           # a data disk, not the provisioning CD
                 identity = (src.get("file") or src.get("dev") or src.get("name") or "") if src is not None else ""
                 disks.append((int(addr.get("unit", "0")), identity, ET.tostring(disk).decode()))
         return Seen(dom.name(), bool(dom.isActive()), owner, (self._meta(dom, persistent=True) or {}).get("spec", ""),

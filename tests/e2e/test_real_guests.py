@@ -1,6 +1,7 @@
 """A real Linux guest, provisioned by its own, unmodified guest software: the Debian 12 image (Debian's cloud-init
 and waagent as packaged) built the way `fabric lab up --image fabriclab:debian:12:latest` builds it, created
-with an admin user and an SSH key. cloud-init makes the user from IMDS and reports Ready; the key logs in
+with an admin user, an SSH key, a password and custom data. cloud-init makes the user from IMDS, takes the
+password and the custom data from the provisioning CD, and reports Ready; the key logs in
 through `fabric vm ssh`; waagent's status blob makes the instance view's vmAgent Ready and keeps it so, also
 after a restart; waagent runs a CustomScript 2.1 extension from the wireserver's handler repository; the
 resource disk is formatted and mounted by cloud-init through the image's udev link."""
@@ -22,6 +23,7 @@ from tests.e2e.conftest import LabHandle
 
 URN = "fabriclab:debian:12:latest"
 AGENT_VERSION = "2.7.3.0"          # Debian 12's waagent
+PASSWORD = "Lab-Passw0rd-2026"
 
 
 def agent_view(lab: LabHandle) -> dict[str, Any]:
@@ -53,8 +55,12 @@ def test_a_debian_guest_is_provisioned_by_its_own_agents_and_the_key_logs_in(lab
                                                                             tmp_path: Path) -> None:
     key = tmp_path / "id_lab"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    custom = tmp_path / "cloud-config.yaml"
+    custom.write_text("#cloud-config\nwrite_files:\n- path: /etc/fabriclab-custom-data\n"
+                      "  content: made from custom data\n")
     created = lab.json("vm", "create", "-g", "E2E", "-n", "deb", "--image", URN, "--size", "Lab_A1",
-                       "--admin-username", "labadmin", "--ssh-key-values", f"{key}.pub")
+                       "--admin-username", "labadmin", "--ssh-key-values", f"{key}.pub", "--authentication-type",
+                       "all", "--admin-password", PASSWORD, "--custom-data", str(custom))
     assert created["properties"]["provisioningState"] == "Succeeded"
     assert created["properties"]["storageProfile"]["imageReference"]["exactVersion"] == debian.rsplit(":", 1)[1]
     op = lab.json("operation", "show", created["properties"]["lastOperationId"])
@@ -77,6 +83,15 @@ def test_a_debian_guest_is_provisioned_by_its_own_agents_and_the_key_logs_in(lab
 
     assert ssh("id", "-un") == "labadmin"
     assert "sudo" in ssh("id", "-Gn").split()
+    # the provisioning CD's part: cloud-init set the password (its hash checks against the one given) and ran the
+    # custom data as its user data; then the node removed the CD
+    shadow = ssh("sudo", "getent", "shadow", "labadmin").split(":")[1]
+    salt = shadow.split("$")[2]
+    assert subprocess.run(["openssl", "passwd", "-6", "-salt", salt, PASSWORD], capture_output=True, text=True,
+                          check=True).stdout.strip() == shadow
+    assert ssh("cat", "/etc/fabriclab-custom-data") == "made from custom data"
+    assert "passwordauthentication yes" in ssh("sudo", "sshd", "-T").splitlines()    # ssh_pwauth from the CD
+    assert "provisioning-cd-removed" in lab.fabric("operation", "show", op["id"], "--trace").stdout
 
     first = wait_for_agent(lab)
     heard = first["statuses"][0]["time"]

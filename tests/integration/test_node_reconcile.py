@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import json
+import shutil
 import subprocess
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import libvirt
 import pytest
 
-from fabric.model import AgentHealth, AttachedDisk, Assignment, DiskRef, Observed, PowerState, TraceRecord
+from fabric.model import (AgentHealth, AttachedDisk, Assignment, DiskRef, Observed, PowerState, ProvisioningMedia,
+                          TraceRecord)
 from fabric.store import keys
 from nodeagent.agent import AgentConfig, NodeAgent, temporary
 from nodeagent.control import ControlPlane
@@ -55,7 +59,8 @@ class Node:
         self.images = root / "state" / "images"
 
     def assign(self, vm_id: str, power: PowerState = PowerState.RUNNING, data_disks: tuple[Path, ...] = (),
-               os_disk: Path | None = None, generation: int = 0, op: str = "") -> Assignment:
+               os_disk: Path | None = None, generation: int = 0, op: str = "",
+               media: ProvisioningMedia | None = None) -> Assignment:
         disk = os_disk or self.root / "os.qcow2"
         if os_disk is None:
             disk.touch()
@@ -64,7 +69,10 @@ class Node:
                        image=self.image, os_disk=DiskRef("localpath", "http://x/os.vhd", str(disk)),
                        operation_id=op or vm_id, disk_generation=len(data_disks),
                        data_disks=[AttachedDisk(i, DiskRef("localpath", f"http://x/data{i}.vhd", str(p), "raw"))
-                                   for i, p in enumerate(data_disks)])
+                                   for i, p in enumerate(data_disks)], provisioning_media=media,
+                       instance_metadata={"name": "vm1", "osProfile": {"adminUsername": "azureuser",
+                                                                       "computerName": "vm1",
+                                                                       "disablePasswordAuthentication": "false"}})
         self.store.put(keys.assignment(self.name, vm_id), a)
         return a
 
@@ -344,3 +352,28 @@ def test_file_errors_are_temporary_only_when_they_may_pass() -> None:
     assert temporary(OSError(errno.ENOSPC, "No space left on device"))
     assert not temporary(OSError(errno.EACCES, "Permission denied"))
     assert not temporary(KeyError("path"))
+
+
+def test_the_provisioning_cd_is_there_until_provisioning_ends(node: Node) -> None:
+    """The node makes the CD from the assignment's media (not a data disk: no LUN), and removes it when the
+    assignment no longer has them; the running domain keeps running, and its next start has no CD."""
+    require(shutil.which("genisoimage") is not None, "genisoimage (Debian genisoimage)")
+    vm = str(uuid.uuid4())
+    node.assign(vm, media=ProvisioningMedia(admin_password="Lab-Passw0rd-2026"))
+    node.agent.reconcile()
+    cd = node.root / "state" / "resource-disks" / f"{vm}.ovf-env.iso"
+    assert cd.exists() and node.steps(vm)[:3] == ["resource-disk-created", "provisioning-cd-made", "domain-defined"]
+    xml = ET.fromstring(node.driver.conn.lookupByUUIDString(vm).XMLDesc(0))
+    cdroms = [d for d in xml.iter("disk") if d.get("device") == "cdrom"]
+    assert [s.get("file") for d in cdroms if (s := d.find("source")) is not None] == [str(cd)]
+    assert node.driver.data_disks(vm) == {}
+    assert "Lab-Passw0rd-2026" not in json.dumps([t.to_json() for t in node.trace(vm)])
+
+    node.assign(vm, op="provisioned")
+    node.agent.reconcile()
+    assert not cd.exists()
+    assert sorted(node.steps("provisioned")) == ["domain-redefined", "provisioning-cd-removed"]
+    inst = node.driver.instance(vm)
+    assert inst is not None and inst.active
+    inactive = ET.fromstring(node.driver.conn.lookupByUUIDString(vm).XMLDesc(2))    # VIR_DOMAIN_XML_INACTIVE
+    assert not [d for d in inactive.iter("disk") if d.get("device") == "cdrom"]

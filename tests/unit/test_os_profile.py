@@ -2,9 +2,12 @@
 by the field it is in."""
 from __future__ import annotations
 
+import base64
+
 import pytest
 
-from fabric.compute.os_profile import MIN_RSA_BITS, check_os_profile, imds_os_profile
+from fabric.compute.os_profile import (MAX_CUSTOM_DATA_CHARS, MIN_RSA_BITS, check_admin_password, check_custom_data,
+                                       check_os_profile, imds_os_profile)
 from fabric.core.errors import ArmError
 from fabric.model import OsProfile, SshKey
 
@@ -61,3 +64,51 @@ def test_keys_the_reference_refuses() -> None:
     none = refused("azureuser", [])
     assert none.target == "osProfile.linuxConfiguration.ssh.publicKeys" and "SSH" in none.message
     assert refused("azureuser", [SshKey("", RSA_3072)], computer="-bad").target == "osProfile.computerName"
+
+
+GOOD_PASSWORD = "Lab-Passw0rd-2026"
+
+
+def test_a_password_turns_password_authentication_on_and_imds_says_so() -> None:
+    p = check_os_profile("vm1", "azureuser", [], admin_password=GOOD_PASSWORD)
+    assert p.password_authentication and p.ssh_keys == []
+    assert imds_os_profile(p)["osProfile"] == {"adminUsername": "azureuser", "computerName": "vm1",
+                                               "disablePasswordAuthentication": "false"}
+    both = check_os_profile("vm1", "azureuser", [SshKey("", ED25519)], admin_password=GOOD_PASSWORD,
+                            disable_password_authentication=False)
+    assert both.password_authentication and len(both.ssh_keys) == 1
+    for good in ("abcdefghijK1", "ABCDEFGHIJ1!", "abcdefghij!K", "x" * 110 + "Y1!"):     # three kinds, 12 to 123
+        check_admin_password(good)
+
+
+@pytest.mark.parametrize("password,rule", [
+    ("Short1!", "12 to 123 characters"), ("A1!" + "a" * 121, "12 to 123 characters"),
+    ("alllowercaseletters", "at least three of"), ("lowercase-and-symbols", "at least three of"),
+    ("ABCDEFGHIJ12", "at least three of"), ("Tab\there-Passw0rd", "no control characters")])
+def test_passwords_the_reference_refuses_name_the_rule_not_the_value(password: str, rule: str) -> None:
+    with pytest.raises(ArmError) as e:
+        check_os_profile("vm1", "azureuser", [], admin_password=password)
+    assert e.value.target == "osProfile.adminPassword" and rule in e.value.message
+    assert password not in e.value.message
+
+
+def test_password_authentication_and_the_password_go_together() -> None:
+    with pytest.raises(ArmError) as e:
+        check_os_profile("vm1", "azureuser", [SshKey("", ED25519)], admin_password=GOOD_PASSWORD,
+                         disable_password_authentication=True)
+    assert e.value.target == "osProfile.adminPassword" and "disablePasswordAuthentication is true" in e.value.message
+    with pytest.raises(ArmError) as e:
+        check_os_profile("vm1", "azureuser", [SshKey("", ED25519)], disable_password_authentication=False)
+    assert e.value.target == "osProfile.adminPassword" and "give the admin user's password" in e.value.message
+    with pytest.raises(ArmError) as e:
+        check_os_profile("vm1", "", [], admin_password=GOOD_PASSWORD)
+    assert e.value.target == "osProfile.adminUsername"
+
+
+def test_custom_data_is_base64_within_the_references_limit() -> None:
+    check_custom_data(base64.b64encode(b"#cloud-config\n").decode())
+    check_custom_data("A" * MAX_CUSTOM_DATA_CHARS)
+    for bad in ("not base64!", "A" * (MAX_CUSTOM_DATA_CHARS + 4)):
+        with pytest.raises(ArmError) as e:
+            check_custom_data(bad)
+        assert e.value.target == "osProfile.customData" and "Base64" in e.value.message
