@@ -6,7 +6,7 @@ from typing import Any
 from google.protobuf.struct_pb2 import Struct
 
 from fabric.core import ids
-from fabric.compute.extensions import EXTENSION_TYPE
+from fabric.compute.extensions import EXTENSION_TYPE, guest_agent
 from fabric.compute.vms import os_disk_name
 from fabric.model import (EnrollmentRecord, OsProfile, ExtensionStatus, NodeAllocation, NodeRecord, Observed, OperationRecord, PowerState,
                           ResourceGroupRecord, TraceRecord, VmExtension, VmRecord)
@@ -140,6 +140,7 @@ def vm(sub: str, rec: VmRecord, view: pb.VirtualMachineInstanceView | None = Non
         network_profile=pb.NetworkProfile(network_interfaces=[pb.NetworkInterfaceReference(id=n.id)
                                                               for n in rec.nics]),
         provisioning_state=rec.provisioning_state,
+        guest_agent=guest_agent(rec),
         instance_view=view,
         last_operation_id=rec.operation_id,
         error=error(rec.error))

@@ -26,8 +26,16 @@ from fabric.cli.storage import upload
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import storage_pb2 as spb
 
-CUSTOM_SCRIPT = ("Microsoft.Compute", "CustomScriptExtension")
+# --custom-script: the CustomScript handler of the guest agent the VM's image runs (the VM's guestAgent)
+CUSTOM_SCRIPT = {"fabriclab": ("Microsoft.Compute", "CustomScriptExtension"),
+                 "WALinuxAgent": ("Microsoft.Azure.Extensions", "CustomScript")}
 CUSTOM_SCRIPT_SAS_HOURS = 24
+
+
+def custom_script_handler(c: Client, rg: str, vm: str) -> tuple[str, str]:
+    """(publisher, type) of the CustomScript handler the guest agent of the VM's image runs."""
+    got = c.call(c.vms.Get, pb.VirtualMachineRef(resource_group=rg, name=vm))
+    return CUSTOM_SCRIPT.get(got.properties.guest_agent, CUSTOM_SCRIPT["fabriclab"])
 
 
 def _json_arg(value: str | None, flag: str) -> Struct | None:
@@ -98,7 +106,8 @@ def cmd_set(c: Client, a: argparse.Namespace) -> int:
     if a.custom_script:
         if settings is not None:
             raise bad_option("settings", "--custom-script makes the settings; do not give --settings too")
-        type_, publisher = type_ or CUSTOM_SCRIPT[1], publisher or CUSTOM_SCRIPT[0]
+        if not type_ or not publisher:
+            publisher, type_ = custom_script_handler(c, a.resource_group, a.vm_name)
         settings = custom_script_settings(c, a.custom_script, a.command)
     elif a.command:
         raise bad_option("command", "--command goes with --custom-script")
@@ -191,7 +200,8 @@ def add_extension_commands(vm: argparse._SubParsersAction, common: argparse.Argu
     p.add_argument("--no-auto-upgrade-minor-version", action="store_true",
                    help="run exactly --version, not the highest minor of its major")
     p.add_argument("--force-update-tag", help="a new value runs the extension again with the same settings")
-    p.add_argument("--custom-script", metavar="FILE", help="upload FILE (read SAS, 24 h) and run it")
+    p.add_argument("--custom-script", metavar="FILE", help="upload FILE (read SAS, 24 h) and run it with the "
+                   "CustomScript handler of the VM's guest agent (guestAgent in vm show)")
     p.add_argument("--command", help="with --custom-script: the command (default: sh FILE)")
     p.add_argument("--no-wait", action="store_true")
     p.set_defaults(fn=cmd_set)

@@ -141,7 +141,7 @@ def cmd_vm_create(c: Client, a: argparse.Namespace) -> int:
     if not a.custom_script:
         return _finish(c, op, a, then_show=True)
     finish_op(c, op, a)
-    name, publisher = ext.CUSTOM_SCRIPT[1], ext.CUSTOM_SCRIPT[0]
+    publisher, name = ext.custom_script_handler(c, a.resource_group, a.name)
     req = ext.set_request(c, a.resource_group, a.name, name, publisher, None,
                           ext.custom_script_settings(c, a.custom_script, a.command), None)
     try:

@@ -53,6 +53,7 @@ class Handler:
     versions: tuple[str, ...]
     description: str
     check: Callable[[StorageProvider, dict[str, Any], dict[str, Any]], None]
+    agent: str                # the guest agent that runs it (GUEST_AGENTS)
 
     @property
     def name(self) -> str:
@@ -94,14 +95,39 @@ def _check_linux_custom_script(storage: StorageProvider, settings: dict[str, Any
     _check_custom_script(storage, settings, protected)
 
 
+# the guest agents a VM's image may run: fabriclab's own (the busybox images: the ones that print a boot
+# marker), or the reference's Linux agent (any other image: it reports Ready to the wireserver itself)
+FABRICLAB_AGENT, REFERENCE_AGENT = "fabriclab", "WALinuxAgent"
+GUEST_AGENTS = {FABRICLAB_AGENT: "fabriclab's busybox guest agent",
+                REFERENCE_AGENT: "the reference's Linux guest agent (WALinuxAgent)"}
+
 CATALOGUE: tuple[Handler, ...] = (
     Handler("Microsoft.Compute", "CustomScriptExtension", ("1.7", "1.8"),
             "Downloads fileUris into the handler's folder and runs commandToExecute there (fabriclab's busybox "
-            "guest agent).", _check_custom_script),
+            "guest agent).", _check_custom_script, FABRICLAB_AGENT),
     Handler("Microsoft.Azure.Extensions", "CustomScript", ("2.1",),
             "Downloads fileUris and runs commandToExecute with /bin/sh (the reference's Linux guest agent, "
-            "WALinuxAgent, from the wireserver's handler repository).", _check_linux_custom_script),
+            "WALinuxAgent, from the wireserver's handler repository).", _check_linux_custom_script,
+            REFERENCE_AGENT),
 )
+
+
+def guest_agent(vm: VmRecord) -> str:
+    """The guest agent the VM's image runs (GUEST_AGENTS)."""
+    return FABRICLAB_AGENT if vm.image.boot_marker else REFERENCE_AGENT
+
+
+def check_agent_runs(handler: Handler, vm: VmRecord) -> None:
+    """A handler reaches only the guest agent that runs it; anything else would wait for a status that never
+    comes. OperationNotAllowed naming the handler that would run, otherwise."""
+    agent = guest_agent(vm)
+    if handler.agent == agent:
+        return
+    fits = [f"{h.publisher}/{h.type} {h.versions[-1]}" for h in CATALOGUE if h.agent == agent]
+    raise ArmError("OperationNotAllowed",
+                   f"The VM extension handler '{handler.name}' runs under {GUEST_AGENTS[handler.agent]}; VM "
+                   f"'{vm.name}' (image {vm.image.publisher}:{vm.image.offer}:{vm.image.sku}) runs "
+                   f"{GUEST_AGENTS[agent]}: use {' or '.join(fits)}.", "type")
 
 
 def find_handler(publisher: str, type_: str) -> Handler:
@@ -243,6 +269,7 @@ def set_extension(p: ComputeProvider, rg: str, vm_name: str, name: str, publishe
     handler.check(p.storage, settings, protected)
     cur = _running_vm(p, rg, vm_name)
     vm = cur.value
+    check_agent_runs(handler, vm)
     old = find(vm, name)
     for e in vm.extensions:
         if e is not old and f"{e.publisher}.{e.type}".lower() == handler.name.lower():

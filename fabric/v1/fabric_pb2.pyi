@@ -270,7 +270,7 @@ class VirtualMachineInstanceView(_message.Message):
     def __init__(self, computer_name: _Optional[str] = ..., platform_fault_domain: _Optional[int] = ..., node_name: _Optional[str] = ..., hypervisor: _Optional[str] = ..., domain_name: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[InstanceViewStatus, _Mapping]]] = ..., vm_agent: _Optional[_Union[VirtualMachineAgentInstanceView, _Mapping]] = ..., extensions: _Optional[_Iterable[_Union[VirtualMachineExtensionInstanceView, _Mapping]]] = ..., resource_disk: _Optional[_Union[ResourceDiskInstanceView, _Mapping]] = ...) -> None: ...
 
 class VirtualMachineProperties(_message.Message):
-    __slots__ = ("vm_id", "hardware_profile", "storage_profile", "os_profile", "provisioning_state", "instance_view", "last_operation_id", "error", "network_profile")
+    __slots__ = ("vm_id", "hardware_profile", "storage_profile", "os_profile", "provisioning_state", "instance_view", "last_operation_id", "error", "network_profile", "guest_agent")
     VM_ID_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_PROFILE_FIELD_NUMBER: _ClassVar[int]
     STORAGE_PROFILE_FIELD_NUMBER: _ClassVar[int]
@@ -280,6 +280,7 @@ class VirtualMachineProperties(_message.Message):
     LAST_OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     NETWORK_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    GUEST_AGENT_FIELD_NUMBER: _ClassVar[int]
     vm_id: str
     hardware_profile: HardwareProfile
     storage_profile: StorageProfile
@@ -289,7 +290,8 @@ class VirtualMachineProperties(_message.Message):
     last_operation_id: str
     error: ErrorDetail
     network_profile: NetworkProfile
-    def __init__(self, vm_id: _Optional[str] = ..., hardware_profile: _Optional[_Union[HardwareProfile, _Mapping]] = ..., storage_profile: _Optional[_Union[StorageProfile, _Mapping]] = ..., os_profile: _Optional[_Union[OsProfile, _Mapping]] = ..., provisioning_state: _Optional[str] = ..., instance_view: _Optional[_Union[VirtualMachineInstanceView, _Mapping]] = ..., last_operation_id: _Optional[str] = ..., error: _Optional[_Union[ErrorDetail, _Mapping]] = ..., network_profile: _Optional[_Union[NetworkProfile, _Mapping]] = ...) -> None: ...
+    guest_agent: str
+    def __init__(self, vm_id: _Optional[str] = ..., hardware_profile: _Optional[_Union[HardwareProfile, _Mapping]] = ..., storage_profile: _Optional[_Union[StorageProfile, _Mapping]] = ..., os_profile: _Optional[_Union[OsProfile, _Mapping]] = ..., provisioning_state: _Optional[str] = ..., instance_view: _Optional[_Union[VirtualMachineInstanceView, _Mapping]] = ..., last_operation_id: _Optional[str] = ..., error: _Optional[_Union[ErrorDetail, _Mapping]] = ..., network_profile: _Optional[_Union[NetworkProfile, _Mapping]] = ..., guest_agent: _Optional[str] = ...) -> None: ...
 
 class VirtualMachine(_message.Message):
     __slots__ = ("id", "name", "type", "location", "properties", "resources")

@@ -106,8 +106,10 @@ def test_a_debian_guest_is_provisioned_by_its_own_agents_and_the_key_logs_in(lab
     # CustomScript 2.1, run by waagent itself: the handler from the wireserver's repository, the script by SAS
     script = tmp_path / "hello.sh"
     script.write_text("echo \"hello from $(hostname) as $(id -un)\"\n")
-    ext = lab.json("vm", "extension", "set", "-g", "E2E", "--vm-name", "deb", "-n", "CustomScript", "--publisher",
-                   "Microsoft.Azure.Extensions", "--version", "2.1", "--custom-script", str(script))
+    # (--custom-script without --publisher: the CustomScript handler of the VM's guest agent, here waagent's)
+    assert lab.json("vm", "show", "-g", "E2E", "-n", "deb")["properties"]["guestAgent"] == "WALinuxAgent"
+    ext = lab.json("vm", "extension", "set", "-g", "E2E", "--vm-name", "deb", "-n", "CustomScript",
+                   "--custom-script", str(script))
     assert ext["properties"]["provisioningState"] == "Succeeded"
     view = ext["properties"]["instanceView"]
     assert view["typeHandlerVersion"] == "2.1" and view["statuses"][0]["code"] == "ProvisioningState/succeeded"

@@ -6,6 +6,8 @@ the node agent writes it, so that every branch of the controller can be reached 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
 import time
 from collections.abc import Callable
 from typing import Any
@@ -262,3 +264,35 @@ def test_a_power_off_preempts_a_running_extension(vm: Vm) -> None:
     vm.report(power="running", booted=True, generation=0)
     again = vm.set(force_update_tag="after-start")       # not blocked by the preempted one
     assert again.status == "InProgress" and vm.record.extensions[0].seq == 1
+
+
+def test_each_handler_goes_only_to_the_guest_agent_that_runs_it(vm: Vm) -> None:
+    """fabriclab's busybox agent runs the CustomScriptExtension 1.x handler, the reference's Linux agent the
+    CustomScript 2.x one: the other is refused by name (it would wait for a status that never comes), and
+    `vm show` says which agent a VM runs (what `--custom-script` chooses by)."""
+    shown = vm.api.vms.Get(pb.VirtualMachineRef(resource_group="RG", name="vm1"))
+    assert shown.properties.guest_agent == "fabriclab"
+    before = snapshot(vm.api)
+    _, body = arm_error(lambda: vm.set(name="CustomScript", publisher="Microsoft.Azure.Extensions", type="CustomScript",
+                                       type_handler_version="2.1"))
+    assert (body["code"], body["target"]) == ("OperationNotAllowed", "type")
+    assert "use Microsoft.Compute/CustomScriptExtension 1.8" in body["message"]
+    assert snapshot(vm.api) == before
+
+    # an image without fabriclab's boot marker: its own agent reports Ready (the reference's images)
+    src = vm.api.compute.gallery.root / "fabriclab" / "busybox" / "lab"
+    mine = vm.api.compute.gallery.root / "Contoso" / "linux" / "1"
+    shutil.copytree(next(src.iterdir()), mine / "1.0.0")
+    meta = json.loads((mine / "1.0.0" / "image.json").read_text())
+    (mine / "1.0.0" / "image.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "bootMarker"}))
+    vm.api.vms.Create(pb.CreateVirtualMachineRequest(resource_group="RG", name="ref", image="Contoso:linux:1:latest",
+                                                     size="Lab_A0"))
+    node_reports(vm.api, "RG", "ref", power="running", booted=True)
+    assert vm.api.vms.Get(pb.VirtualMachineRef(resource_group="RG", name="ref")).properties.guest_agent == \
+        "WALinuxAgent"
+    _, body = arm_error(lambda: vm.set(vm_name="ref"))
+    assert (body["code"], body["target"]) == ("OperationNotAllowed", "type")
+    assert "use Microsoft.Azure.Extensions/CustomScript 2.1" in body["message"]
+    op = vm.set(vm_name="ref", name="CustomScript", publisher="Microsoft.Azure.Extensions", type="CustomScript",
+                type_handler_version="2.1")
+    assert vm.op(op.id).status == "InProgress"
