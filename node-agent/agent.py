@@ -195,6 +195,7 @@ class NodeAgent:
             for uuid, inst in self.driver.instances().items():
                 if uuid not in assigned:
                     self.vms.fence(uuid, inst.name)
+            self.vms.sweep_provisioning_cds({v for v, a in assigned.items() if a.provisioning_media})
             for gone_file in self.images.evict(d for a in assigned.values() if a.on_node for d in digests(a.image)):
                 log.info("image file %s evicted: no VM of this node boots from it", gone_file)
         self._due.discard("")

@@ -15,11 +15,11 @@ from pathlib import Path
 from fabric.files import TRAVERSE_DIR, ensure_dir, private_opener
 
 
-def tmp_name(path: Path) -> Path:
+def _tmp(path: Path) -> Path:
     return path.with_name(f".tmp-{os.getpid()}-{path.name}")
 
 
-def clear_stale(path: Path) -> None:
+def _clear_stale(path: Path) -> None:
     for stale in path.parent.glob(f".tmp-*-{path.name}"):
         stale.unlink(missing_ok=True)
 
@@ -29,8 +29,8 @@ def ensure_resource_disk(path: Path, size_mb: int) -> bool:
     if path.exists():
         return False
     ensure_dir(path.parent, TRAVERSE_DIR)      # qemu opens the disk by path (see fabric.files)
-    clear_stale(path)
-    tmp = tmp_name(path)
+    _clear_stale(path)
+    tmp = _tmp(path)
     with open(tmp, "wb", opener=private_opener) as f:
         f.truncate(size_mb * 1024 * 1024)
     os.replace(tmp, path)
@@ -39,7 +39,7 @@ def ensure_resource_disk(path: Path, size_mb: int) -> bool:
 
 def remove(path: Path) -> bool:
     """Remove a disk file this agent made; True when something was removed."""
-    clear_stale(path)
+    _clear_stale(path)
     if path.exists():
         path.unlink()
         return True

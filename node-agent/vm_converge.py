@@ -48,11 +48,19 @@ class VmConverger:
         return self.resource_dir / f"{vm_id}.raw"
 
     def provisioning_cd(self, vm_id: str) -> Path:
-        return self.resource_dir / f"{vm_id}.ovf-env.iso"
+        return self.resource_dir / f"{vm_id}{provisioning_media.SUFFIX}"
 
     def _remove_files(self, vm_id: str) -> tuple[bool, bool]:
         """The VM's node-local files gone: (the temporary disk was there, the provisioning CD was there)."""
-        return resource_disks.remove(self.resource_disk(vm_id)), resource_disks.remove(self.provisioning_cd(vm_id))
+        return resource_disks.remove(self.resource_disk(vm_id)), provisioning_media.remove(self.provisioning_cd(vm_id))
+
+    def sweep_provisioning_cds(self, wanted: set[str]) -> None:
+        """Provisioning CDs of VMs whose assignment no longer has media, or no longer names them here (deleted
+        while this node was down, before any domain was defined), and half-made ones: no password is left on
+        the node."""
+        if self.resource_dir.is_dir():
+            for cd in provisioning_media.sweep(self.resource_dir, {self.provisioning_cd(v) for v in wanted}):
+                log.info("provisioning CD %s removed: no assignment of this node carries its media", cd)
 
     def converge(self, a: Assignment, first_seen: bool) -> tuple[Observed, BootRecord | None]:
         """What the node sees of the VM once it is as its assignment says, and its boot when it runs."""
@@ -122,21 +130,26 @@ class VmConverger:
             self.trace.step(a.operation_id, "resource-disk-created",
                             f"temporary disk {disk} ({a.resource_disk_mb} MB, sparse, node-local)")
         cd = self.provisioning_cd(a.vm_id)
-        if a.provisioning_media and provisioning_media.ensure_iso(cd, a.instance_metadata, a.provisioning_media):
+        if a.provisioning_media and provisioning_media.ensure_iso(cd, a.instance_metadata, a.provisioning_media,
+                                                                  a.vm_agent):
             self.trace.step(a.operation_id, "provisioning-cd-made",
                             f"provisioning CD {cd}: ovf-env.xml with the admin user"
                             f"{', its password' if a.provisioning_media.admin_password else ''}"
                             f"{', the custom data' if a.provisioning_media.custom_data else ''} (read once by the "
                             f"guest's provisioning agent)")
+        # provisioning has ended: the CD goes first (a definition that cannot be made keeps no password here)
+        cd_removed = not a.provisioning_media and provisioning_media.remove(cd)
         done = self.driver.spawn(spec)
-        if not a.provisioning_media and resource_disks.remove(cd):
+        if cd_removed:
+            then = ("redefined without it (its next start has no CD)" if done.outcome == Spawned.REDEFINED
+                    else "has none")
             self.trace.step(a.operation_id, "provisioning-cd-removed",
-                            f"provisioning CD {cd} removed: provisioning has ended (the domain's next start has "
-                            f"no CD)")
+                            f"provisioning CD {cd} removed: provisioning has ended; domain {spec.name} {then}",
+                            detail=done.definition)
         if done.outcome == Spawned.DEFINED:
             self.trace.step(a.operation_id, "domain-defined",
                             f"{self.driver.hypervisor} domain {spec.name} defined; OS disk: {spec.os_disk}", detail=done.definition)
-        elif done.outcome == Spawned.REDEFINED:
+        elif done.outcome == Spawned.REDEFINED and not cd_removed:
             taps = f" (its NICs are the filtered taps {', '.join(n.tap for n in spec.nics)})" if spec.nics else ""
             log.warning("domain %s redefined%s; a running domain takes it at its next start", spec.name, taps)
             self.trace.step(a.operation_id, "domain-redefined",

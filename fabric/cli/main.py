@@ -156,10 +156,10 @@ DEFAULT_SSH_KEY = Path.home() / ".ssh" / "id_rsa"
 
 def _authentication(a: argparse.Namespace) -> tuple[str, list[pb.SshPublicKey]]:
     """(the admin password, the SSH keys) as --authentication-type says, as the reference's CLI reads them:
-    ssh (the default, unless only --admin-password is given), password, or all (both). Without
-    --admin-password, a terminal is asked for it twice."""
-    kind = a.authentication_type or ("password" if a.admin_password is not None and not (
-        a.ssh_key_values or a.generate_ssh_keys) else "ssh")
+    ssh, password, or all (both); when not given, all with a password and keys, password with a password
+    only, ssh otherwise. Without --admin-password, a terminal is asked for it twice."""
+    keys_given = bool(a.ssh_key_values or a.generate_ssh_keys)
+    kind = a.authentication_type or ("ssh" if a.admin_password is None else "all" if keys_given else "password")
     if kind == "ssh":
         if a.admin_password is not None:
             raise bad_option("admin-password", "a password goes with --authentication-type password or all")
@@ -167,15 +167,17 @@ def _authentication(a: argparse.Namespace) -> tuple[str, list[pb.SshPublicKey]]:
     if not a.admin_username:
         raise bad_option("admin-username", f"--authentication-type {kind} is for an admin user: give "
                                            f"--admin-username")
-    if kind == "password" and (a.ssh_key_values or a.generate_ssh_keys):
+    if kind == "password" and keys_given:
         raise bad_option("ssh-key-values", "SSH keys go with --authentication-type ssh or all")
     password = a.admin_password
-    if password is None:
+    if not password:
         if not sys.stdin.isatty():
             raise bad_option("admin-password", f"--authentication-type {kind} needs --admin-password")
         password = getpass.getpass("Admin Password: ")
         if getpass.getpass("Confirm Admin Password: ") != password:
             raise bad_option("admin-password", "the two passwords differ")
+        if not password:
+            raise bad_option("admin-password", f"--authentication-type {kind} needs a password")
     return password, (_ssh_keys(a) if kind == "all" else [])
 
 

@@ -123,6 +123,16 @@ def duration(rec: DeploymentResource | DeploymentRecord) -> str:
     return _elapsed(rec.start, rec.end)
 
 
+def _secrets_out(r: DeploymentResource) -> DeploymentResource:
+    """A resource once its create was made or refused: what goes only to the guest's provisioning media (the
+    admin password, the custom data) is not kept in the deployment."""
+    profile = r.properties.get("osProfile")
+    if not isinstance(profile, dict) or not {"adminPassword", "customData"} & profile.keys():
+        return r
+    kept = {k: v for k, v in profile.items() if k not in ("adminPassword", "customData")}
+    return r.replace(properties={**r.properties, "osProfile": kept})
+
+
 def _prop(props: dict[str, Any], path: str, where: str, required: bool = True) -> Any:
     value: Any = props
     for part in path.split("."):
@@ -190,7 +200,8 @@ class DeploymentProvider:
             name=name, resource_group=group.name, provisioning_state=DeploymentState.RUNNING, operation_id=op.id,
             correlation_id=str(uuid.uuid4()), timestamp=now(),
             template_hash=str(int(hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:15], 16)),
-            parameters=plan.parameters, secure=sorted(plan.secure),
+            parameters={k: ("" if k in plan.secure else v) for k, v in plan.parameters.items()},   # never kept
+            secure=sorted(plan.secure),
             resources=[DeploymentResource(key=r.key, type=r.type, name=r.name, id=r.id, location=r.location,
                                           properties=r.properties, depends_on=list(r.depends_on))
                        for r in plan.resources])
@@ -322,7 +333,8 @@ class DeploymentProvider:
         try:
             op_id = self._put(r, dep)
         except ArmError as e:
-            return self._fail(r, e, dep, steps)
+            return self._fail(_secrets_out(r), e, dep, steps)
+        r = _secrets_out(r)
         if op_id:
             steps.append(operations.step(dep.operation_id, SOURCE, "resource-started", f"{r.label}: operation {op_id}"))
             return r.replace(state=ResourceState.RUNNING, operation_id=op_id)

@@ -13,7 +13,7 @@ from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
 
-from fabric.deployments.engine import DeploymentProvider
+from fabric.deployments.engine import DeploymentProvider, DeploymentRecord
 from fabric.compute.reconciler import VmReconciler
 from fabric.model import Assignment, Observed, PowerState, ProvisioningMedia, VmRecord
 from fabric.store import keys
@@ -87,8 +87,10 @@ def test_bad_profiles_are_refused_by_field_and_nothing_is_made(api: Api, tmp_pat
              (("--admin-username", "azureuser", "--ssh-key-values", str(tmp_path / "missing.pub")),
               "ssh-key-values"),
              (("--admin-username", "azureuser", "--authentication-type", "password"), "admin-password"),
-             (("--admin-username", "azureuser", "--ssh-key-values", RSA_3072, "--admin-password", PASSWORD),
+             (("--admin-username", "azureuser", "--authentication-type", "ssh", "--admin-password", PASSWORD),
               "admin-password"),
+             (("--admin-username", "azureuser", "--authentication-type", "all", "--admin-password", "",
+               "--ssh-key-values", RSA_3072), "admin-password"),
              (("--admin-username", "azureuser", "--admin-password", "short1A!"), "osProfile.adminPassword"),
              (("--admin-username", "azureuser", "--admin-password", "onlylowercaseletters"),
               "osProfile.adminPassword"),
@@ -147,8 +149,8 @@ def test_a_password_and_custom_data_reach_the_node_once_and_are_never_shown(api:
     register_node(api.store, "node-1")
     script = tmp_path / "cloud-config.yaml"
     script.write_text("#cloud-config\nruncmd: [touch /made-by-custom-data]\n")
-    r = create(api, "vm1", "--admin-username", "azureuser", "--authentication-type", "all", "--admin-password",
-               PASSWORD, "--ssh-key-values", RSA_3072, "--custom-data", str(script))
+    r = create(api, "vm1", "--admin-username", "azureuser", "--admin-password", PASSWORD, "--ssh-key-values",
+               RSA_3072, "--custom-data", str(script))          # a password and keys: all, as the reference infers
     assert r.returncode == 0, r.stderr
     shown = fabric(api, "vm", "show", "-g", "RG", "-n", "vm1")
     vm = json.loads(shown.stdout)
@@ -181,3 +183,5 @@ def test_a_template_gives_a_password_and_custom_data(api: Api) -> None:
                      {"pw": ("securestring", PASSWORD)})
     assert made.os_profile is not None and made.os_profile.password_authentication
     assert made.provisioning_media == ProvisioningMedia(admin_password=PASSWORD, custom_data=custom)
+    kept = api.store.get(keys.deployment("RG", "d1"), DeploymentRecord)      # the deployment keeps neither
+    assert kept is not None and PASSWORD not in kept.value.to_json() and custom not in kept.value.to_json()
