@@ -1,6 +1,8 @@
 """The blob data plane: HTTP in the shape of the reference's blob service.
 
-    GET|HEAD  /{account}/{container}/{blob}                       read (SAS sp=r, or public access)
+    GET|HEAD  /{account}/{container}/{blob}                       read (SAS sp=r, or public access); a GET
+              with x-ms-range or Range `bytes=FIRST-[LAST]` reads those bytes (206, Content-Range; 416
+              InvalidRange past the end), as the reference's client library reads in chunks
     PUT       /{account}/{container}/{blob}  x-ms-blob-type: BlockBlob   upload (sp=c or w)
     DELETE    /{account}/{container}/{blob}                       delete (sp=d)
     PUT       /{account}/{container}/{blob}?comp=lease  x-ms-lease-action: acquire|renew|release|break (sp=w)
@@ -22,6 +24,10 @@ its Content-Length is 400 InvalidInput and stores nothing. A body must move
 at MIN_TRANSFER_RATE_BPS on average after TRANSFER_GRACE_S, or the connection
 is closed. A page blob reads as the disk's raw bytes (its virtual size).
 
+Every answer carries x-ms-request-id (and the error message names it), the client's
+x-ms-client-request-id echoed and x-ms-version; a request naming an x-ms-version that is
+not a date up to today is 400 InvalidHeaderValue.
+
 Runs in the controller, on its own port, served by http_server's bounded
 server; `handler_class` is also what a stdlib server would serve.
 """
@@ -29,14 +35,14 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import functools
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
@@ -53,6 +59,9 @@ from fabric.store import StoreUnavailable
 log = logging.getLogger(__name__)
 
 API_VERSION = "2015-04-05"
+MAX_CLIENT_REQUEST_ID = 1024               # the longest x-ms-client-request-id echoed (the reference's limit)
+_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
+_RANGE = re.compile(r"bytes=(\d+)-(\d*)")
 CHUNK = 1024 * 1024
 PROTOCOL = "http"                          # what SAS spr is checked against: the plane has no TLS
 MIN_TRANSFER_RATE_BPS = 64 * 1024          # a body, either way, after its grace period
@@ -76,6 +85,18 @@ def _check_pace(start: float, done: int) -> None:
         raise TimeoutError(f"the body moved slower than {MIN_TRANSFER_RATE_BPS} bytes/s")
 
 
+def _file_chunks(f: BinaryIO, first: int, last: int) -> Iterator[bytes]:
+    """Bytes first..last of an open file, in CHUNKs (fewer if the file is shorter)."""
+    f.seek(first)
+    left = last - first + 1
+    while left > 0:
+        chunk = f.read(min(CHUNK, left))
+        if not chunk:
+            return
+        left -= len(chunk)
+        yield chunk
+
+
 class _Handler(BaseHTTPRequestHandler):
     provider: StorageProvider
     protocol_version = "HTTP/1.1"
@@ -85,6 +106,8 @@ class _Handler(BaseHTTPRequestHandler):
     _unread = 0           # bytes of the request body not read (the connection closes after the answer if any)
     _answered = False     # the answer's headers are sent: an error can no longer be answered, only end it
     _continue = False     # the client waits for `100 Continue` before it sends the body
+    _request_id = ""      # this request's x-ms-request-id
+    _size = 0             # the blob's size, for a 416's Content-Range
 
     # ----- plumbing -----
 
@@ -101,17 +124,28 @@ class _Handler(BaseHTTPRequestHandler):
         self._continue = True
         return True
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """Every answer names its request, as the service's do: x-ms-request-id (also in an error's message),
+        the client's x-ms-client-request-id echoed, and the version answered."""
+        super().send_response(code, message)
+        self.send_header("x-ms-request-id", self._request_id)
+        client_id = self.headers.get("x-ms-client-request-id", "")
+        if client_id and len(client_id) <= MAX_CLIENT_REQUEST_ID:
+            self.send_header("x-ms-client-request-id", client_id)
+        self.send_header("x-ms-version", API_VERSION)
+
     def _fail(self, err: ArmError) -> None:
         status = err.http_status or _STATUS.get(err.code, 409)
         body = (f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{escape(err.code)}</Code>'
-                f"<Message>{escape(err.message)}\nRequestId:{uuid.uuid4()}\n"
+                f"<Message>{escape(err.message)}\nRequestId:{self._request_id}\n"
                 f"Time:{dt.datetime.now(dt.timezone.utc).isoformat()}</Message></Error>").encode()
         self.close_connection = True          # a request body may be left unread
         self.send_response(status)
         self.send_header("Connection", "close")
         self.send_header("Content-Type", "application/xml")
         self.send_header("x-ms-error-code", err.code)
-        self.send_header("x-ms-version", API_VERSION)
+        if err.code == "InvalidRange":
+            self.send_header("Content-Range", f"bytes */{self._size}")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
@@ -149,7 +183,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, fn: Any) -> None:
         self._answered = False
+        self._request_id = str(uuid.uuid4())
         try:
+            self._check_version()
             self._length = self._declared_length()
             self._unread = max(0, self._length)
             fn()
@@ -175,6 +211,46 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self._fail(err)
+
+    def _check_version(self) -> None:
+        """x-ms-version, when given: a version of the service's form that is not from the future (a client that
+        names one this service cannot know is refused, as the reference refuses it); this plane answers in
+        API_VERSION's shapes."""
+        asked = self.headers.get("x-ms-version")
+        if asked is None:
+            return
+        try:
+            ok = bool(_VERSION.fullmatch(asked)) and \
+                dt.date.fromisoformat(asked) <= dt.datetime.now(dt.timezone.utc).date()
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ArmError("InvalidHeaderValue", f"The value for one of the HTTP headers is not in the correct "
+                                                 f"format: x-ms-version {asked[:40]!r} is not a version of this "
+                                                 f"service (YYYY-MM-DD, not after today).", "x-ms-version")
+
+    def _range(self, size: int) -> tuple[int, int] | None:
+        """The bytes a read asks for, (first, last) within the blob: x-ms-range, else Range; None for the
+        whole blob. A range starting past the end is 416 InvalidRange; an x-ms-range not of the form
+        `bytes=FIRST-[LAST]` is 400, a Range not of it is ignored (as HTTP lets a server do)."""
+        raw, named = self.headers.get("x-ms-range"), "x-ms-range"
+        if raw is None:
+            raw, named = self.headers.get("Range"), "Range"
+        if raw is None:
+            return None
+        m = _RANGE.fullmatch(raw.strip())
+        if not m or (m[2] and int(m[2]) < int(m[1])):
+            if named == "Range":
+                return None
+            raise ArmError("InvalidHeaderValue", f"The value for one of the HTTP headers is not in the correct "
+                                                 f"format: x-ms-range {raw[:60]!r} (bytes=FIRST-[LAST]).",
+                           "x-ms-range")
+        first = int(m[1])
+        if first >= size:
+            self._size = size
+            raise ArmError("InvalidRange", "The range specified is invalid for the current size of the resource.",
+                           http_status=416)
+        return first, min(int(m[2]) if m[2] else size - 1, size - 1)
 
     def _declared_length(self) -> int:
         """The request's Content-Length (-1 without one), refused before reading when it is not a length."""
@@ -202,7 +278,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("x-ms-lease-status", status)
         if duration:
             self.send_header("x-ms-lease-duration", duration)
-        self.send_header("x-ms-version", API_VERSION)
+        self.send_header("Accept-Ranges", "bytes")
 
     # ----- verbs -----
 
@@ -231,21 +307,30 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(200)
             self._blob_headers(rec, rec.size)
             self.end_headers()
-        elif rec.blob_type == "PageBlob":
+            return
+        window = self._range(rec.size)
+        if rec.blob_type == "PageBlob":
             try:
-                size, chunks = disk_blobs.disk_content(self.provider, rec)
+                size, chunks = disk_blobs.disk_content(self.provider, rec, window)
             except QemuImgError as e:
                 raise ArmError("InternalError", f"The disk could not be read: {e}", http_status=500) from None
-            self._send(rec, size, chunks)
-        else:
-            with open(self.provider.body_path(rec), "rb") as f:
-                self._send(rec, os.fstat(f.fileno()).st_size, iter(functools.partial(f.read, CHUNK), b""))
+            self._send(rec, size, chunks, window)
+            return
+        with open(self.provider.body_path(rec), "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            self._send(rec, size, _file_chunks(f, *(window or (0, size - 1))), window)
 
-    def _send(self, rec: BlobRecord, size: int, chunks: Iterator[bytes]) -> None:
-        """Answer 200 with exactly `size` bytes from `chunks`; a source that gives another number of bytes ends
-        the connection short (the client sees the answer is incomplete), never longer."""
-        self.send_response(200)
+    def _send(self, rec: BlobRecord, size: int, chunks: Iterator[bytes], window: tuple[int, int] | None) -> None:
+        """Answer 200 with exactly `size` bytes from `chunks`, or 206 with the bytes of `window` (Content-Range);
+        a source that gives another number of bytes ends the connection short (the client sees the answer is
+        incomplete), never longer."""
+        whole = size
+        if window is not None:
+            size = window[1] - window[0] + 1
+        self.send_response(200 if window is None else 206)
         self._blob_headers(rec, size)
+        if window is not None:
+            self.send_header("Content-Range", f"bytes {window[0]}-{window[1]}/{whole}")
         self.end_headers()
         start, sent = time.monotonic(), 0
         for chunk in chunks:

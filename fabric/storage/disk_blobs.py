@@ -188,9 +188,10 @@ class _Extent:
     offset: int        # where the extent's bytes start in `file`
 
 
-def disk_content(provider: StorageProvider, rec: BlobRecord) -> tuple[int, Iterator[bytes]]:
+def disk_content(provider: StorageProvider, rec: BlobRecord,
+                 window: tuple[int, int] | None = None) -> tuple[int, Iterator[bytes]]:
     """A disk blob's raw content, what a page blob read returns: (its virtual size, the chunks of exactly that many
-    bytes).
+    bytes, or of the bytes first..last of `window`).
 
     `qemu-img map` says, for each extent of the disk, which layer (the qcow2 body or an image of its backing
     chain) holds it and where in that layer's file, or that it reads as zeros; the chunks are read from those
@@ -215,7 +216,18 @@ def disk_content(provider: StorageProvider, rec: BlobRecord) -> tuple[int, Itera
         pos += e["length"]
     if pos != size:
         raise QemuImgError(f"qemu-img map of {top.name} covers {pos} of its {size} bytes")
-    return size, _read_extents(extents)
+    return size, _read_extents(extents if window is None else _within(extents, *window))
+
+
+def _within(extents: list[_Extent], first: int, last: int) -> list[_Extent]:
+    """The parts of `extents` (laid end to end from byte 0) that hold bytes first..last."""
+    out, pos = [], 0
+    for e in extents:
+        lo, hi = max(first, pos), min(last + 1, pos + e.length)
+        if lo < hi:
+            out.append(_Extent(hi - lo, e.file, e.offset + (lo - pos) if e.file else 0))
+        pos += e.length
+    return out
 
 
 def _read_extents(extents: list[_Extent]) -> Iterator[bytes]:

@@ -148,6 +148,11 @@ def test_a_page_blob_read_sends_the_disks_bytes_exactly_as_declared(api: Api, tm
     assert int(head.headers["content-length"]) == int(r.headers["content-length"]) == d.size_bytes == len(r.body)
     assert r.body == expected.read_bytes()
     assert r.body[1024 * 1024:1024 * 1024 + 65536] == b"\xab" * 65536
+    # a range across the written extent and the backing image's: the same bytes (206, Content-Range)
+    first, last = 1024 * 1024 - 100, 1024 * 1024 + 65536 + 99
+    part = http("GET", url, headers={"x-ms-range": f"bytes={first}-{last}"})
+    assert part.status == 206 and part.headers["content-range"] == f"bytes {first}-{last}/{d.size_bytes}"
+    assert part.body == expected.read_bytes()[first:last + 1]
 
 
 @pytest.mark.parametrize("ip,protocol,status,code", [

@@ -1,0 +1,74 @@
+"""The blob data plane as the reference's own client library (azure-storage-blob, from PyPI) uses it: what a user
+does with a SAS URL the fabric gave them. The library reads in ranges (x-ms-range, 206 + Content-Range), in
+parallel chunks for a large blob, and an empty blob through a 416."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.storage.blob import BlobClient
+
+from fabric.storage import sas
+from fabric.v1 import storage_pb2 as pb
+from tests.integration.conftest import Api
+from tests.integration.storage.conftest import http, upload
+
+EXPIRY = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+
+
+def sas_url(api: Api, blob: str, perms: str = "r") -> str:
+    res = api.blobs.GenerateSas(pb.GenerateSasRequest(account_name="blogacct", container="scripts", name=blob,
+                                                      permissions=perms, expiry=EXPIRY.strftime(sas.TIME_FORMAT)))
+    return f"{api.storage.config.endpoint}/blogacct/scripts/{blob}?{res.token}"
+
+
+def test_the_client_library_downloads_through_a_sas_url(acct: Api) -> None:
+    client = BlobClient.from_blob_url(sas_url(acct, "simple.sh"))
+    assert client.download_blob().readall() == b"echo hello\n"
+    assert client.download_blob(offset=5, length=5).readall() == b"hello"
+    props = client.get_blob_properties()
+    assert props.size == 11 and props.blob_type == "BlockBlob" and props.etag
+
+
+def test_a_large_blob_comes_in_parallel_ranges(acct: Api) -> None:
+    data = os.urandom(9 * 1024 * 1024 + 7)
+    upload(acct, "scripts", "big.bin", data)
+    client = BlobClient.from_blob_url(sas_url(acct, "big.bin"), max_single_get_size=1024 * 1024,
+                                      max_chunk_get_size=1024 * 1024)
+    assert client.download_blob(max_concurrency=4).readall() == data
+    assert client.download_blob(offset=8 * 1024 * 1024, max_concurrency=2).readall() == data[8 * 1024 * 1024:]
+
+
+def test_an_empty_blob_downloads_as_nothing(acct: Api) -> None:
+    upload(acct, "scripts", "empty", b"")
+    assert BlobClient.from_blob_url(sas_url(acct, "empty")).download_blob().readall() == b""
+
+
+def test_ranges_past_the_end_and_malformed_ones_are_refused_as_the_reference_does(acct: Api) -> None:
+    url = sas_url(acct, "simple.sh")
+    r = http("GET", url, headers={"x-ms-range": "bytes=11-20"})
+    assert (r.status, r.code, r.headers["content-range"]) == (416, "InvalidRange", "bytes */11")
+    r = http("GET", url, headers={"x-ms-range": "bytes=5-"})
+    assert (r.status, r.body, r.headers["content-range"]) == (206, b"hello\n", "bytes 5-10/11")
+    r = http("GET", url, headers={"Range": "bytes=0-3", "x-ms-range": "bytes=5-9"})       # x-ms-range first
+    assert (r.status, r.body) == (206, b"hello")
+    for bad in ("bytes=9-5", "lines=1-2", "bytes=-3"):
+        r = http("GET", url, headers={"x-ms-range": bad})
+        assert (r.status, r.code) == (400, "InvalidHeaderValue"), bad
+    assert http("GET", url, headers={"Range": "bytes=-3"}).status == 200         # a Range it cannot read: ignored
+    with pytest.raises(HttpResponseError) as e:
+        BlobClient.from_blob_url(url).download_blob(offset=64).readall()
+    assert e.value.status_code == 416
+
+
+def test_every_answer_names_its_request_and_unknown_versions_are_refused(acct: Api) -> None:
+    url = sas_url(acct, "simple.sh")
+    r = http("GET", url, headers={"x-ms-client-request-id": "lab-42", "x-ms-version": "2021-08-06"})
+    assert r.status == 200 and r.headers["x-ms-client-request-id"] == "lab-42" and r.headers["x-ms-request-id"]
+    assert r.headers["accept-ranges"] == "bytes" and r.headers["date"]
+    refused = http("GET", url, headers={"x-ms-version": "2999-01-01"})
+    assert (refused.status, refused.code) == (400, "InvalidHeaderValue")
+    assert refused.headers["x-ms-request-id"] in refused.body.decode()
+    assert http("GET", url, headers={"x-ms-version": "yesterday"}).status == 400
