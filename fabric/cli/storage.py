@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +55,17 @@ def account_keys(c: Client, a: argparse.Namespace) -> int:
     res = c.call(c.accounts.ListKeys, pb.StorageAccountRef(name=a.name))
     return _print(a, [output.as_dict(k) for k in res.keys],
                   [[k.key_name, k.permissions, k.value] for k in res.keys], ["KeyName", "Permissions", "Value"])
+
+
+def account_connection_string(c: Client, a: argparse.Namespace) -> int:
+    """The account's connection string with its first key, as the reference's CLI prints it: what the
+    reference's client libraries and tools take (`BlobEndpoint` is this fabric's data plane)."""
+    acct = c.call(c.accounts.Get, pb.StorageAccountRef(name=a.name))
+    key = c.call(c.accounts.ListKeys, pb.StorageAccountRef(name=a.name)).keys[0].value
+    value = (f"DefaultEndpointsProtocol=http;AccountName={acct.name};AccountKey={key};"
+             f"BlobEndpoint={acct.properties.primary_endpoints.blob.rstrip('/')}")
+    print(value if a.output == "table" else json.dumps({"connectionString": value}, indent=2))
+    return 0
 
 
 def container_create(c: Client, a: argparse.Namespace) -> int:
@@ -223,6 +235,10 @@ def add_storage_commands(groups: argparse._SubParsersAction, common: argparse.Ar
     p.add_argument("--resource-group", "-g")
     paged(p)
     p.set_defaults(fn=account_list)
+    p = acct.add_parser("show-connection-string", parents=[common],
+                        help="the connection string (first key) the reference's client libraries take")
+    p.add_argument("--name", "-n", required=True)
+    p.set_defaults(fn=account_connection_string)
     keys = acct.add_parser("keys").add_subparsers(dest="sub", required=True)
     p = keys.add_parser("list", parents=[common])
     p.add_argument("--account-name", "--name", "-n", dest="name", required=True)

@@ -8,9 +8,9 @@
     PUT       /{account}/{container}/{blob}?comp=lease  x-ms-lease-action: acquire|renew|release|break (sp=w)
     GET       /{account}/{container}?restype=container&comp=list   list (sp=l on sr=c, or public 'container')
 
-Authorisation is a SAS in the query (`sv, sr, sp, se, sig`) checked against
-either account key, or anonymous access when the container's public access
-level allows a read. Errors are the service's XML body with `x-ms-error-code`:
+Authorisation is Shared Key (the Authorization header, `shared_key`), a SAS in
+the query (`sv, sr, sp, se, sig`) checked against either account key, or
+anonymous access when the container's public access level allows a read. Errors are the service's XML body with `x-ms-error-code`:
 403 AuthenticationFailed / AuthorizationPermissionMismatch /
 AuthorizationSourceIPMismatch / AuthorizationProtocolMismatch (the plane is
 plain HTTP, so `spr=https` is refused), 404 ResourceNotFound for an anonymous
@@ -48,7 +48,7 @@ from xml.sax.saxutils import escape
 
 from fabric.core.errors import ArmError
 from fabric.netio import BadLength, client_gone, declared_length, log_failure
-from fabric.storage import disk_blobs, leases, sas
+from fabric.storage import disk_blobs, leases, sas, shared_key
 from fabric.storage.http_server import BoundedHTTPServer, Limits
 from fabric.storage.model import BlobRecord
 from fabric.storage.model import MAX_BLOCK_BLOB_BYTES
@@ -166,6 +166,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authorize(self, account: str, container: str, blob: str, need: str,
                    query: dict[str, list[str]]) -> None:
+        """Shared Key (the Authorization header: anything on its account), else a SAS in the query, else the
+        container's public access level."""
+        now = dt.datetime.fromtimestamp(self.provider.clock(), dt.timezone.utc)
+        authorization = self.headers.get("Authorization")
+        if authorization is not None:
+            acct = self.provider.account(account)
+            url = urlsplit(self.path)
+            try:
+                shared_key.verify(authorization, self.command, self.headers.items(), account, url.path, url.query,
+                                  [acct.key1, acct.key2], now)
+            except sas.SasError as e:
+                raise ArmError(e.code, e.message, http_status=403) from None
+            return
         token = sas.parse(query)
         if token is None:
             cont = self.provider.container(account, container).value
@@ -175,8 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         acct = self.provider.account(account)
         try:
-            sas.verify(token, [acct.key1, acct.key2], account, container, blob, need,
-                       dt.datetime.fromtimestamp(self.provider.clock(), dt.timezone.utc),
+            sas.verify(token, [acct.key1, acct.key2], account, container, blob, need, now,
                        sas.Source(ip=self.client_address[0], protocol=PROTOCOL))
         except sas.SasError as e:
             raise ArmError(e.code, e.message, http_status=403) from None
@@ -401,14 +413,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._authorize(account, container, blob, "w" if self._exists(account, container, blob) else "c", q)
         if self.headers.get("x-ms-blob-type", "") != "BlockBlob":     # refused unread: the connection closes
             raise ArmError("MissingRequiredHeader", "x-ms-blob-type: BlockBlob is required.")
-        rec = self.provider.put_blob(account, container, blob, self._body(),
-                                     self.headers.get("Content-Type", "application/octet-stream"),
+        rec = self.provider.put_blob(account, container, blob, self._body(), self._content_type(),
                                      self.headers.get("x-ms-lease-id", ""))
         self.send_response(201)
         self.send_header("ETag", f'"{rec.etag}"')
         self.send_header("Content-MD5", rec.content_md5)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    def _content_type(self) -> str:
+        """The blob's content type: x-ms-blob-content-type (what the client libraries send), else the upload's
+        Content-Type."""
+        return (self.headers.get("x-ms-blob-content-type") or self.headers.get("Content-Type")
+                or "application/octet-stream")
 
     def _exists(self, account: str, container: str, blob: str) -> bool:
         try:

@@ -82,7 +82,8 @@ def string_to_sign(t: SasToken, account: str, container: str, blob: str) -> str:
                       t.protocol, t.version, "", "", "", "", ""])
 
 
-def _hmac(key_b64: str, text: str) -> str:
+def hmac_sha256(key_b64: str, text: str) -> str:
+    """Base64(HMAC-SHA256(Base64Decode(key), UTF-8(text))): the signature of a SAS and of Shared Key."""
     digest = hmac.new(base64.b64decode(key_b64), text.encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
 
@@ -100,7 +101,7 @@ def sign(key_b64: str, account: str, container: str, blob: str, permissions: str
     t = SasToken(permissions=canonical_permissions(permissions), expiry=expiry.strftime(TIME_FORMAT),
                  resource="b" if blob else "c", start=start.strftime(TIME_FORMAT) if start else "", ip=ip,
                  protocol=protocol)
-    return dataclasses.replace(t, signature=_hmac(key_b64, string_to_sign(t, account, container, blob)))
+    return dataclasses.replace(t, signature=hmac_sha256(key_b64, string_to_sign(t, account, container, blob)))
 
 
 def parse(query: Mapping[str, Sequence[str]]) -> SasToken | None:
@@ -174,7 +175,7 @@ def verify(t: SasToken, keys: Sequence[str], account: str, container: str, blob:
         raise SasError("AuthenticationFailed", "Signed resource (sr) must be 'b' or 'c'.")
     signed_blob = blob if t.resource == "b" else ""
     expected = string_to_sign(t, account, container, signed_blob)
-    if not any(hmac.compare_digest(_hmac(k, expected).encode(), t.signature.encode()) for k in keys):
+    if not any(hmac.compare_digest(hmac_sha256(k, expected).encode(), t.signature.encode()) for k in keys):
         raise SasError("AuthenticationFailed",
                        "Server failed to authenticate the request. Make sure the value of the signature is "
                        "formed correctly including the signature.")

@@ -3,17 +3,21 @@ does with a SAS URL the fabric gave them. The library reads in ranges (x-ms-rang
 parallel chunks for a large blob, and an empty blob through a 416."""
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import email.utils
+import json
 import os
 
 import pytest
-from azure.core.exceptions import HttpResponseError
-from azure.storage.blob import BlobClient
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+from azure.storage.blob import BlobClient, BlobServiceClient, ContentSettings
 
-from fabric.storage import sas
+from fabric.storage import sas, shared_key
 from fabric.v1 import storage_pb2 as pb
 from tests.integration.conftest import Api
-from tests.integration.storage.conftest import http, upload
+from tests.integration.storage.conftest import http, key1, upload
+from tests.integration.test_cli import fabric
 
 EXPIRY = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
 
@@ -72,3 +76,46 @@ def test_every_answer_names_its_request_and_unknown_versions_are_refused(acct: A
     assert (refused.status, refused.code) == (400, "InvalidHeaderValue")
     assert refused.headers["x-ms-request-id"] in refused.body.decode()
     assert http("GET", url, headers={"x-ms-version": "yesterday"}).status == 400
+
+
+def connection_string(api: Api, key: str = "") -> str:
+    return (f"DefaultEndpointsProtocol=http;AccountName=blogacct;AccountKey={key or key1(api)};"
+            f"BlobEndpoint={api.storage.config.endpoint}/blogacct")
+
+
+def test_the_client_library_uploads_and_reads_with_the_account_key(acct: Api) -> None:
+    printed = fabric(acct.address, "storage", "account", "show-connection-string", "-n", "blogacct")
+    assert printed.returncode == 0, printed.stderr
+    cs = json.loads(printed.stdout)["connectionString"]
+    assert cs == connection_string(acct)                       # the reference CLI's shape, with key1
+    service = BlobServiceClient.from_connection_string(cs)
+    blob = service.get_blob_client("scripts", "notes/today.txt")
+    blob.upload_blob(b"written by the client library\n", overwrite=True,
+                     content_settings=ContentSettings(content_type="text/plain"))
+    assert blob.download_blob().readall() == b"written by the client library\n"
+    assert blob.get_blob_properties().content_settings.content_type == "text/plain"
+    shown = acct.blobs.Get(pb.BlobRef(account_name="blogacct", container="scripts", name="notes/today.txt"))
+    assert shown.properties.content_length == 30
+    blob.delete_blob()
+    assert not blob.exists()
+
+
+def test_a_wrong_key_or_a_stale_date_is_refused(acct: Api) -> None:
+    other = base64.b64encode(b"not the account's key, 32 bytes!").decode()
+    with pytest.raises(ClientAuthenticationError) as e:
+        BlobServiceClient.from_connection_string(connection_string(acct, other)).get_blob_client(
+            "scripts", "simple.sh").download_blob().readall()
+    assert e.value.status_code == 403 and "AuthenticationFailed" in str(e.value)
+    stale = email.utils.format_datetime(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=20), usegmt=True)
+    url = f"{acct.storage.config.endpoint}/blogacct/scripts/simple.sh"
+    headers = {"x-ms-date": stale, "x-ms-version": "2021-08-06"}
+    to_sign = shared_key.string_to_sign("GET", headers.items(), "blogacct", "/blogacct/scripts/simple.sh", "")
+    headers["Authorization"] = f"SharedKey blogacct:{sas.hmac_sha256(key1(acct), to_sign)}"
+    r = http("GET", url, headers=headers)
+    assert (r.status, r.code) == (403, "AuthenticationFailed") and "too old" in r.body.decode()
+    headers["x-ms-date"] = email.utils.format_datetime(dt.datetime.now(dt.timezone.utc), usegmt=True)
+    assert http("GET", url, headers=headers).status == 403                  # signed for another date
+    del headers["Authorization"]
+    to_sign = shared_key.string_to_sign("GET", headers.items(), "blogacct", "/blogacct/scripts/simple.sh", "")
+    headers["Authorization"] = f"SharedKey blogacct:{sas.hmac_sha256(key1(acct), to_sign)}"
+    assert http("GET", url, headers=headers).body == b"echo hello\n"
