@@ -6,6 +6,9 @@
     PUT       /{account}/{container}/{blob}  x-ms-blob-type: BlockBlob   upload (sp=c or w)
     DELETE    /{account}/{container}/{blob}                       delete (sp=d)
     PUT       /{account}/{container}/{blob}?comp=lease  x-ms-lease-action: acquire|renew|release|break (sp=w)
+    PUT       /{account}/{container}/{blob}?comp=block&blockid=ID    stage a block (`blocks`)
+    PUT       /{account}/{container}/{blob}?comp=blocklist           the blob of the blocks its XML names
+    GET       /{account}/{container}/{blob}?comp=blocklist[&blocklisttype=committed|uncommitted|all]
     GET       /{account}/{container}?restype=container&comp=list   list (sp=l on sr=c, or public 'container')
 
 Authorisation is Shared Key (the Authorization header, `shared_key`), a SAS in
@@ -48,7 +51,7 @@ from xml.sax.saxutils import escape
 
 from fabric.core.errors import ArmError
 from fabric.netio import BadLength, client_gone, declared_length, log_failure
-from fabric.storage import disk_blobs, leases, sas, shared_key
+from fabric.storage import blocks, disk_blobs, leases, sas, shared_key
 from fabric.storage.http_server import BoundedHTTPServer, Limits
 from fabric.storage.model import BlobRecord
 from fabric.storage.model import MAX_BLOCK_BLOB_BYTES
@@ -70,7 +73,8 @@ _STATUS = {"BlobNotFound": 404, "ContainerNotFound": 404, "StorageAccountNotFoun
            "InvalidParameter": 400, "InvalidHeaderValue": 400, "InvalidQueryParameterValue": 400,
            "UnsupportedHttpVerb": 405, "AuthenticationFailed": 403, "AuthorizationPermissionMismatch": 403,
            "MissingRequiredHeader": 400, "StoreUnavailable": 503, "InternalError": 500, "InvalidInput": 400,
-           "UnsupportedHeader": 400, "MissingContentLengthHeader": 411, "RequestBodyTooLarge": 413}
+           "UnsupportedHeader": 400, "MissingContentLengthHeader": 411, "RequestBodyTooLarge": 413,
+           "InvalidBlockList": 400, "InvalidXmlDocument": 400, "InvalidBlobOrBlock": 400, "InvalidRange": 416}
 
 
 def _http_date(iso: str) -> str:
@@ -313,6 +317,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._list(account, container, q)
                 return
             raise ArmError("InvalidQueryParameterValue", "Use restype=container&comp=list to list a container.")
+        if q.get("comp") == ["blocklist"]:
+            self._block_list(account, container, blob, q)
+            return
         self._authorize(account, container, blob, "r", q)
         rec = self.provider.blob(account, container, blob).value
         if self.command == "HEAD":
@@ -405,6 +412,9 @@ class _Handler(BaseHTTPRequestHandler):
         if q.get("comp") == ["lease"]:
             self._lease(account, container, blob, q)
             return
+        if q.get("comp") in (["block"], ["blocklist"]):
+            self._blocks(account, container, blob, q)
+            return
         if self._length < 0:
             raise ArmError("MissingContentLengthHeader", "Content-Length is required for an upload.",
                            "Content-Length")
@@ -420,6 +430,48 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-MD5", rec.content_md5)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    def _blocks(self, account: str, container: str, blob: str, q: dict[str, list[str]]) -> None:
+        """Put Block (comp=block&blockid=ID: 201) and Put Block List (comp=blocklist, the XML list: 201)."""
+        if self._length < 0:
+            raise ArmError("MissingContentLengthHeader", "Content-Length is required for an upload.",
+                           "Content-Length")
+        limit = MAX_BLOCK_BLOB_BYTES if q["comp"] == ["block"] else blocks.MAX_BLOCK_LIST_BYTES
+        if self._length > limit:
+            raise too_large()
+        self._authorize(account, container, blob, "w" if self._exists(account, container, blob) else "c", q)
+        lease_id = self.headers.get("x-ms-lease-id", "")
+        if q["comp"] == ["block"]:
+            blocks.put_block(self.provider, account, container, blob, (q.get("blockid") or [""])[0], self._body(),
+                             lease_id)
+            self.send_response(201)
+        else:
+            wanted = blocks.parse_block_list(b"".join(self._body()))
+            rec = blocks.put_block_list(self.provider, account, container, blob, wanted, self._content_type(),
+                                        lease_id)
+            self.send_response(201)
+            self.send_header("ETag", f'"{rec.etag}"')
+            self.send_header("Last-Modified", _http_date(rec.last_modified))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _block_list(self, account: str, container: str, blob: str, q: dict[str, list[str]]) -> None:
+        """Get Block List (comp=blocklist&blocklisttype=committed|uncommitted|all)."""
+        self._authorize(account, container, blob, "r", q)
+        which = (q.get("blocklisttype") or ["committed"])[0].lower()
+        if which not in ("committed", "uncommitted", "all"):
+            raise ArmError("InvalidQueryParameterValue", "blocklisttype is committed, uncommitted or all.",
+                           "blocklisttype", http_status=400)
+        rec = blocks.current(self.provider, account, container, blob)
+        staged = blocks.staged(self.provider, account, container, blob)
+        if rec is None and not staged:
+            raise ArmError("BlobNotFound", "The specified blob does not exist.", "blobName")
+        body = blocks.block_list_xml(rec, staged, which)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def _content_type(self) -> str:
         """The blob's content type: x-ms-blob-content-type (what the client libraries send), else the upload's
@@ -459,6 +511,7 @@ class _Handler(BaseHTTPRequestHandler):
         account, container, blob, q = self._route()
         self._authorize(account, container, blob, "d", q)
         self.provider.delete_blob(account, container, blob, self.headers.get("x-ms-lease-id", ""))
+        blocks.forget(self.provider, account, container, blob)
         self.send_response(202)
         self.send_header("Content-Length", "0")
         self.end_headers()

@@ -43,6 +43,7 @@ class BlobRecord(Record):
     body: str                    # file name under {blob root}/{account}/{container}/
     lease: dict[str, Any] = dataclasses.field(default_factory=dict)
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    blocks: list[tuple[str, int]] = dataclasses.field(default_factory=list)   # committed (id, size), by Put Block List
 
     def lease_value(self) -> Lease:
         return Lease(**self.lease) if self.lease else Lease()

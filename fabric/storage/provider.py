@@ -179,10 +179,12 @@ class StorageProvider:
         return [b.value for b in found], (found[-1].value.name if more and found else "")
 
     def put_blob(self, account: str, container: str, name: str, chunks: Iterable[bytes],
-                 content_type: str = "application/octet-stream", lease_id: str = "") -> BlobRecord:
-        """Create or replace a block blob; refused (nothing changed) when a lease forbids it, when the body
-        grows past MAX_BLOCK_BLOB_BYTES (413 RequestBodyTooLarge), or when `chunks` raises (e.g. a body that
-        ended early): then no record changes and the new body file is removed."""
+                 content_type: str = "application/octet-stream", lease_id: str = "",
+                 blocks: list[tuple[str, int]] | None = None) -> BlobRecord:
+        """Create or replace a block blob (of these committed blocks, when Put Block List makes it); refused
+        (nothing changed) when a lease forbids it, when the body grows past MAX_BLOCK_BLOB_BYTES (413
+        RequestBodyTooLarge), or when `chunks` raises (e.g. a body that ended early): then no record changes and
+        the new body file is removed."""
         self.container(account, container)
         names.check_blob(name, "name")
         folder = self.body_folder(account, container)
@@ -204,7 +206,7 @@ class StorageProvider:
             rec = BlobRecord(account=account, container=container, name=name, blob_type="BlockBlob", size=size,
                              content_type=content_type or "application/octet-stream",
                              content_md5=base64.b64encode(md5.digest()).decode(), etag=etag,
-                             last_modified=now(), body=body)
+                             last_modified=now(), body=body, blocks=blocks or [])
             old = self._commit_blob(rec, lease_id)
         except BaseException:
             path.unlink(missing_ok=True)
@@ -213,16 +215,20 @@ class StorageProvider:
             self.body_path(old).unlink(missing_ok=True)
         return rec
 
+    def check_lease(self, rec: BlobRecord, lease_id: str) -> None:
+        """412 unless a write to the blob with `lease_id` is allowed by its lease."""
+        try:
+            leases.check_write(rec.lease_value(), lease_id, self.clock())
+        except LeaseError as e:
+            raise _lease_error(e) from None
+
     def _commit_blob(self, rec: BlobRecord, lease_id: str) -> BlobRecord | None:
         """Write the record unless a lease forbids it; returns the record it replaced."""
         key = keys.blob(rec.account, rec.container, rec.name)
         for _ in CAS.attempts():
             cur = self.store.get(key, BlobRecord)
             if cur is not None:
-                try:
-                    leases.check_write(cur.value.lease_value(), lease_id, self.clock())
-                except LeaseError as e:
-                    raise _lease_error(e) from None
+                self.check_lease(cur.value, lease_id)
                 new = rec.replace(lease=cur.value.lease, metadata=cur.value.metadata or rec.metadata)
                 if self.store.commit([Unchanged(key, cur.mod_revision)], [Put(key, new)]):
                     return cur.value
@@ -233,10 +239,7 @@ class StorageProvider:
     def delete_blob(self, account: str, container: str, name: str, lease_id: str = "") -> None:
         for _ in CAS.attempts():
             cur = self.blob(account, container, name)
-            try:
-                leases.check_write(cur.value.lease_value(), lease_id, self.clock())
-            except LeaseError as e:
-                raise _lease_error(e) from None
+            self.check_lease(cur.value, lease_id)
             if self.store.commit([Unchanged(cur.key, cur.mod_revision)], [Delete(cur.key)]):
                 self.body_path(cur.value).unlink(missing_ok=True)
                 return

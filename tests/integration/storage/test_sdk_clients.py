@@ -11,7 +11,7 @@ import os
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
-from azure.storage.blob import BlobClient, BlobServiceClient, ContentSettings
+from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContentSettings
 
 from fabric.storage import sas, shared_key
 from fabric.v1 import storage_pb2 as pb
@@ -119,3 +119,41 @@ def test_a_wrong_key_or_a_stale_date_is_refused(acct: Api) -> None:
     to_sign = shared_key.string_to_sign("GET", headers.items(), "blogacct", "/blogacct/scripts/simple.sh", "")
     headers["Authorization"] = f"SharedKey blogacct:{sas.hmac_sha256(key1(acct), to_sign)}"
     assert http("GET", url, headers=headers).body == b"echo hello\n"
+
+
+def test_a_large_upload_goes_in_blocks_and_the_block_list_says_which(acct: Api) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    blob = BlobServiceClient.from_connection_string(connection_string(acct), max_single_put_size=1024 * 1024,
+                                                    max_block_size=256 * 1024).get_blob_client("scripts", "big.bin")
+    blob.upload_blob(data, overwrite=True, max_concurrency=3)
+    assert blob.download_blob().readall() == data
+    committed, uncommitted = blob.get_block_list("all")
+    assert len(committed) == 13 and sum(b.size for b in committed) == len(data) and uncommitted == []
+
+    # a new version: one block staged (an id of the length of the blob's others; the library Base64s ids), the
+    # first committed block kept
+    head = "h" * len(committed[0].id)
+    blob.stage_block(head, b"new head ")
+    assert [b.id for b in blob.get_block_list("uncommitted")[1]] == [head]
+    blob.commit_block_list([BlobBlock(head), BlobBlock(committed[0].id)])
+    assert blob.download_blob().readall() == b"new head " + data[:256 * 1024]
+    assert blob.get_block_list("uncommitted")[1] == []          # a commit drops what it did not name
+
+
+def test_bad_block_lists_are_refused_and_change_nothing(acct: Api) -> None:
+    blob = BlobServiceClient.from_connection_string(connection_string(acct)).get_blob_client("scripts", "simple.sh")
+    with pytest.raises(HttpResponseError) as e:
+        blob.commit_block_list([BlobBlock("never-sent")])
+    assert e.value.status_code == 400 and "InvalidBlockList" in str(e.value)
+    blob.stage_block("aaaa", b"x")
+    with pytest.raises(HttpResponseError) as e:
+        blob.stage_block("aaaaaa", b"y")                  # another length than the blob's other block
+    assert e.value.status_code == 400 and "InvalidBlobOrBlock" in str(e.value)
+    url = sas_url(acct, "simple.sh", "rw")
+    for bad_id in ("not%20base64!", base64.b64encode(b"x" * 65).decode()):
+        r = http("PUT", url.replace("?", f"?comp=block&blockid={bad_id}&"), body=b"x")
+        assert (r.status, r.code) == (400, "InvalidQueryParameterValue"), bad_id
+    for body in (b"<BlockList><Latest>YWFhYQ==</Latest>", b"<Blocks><Latest>YWFhYQ==</Latest></Blocks>"):
+        r = http("PUT", url.replace("?", "?comp=blocklist&"), body=body)
+        assert (r.status, r.code) == (400, "InvalidXmlDocument"), body
+    assert blob.download_blob().readall() == b"echo hello\n"
