@@ -62,6 +62,7 @@ from fabric.store import StoreUnavailable
 log = logging.getLogger(__name__)
 
 API_VERSION = "2015-04-05"
+NO_OVERRIDES = ("", "", "", "", "")
 MAX_CLIENT_REQUEST_ID = 1024               # the longest x-ms-client-request-id echoed (the reference's limit)
 _VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
@@ -112,6 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
     _continue = False     # the client waits for `100 Continue` before it sends the body
     _request_id = ""      # this request's x-ms-request-id
     _size = 0             # the blob's size, for a 416's Content-Range
+    _overrides: tuple[str, ...] = ()   # the SAS's response header overrides (sas.OVERRIDES' order)
 
     # ----- plumbing -----
 
@@ -196,10 +198,12 @@ class _Handler(BaseHTTPRequestHandler):
                        sas.Source(ip=self.client_address[0], protocol=PROTOCOL))
         except sas.SasError as e:
             raise ArmError(e.code, e.message, http_status=403) from None
+        self._overrides = token.overrides
 
     def _handle(self, fn: Any) -> None:
         self._answered = False
         self._request_id = str(uuid.uuid4())
+        self._overrides = NO_OVERRIDES
         try:
             self._check_version()
             self._length = self._declared_length()
@@ -282,8 +286,13 @@ class _Handler(BaseHTTPRequestHandler):
         return -1 if length is None else length
 
     def _blob_headers(self, rec: BlobRecord, length: int) -> None:
+        """A blob's headers; a SAS's response overrides (rscc, rscd, rsce, rscl, rsct) set theirs."""
         state, status, duration = self.provider.lease_view(rec)
-        self.send_header("Content-Type", rec.content_type)
+        overrides = dict(zip(sas.OVERRIDDEN_HEADERS, self._overrides))
+        self.send_header("Content-Type", overrides.pop("Content-Type") or rec.content_type)
+        for name, value in overrides.items():
+            if value:
+                self.send_header(name, value)
         self.send_header("Content-Length", str(length))
         if rec.content_md5:
             self.send_header("Content-MD5", rec.content_md5)

@@ -1,14 +1,21 @@
-"""Shared access signatures in the reference's shape (service SAS, sv=2015-04-05).
+"""Shared access signatures in the reference's shape: service SAS (sr=b or c) and account SAS (ss, srt), of
+signed versions from 2015-04-05 (what this fabric signs) to today's (what the reference's client libraries
+sign with an account key).
 
-    string-to-sign = sp \\n st \\n se \\n canonicalizedresource \\n si \\n sip \\n spr \\n sv
-                     \\n rscc \\n rscd \\n rsce \\n rscl \\n rsct
+    service string-to-sign = sp \n st \n se \n canonicalizedresource \n si \n sip \n spr \n sv
+                     [\n sr \n snapshot  (sv >= 2018-11-09)] [\n ses  (sv >= 2020-12-06)]
+                     \n rscc \n rscd \n rsce \n rscl \n rsct
     canonicalizedresource = /blob/{account}/{container}[/{blob}]
+    account string-to-sign = account \n sp \n ss \n srt \n st \n se \n sip \n spr \n sv \n [ses \n]
     sig = Base64(HMAC-SHA256(Base64Decode(account key), UTF-8(string-to-sign)))
 
 `verify` checks every signed field: a change to any of them, or to the
 signature, makes the signature wrong (AuthenticationFailed); an expired `se`
 or a start in the future is AuthenticationFailed too; a missing permission or
-a resource outside the signed one is AuthorizationPermissionMismatch.
+a resource outside the signed one is AuthorizationPermissionMismatch. What this
+fabric does not offer is refused by name: a user delegation SAS (skoid, signed
+by an identity's key), a stored access policy (si), a snapshot or version
+resource (sr=bs, bv).
 
 Given the request's Source, it also enforces, as the reference does:
     sip  an IPv4 address `a.b.c.d` or an inclusive range `a.b.c.d-e.f.g.h`: any other client address is
@@ -44,12 +51,19 @@ class SasError(Exception):
 class SasToken:
     permissions: str
     expiry: str
-    resource: str          # "c" (container) or "b" (blob)
+    resource: str          # "c" (container) or "b" (blob); "" in an account SAS
     start: str = ""
     version: str = SAS_VERSION
     protocol: str = ""
     ip: str = ""
     signature: str = ""
+    identifier: str = ""   # si: a stored access policy (not offered)
+    snapshot: str = ""
+    encryption_scope: str = ""
+    overrides: tuple[str, str, str, str, str] = ("", "", "", "", "")   # rscc, rscd, rsce, rscl, rsct
+    services: str = ""     # ss: an account SAS
+    resource_types: str = ""   # srt: of an account SAS, letters of s (service), c (container), o (object)
+    delegation: bool = False   # skoid present: a user delegation SAS (not offered)
 
     def query(self) -> str:
         fields = [("sv", self.version), ("sr", self.resource), ("sp", self.permissions)]
@@ -77,9 +91,25 @@ def _resource(account: str, container: str, blob: str) -> str:
     return f"/blob/{account}/{container}" + (f"/{blob}" if blob else "")
 
 
+OVERRIDES = ("rscc", "rscd", "rsce", "rscl", "rsct")
+# the answer's headers a SAS's overrides set, in OVERRIDES' order
+OVERRIDDEN_HEADERS = ("Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Content-Type")
+_WITH_RESOURCE = "2018-11-09"          # from this signed version on, sr and the snapshot time are signed
+_WITH_SCOPE = "2020-12-06"             # and from this one, the encryption scope
+
+
 def string_to_sign(t: SasToken, account: str, container: str, blob: str) -> str:
-    return "\n".join([t.permissions, t.start, t.expiry, _resource(account, container, blob), "", t.ip,
-                      t.protocol, t.version, "", "", "", "", ""])
+    if t.services:
+        fields = [account, t.permissions, t.services, t.resource_types, t.start, t.expiry, t.ip, t.protocol,
+                  t.version] + ([t.encryption_scope] if t.version >= _WITH_SCOPE else [])
+        return "\n".join(fields) + "\n"
+    fields = [t.permissions, t.start, t.expiry, _resource(account, container, blob), t.identifier, t.ip,
+              t.protocol, t.version]
+    if t.version >= _WITH_RESOURCE:
+        fields += [t.resource, t.snapshot]
+    if t.version >= _WITH_SCOPE:
+        fields.append(t.encryption_scope)
+    return "\n".join([*fields, *t.overrides])
 
 
 def hmac_sha256(key_b64: str, text: str) -> str:
@@ -111,8 +141,12 @@ def parse(query: Mapping[str, Sequence[str]]) -> SasToken | None:
         return v[0]
     if not one("sig"):
         return None
+    overrides = tuple(one(k) for k in OVERRIDES)
     return SasToken(permissions=one("sp"), expiry=one("se"), resource=one("sr"), start=one("st"),
-                    version=one("sv"), protocol=one("spr"), ip=one("sip"), signature=one("sig"))
+                    version=one("sv"), protocol=one("spr"), ip=one("sip"), signature=one("sig"),
+                    identifier=one("si"), snapshot=one("snapshot"), encryption_scope=one("ses"),
+                    overrides=(overrides[0], overrides[1], overrides[2], overrides[3], overrides[4]),
+                    services=one("ss"), resource_types=one("srt"), delegation=bool(one("skoid")))
 
 
 def _time(value: str, name: str) -> dt.datetime:
@@ -169,10 +203,7 @@ def verify(t: SasToken, keys: Sequence[str], account: str, container: str, blob:
     """Raise SasError unless the token grants `need` (one permission letter) on this blob or container to a
     request from `source`. Without a source (a check made outside any request, e.g. of a URL handed to a
     guest) sip and spr are not checked: the caller cannot know where the request will come from."""
-    if t.version != SAS_VERSION:
-        raise SasError("AuthenticationFailed", f"Signed version {t.version!r} is not supported ({SAS_VERSION}).")
-    if t.resource not in ("b", "c"):
-        raise SasError("AuthenticationFailed", "Signed resource (sr) must be 'b' or 'c'.")
+    _check_offered(t, now)
     signed_blob = blob if t.resource == "b" else ""
     expected = string_to_sign(t, account, container, signed_blob)
     if not any(hmac.compare_digest(hmac_sha256(k, expected).encode(), t.signature.encode()) for k in keys):
@@ -186,7 +217,41 @@ def verify(t: SasToken, keys: Sequence[str], account: str, container: str, blob:
         raise SasError("AuthenticationFailed", f"Signed start time [{t.start}] is in the future.")
     if source is not None:
         _check_source(t, source)
+    if t.services:
+        _check_account_scope(t, container, blob)
     if need not in t.permissions:
         raise SasError("AuthorizationPermissionMismatch",
                        f"This request is not authorized to perform this operation using this permission "
                        f"(needs '{need}', the SAS grants '{t.permissions}').")
+
+
+def _check_offered(t: SasToken, now: dt.datetime) -> None:
+    """AuthenticationFailed naming what this fabric does not verify: a signed version before 2015-04-05 or after
+    today, a user delegation SAS, a stored access policy, a resource other than a blob or a container."""
+    if not (len(t.version) == 10 and SAS_VERSION <= t.version <= now.strftime("%Y-%m-%d")):
+        raise SasError("AuthenticationFailed", f"Signed version (sv) {t.version[:20]!r} is not supported: a version "
+                                               f"from {SAS_VERSION} to today.")
+    if t.delegation:
+        raise SasError("AuthenticationFailed", "A user delegation SAS (skoid) is not offered by this fabric: sign "
+                                               "the SAS with the account key.")
+    if t.identifier:
+        raise SasError("AuthenticationFailed", "Stored access policies (si) are not offered by this fabric: sign "
+                                               "the SAS's fields themselves.")
+    if t.services:
+        if "b" not in t.services:
+            raise SasError("AuthorizationServiceMismatch", "This request is not authorized to perform this "
+                                                           "operation using this service (the account SAS's ss "
+                                                           "has no b).")
+        return
+    if t.resource not in ("b", "c"):
+        raise SasError("AuthenticationFailed", "Signed resource (sr) must be 'b' or 'c' (snapshots and versions "
+                                               "are not offered).")
+
+
+def _check_account_scope(t: SasToken, container: str, blob: str) -> None:
+    """An account SAS reaches blobs with srt o, containers with c, the service with s."""
+    kind = "o" if blob else "c" if container else "s"
+    if kind not in t.resource_types:
+        raise SasError("AuthorizationResourceTypeMismatch", f"This request is not authorized to perform this "
+                                                            f"operation using this resource type (needs srt "
+                                                            f"'{kind}').")

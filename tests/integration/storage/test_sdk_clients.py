@@ -8,10 +8,14 @@ import datetime as dt
 import email.utils
 import json
 import os
+from collections.abc import Callable
+from urllib.parse import parse_qs
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
-from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContentSettings
+from azure.storage.blob import (AccountSasPermissions, BlobBlock, BlobClient, BlobSasPermissions, BlobServiceClient,
+                                ContainerClient, ContainerSasPermissions, ContentSettings, ResourceTypes,
+                                generate_account_sas, generate_blob_sas, generate_container_sas)
 
 from fabric.storage import sas, shared_key
 from fabric.v1 import storage_pb2 as pb
@@ -157,3 +161,47 @@ def test_bad_block_lists_are_refused_and_change_nothing(acct: Api) -> None:
         r = http("PUT", url.replace("?", "?comp=blocklist&"), body=body)
         assert (r.status, r.code) == (400, "InvalidXmlDocument"), body
     assert blob.download_blob().readall() == b"echo hello\n"
+
+
+def test_sas_tokens_the_client_library_signs_with_the_account_key(acct: Api) -> None:
+    """Service SAS (a blob's, a container's) and account SAS, of the library's own (current) signed version,
+    with the response header overrides it can sign."""
+    endpoint, key = f"{acct.storage.config.endpoint}/blogacct", key1(acct)
+    blob_sas = generate_blob_sas("blogacct", "scripts", "simple.sh", account_key=key,
+                                 permission=BlobSasPermissions(read=True), expiry=EXPIRY,
+                                 content_type="text/plain", content_disposition="attachment")
+    assert parse_qs(blob_sas)["sv"][0] > "2020-12-06"
+    r = http("GET", f"{endpoint}/scripts/simple.sh?{blob_sas}")
+    assert (r.status, r.body, r.headers["content-type"]) == (200, b"echo hello\n", "text/plain")
+    assert r.headers["content-disposition"] == "attachment"
+    container_sas = generate_container_sas("blogacct", "scripts", account_key=key, expiry=EXPIRY,
+                                           permission=ContainerSasPermissions(read=True, list=True))
+    names = [b.name for b in ContainerClient(endpoint, "scripts", credential=container_sas).list_blobs()]
+    assert names == ["simple.sh"]
+    account_sas = generate_account_sas("blogacct", key, ResourceTypes(object=True),
+                                       AccountSasPermissions(read=True, write=True, create=True), EXPIRY)
+    client = BlobClient(endpoint, "scripts", "by-account-sas.txt", credential=account_sas)
+    client.upload_blob(b"made with an account SAS", overwrite=True)
+    assert client.download_blob().readall() == b"made with an account SAS"
+    only_containers = generate_account_sas("blogacct", key, ResourceTypes(container=True),
+                                           AccountSasPermissions(read=True), EXPIRY)
+    r = http("GET", f"{endpoint}/scripts/simple.sh?{only_containers}")
+    assert (r.status, r.code) == (403, "AuthorizationResourceTypeMismatch")
+
+
+@pytest.mark.parametrize("change,code", [
+    (lambda q: q.replace("sp=r", "sp=rw"), "AuthenticationFailed"),           # tampered
+    (lambda q: q.replace("sr=b", "sr=c"), "AuthenticationFailed"),
+    (lambda q: q + "&skoid=00000000-0000-0000-0000-000000000000", "AuthenticationFailed"),   # user delegation
+    (lambda q: q + "&si=policy", "AuthenticationFailed"),                     # a stored access policy
+])
+def test_a_tampered_or_unoffered_library_sas_is_refused(acct: Api, change: Callable[[str], str], code: str) -> None:
+    token = generate_blob_sas("blogacct", "scripts", "simple.sh", account_key=key1(acct),
+                              permission=BlobSasPermissions(read=True), expiry=EXPIRY)
+    r = http("GET", f"{acct.storage.config.endpoint}/blogacct/scripts/simple.sh?{change(token)}")
+    assert (r.status, r.code) == (403, code), r.body
+    expired = generate_blob_sas("blogacct", "scripts", "simple.sh", account_key=key1(acct),
+                                permission=BlobSasPermissions(read=True),
+                                expiry=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1))
+    r = http("GET", f"{acct.storage.config.endpoint}/blogacct/scripts/simple.sh?{expired}")
+    assert (r.status, r.code) == (403, "AuthenticationFailed")

@@ -1,5 +1,6 @@
 import dataclasses
 import datetime as dt
+from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
@@ -71,6 +72,7 @@ def test_any_change_to_a_signed_field_or_the_signature_is_refused(field: str, va
     good = token("rw")
     if getattr(good, field) == value:
         return
-    bad = dataclasses.replace(good, **{field: value})
+    changed: dict[str, Any] = {field: value}
+    bad = dataclasses.replace(good, **changed)
     with pytest.raises(sas.SasError):
         sas.verify(bad, [KEY], "acct", "scripts", "simple.sh", "r", NOW)

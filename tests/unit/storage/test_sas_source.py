@@ -5,6 +5,7 @@ import datetime as dt
 import hashlib
 import hmac
 import ipaddress
+from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
@@ -105,7 +106,8 @@ def _foreign_sign(t: sas.SasToken) -> sas.SasToken:
 @pytest.mark.parametrize("field,value", [("ip", "10.0.0.300"), ("ip", "10.0.0.9-10.0.0.1"), ("protocol", "http"),
                                          ("protocol", "ftp")])
 def test_a_validly_signed_but_malformed_sip_or_spr_is_refused(field: str, value: str) -> None:
-    t = _foreign_sign(dataclasses.replace(signed(), **{field: value}))
+    changed: dict[str, Any] = {field: value}
+    t = _foreign_sign(dataclasses.replace(signed(), **changed))
     err = refusal(t, sas.Source(ip="10.0.0.4", protocol="https"))
     assert err.code == "AuthenticationFailed" and ("sip" if field == "ip" else "spr") in err.message
 
