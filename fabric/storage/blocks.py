@@ -127,7 +127,7 @@ def parse_block_list(body: bytes) -> list[tuple[str, str]]:
 
 
 def put_block_list(p: StorageProvider, account: str, container: str, blob: str, wanted: list[tuple[str, str]],
-                   content_type: str, lease_id: str = "") -> BlobRecord:
+                   content_type: str, lease_id: str = "", metadata: dict[str, str] | None = None) -> BlobRecord:
     """The blob made of the blocks named; 400 InvalidBlockList (nothing changed) when one is not there."""
     rec = current(p, account, container, blob)
     committed = {}
@@ -150,7 +150,8 @@ def put_block_list(p: StorageProvider, account: str, container: str, blob: str, 
         else:
             raise ArmError("InvalidBlockList", f"The specified block list is invalid: no {kind.lower()} block "
                                                f"{bid[:100]!r}.", http_status=400)
-    made = p.put_blob(account, container, blob, _read(parts), content_type, lease_id, blocks=blocks)
+    made = p.put_blob(account, container, blob, _read(parts), content_type, lease_id, blocks=blocks,
+                      metadata=metadata)
     shutil.rmtree(folder, ignore_errors=True)
     return made
 

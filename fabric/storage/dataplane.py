@@ -9,7 +9,12 @@
     PUT       /{account}/{container}/{blob}?comp=block&blockid=ID    stage a block (`blocks`)
     PUT       /{account}/{container}/{blob}?comp=blocklist           the blob of the blocks its XML names
     GET       /{account}/{container}/{blob}?comp=blocklist[&blocklisttype=committed|uncommitted|all]
-    GET       /{account}/{container}?restype=container&comp=list   list (sp=l on sr=c, or public 'container')
+    GET       /{account}/{container}?restype=container&comp=list   list (sp=l on sr=c, or public 'container'):
+              prefix, marker, maxresults, include=metadata, delimiter (BlobPrefix)
+    PUT|GET   /{account}/{container}/{blob}?comp=metadata|properties   x-ms-meta-*, x-ms-blob-content-type
+    GET       /{account}?comp=list                                 list containers (account key or SAS)
+    PUT|DELETE|GET /{account}/{container}?restype=container[&comp=metadata|acl]   containers: made, deleted
+              (not while a blob of it is leased), their metadata and public access (account key or SAS)
 
 Authorisation is Shared Key (the Authorization header, `shared_key`), a SAS in
 the query (`sv, sr, sp, se, sig`) checked against either account key, or
@@ -54,8 +59,8 @@ from fabric.netio import BadLength, client_gone, declared_length, log_failure
 from fabric.storage import blocks, disk_blobs, leases, sas, shared_key
 from fabric.storage.http_server import BoundedHTTPServer, Limits
 from fabric.storage.model import BlobRecord
-from fabric.storage.model import MAX_BLOCK_BLOB_BYTES
-from fabric.storage.provider import StorageProvider, too_large
+from fabric.storage.model import MAX_BLOCK_BLOB_BYTES, PUBLIC_ACCESS
+from fabric.storage.provider import MAX_LIST_RESULTS, StorageProvider, too_large
 from fabric.storage.qemu_img import QemuImgError
 from fabric.store import StoreUnavailable
 
@@ -63,6 +68,9 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "2015-04-05"
 NO_OVERRIDES = ("", "", "", "", "")
+MAX_METADATA_BYTES = 8 * 1024              # names and values of one blob's or container's metadata
+_META_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+PAST_PREFIX = "\U0010ffff"                 # after every name under a prefix: a listing marker that skips them
 MAX_CLIENT_REQUEST_ID = 1024               # the longest x-ms-client-request-id echoed (the reference's limit)
 _VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
@@ -171,9 +179,10 @@ class _Handler(BaseHTTPRequestHandler):
         return parts[0], parts[1], parts[2], parse_qs(url.query)
 
     def _authorize(self, account: str, container: str, blob: str, need: str,
-                   query: dict[str, list[str]]) -> None:
+                   query: dict[str, list[str]], account_level: bool = False) -> None:
         """Shared Key (the Authorization header: anything on its account), else a SAS in the query, else the
-        container's public access level."""
+        container's public access level. `account_level`: managing containers, which takes the account's key
+        or an account SAS."""
         now = dt.datetime.fromtimestamp(self.provider.clock(), dt.timezone.utc)
         authorization = self.headers.get("Authorization")
         if authorization is not None:
@@ -186,6 +195,12 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ArmError(e.code, e.message, http_status=403) from None
             return
         token = sas.parse(query)
+        if token is None and (account_level or not container):
+            raise ArmError("ResourceNotFound", "The specified resource does not exist.", http_status=404)
+        if token is not None and account_level and not token.services:
+            raise ArmError("AuthorizationFailure", "This request is not authorized to perform this operation: "
+                                                   "containers are managed with the account key or an account SAS.",
+                           http_status=403)
         if token is None:
             cont = self.provider.container(account, container).value
             public = {"blob": "r", "container": "rl"}.get(cont.public_access, "")
@@ -304,6 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
         if duration:
             self.send_header("x-ms-lease-duration", duration)
         self.send_header("Accept-Ranges", "bytes")
+        self._metadata_headers(rec.metadata)
 
     # ----- verbs -----
 
@@ -321,19 +337,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _get(self) -> None:
         account, container, blob, q = self._route()
+        comp, restype = (q.get("comp") or [""])[0], (q.get("restype") or [""])[0]
+        if not container:
+            if comp != "list":
+                raise ArmError("InvalidQueryParameterValue", "On an account, comp=list lists its containers.",
+                               "comp", http_status=400)
+            self._list_containers(account, q)
+            return
         if not blob:
-            if q.get("restype") == ["container"] and q.get("comp") == ["list"]:
+            if restype != "container":
+                raise ArmError("InvalidQueryParameterValue", "On a container, restype=container (with comp=list, "
+                                                             "acl or metadata).", "restype", http_status=400)
+            if comp == "list":
                 self._list(account, container, q)
-                return
-            raise ArmError("InvalidQueryParameterValue", "Use restype=container&comp=list to list a container.")
-        if q.get("comp") == ["blocklist"]:
+            else:
+                self._container_properties(account, container, comp, q)
+            return
+        if comp == "blocklist":
             self._block_list(account, container, blob, q)
             return
         self._authorize(account, container, blob, "r", q)
         rec = self.provider.blob(account, container, blob).value
-        if self.command == "HEAD":
+        if self.command == "HEAD" or comp == "metadata":
             self.send_response(200)
-            self._blob_headers(rec, rec.size)
+            self._blob_headers(rec, rec.size if comp != "metadata" else 0)
             self.end_headers()
             return
         window = self._range(rec.size)
@@ -371,31 +398,70 @@ class _Handler(BaseHTTPRequestHandler):
             raise OSError(f"{rec.name}: {sent} of the {size} bytes declared")
 
     def _list(self, account: str, container: str, q: dict[str, list[str]]) -> None:
+        """List Blobs: prefix, marker, maxresults, include=metadata, and a delimiter that rolls the names
+        under one prefix into a BlobPrefix (the "folders" of the reference's tools)."""
         self._authorize(account, container, "", "l", q)
         prefix, marker = (q.get("prefix") or [""])[0], (q.get("marker") or [""])[0]
+        delimiter = (q.get("delimiter") or [""])[0]
+        limit = self._max_results(q)
+        with_meta = "metadata" in ",".join(q.get("include") or []).split(",")
+        entries: list[BlobRecord | str] = []           # a blob, or a BlobPrefix's name
+        cursor, more = marker, True
+        while more and len(entries) < limit:
+            blobs, after = self.provider.list_blobs(account, container, prefix, cursor, limit - len(entries))
+            more = bool(after)
+            for b in blobs:
+                rest = b.name[len(prefix):]
+                if delimiter and delimiter in rest:
+                    group = prefix + rest[:rest.index(delimiter) + len(delimiter)]
+                    entries.append(group)
+                    cursor, more = group + PAST_PREFIX, True      # the rest of that prefix is rolled into it
+                    break
+                entries.append(b)
+                cursor = b.name
+        if more and not self.provider.list_blobs(account, container, prefix, cursor, 1)[0]:
+            more = False
+        items = "".join(self._blob_item(e, with_meta) if isinstance(e, BlobRecord)
+                        else f"<BlobPrefix><Name>{escape(e)}</Name></BlobPrefix>" for e in entries)
+        self._enumeration(account, container, prefix, marker, q, f"<Blobs>{items}</Blobs>", cursor if more else "",
+                          delimiter)
+
+    def _blob_item(self, b: BlobRecord, with_meta: bool) -> str:
+        state, status, _ = self.provider.lease_view(b)
+        meta = ("<Metadata>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in sorted(b.metadata.items()))
+                + "</Metadata>") if with_meta else ""
+        return (f"<Blob><Name>{escape(b.name)}</Name><Properties><Last-Modified>{_http_date(b.last_modified)}"
+                f"</Last-Modified><Etag>{b.etag}</Etag><Content-Length>{b.size}</Content-Length>"
+                f"<Content-Type>{escape(b.content_type)}</Content-Type><BlobType>{b.blob_type}</BlobType>"
+                f"<LeaseStatus>{status}</LeaseStatus><LeaseState>{state}</LeaseState></Properties>{meta}</Blob>")
+
+    @staticmethod
+    def _max_results(q: dict[str, list[str]]) -> int:
         try:
-            max_results = int((q.get("maxresults") or ["0"])[0])
+            n = int((q.get("maxresults") or [str(MAX_LIST_RESULTS)])[0])
         except ValueError:
-            raise ArmError("InvalidQueryParameterValue", "maxresults: a whole number, 1-5000.", "maxresults") from None
-        blobs, next_marker = self.provider.list_blobs(account, container, prefix, marker, max_results)
-        items = "".join(
-            f"<Blob><Name>{escape(b.name)}</Name><Properties><Last-Modified>{_http_date(b.last_modified)}"
-            f"</Last-Modified><Etag>{b.etag}</Etag><Content-Length>{b.size}</Content-Length>"
-            f"<Content-Type>{escape(b.content_type)}</Content-Type><BlobType>{b.blob_type}</BlobType>"
-            f"<LeaseStatus>{self.provider.lease_view(b)[1]}</LeaseStatus>"
-            f"<LeaseState>{self.provider.lease_view(b)[0]}</LeaseState></Properties></Blob>"
-            for b in blobs)
+            n = 0
+        if n < 1:
+            raise ArmError("InvalidQueryParameterValue", f"maxresults: a whole number, 1-{MAX_LIST_RESULTS}.",
+                           "maxresults", http_status=400)
+        return min(n, MAX_LIST_RESULTS)
+
+    def _enumeration(self, account: str, container: str, prefix: str, marker: str, q: dict[str, list[str]],
+                     items: str, next_marker: str, delimiter: str = "") -> None:
+        """An EnumerationResults answer (of containers or blobs), with what was asked echoed."""
         asked = "".join(f"<{tag}>{escape(v)}</{tag}>" for tag, v in
-                        (("Prefix", prefix), ("Marker", marker), ("MaxResults", str(max_results) if max_results else ""))
-                        if v)
+                        (("Prefix", prefix), ("Marker", marker), ("MaxResults", (q.get("maxresults") or [""])[0]),
+                         ("Delimiter", delimiter)) if v)
+        named = f' ContainerName="{escape(container)}"' if container else ""
         body = (f'<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint='
-                f'"{escape(self.provider.config.endpoint)}/{account}" ContainerName="{escape(container)}">{asked}'
-                f"<Blobs>{items}</Blobs><NextMarker>{escape(next_marker)}</NextMarker></EnumerationResults>").encode()
+                f'"{escape(self.provider.config.endpoint)}/{account}"{named}>{asked}{items}'
+                f"<NextMarker>{escape(next_marker)}</NextMarker></EnumerationResults>").encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _body(self) -> Iterator[bytes]:
         """The request body, exactly its Content-Length: ArmError InvalidInput when it ends early."""
@@ -416,8 +482,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _put(self) -> None:
         account, container, blob, q = self._route()
+        comp = (q.get("comp") or [""])[0]
         if not blob:
-            raise ArmError("UnsupportedHttpVerb", "Create containers through the fabric API.", http_status=405)
+            if not container or q.get("restype") != ["container"]:
+                raise ArmError("InvalidQueryParameterValue", "PUT on a container takes restype=container (with "
+                                                             "comp=metadata or acl to change one).", "restype",
+                               http_status=400)
+            self._put_container(account, container, comp, q)
+            return
+        if comp in ("metadata", "properties"):
+            self._authorize(account, container, blob, "w", q)
+            if comp == "metadata":
+                rec = self.provider.change_blob(account, container, blob, self.headers.get("x-ms-lease-id", ""),
+                                                metadata=self._metadata())
+            else:
+                rec = self.provider.change_blob(account, container, blob, self.headers.get("x-ms-lease-id", ""),
+                                                content_type=self._content_type())
+            self._changed(200, rec.etag, rec.last_modified)
+            return
         if q.get("comp") == ["lease"]:
             self._lease(account, container, blob, q)
             return
@@ -432,8 +514,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._authorize(account, container, blob, "w" if self._exists(account, container, blob) else "c", q)
         if self.headers.get("x-ms-blob-type", "") != "BlockBlob":     # refused unread: the connection closes
             raise ArmError("MissingRequiredHeader", "x-ms-blob-type: BlockBlob is required.")
+        metadata = self._metadata()
         rec = self.provider.put_blob(account, container, blob, self._body(), self._content_type(),
-                                     self.headers.get("x-ms-lease-id", ""))
+                                     self.headers.get("x-ms-lease-id", ""), metadata=metadata)
         self.send_response(201)
         self.send_header("ETag", f'"{rec.etag}"')
         self.send_header("Content-MD5", rec.content_md5)
@@ -457,7 +540,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             wanted = blocks.parse_block_list(b"".join(self._body()))
             rec = blocks.put_block_list(self.provider, account, container, blob, wanted, self._content_type(),
-                                        lease_id)
+                                        lease_id, self._metadata())
             self.send_response(201)
             self.send_header("ETag", f'"{rec.etag}"')
             self.send_header("Last-Modified", _http_date(rec.last_modified))
@@ -481,6 +564,97 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _metadata(self) -> dict[str, str]:
+        """The request's x-ms-meta-* (names as the reference allows them: identifiers, at most 8 KiB in all);
+        400 InvalidMetadata otherwise."""
+        found = {k[len("x-ms-meta-"):]: v for k, v in self.headers.items() if k.lower().startswith("x-ms-meta-")}
+        if any(not _META_NAME.fullmatch(k) for k in found) or \
+                sum(len(k) + len(v) for k, v in found.items()) > MAX_METADATA_BYTES:
+            raise ArmError("InvalidMetadata", f"The metadata specified is invalid: names are identifiers (letters, "
+                                              f"digits, '_', not starting with a digit), at most "
+                                              f"{MAX_METADATA_BYTES} bytes in all.", "x-ms-meta", http_status=400)
+        return found
+
+    def _metadata_headers(self, metadata: dict[str, str]) -> None:
+        for k, v in sorted(metadata.items()):
+            self.send_header(f"x-ms-meta-{k}", v)
+
+    def _changed(self, status: int, etag: str, last_modified: str) -> None:
+        self.send_response(status)
+        self.send_header("ETag", f'"{etag}"')
+        self.send_header("Last-Modified", _http_date(last_modified))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _put_container(self, account: str, container: str, comp: str, q: dict[str, list[str]]) -> None:
+        """Create Container (201), Set Container Metadata (comp=metadata), Set Container ACL (comp=acl: its public
+        access level; stored access policies are not offered)."""
+        self._authorize(account, container, "", "c" if not comp else "w", q, account_level=True)
+        level = self.headers.get("x-ms-blob-public-access") or "off"
+        if level not in PUBLIC_ACCESS:
+            raise ArmError("InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct "
+                                                 "format: x-ms-blob-public-access is container or blob.",
+                           "x-ms-blob-public-access", http_status=400)
+        if not comp:
+            rec = self.provider.create_container(account, container, level, self._metadata())
+            self._changed(201, rec.etag, rec.last_modified)
+        elif comp == "metadata":
+            rec = self.provider.change_container(account, container, metadata=self._metadata())
+            self._changed(200, rec.etag, rec.last_modified)
+        elif comp == "acl":
+            body = b"".join(self._body()) if self._length > 0 else b""
+            if b"<SignedIdentifier>" in body:
+                raise ArmError("InvalidXmlDocument", "Stored access policies (SignedIdentifiers) are not offered by "
+                                                     "this fabric: send an empty list.", http_status=400)
+            rec = self.provider.set_public_access(account, container, level)
+            self._changed(200, rec.etag, rec.last_modified)
+        else:
+            raise ArmError("InvalidQueryParameterValue", "comp is metadata or acl.", "comp", http_status=400)
+
+    def _container_properties(self, account: str, container: str, comp: str, q: dict[str, list[str]]) -> None:
+        """Get Container Properties, Metadata, or ACL (comp=acl: its public access and no stored policies)."""
+        if comp not in ("", "metadata", "acl"):
+            raise ArmError("InvalidQueryParameterValue", "comp is list, metadata or acl.", "comp", http_status=400)
+        self._authorize(account, container, "", "r", q, account_level=comp == "acl")
+        rec = self.provider.container(account, container).value
+        body = b'<?xml version="1.0" encoding="utf-8"?><SignedIdentifiers />' if comp == "acl" else b""
+        self.send_response(200)
+        self.send_header("ETag", f'"{rec.etag}"')
+        if rec.last_modified:
+            self.send_header("Last-Modified", _http_date(rec.last_modified))
+        if rec.public_access != "off":
+            self.send_header("x-ms-blob-public-access", rec.public_access)
+        if comp != "acl":
+            self._metadata_headers(rec.metadata)
+            self.send_header("x-ms-lease-state", "available")
+            self.send_header("x-ms-lease-status", "unlocked")
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _list_containers(self, account: str, q: dict[str, list[str]]) -> None:
+        """List Containers (comp=list on the account): prefix, marker, maxresults, include=metadata."""
+        self._authorize(account, "", "", "l", q, account_level=True)
+        prefix, marker = (q.get("prefix") or [""])[0], (q.get("marker") or [""])[0]
+        limit = self._max_results(q)
+        found = [c.value for c in self.provider.list_containers(account)
+                 if c.value.name.startswith(prefix) and c.value.name > marker]
+        page, more = found[:limit], len(found) > limit
+        with_meta = "metadata" in ",".join(q.get("include") or []).split(",")
+        items = "".join(
+            f"<Container><Name>{escape(c.name)}</Name><Properties>"
+            f"<Last-Modified>{_http_date(c.last_modified or c.created)}</Last-Modified><Etag>{c.etag}</Etag>"
+            f"<LeaseStatus>unlocked</LeaseStatus><LeaseState>available</LeaseState>"
+            + (f"<PublicAccess>{c.public_access}</PublicAccess>" if c.public_access != "off" else "")
+            + "</Properties>"
+            + ("<Metadata>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in sorted(c.metadata.items()))
+               + "</Metadata>" if with_meta else "")
+            + "</Container>" for c in page)
+        self._enumeration(account, "", prefix, marker, q, f"<Containers>{items}</Containers>",
+                          page[-1].name if more and page else "")
 
     def _content_type(self) -> str:
         """The blob's content type: x-ms-blob-content-type (what the client libraries send), else the upload's
@@ -518,6 +692,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _delete(self) -> None:
         account, container, blob, q = self._route()
+        if not blob and container and q.get("restype") == ["container"]:
+            self._authorize(account, container, "", "d", q, account_level=True)
+            self.provider.delete_container(account, container)
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self._authorize(account, container, blob, "d", q)
         self.provider.delete_blob(account, container, blob, self.headers.get("x-ms-lease-id", ""))
         blocks.forget(self.provider, account, container, blob)

@@ -27,6 +27,9 @@ class ContainerRecord(Record):
     name: str
     public_access: str = "off"
     created: str = ""
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    etag: str = ""
+    last_modified: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from fabric.core.errors import ArmError, check_location, invalid
 from fabric.files import TRAVERSE_DIR, ensure_dir, private_opener
@@ -107,11 +108,14 @@ class StorageProvider:
 
     # ----- containers -----
 
-    def create_container(self, account: str, name: str, public_access: str = "off") -> ContainerRecord:
+    def create_container(self, account: str, name: str, public_access: str = "off",
+                         metadata: dict[str, str] | None = None) -> ContainerRecord:
         self.account(account)
         names.check_container(name, "name")
         self._check_access(public_access)
-        rec = ContainerRecord(account=account, name=name, public_access=public_access, created=now())
+        stamp = now()
+        rec = ContainerRecord(account=account, name=name, public_access=public_access, created=stamp,
+                              metadata=metadata or {}, etag=_etag(), last_modified=stamp)
         if not self.store.commit([Absent(keys.container(account, name))], [Put(keys.container(account, name), rec)]):
             raise ArmError("ContainerAlreadyExists", "The specified container already exists.", "name")
         self.body_folder(account, name)
@@ -137,12 +141,42 @@ class StorageProvider:
 
     def set_public_access(self, account: str, name: str, level: str) -> ContainerRecord:
         self._check_access(level)
+        return self.change_container(account, name, public_access=level)
+
+    def change_container(self, account: str, name: str, **changes: Any) -> ContainerRecord:
+        """The container with `changes` (public access, metadata), a new ETag and Last-Modified."""
         for _ in CAS.attempts():
             cur = self.container(account, name)
-            new = cur.value.replace(public_access=level)
+            new = cur.value.replace(**changes, etag=_etag(), last_modified=now())
             if self.store.commit([Unchanged(cur.key, cur.mod_revision)], [Put(cur.key, new)]):
                 return new
         raise ArmError("Conflict", "The container is changing too often; try again.", "name")
+
+    def delete_container(self, account: str, name: str) -> None:
+        """The container and its blobs deleted; refused (409 LeaseIdMissing, nothing deleted) while one of its
+        blobs is leased, as a VM's disk is: its lease goes first."""
+        cur = self.container(account, name)
+        found = self.store.list(keys.blobs_of(account, name), BlobRecord)
+        held = [b.value.name for b in found if self.lease_view(b.value)[0] in ("leased", "breaking")]
+        if held:
+            raise ArmError("LeaseIdMissing", f"There is currently a lease on blob '{held[0]}' of the container "
+                                             f"({len(held)} leased): release or break it before deleting the "
+                                             f"container.", "containerName", http_status=409)
+        for b in found:
+            self.delete_blob(account, name, b.value.name)
+        if not self.store.commit([Unchanged(cur.key, cur.mod_revision)], [Delete(cur.key)]):
+            raise ArmError("Conflict", "The container changed while it was deleted; try again.", "containerName")
+
+    def change_blob(self, account: str, container: str, name: str, lease_id: str = "", **changes: Any) -> BlobRecord:
+        """The blob's record with `changes` (metadata, content type), a new ETag and Last-Modified; its body is
+        unchanged. Refused as a write when a lease forbids it."""
+        for _ in CAS.attempts():
+            cur = self.blob(account, container, name)
+            self.check_lease(cur.value, lease_id)
+            new = cur.value.replace(**changes, etag=_etag(), last_modified=now())
+            if self.store.commit([Unchanged(cur.key, cur.mod_revision)], [Put(cur.key, new)]):
+                return new
+        raise ArmError("Conflict", "The blob is changing too often; try again.", "name")
 
     # ----- blobs -----
 
@@ -180,7 +214,7 @@ class StorageProvider:
 
     def put_blob(self, account: str, container: str, name: str, chunks: Iterable[bytes],
                  content_type: str = "application/octet-stream", lease_id: str = "",
-                 blocks: list[tuple[str, int]] | None = None) -> BlobRecord:
+                 blocks: list[tuple[str, int]] | None = None, metadata: dict[str, str] | None = None) -> BlobRecord:
         """Create or replace a block blob (of these committed blocks, when Put Block List makes it); refused
         (nothing changed) when a lease forbids it, when the body grows past MAX_BLOCK_BLOB_BYTES (413
         RequestBodyTooLarge), or when `chunks` raises (e.g. a body that ended early): then no record changes and
@@ -206,8 +240,8 @@ class StorageProvider:
             rec = BlobRecord(account=account, container=container, name=name, blob_type="BlockBlob", size=size,
                              content_type=content_type or "application/octet-stream",
                              content_md5=base64.b64encode(md5.digest()).decode(), etag=etag,
-                             last_modified=now(), body=body, blocks=blocks or [])
-            old = self._commit_blob(rec, lease_id)
+                             last_modified=now(), body=body, blocks=blocks or [], metadata=metadata or {})
+            old = self._commit_blob(rec, lease_id, keep_metadata=metadata is None)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -222,14 +256,16 @@ class StorageProvider:
         except LeaseError as e:
             raise _lease_error(e) from None
 
-    def _commit_blob(self, rec: BlobRecord, lease_id: str) -> BlobRecord | None:
-        """Write the record unless a lease forbids it; returns the record it replaced."""
+    def _commit_blob(self, rec: BlobRecord, lease_id: str, keep_metadata: bool = True) -> BlobRecord | None:
+        """Write the record unless a lease forbids it (keeping the old one's metadata, unless the write gives
+        its own); returns the record it replaced."""
         key = keys.blob(rec.account, rec.container, rec.name)
         for _ in CAS.attempts():
             cur = self.store.get(key, BlobRecord)
             if cur is not None:
                 self.check_lease(cur.value, lease_id)
-                new = rec.replace(lease=cur.value.lease, metadata=cur.value.metadata or rec.metadata)
+                new = rec.replace(lease=cur.value.lease,
+                                  metadata=cur.value.metadata if keep_metadata else rec.metadata)
                 if self.store.commit([Unchanged(key, cur.mod_revision)], [Put(key, new)]):
                     return cur.value
             elif self.store.commit([Absent(key)], [Put(key, rec)]):

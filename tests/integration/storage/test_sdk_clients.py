@@ -12,12 +12,14 @@ from collections.abc import Callable
 from urllib.parse import parse_qs
 
 import pytest
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceExistsError
 from azure.storage.blob import (AccountSasPermissions, BlobBlock, BlobClient, BlobSasPermissions, BlobServiceClient,
                                 ContainerClient, ContainerSasPermissions, ContentSettings, ResourceTypes,
                                 generate_account_sas, generate_blob_sas, generate_container_sas)
 
 from fabric.storage import sas, shared_key
+from fabric.storage.model import BlobRecord
+from fabric.store import keys
 from fabric.v1 import storage_pb2 as pb
 from tests.integration.conftest import Api
 from tests.integration.storage.conftest import http, key1, upload
@@ -205,3 +207,60 @@ def test_a_tampered_or_unoffered_library_sas_is_refused(acct: Api, change: Calla
                                 expiry=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1))
     r = http("GET", f"{acct.storage.config.endpoint}/blogacct/scripts/simple.sh?{expired}")
     assert (r.status, r.code) == (403, "AuthenticationFailed")
+
+
+def test_containers_and_metadata_through_the_client_library(acct: Api) -> None:
+    service = BlobServiceClient.from_connection_string(connection_string(acct))
+    made = service.create_container("photos", metadata={"owner": "lab1"}, public_access="blob")
+    props = made.get_container_properties()
+    assert props.metadata == {"owner": "lab1"} and props.public_access == "blob"
+    assert sorted(c.name for c in service.list_containers()) == ["photos", "scripts"]
+    assert [c.name for c in service.list_containers(name_starts_with="ph", include_metadata=True)] == ["photos"]
+    assert next(iter(service.list_containers(include_metadata=True, name_starts_with="ph"))).metadata == \
+        {"owner": "lab1"}
+    made.set_container_metadata({"owner": "lab2", "course": "dc101"})
+    assert made.get_container_properties().metadata == {"owner": "lab2", "course": "dc101"}
+    made.set_container_access_policy({}, public_access="container")
+    assert made.get_container_access_policy()["public_access"] == "container"
+    with pytest.raises(ResourceExistsError):
+        service.create_container("photos")
+
+    for name in ("2026/01/a.jpg", "2026/01/b.jpg", "2026/02/c.jpg", "index.html"):
+        made.upload_blob(name, b"x", metadata={"camera": "lab"})
+    assert [b.name for b in made.walk_blobs(delimiter="/")] == ["2026/", "index.html"]
+    assert [b.name for b in made.walk_blobs(name_starts_with="2026/", delimiter="/")] == ["2026/01/", "2026/02/"]
+    listed = list(made.list_blobs(include=["metadata"], results_per_page=2))
+    assert [b.name for b in listed] == ["2026/01/a.jpg", "2026/01/b.jpg", "2026/02/c.jpg", "index.html"]
+    assert all(b.metadata == {"camera": "lab"} for b in listed)
+    blob = made.get_blob_client("index.html")
+    blob.set_blob_metadata({"checked": "yes"})
+    blob.set_http_headers(ContentSettings(content_type="text/html"))
+    props_b = blob.get_blob_properties()
+    assert props_b.metadata == {"checked": "yes"} and props_b.content_settings.content_type == "text/html"
+    assert http("GET", f"{acct.storage.config.endpoint}/blogacct/photos/index.html").body == b"x"    # public
+
+    made.delete_container()
+    assert sorted(c.name for c in service.list_containers()) == ["scripts"]
+    assert acct.store.list(keys.blobs_of("blogacct", "photos"), BlobRecord) == []      # its blobs went with it
+
+
+def test_a_container_holding_a_leased_blob_is_not_deleted(acct: Api) -> None:
+    service = BlobServiceClient.from_connection_string(connection_string(acct))
+    service.get_blob_client("scripts", "simple.sh").acquire_lease()
+    with pytest.raises(HttpResponseError) as e:
+        service.delete_container("scripts")
+    assert e.value.status_code == 409 and "lease" in str(e.value)
+    assert service.get_blob_client("scripts", "simple.sh").download_blob().readall() == b"echo hello\n"
+
+
+def test_managing_containers_takes_the_key_and_bad_metadata_is_refused(acct: Api) -> None:
+    container_sas = sas_url(acct, "simple.sh").split("?", 1)[1]
+    r = http("PUT", f"{acct.storage.config.endpoint}/blogacct/other?restype=container&{container_sas}")
+    assert (r.status, r.code) == (403, "AuthorizationFailure")
+    r = http("PUT", f"{acct.storage.config.endpoint}/blogacct/other?restype=container")
+    assert r.status == 404
+    service = BlobServiceClient.from_connection_string(connection_string(acct))
+    with pytest.raises(HttpResponseError) as e:
+        service.get_blob_client("scripts", "simple.sh").set_blob_metadata({"1st": "no"})
+    assert e.value.status_code == 400 and "InvalidMetadata" in str(e.value)
+    assert sorted(c.name for c in service.list_containers()) == ["scripts"]
