@@ -83,12 +83,25 @@ _STATUS = {"BlobNotFound": 404, "ContainerNotFound": 404, "StorageAccountNotFoun
            "UnsupportedHttpVerb": 405, "AuthenticationFailed": 403, "AuthorizationPermissionMismatch": 403,
            "MissingRequiredHeader": 400, "StoreUnavailable": 503, "InternalError": 500, "InvalidInput": 400,
            "UnsupportedHeader": 400, "MissingContentLengthHeader": 411, "RequestBodyTooLarge": 413,
-           "InvalidBlockList": 400, "InvalidXmlDocument": 400, "InvalidBlobOrBlock": 400, "InvalidRange": 416}
+           "InvalidBlockList": 400, "InvalidXmlDocument": 400, "InvalidBlobOrBlock": 400, "InvalidRange": 416,
+           "ConditionNotMet": 412, "BlobAlreadyExists": 409}
 
 
 def _http_date(iso: str) -> str:
     t = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
     return email.utils.format_datetime(t, usegmt=True)
+
+
+def _parse_http_date(value: str) -> dt.datetime | None:
+    """An HTTP date or a stored ISO time, as an aware datetime; None when it is neither."""
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 def _check_pace(start: float, done: int) -> None:
@@ -358,6 +371,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._authorize(account, container, blob, "r", q)
         rec = self.provider.blob(account, container, blob).value
+        if self._unchanged_since(rec, write=False):
+            self._not_modified(rec)
+            return
         if self.command == "HEAD" or comp == "metadata":
             self.send_response(200)
             self._blob_headers(rec, rec.size if comp != "metadata" else 0)
@@ -492,6 +508,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if comp in ("metadata", "properties"):
             self._authorize(account, container, blob, "w", q)
+            self._unchanged_since(self.provider.blob(account, container, blob).value, write=True)
             if comp == "metadata":
                 rec = self.provider.change_blob(account, container, blob, self.headers.get("x-ms-lease-id", ""),
                                                 metadata=self._metadata())
@@ -515,6 +532,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("x-ms-blob-type", "") != "BlockBlob":     # refused unread: the connection closes
             raise ArmError("MissingRequiredHeader", "x-ms-blob-type: BlockBlob is required.")
         metadata = self._metadata()
+        self._unchanged_since(blocks.current(self.provider, account, container, blob), write=True)
         rec = self.provider.put_blob(account, container, blob, self._body(), self._content_type(),
                                      self.headers.get("x-ms-lease-id", ""), metadata=metadata)
         self.send_response(201)
@@ -538,6 +556,7 @@ class _Handler(BaseHTTPRequestHandler):
                              lease_id)
             self.send_response(201)
         else:
+            self._unchanged_since(blocks.current(self.provider, account, container, blob), write=True)
             wanted = blocks.parse_block_list(b"".join(self._body()))
             rec = blocks.put_block_list(self.provider, account, container, blob, wanted, self._content_type(),
                                         lease_id, self._metadata())
@@ -656,6 +675,46 @@ class _Handler(BaseHTTPRequestHandler):
         self._enumeration(account, "", prefix, marker, q, f"<Containers>{items}</Containers>",
                           page[-1].name if more and page else "")
 
+    def _unchanged_since(self, rec: BlobRecord | None, write: bool) -> bool:
+        """The request's conditions (If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since) against the
+        blob as it is (None: there is none): True when a read is answered 304 Not Modified; 412 ConditionNotMet
+        when a condition fails otherwise; 409 BlobAlreadyExists for a write that asks `If-None-Match: *` of a
+        blob that exists (the client library's upload without overwrite)."""
+        h = self.headers
+        etag = f'"{rec.etag}"' if rec else ""
+        stamp = _parse_http_date(rec.last_modified) if rec else None
+        modified = stamp.replace(microsecond=0) if stamp else None           # HTTP dates are whole seconds
+
+        def listed(value: str) -> set[str]:
+            return {v.strip() for v in value.split(",")}
+        if_match, if_none = h.get("If-Match"), h.get("If-None-Match")
+        failed = (if_match is not None and not (rec and ("*" in listed(if_match) or etag in listed(if_match))))
+        not_modified = False
+        if if_none is not None and rec and ("*" in listed(if_none) or etag in listed(if_none)):
+            if write and "*" in listed(if_none):
+                raise ArmError("BlobAlreadyExists", "The specified blob already exists.", http_status=409)
+            not_modified = True
+        for name, after in (("If-Modified-Since", True), ("If-Unmodified-Since", False)):
+            since = _parse_http_date(h.get(name) or "") if h.get(name) else None
+            if since is None or modified is None:
+                continue
+            if after and modified <= since:
+                not_modified = True
+            if not after and modified > since:
+                failed = True
+        if failed or (not_modified and write):
+            raise ArmError("ConditionNotMet", "The condition specified using HTTP conditional header(s) is not "
+                                              "met.", http_status=412)
+        return not_modified
+
+    def _not_modified(self, rec: BlobRecord) -> None:
+        """304, with the code the reference's service gives it (its client libraries read it)."""
+        self.send_response(304)
+        self.send_header("x-ms-error-code", "ConditionNotMet")
+        self.send_header("ETag", f'"{rec.etag}"')
+        self.send_header("Last-Modified", _http_date(rec.last_modified))
+        self.end_headers()
+
     def _content_type(self) -> str:
         """The blob's content type: x-ms-blob-content-type (what the client libraries send), else the upload's
         Content-Type."""
@@ -700,6 +759,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         self._authorize(account, container, blob, "d", q)
+        self._unchanged_since(self.provider.blob(account, container, blob).value, write=True)
         self.provider.delete_blob(account, container, blob, self.headers.get("x-ms-lease-id", ""))
         blocks.forget(self.provider, account, container, blob)
         self.send_response(202)

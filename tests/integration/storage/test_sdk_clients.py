@@ -12,7 +12,9 @@ from collections.abc import Callable
 from urllib.parse import parse_qs
 
 import pytest
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceExistsError
+from azure.core import MatchConditions
+from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError, ResourceExistsError,
+                                   ResourceModifiedError)
 from azure.storage.blob import (AccountSasPermissions, BlobBlock, BlobClient, BlobSasPermissions, BlobServiceClient,
                                 ContainerClient, ContainerSasPermissions, ContentSettings, ResourceTypes,
                                 generate_account_sas, generate_blob_sas, generate_container_sas)
@@ -264,3 +266,33 @@ def test_managing_containers_takes_the_key_and_bad_metadata_is_refused(acct: Api
         service.get_blob_client("scripts", "simple.sh").set_blob_metadata({"1st": "no"})
     assert e.value.status_code == 400 and "InvalidMetadata" in str(e.value)
     assert sorted(c.name for c in service.list_containers()) == ["scripts"]
+
+
+def test_conditional_requests_answer_304_412_and_an_upload_does_not_overwrite_unasked(acct: Api) -> None:
+    service = BlobServiceClient.from_connection_string(connection_string(acct))
+    blob = service.get_blob_client("scripts", "simple.sh")
+    with pytest.raises(ResourceExistsError):
+        blob.upload_blob(b"replaced?")                          # the library's default: If-None-Match: *
+    assert blob.download_blob().readall() == b"echo hello\n"
+    etag = blob.get_blob_properties().etag
+    with pytest.raises(ResourceModifiedError):
+        blob.download_blob(etag='"0x0"', match_condition=MatchConditions.IfNotModified).readall()
+    assert blob.download_blob(etag=etag, match_condition=MatchConditions.IfNotModified).readall() == \
+        b"echo hello\n"
+    # 304 Not Modified, with the ConditionNotMet code the reference's service gives it (which the library
+    # raises as ResourceModifiedError)
+    with pytest.raises(ResourceModifiedError) as not_modified:
+        blob.get_blob_properties(etag=etag, match_condition=MatchConditions.IfModified)
+    assert not_modified.value.status_code == 304
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=1)
+    with pytest.raises(ResourceModifiedError) as not_modified:
+        blob.download_blob(if_modified_since=later).readall()
+    assert not_modified.value.status_code == 304
+    with pytest.raises(ResourceModifiedError):
+        blob.delete_blob(etag='"0x0"', match_condition=MatchConditions.IfNotModified)
+    with pytest.raises(ResourceModifiedError):
+        blob.set_blob_metadata({"a": "b"}, if_unmodified_since=dt.datetime.now(dt.timezone.utc) -
+                               dt.timedelta(days=1))
+    assert blob.exists() and blob.get_blob_properties().metadata == {}
+    blob.upload_blob(b"replaced", overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified)
+    assert blob.download_blob().readall() == b"replaced"
