@@ -30,6 +30,7 @@ bench: install
 	$(PY) bench/provision.py
 	$(PY) bench/provision.py --image fabriclab:debian:12:latest
 	$(PY) bench/dataplane.py
+	$(PY) bench/blob_stream.py
 	$(PY) bench/guest_attacks.py
 	$(PY) bench/node_api.py
 	$(PY) bench/scale.py

@@ -20,11 +20,10 @@ from pathlib import Path
 from fabric.core.errors import ArmError
 from fabric.files import TRAVERSE_DIR, ensure_dir, private_opener
 from fabric.storage import names
-from fabric.storage.model import BlobRecord
+from fabric.storage.model import MAX_BLOCKS, MAX_COMMITTED_BLOB_BYTES, BlobRecord
 from fabric.storage.provider import StorageProvider
 
 MAX_BLOCK_ID_BYTES = 64
-MAX_BLOCKS = 50000              # the reference's limit of committed (and of uncommitted) blocks per blob
 MAX_BLOCK_LIST_BYTES = 4 * 1024 * 1024     # a Put Block List body: 50,000 ids fit
 CHUNK = 1024 * 1024
 KINDS = ("Latest", "Committed", "Uncommitted")
@@ -151,7 +150,7 @@ def put_block_list(p: StorageProvider, account: str, container: str, blob: str, 
             raise ArmError("InvalidBlockList", f"The specified block list is invalid: no {kind.lower()} block "
                                                f"{bid[:100]!r}.", http_status=400)
     made = p.put_blob(account, container, blob, _read(parts), content_type, lease_id, blocks=blocks,
-                      metadata=metadata)
+                      metadata=metadata, limit=MAX_COMMITTED_BLOB_BYTES)
     shutil.rmtree(folder, ignore_errors=True)
     return made
 

@@ -59,7 +59,7 @@ from fabric.netio import BadLength, client_gone, declared_length, log_failure
 from fabric.storage import blocks, disk_blobs, leases, sas, shared_key
 from fabric.storage.http_server import BoundedHTTPServer, Limits
 from fabric.storage.model import BlobRecord
-from fabric.storage.model import MAX_BLOCK_BLOB_BYTES, PUBLIC_ACCESS
+from fabric.storage.model import MAX_BLOCK_BLOB_BYTES, MAX_BLOCK_BYTES, PUBLIC_ACCESS
 from fabric.storage.provider import MAX_LIST_RESULTS, StorageProvider, too_large
 from fabric.storage.qemu_img import QemuImgError
 from fabric.store import StoreUnavailable
@@ -546,9 +546,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self._length < 0:
             raise ArmError("MissingContentLengthHeader", "Content-Length is required for an upload.",
                            "Content-Length")
-        limit = MAX_BLOCK_BLOB_BYTES if q["comp"] == ["block"] else blocks.MAX_BLOCK_LIST_BYTES
+        limit = MAX_BLOCK_BYTES if q["comp"] == ["block"] else blocks.MAX_BLOCK_LIST_BYTES
         if self._length > limit:
-            raise too_large()
+            raise too_large(limit)
         self._authorize(account, container, blob, "w" if self._exists(account, container, blob) else "c", q)
         lease_id = self.headers.get("x-ms-lease-id", "")
         if q["comp"] == ["block"]:

@@ -9,6 +9,9 @@ from fabric.storage.leases import Lease
 
 PUBLIC_ACCESS = ("off", "blob", "container")
 MAX_BLOCK_BLOB_BYTES = 64 * 1024 * 1024   # the reference's largest Put Blob at version 2015-04-05 (64 MiB)
+MAX_BLOCK_BYTES = 100 * 1024 * 1024       # its largest Put Block (before the 4000 MiB of later versions)
+MAX_BLOCKS = 50000                        # its committed (and uncommitted) blocks per blob
+MAX_COMMITTED_BLOB_BYTES = MAX_BLOCKS * MAX_BLOCK_BYTES    # a block blob made by Put Block List (4.77 TiB)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -55,9 +55,9 @@ def _new_key() -> str:
 MAX_LIST_RESULTS = 5000      # the reference's largest List Blobs page
 
 
-def too_large() -> ArmError:
+def too_large(limit: int = MAX_BLOCK_BLOB_BYTES) -> ArmError:
     return ArmError("RequestBodyTooLarge", f"The request body is too large and exceeds the maximum permissible "
-                                           f"limit ({MAX_BLOCK_BLOB_BYTES} bytes).", "body", http_status=413)
+                                           f"limit ({limit} bytes).", "body", http_status=413)
 
 
 def _lease_error(e: LeaseError) -> ArmError:
@@ -214,9 +214,10 @@ class StorageProvider:
 
     def put_blob(self, account: str, container: str, name: str, chunks: Iterable[bytes],
                  content_type: str = "application/octet-stream", lease_id: str = "",
-                 blocks: list[tuple[str, int]] | None = None, metadata: dict[str, str] | None = None) -> BlobRecord:
+                 blocks: list[tuple[str, int]] | None = None, metadata: dict[str, str] | None = None,
+                 limit: int = MAX_BLOCK_BLOB_BYTES) -> BlobRecord:
         """Create or replace a block blob (of these committed blocks, when Put Block List makes it); refused
-        (nothing changed) when a lease forbids it, when the body grows past MAX_BLOCK_BLOB_BYTES (413
+        (nothing changed) when a lease forbids it, when the body grows past `limit` (413
         RequestBodyTooLarge), or when `chunks` raises (e.g. a body that ended early): then no record changes and
         the new body file is removed."""
         self.container(account, container)
@@ -231,8 +232,8 @@ class StorageProvider:
             with open(path, "xb", opener=private_opener) as f:
                 for chunk in chunks:
                     size += len(chunk)
-                    if size > MAX_BLOCK_BLOB_BYTES:
-                        raise too_large()
+                    if size > limit:
+                        raise too_large(limit)
                     f.write(chunk)
                     md5.update(chunk)
                 f.flush()

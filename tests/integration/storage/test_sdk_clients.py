@@ -20,7 +20,7 @@ from azure.storage.blob import (AccountSasPermissions, BlobBlock, BlobClient, Bl
                                 generate_account_sas, generate_blob_sas, generate_container_sas)
 
 from fabric.storage import sas, shared_key
-from fabric.storage.model import BlobRecord
+from fabric.storage.model import MAX_BLOCK_BLOB_BYTES, MAX_BLOCK_BYTES, BlobRecord
 from fabric.store import keys
 from fabric.v1 import storage_pb2 as pb
 from tests.integration.conftest import Api
@@ -296,3 +296,18 @@ def test_conditional_requests_answer_304_412_and_an_upload_does_not_overwrite_un
     assert blob.exists() and blob.get_blob_properties().metadata == {}
     blob.upload_blob(b"replaced", overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified)
     assert blob.download_blob().readall() == b"replaced"
+
+
+def test_a_block_blob_grows_past_the_single_put_limit_and_a_block_has_its_own(acct: Api) -> None:
+    """Put Blob stops at 64 MiB (the reference's at this service version); a blob made of blocks does not, and
+    one block stops at 100 MiB, refused on its Content-Length before its body is read."""
+    data = os.urandom(MAX_BLOCK_BLOB_BYTES + 3)
+    blob = BlobServiceClient.from_connection_string(connection_string(acct), max_single_put_size=8 * 1024 * 1024,
+                                                    max_block_size=8 * 1024 * 1024).get_blob_client("scripts", "65m")
+    blob.upload_blob(data, overwrite=True, max_concurrency=2)
+    assert blob.get_blob_properties().size == len(data)
+    assert blob.download_blob(offset=MAX_BLOCK_BLOB_BYTES - 2).readall() == data[-5:]
+    url = sas_url(acct, "other", "cw")
+    r = http("PUT", url.replace("?", "?comp=block&blockid=YWFhYQ==&"),
+             headers={"Content-Length": str(MAX_BLOCK_BYTES + 1)})
+    assert (r.status, r.code) == (413, "RequestBodyTooLarge")
