@@ -5,7 +5,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import grpc
 
@@ -31,18 +30,7 @@ def source_blob(storage: StorageProvider, url: str) -> BlobRecord:
     """The blob an import reads: by its URL as `blob show` prints it ({endpoint}/{account}/{container}/{blob}) or
     as guests reach it (http://{account}.blob.{domain}/{container}/{blob}); a SAS, if any, is not needed."""
     target = "sourceBlobUrl"
-    u = urlsplit(url)
-    endpoint, suffix = storage.config.endpoint.rstrip("/"), f".blob.{storage.config.domain}"
-    host = (u.hostname or "").lower()
-    if url.startswith(endpoint + "/"):
-        parts = url[len(endpoint) + 1:].split("?", 1)[0].split("/", 2)
-    elif u.scheme in ("http", "https") and host.endswith(suffix):
-        parts = [host[:-len(suffix)], *u.path.lstrip("/").split("/", 1)]
-    else:
-        raise invalid(target, f"a blob URL of this fabric: {endpoint}/<account>/<container>/<blob> or "
-                              f"http://<account>{suffix}/<container>/<blob>")
-    if len(parts) != 3 or not all(parts):
-        raise invalid(target, "the URL names no account, container and blob")
+    parts = storage.locate(url, target)
     rec = storage.blob(*parts).value
     if rec.lease_value().state(time.time()) == "leased":
         raise invalid(target, f"blob '{parts[2]}' is leased (a disk in use): release it, or copy it, first")

@@ -12,6 +12,7 @@
     GET       /{account}/{container}?restype=container&comp=list   list (sp=l on sr=c, or public 'container'):
               prefix, marker, maxresults, include=metadata, delimiter (BlobPrefix)
     PUT|GET   /{account}/{container}/{blob}?comp=metadata|properties   x-ms-meta-*, x-ms-blob-content-type
+    PUT       /{account}/{container}/{blob}  x-ms-copy-source: URL  Copy Blob from a block blob of this fabric
     GET       /{account}?comp=list                                 list containers (account key or SAS)
     PUT|DELETE|GET /{account}/{container}?restype=container[&comp=metadata|acl]   containers: made, deleted
               (not while a blob of it is leased), their metadata and public access (account key or SAS)
@@ -55,11 +56,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
 from fabric.core.errors import ArmError
+from fabric.model import now
 from fabric.netio import BadLength, client_gone, declared_length, log_failure
 from fabric.storage import blocks, disk_blobs, leases, sas, shared_key
 from fabric.storage.http_server import BoundedHTTPServer, Limits
 from fabric.storage.model import BlobRecord
-from fabric.storage.model import MAX_BLOCK_BLOB_BYTES, MAX_BLOCK_BYTES, PUBLIC_ACCESS
+from fabric.storage.model import MAX_BLOCK_BLOB_BYTES, MAX_BLOCK_BYTES, MAX_COMMITTED_BLOB_BYTES, PUBLIC_ACCESS
 from fabric.storage.provider import MAX_LIST_RESULTS, StorageProvider, too_large
 from fabric.storage.qemu_img import QemuImgError
 from fabric.store import StoreUnavailable
@@ -84,7 +86,8 @@ _STATUS = {"BlobNotFound": 404, "ContainerNotFound": 404, "StorageAccountNotFoun
            "MissingRequiredHeader": 400, "StoreUnavailable": 503, "InternalError": 500, "InvalidInput": 400,
            "UnsupportedHeader": 400, "MissingContentLengthHeader": 411, "RequestBodyTooLarge": 413,
            "InvalidBlockList": 400, "InvalidXmlDocument": 400, "InvalidBlobOrBlock": 400, "InvalidRange": 416,
-           "ConditionNotMet": 412, "BlobAlreadyExists": 409}
+           "ConditionNotMet": 412, "BlobAlreadyExists": 409, "CannotVerifyCopySource": 404,
+           "InvalidBlobType": 409}
 
 
 def _http_date(iso: str) -> str:
@@ -192,12 +195,13 @@ class _Handler(BaseHTTPRequestHandler):
         return parts[0], parts[1], parts[2], parse_qs(url.query)
 
     def _authorize(self, account: str, container: str, blob: str, need: str,
-                   query: dict[str, list[str]], account_level: bool = False) -> None:
+                   query: dict[str, list[str]], account_level: bool = False, key: bool = True) -> None:
         """Shared Key (the Authorization header: anything on its account), else a SAS in the query, else the
         container's public access level. `account_level`: managing containers, which takes the account's key
-        or an account SAS."""
+        or an account SAS. `key` False: the request's own Authorization does not count (a copy's source, read
+        through its URL)."""
         now = dt.datetime.fromtimestamp(self.provider.clock(), dt.timezone.utc)
-        authorization = self.headers.get("Authorization")
+        authorization = self.headers.get("Authorization") if key else None
         if authorization is not None:
             acct = self.provider.account(account)
             url = urlsplit(self.path)
@@ -333,6 +337,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("x-ms-lease-duration", duration)
         self.send_header("Accept-Ranges", "bytes")
         self._metadata_headers(rec.metadata)
+        if rec.copy:
+            for field in ("id", "status", "source", "progress"):
+                self.send_header(f"x-ms-copy-{field}", rec.copy[field])
+            self.send_header("x-ms-copy-completion-time", _http_date(rec.copy["completionTime"]))
 
     # ----- verbs -----
 
@@ -522,6 +530,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if q.get("comp") in (["block"], ["blocklist"]):
             self._blocks(account, container, blob, q)
+            return
+        if self.headers.get("x-ms-copy-source"):
+            self._copy(account, container, blob, q)
             return
         if self._length < 0:
             raise ArmError("MissingContentLengthHeader", "Content-Length is required for an upload.",
@@ -713,6 +724,49 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("x-ms-error-code", "ConditionNotMet")
         self.send_header("ETag", f'"{rec.etag}"')
         self.send_header("Last-Modified", _http_date(rec.last_modified))
+        self.end_headers()
+
+    def _copy(self, account: str, container: str, blob: str, q: dict[str, list[str]]) -> None:
+        """Copy Blob from a block blob of this fabric (x-ms-copy-source: its URL, with a SAS that lets it be
+        read, or public, or of this account when the request carries its key); done before the answer (202,
+        x-ms-copy-status: success). A disk (page blob) is not copied this way; a source this fabric cannot
+        read is 404 CannotVerifyCopySource."""
+        self._authorize(account, container, blob, "w" if self._exists(account, container, blob) else "c", q)
+        source = self.headers["x-ms-copy-source"]
+        try:
+            src = self.provider.locate(source, "x-ms-copy-source")
+        except ArmError as e:
+            raise ArmError("InvalidHeaderValue", e.message, "x-ms-copy-source", http_status=400) from None
+        src_query = parse_qs(urlsplit(source).query)
+        by_key = self.headers.get("Authorization") is not None and src[0] == account
+        try:
+            if not by_key:
+                saved = self._overrides
+                self._authorize(*src, "r", src_query, key=False)
+                self._overrides = saved
+            rec = self.provider.blob(*src).value
+        except ArmError as e:
+            raise ArmError("CannotVerifyCopySource", f"The copy source cannot be read: {e.message}",
+                           "x-ms-copy-source", http_status=404) from None
+        if rec.blob_type != "BlockBlob":
+            raise ArmError("InvalidBlobType", "The blob type is invalid for this operation: the source is a disk "
+                                              "(a page blob); copy block blobs.", "x-ms-copy-source",
+                           http_status=409)
+        self._unchanged_since(blocks.current(self.provider, account, container, blob), write=True)
+        copy_id = str(uuid.uuid4())
+        with open(self.provider.body_path(rec), "rb") as f:
+            made = self.provider.put_blob(
+                account, container, blob, _file_chunks(f, 0, rec.size - 1), rec.content_type,
+                self.headers.get("x-ms-lease-id", ""), blocks=rec.blocks, metadata=self._metadata() or rec.metadata,
+                limit=MAX_COMMITTED_BLOB_BYTES,
+                copy={"id": copy_id, "status": "success", "source": source.split("?", 1)[0],
+                      "progress": f"{rec.size}/{rec.size}", "completionTime": now()})
+        self.send_response(202)
+        self.send_header("ETag", f'"{made.etag}"')
+        self.send_header("Last-Modified", _http_date(made.last_modified))
+        self.send_header("x-ms-copy-id", copy_id)
+        self.send_header("x-ms-copy-status", "success")
+        self.send_header("Content-Length", "0")
         self.end_headers()
 
     def _content_type(self) -> str:

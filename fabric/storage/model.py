@@ -50,6 +50,7 @@ class BlobRecord(Record):
     lease: dict[str, Any] = dataclasses.field(default_factory=dict)
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
     blocks: list[tuple[str, int]] = dataclasses.field(default_factory=list)   # committed (id, size), by Put Block List
+    copy: dict[str, str] = dataclasses.field(default_factory=dict)   # the Copy Blob that made it: id, source, ...
 
     def lease_value(self) -> Lease:
         return Lease(**self.lease) if self.lease else Lease()

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from fabric.core.errors import ArmError, check_location, invalid
 from fabric.files import TRAVERSE_DIR, ensure_dir, private_opener
@@ -215,7 +216,7 @@ class StorageProvider:
     def put_blob(self, account: str, container: str, name: str, chunks: Iterable[bytes],
                  content_type: str = "application/octet-stream", lease_id: str = "",
                  blocks: list[tuple[str, int]] | None = None, metadata: dict[str, str] | None = None,
-                 limit: int = MAX_BLOCK_BLOB_BYTES) -> BlobRecord:
+                 limit: int = MAX_BLOCK_BLOB_BYTES, copy: dict[str, str] | None = None) -> BlobRecord:
         """Create or replace a block blob (of these committed blocks, when Put Block List makes it); refused
         (nothing changed) when a lease forbids it, when the body grows past `limit` (413
         RequestBodyTooLarge), or when `chunks` raises (e.g. a body that ended early): then no record changes and
@@ -241,7 +242,8 @@ class StorageProvider:
             rec = BlobRecord(account=account, container=container, name=name, blob_type="BlockBlob", size=size,
                              content_type=content_type or "application/octet-stream",
                              content_md5=base64.b64encode(md5.digest()).decode(), etag=etag,
-                             last_modified=now(), body=body, blocks=blocks or [], metadata=metadata or {})
+                             last_modified=now(), body=body, blocks=blocks or [], metadata=metadata or {},
+                             copy=copy or {})
             old = self._commit_blob(rec, lease_id, keep_metadata=metadata is None)
         except BaseException:
             path.unlink(missing_ok=True)
@@ -314,6 +316,24 @@ class StorageProvider:
         return lease.state(t), lease.status(t), lease.duration(t)
 
     # ----- SAS -----
+
+    def locate(self, url: str, target: str) -> tuple[str, str, str]:
+        """(account, container, blob) of a blob URL of this fabric: as `blob show` prints it
+        ({endpoint}/{account}/{container}/{blob}) or as guests reach it (http://{account}.blob.{domain}/...);
+        InvalidParameter naming `target` otherwise. A query (a SAS) is not part of it."""
+        u = urlsplit(url)
+        endpoint, suffix = self.config.endpoint.rstrip("/"), f".blob.{self.config.domain}"
+        host = (u.hostname or "").lower()
+        if url.startswith(endpoint + "/"):
+            parts = unquote(url[len(endpoint) + 1:].split("?", 1)[0]).split("/", 2)
+        elif u.scheme in ("http", "https") and host.endswith(suffix):
+            parts = [host[:-len(suffix)], *unquote(u.path).lstrip("/").split("/", 1)]
+        else:
+            raise invalid(target, f"a blob URL of this fabric: {endpoint}/<account>/<container>/<blob> or "
+                                  f"http://<account>{suffix}/<container>/<blob>")
+        if len(parts) != 3 or not all(parts):
+            raise invalid(target, "the URL names no account, container and blob")
+        return parts[0], parts[1], parts[2]
 
     def url(self, account: str, container: str, blob: str = "") -> str:
         return f"{self.config.endpoint}/{account}/{container}" + (f"/{blob}" if blob else "")

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 import pytest
 from azure.core import MatchConditions
 from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError, ResourceExistsError,
-                                   ResourceModifiedError)
+                                   ResourceModifiedError, ResourceNotFoundError)
 from azure.storage.blob import (AccountSasPermissions, BlobBlock, BlobClient, BlobSasPermissions, BlobServiceClient,
                                 ContainerClient, ContainerSasPermissions, ContentSettings, ResourceTypes,
                                 generate_account_sas, generate_blob_sas, generate_container_sas)
@@ -311,3 +311,30 @@ def test_a_block_blob_grows_past_the_single_put_limit_and_a_block_has_its_own(ac
     r = http("PUT", url.replace("?", "?comp=block&blockid=YWFhYQ==&"),
              headers={"Content-Length": str(MAX_BLOCK_BYTES + 1)})
     assert (r.status, r.code) == (413, "RequestBodyTooLarge")
+
+
+def test_copy_blob_from_a_url_of_this_fabric(acct: Api) -> None:
+    service = BlobServiceClient.from_connection_string(connection_string(acct))
+    dest = service.get_blob_client("scripts", "copies/simple.sh")
+    done = dest.start_copy_from_url(f"{acct.storage.config.endpoint}/blogacct/scripts/simple.sh")     # same account
+    assert done["copy_status"] == "success"
+    assert dest.download_blob().readall() == b"echo hello\n"
+    props = dest.get_blob_properties()
+    assert props.copy.status == "success" and (props.copy.source or "").endswith("/blogacct/scripts/simple.sh")
+    assert props.content_settings.content_type == "text/x-sh"
+
+    # another account's blob: readable through the SAS in its URL, not through this account's key
+    acct.accounts.Create(pb.CreateStorageAccountRequest(resource_group="RG", name="otheracct"))
+    acct.containers.Create(pb.CreateContainerRequest(account_name="otheracct", name="src"))
+    upload(acct, "src", "notes.txt", b"from the other account", account="otheracct")
+    bare = f"{acct.storage.config.endpoint}/otheracct/src/notes.txt"
+    with pytest.raises(ResourceNotFoundError) as unreadable:
+        dest.start_copy_from_url(bare)
+    assert "CannotVerifyCopySource" in str(unreadable.value)
+    token = acct.blobs.GenerateSas(pb.GenerateSasRequest(account_name="otheracct", container="src", name="notes.txt",
+                                                         permissions="r", expiry=EXPIRY.strftime(sas.TIME_FORMAT)))
+    dest.start_copy_from_url(f"{bare}?{token.token}")
+    assert dest.download_blob().readall() == b"from the other account"
+    with pytest.raises(HttpResponseError) as e:
+        dest.start_copy_from_url("http://elsewhere.invalid/a/b/c")
+    assert e.value.status_code == 400
