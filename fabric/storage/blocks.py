@@ -2,23 +2,25 @@
 under its id (uncommitted), Put Block List makes the blob of the blocks it names, in its order (each the
 uncommitted block of that id, or the blob's committed one), and Get Block List says which blocks there are.
 
-A staged block is a file of its own, in a private folder per blob beside the container's bodies; a commit reads
-the blocks named into a new body through the provider's put_blob (so a lease, the size limit and a failure
-half-way behave as for any upload), records the committed list (id, size) in the blob's record, and drops the
-staged blocks, as the reference does. Block ids are Base64 of at most 64 bytes, all of one length for one blob.
+A staged block is a file of its own, in a private folder per blob apart from the container's bodies; a commit
+reads the blocks named into a new body through the provider's put_blob (so a lease, the size limit and a
+failure half-way behave as for any upload), keeps the committed list (id, size) in a file beside it, and drops
+the staged blocks, as the reference does. Deleting the container drops every staged block of it. Block ids are Base64 of at most 64 bytes, all of one length for one blob.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import dataclasses
+import json
 import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from fabric.core.errors import ArmError
-from fabric.files import TRAVERSE_DIR, ensure_dir, private_opener
+from fabric.files import ensure_dir, private_opener
 from fabric.storage import names
 from fabric.storage.model import MAX_BLOCKS, MAX_COMMITTED_BLOB_BYTES, BlobRecord
 from fabric.storage.provider import StorageProvider
@@ -41,15 +43,25 @@ def check_id(block_id: str) -> bytes:
         raw = base64.b64decode(block_id, validate=True)
     except (binascii.Error, ValueError):
         raw = b""
-    if not 1 <= len(raw) <= MAX_BLOCK_ID_BYTES:
+    if not 1 <= len(raw) <= MAX_BLOCK_ID_BYTES or base64.b64encode(raw).decode() != block_id:   # one spelling
         raise ArmError("InvalidQueryParameterValue", f"Value for one of the query parameters specified in the request "
                                                      f"URI is invalid: blockid is Base64 of 1-{MAX_BLOCK_ID_BYTES} "
-                                                     f"bytes.", "blockid", http_status=400)
+                                                     f"bytes (canonical padding).", "blockid", http_status=400)
     return raw
 
 
 def _staging(p: StorageProvider, account: str, container: str, blob: str) -> Path:
-    return p.body_folder(account, container) / f".blocks-{names.body_name(blob)}"
+    return p.block_state("staged", account, container) / names.body_name(blob)
+
+
+def committed(p: StorageProvider, rec: BlobRecord | None) -> list[tuple[str, int]]:
+    """The committed blocks of a blob made by Put Block List ([] for one put whole)."""
+    if rec is None:
+        return []
+    try:
+        return [(str(i), int(n)) for i, n in json.loads(p.block_list_path(rec).read_text())]
+    except FileNotFoundError:
+        return []
 
 
 def _block_file(folder: Path, raw_id: bytes) -> Path:
@@ -86,11 +98,11 @@ def put_block(p: StorageProvider, account: str, container: str, blob: str, block
     rec = current(p, account, container, blob)
     if rec is not None:
         p.check_lease(rec, lease_id)
-    known = [*(rec.blocks if rec else []), *((b.id, b.size) for b in staged(p, account, container, blob))]
+    known = [*committed(p, rec), *((b.id, b.size) for b in staged(p, account, container, blob))]
     if any(len(base64.b64decode(other)) != len(raw) for other, _ in known):
         raise ArmError("InvalidBlobOrBlock", "The specified blob or block content is invalid: all block ids of a "
                                              "blob have the same length.", "blockid", http_status=400)
-    folder = ensure_dir(_staging(p, account, container, blob), TRAVERSE_DIR)
+    folder = ensure_dir(_staging(p, account, container, blob))
     if len({b.id for b in staged(p, account, container, blob)} | {block_id}) > MAX_BLOCKS:
         raise ArmError("BlockCountExceedsLimit", f"The uncommitted block count cannot exceed {MAX_BLOCKS}.",
                        http_status=409)
@@ -126,13 +138,14 @@ def parse_block_list(body: bytes) -> list[tuple[str, str]]:
 
 
 def put_block_list(p: StorageProvider, account: str, container: str, blob: str, wanted: list[tuple[str, str]],
-                   content_type: str, lease_id: str = "", metadata: dict[str, str] | None = None) -> BlobRecord:
+                   content_type: str, lease_id: str = "", metadata: dict[str, str] | None = None,
+                   **conditions: Any) -> BlobRecord:
     """The blob made of the blocks named; 400 InvalidBlockList (nothing changed) when one is not there."""
     rec = current(p, account, container, blob)
-    committed = {}
+    at: dict[str, tuple[int, int]] = {}           # a committed block's (offset, size) in the current body
     offset = 0
-    for bid, size in (rec.blocks if rec else []):
-        committed[bid] = (offset, size)
+    for bid, size in committed(p, rec):
+        at[bid] = (offset, size)
         offset += size
     folder = _staging(p, account, container, blob)
     uncommitted = {b.id: b.size for b in staged(p, account, container, blob)}
@@ -142,15 +155,15 @@ def put_block_list(p: StorageProvider, account: str, container: str, blob: str, 
         if kind != "Committed" and bid in uncommitted:
             parts.append((_block_file(folder, check_id(bid)), 0, uncommitted[bid]))
             blocks.append((bid, uncommitted[bid]))
-        elif kind != "Uncommitted" and bid in committed and rec is not None:
-            at, size = committed[bid]
-            parts.append((p.body_path(rec), at, size))
+        elif kind != "Uncommitted" and bid in at and rec is not None:
+            start, size = at[bid]
+            parts.append((p.body_path(rec), start, size))
             blocks.append((bid, size))
         else:
             raise ArmError("InvalidBlockList", f"The specified block list is invalid: no {kind.lower()} block "
                                                f"{bid[:100]!r}.", http_status=400)
     made = p.put_blob(account, container, blob, _read(parts), content_type, lease_id, blocks=blocks,
-                      metadata=metadata, limit=MAX_COMMITTED_BLOB_BYTES)
+                      metadata=metadata, limit=MAX_COMMITTED_BLOB_BYTES, **conditions)
     shutil.rmtree(folder, ignore_errors=True)
     return made
 
@@ -182,14 +195,14 @@ def current(p: StorageProvider, account: str, container: str, blob: str) -> Blob
         raise
 
 
-def block_list_xml(rec: BlobRecord | None, uncommitted: list[Block], which: str) -> bytes:
+def block_list_xml(p: StorageProvider, rec: BlobRecord | None, uncommitted: list[Block], which: str) -> bytes:
     """Get Block List's answer: committed, uncommitted or all."""
     def section(tag: str, blocks: Iterable[tuple[str, int]]) -> str:
         inner = "".join(f"<Block><Name>{bid}</Name><Size>{size}</Size></Block>" for bid, size in blocks)
         return f"<{tag}>{inner}</{tag}>"
     body = ""
     if which in ("committed", "all"):
-        body += section("CommittedBlocks", rec.blocks if rec else [])
+        body += section("CommittedBlocks", committed(p, rec))
     if which in ("uncommitted", "all"):
         body += section("UncommittedBlocks", ((b.id, b.size) for b in uncommitted))
     return f'<?xml version="1.0" encoding="utf-8"?><BlockList>{body}</BlockList>'.encode()

@@ -72,6 +72,9 @@ API_VERSION = "2015-04-05"
 NO_OVERRIDES = ("", "", "", "", "")
 MAX_METADATA_BYTES = 8 * 1024              # names and values of one blob's or container's metadata
 _META_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ONCE_ONLY = {h.lower() for h in (*shared_key.SIGNED_HEADERS, "Authorization", "Host", "Content-Type")}
+MAX_ACL_BYTES = 64 * 1024                  # a Set Container ACL body (stored policies are not offered)
+DELIMITED_PAGE = 32                        # a delimited listing reads small pages: most of one may be rolled up
 PAST_PREFIX = "\U0010ffff"                 # after every name under a prefix: a listing marker that skips them
 MAX_CLIENT_REQUEST_ID = 1024               # the longest x-ms-client-request-id echoed (the reference's limit)
 _VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -185,6 +188,11 @@ class _Handler(BaseHTTPRequestHandler):
         """(account, container, blob, query): host style `{account}.blob.{domain}/{container}/{blob}`, as
         guests use it, or path style `/{account}/{container}/{blob}`, as the lab's loopback endpoint does."""
         url = urlsplit(self.path)
+        query = parse_qs(url.query, keep_blank_values=True)
+        odd = [k for k, v in query.items() if k != k.lower() or len(v) > 1]
+        if odd:            # what a signature covers is what is routed on: one spelling, one value
+            raise ArmError("InvalidQueryParameterValue", f"Query parameter '{odd[0][:40]}' is not lower case or is "
+                                                         f"given more than once.", odd[0][:40], http_status=400)
         path = unquote(url.path).lstrip("/")
         host = (self.headers.get("Host") or "").split(":")[0].lower()
         if ".blob." in host:
@@ -192,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = path.split("/", 2)
         while len(parts) < 3:
             parts.append("")
-        return parts[0], parts[1], parts[2], parse_qs(url.query)
+        return parts[0], parts[1], parts[2], query
 
     def _authorize(self, account: str, container: str, blob: str, need: str,
                    query: dict[str, list[str]], account_level: bool = False, key: bool = True) -> None:
@@ -221,6 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
         if token is None:
             cont = self.provider.container(account, container).value
             public = {"blob": "r", "container": "rl"}.get(cont.public_access, "")
+            if not blob and "l" not in public:       # the container itself (properties, metadata): 'container' only
+                public = ""
             if need not in public:
                 raise ArmError("ResourceNotFound", "The specified resource does not exist.", http_status=404)
             return
@@ -230,13 +240,14 @@ class _Handler(BaseHTTPRequestHandler):
                        sas.Source(ip=self.client_address[0], protocol=PROTOCOL))
         except sas.SasError as e:
             raise ArmError(e.code, e.message, http_status=403) from None
-        self._overrides = token.overrides
+        self._overrides = NO_OVERRIDES if token.services else token.overrides     # an account SAS signs none
 
     def _handle(self, fn: Any) -> None:
         self._answered = False
         self._request_id = str(uuid.uuid4())
         self._overrides = NO_OVERRIDES
         try:
+            self._check_repeats()
             self._check_version()
             self._length = self._declared_length()
             self._unread = max(0, self._length)
@@ -263,6 +274,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self._fail(err)
+
+    def _check_repeats(self) -> None:
+        """A header the service acts on (x-ms-*, or one a Shared Key signature covers) given twice is refused: the
+        signature would cover one copy and the service act on the other."""
+        seen: set[str] = set()
+        for name in self.headers.keys():
+            low = name.lower()
+            if low in seen and (low.startswith("x-ms-") or low in ONCE_ONLY):
+                raise ArmError("InvalidHeaderValue", f"The value for one of the HTTP headers is not in the correct "
+                                                     f"format: {name[:60]} is given more than once.", name[:60],
+                               http_status=400)
+            seen.add(low)
 
     def _check_version(self) -> None:
         """x-ms-version, when given: a version of the service's form that is not from the future (a client that
@@ -432,7 +455,8 @@ class _Handler(BaseHTTPRequestHandler):
         entries: list[BlobRecord | str] = []           # a blob, or a BlobPrefix's name
         cursor, more = marker, True
         while more and len(entries) < limit:
-            blobs, after = self.provider.list_blobs(account, container, prefix, cursor, limit - len(entries))
+            page = min(DELIMITED_PAGE, limit - len(entries)) if delimiter else limit - len(entries)
+            blobs, after = self.provider.list_blobs(account, container, prefix, cursor, page)
             more = bool(after)
             for b in blobs:
                 rest = b.name[len(prefix):]
@@ -545,7 +569,7 @@ class _Handler(BaseHTTPRequestHandler):
         metadata = self._metadata()
         self._unchanged_since(blocks.current(self.provider, account, container, blob), write=True)
         rec = self.provider.put_blob(account, container, blob, self._body(), self._content_type(),
-                                     self.headers.get("x-ms-lease-id", ""), metadata=metadata)
+                                     self.headers.get("x-ms-lease-id", ""), metadata=metadata, **self._at_commit())
         self.send_response(201)
         self.send_header("ETag", f'"{rec.etag}"')
         self.send_header("Content-MD5", rec.content_md5)
@@ -570,7 +594,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._unchanged_since(blocks.current(self.provider, account, container, blob), write=True)
             wanted = blocks.parse_block_list(b"".join(self._body()))
             rec = blocks.put_block_list(self.provider, account, container, blob, wanted, self._content_type(),
-                                        lease_id, self._metadata())
+                                        lease_id, self._metadata(), **self._at_commit())
             self.send_response(201)
             self.send_header("ETag", f'"{rec.etag}"')
             self.send_header("Last-Modified", _http_date(rec.last_modified))
@@ -584,16 +608,18 @@ class _Handler(BaseHTTPRequestHandler):
         if which not in ("committed", "uncommitted", "all"):
             raise ArmError("InvalidQueryParameterValue", "blocklisttype is committed, uncommitted or all.",
                            "blocklisttype", http_status=400)
+        anonymous = self.headers.get("Authorization") is None and sas.parse(q) is None
         rec = blocks.current(self.provider, account, container, blob)
-        staged = blocks.staged(self.provider, account, container, blob)
-        if rec is None and not staged:
+        staged = [] if anonymous else blocks.staged(self.provider, account, container, blob)   # an upload going on
+        if rec is None and not staged:                                                        # is its writer's
             raise ArmError("BlobNotFound", "The specified blob does not exist.", "blobName")
-        body = blocks.block_list_xml(rec, staged, which)
+        body = blocks.block_list_xml(self.provider, rec, staged, "committed" if anonymous else which)
         self.send_response(200)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _metadata(self) -> dict[str, str]:
         """The request's x-ms-meta-* (names as the reference allows them: identifiers, at most 8 KiB in all);
@@ -633,6 +659,8 @@ class _Handler(BaseHTTPRequestHandler):
             rec = self.provider.change_container(account, container, metadata=self._metadata())
             self._changed(200, rec.etag, rec.last_modified)
         elif comp == "acl":
+            if self._length > MAX_ACL_BYTES:
+                raise too_large(MAX_ACL_BYTES)
             body = b"".join(self._body()) if self._length > 0 else b""
             if b"<SignedIdentifier>" in body:
                 raise ArmError("InvalidXmlDocument", "Stored access policies (SignedIdentifiers) are not offered by "
@@ -718,6 +746,13 @@ class _Handler(BaseHTTPRequestHandler):
                                               "met.", http_status=412)
         return not_modified
 
+    def _at_commit(self) -> dict[str, Any]:
+        """If-Match and If-None-Match: * checked again by the write's own compare-and-swap (put_blob), so that
+        two writers cannot both pass them."""
+        if_match, if_none = self.headers.get("If-Match"), self.headers.get("If-None-Match") or ""
+        return {"if_match": frozenset(v.strip() for v in if_match.split(",")) if if_match is not None else None,
+                "if_absent": "*" in {v.strip() for v in if_none.split(",")}}
+
     def _not_modified(self, rec: BlobRecord) -> None:
         """304, with the code the reference's service gives it (its client libraries read it)."""
         self.send_response(304)
@@ -757,7 +792,8 @@ class _Handler(BaseHTTPRequestHandler):
         with open(self.provider.body_path(rec), "rb") as f:
             made = self.provider.put_blob(
                 account, container, blob, _file_chunks(f, 0, rec.size - 1), rec.content_type,
-                self.headers.get("x-ms-lease-id", ""), blocks=rec.blocks, metadata=self._metadata() or rec.metadata,
+                self.headers.get("x-ms-lease-id", ""), blocks=blocks.committed(self.provider, rec) or None,
+                metadata=self._metadata() or rec.metadata,
                 limit=MAX_COMMITTED_BLOB_BYTES,
                 copy={"id": copy_id, "status": "success", "source": source.split("?", 1)[0],
                       "progress": f"{rec.size}/{rec.size}", "completionTime": now()})

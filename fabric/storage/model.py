@@ -49,7 +49,6 @@ class BlobRecord(Record):
     body: str                    # file name under {blob root}/{account}/{container}/
     lease: dict[str, Any] = dataclasses.field(default_factory=dict)
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
-    blocks: list[tuple[str, int]] = dataclasses.field(default_factory=list)   # committed (id, size), by Put Block List
     copy: dict[str, str] = dataclasses.field(default_factory=dict)   # the Copy Blob that made it: id, source, ...
 
     def lease_value(self) -> Lease:

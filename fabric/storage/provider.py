@@ -12,7 +12,9 @@ import base64
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import os
+import shutil
 import secrets
 import time
 import uuid
@@ -167,6 +169,8 @@ class StorageProvider:
             self.delete_blob(account, name, b.value.name)
         if not self.store.commit([Unchanged(cur.key, cur.mod_revision)], [Delete(cur.key)]):
             raise ArmError("Conflict", "The container changed while it was deleted; try again.", "containerName")
+        for folder in (self.block_state("staged", account, name), self.block_state("committed", account, name)):
+            shutil.rmtree(folder, ignore_errors=True)       # staged blocks of uploads never committed go too
 
     def change_blob(self, account: str, container: str, name: str, lease_id: str = "", **changes: Any) -> BlobRecord:
         """The blob's record with `changes` (metadata, content type), a new ETag and Last-Modified; its body is
@@ -183,6 +187,19 @@ class StorageProvider:
 
     def body_path(self, rec: BlobRecord) -> Path:
         return self.config.blob_root / rec.account / rec.container / rec.body
+
+    def block_state(self, kind: str, account: str, container: str) -> Path:
+        """Where a container's block uploads keep their state, apart from its bodies: `staged` blocks (a folder
+        per blob) and the `committed` block lists (a file per body). Private: only the controller reads them."""
+        return self.config.blob_root / f".{kind}" / account / container
+
+    def block_list_path(self, rec: BlobRecord) -> Path:
+        """The committed block list of a body made by Put Block List (a JSON list of [id, size])."""
+        return self.block_state("committed", rec.account, rec.container) / rec.body
+
+    def _drop_body(self, rec: BlobRecord) -> None:
+        self.body_path(rec).unlink(missing_ok=True)
+        self.block_list_path(rec).unlink(missing_ok=True)
 
     def body_folder(self, account: str, container: str) -> Path:
         """A container's folder of bodies, made when missing. Folders TRAVERSE_DIR (qemu opens disk bodies by
@@ -216,11 +233,13 @@ class StorageProvider:
     def put_blob(self, account: str, container: str, name: str, chunks: Iterable[bytes],
                  content_type: str = "application/octet-stream", lease_id: str = "",
                  blocks: list[tuple[str, int]] | None = None, metadata: dict[str, str] | None = None,
-                 limit: int = MAX_BLOCK_BLOB_BYTES, copy: dict[str, str] | None = None) -> BlobRecord:
+                 limit: int = MAX_BLOCK_BLOB_BYTES, copy: dict[str, str] | None = None,
+                 if_match: frozenset[str] | None = None, if_absent: bool = False) -> BlobRecord:
         """Create or replace a block blob (of these committed blocks, when Put Block List makes it); refused
         (nothing changed) when a lease forbids it, when the body grows past `limit` (413
         RequestBodyTooLarge), or when `chunks` raises (e.g. a body that ended early): then no record changes and
-        the new body file is removed."""
+        the new body file is removed. The request's conditions hold at the commit itself: `if_absent` (409
+        BlobAlreadyExists when the blob exists by then), `if_match` (412 unless its ETag is one of these)."""
         self.container(account, container)
         names.check_blob(name, "name")
         folder = self.body_folder(account, container)
@@ -239,17 +258,22 @@ class StorageProvider:
                     md5.update(chunk)
                 f.flush()
                 os.fsync(f.fileno())
+            if blocks is not None:          # kept beside the body (an etcd record would outgrow its limit)
+                listed = ensure_dir(self.block_state("committed", account, container)) / body
+                with open(listed, "x", opener=private_opener) as lf:
+                    json.dump(blocks, lf)
             rec = BlobRecord(account=account, container=container, name=name, blob_type="BlockBlob", size=size,
                              content_type=content_type or "application/octet-stream",
                              content_md5=base64.b64encode(md5.digest()).decode(), etag=etag,
-                             last_modified=now(), body=body, blocks=blocks or [], metadata=metadata or {},
-                             copy=copy or {})
-            old = self._commit_blob(rec, lease_id, keep_metadata=metadata is None)
+                             last_modified=now(), body=body, metadata=metadata or {}, copy=copy or {})
+            old = self._commit_blob(rec, lease_id, keep_metadata=metadata is None, if_match=if_match,
+                                    if_absent=if_absent)
         except BaseException:
             path.unlink(missing_ok=True)
+            (self.block_state("committed", account, container) / body).unlink(missing_ok=True)
             raise
         if old is not None and old.body != body:
-            self.body_path(old).unlink(missing_ok=True)
+            self._drop_body(old)
         return rec
 
     def check_lease(self, rec: BlobRecord, lease_id: str) -> None:
@@ -259,12 +283,18 @@ class StorageProvider:
         except LeaseError as e:
             raise _lease_error(e) from None
 
-    def _commit_blob(self, rec: BlobRecord, lease_id: str, keep_metadata: bool = True) -> BlobRecord | None:
+    def _commit_blob(self, rec: BlobRecord, lease_id: str, keep_metadata: bool = True,
+                     if_match: frozenset[str] | None = None, if_absent: bool = False) -> BlobRecord | None:
         """Write the record unless a lease forbids it (keeping the old one's metadata, unless the write gives
         its own); returns the record it replaced."""
         key = keys.blob(rec.account, rec.container, rec.name)
         for _ in CAS.attempts():
             cur = self.store.get(key, BlobRecord)
+            if if_absent and cur is not None:
+                raise ArmError("BlobAlreadyExists", "The specified blob already exists.", http_status=409)
+            if if_match is not None and "*" not in if_match and (cur is None or f'"{cur.value.etag}"' not in if_match):
+                raise ArmError("ConditionNotMet", "The condition specified using HTTP conditional header(s) is not "
+                                                  "met.", http_status=412)
             if cur is not None:
                 self.check_lease(cur.value, lease_id)
                 new = rec.replace(lease=cur.value.lease,
@@ -280,7 +310,7 @@ class StorageProvider:
             cur = self.blob(account, container, name)
             self.check_lease(cur.value, lease_id)
             if self.store.commit([Unchanged(cur.key, cur.mod_revision)], [Delete(cur.key)]):
-                self.body_path(cur.value).unlink(missing_ok=True)
+                self._drop_body(cur.value)
                 return
         raise ArmError("Conflict", "The blob is changing too often; try again.", "name")
 

@@ -19,7 +19,7 @@ import datetime as dt
 import email.utils
 import hmac
 from collections.abc import Iterable, Sequence
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 from fabric.storage.sas import SasError, hmac_sha256
 
@@ -43,9 +43,10 @@ def string_to_sign(method: str, headers: Iterable[tuple[str, str]], account: str
                 key=lambda kv: (kv[0].replace("-", ""), kv[0]))
     canonical_headers = "".join(f"{k}:{v}\n" for k, v in ms)
     params: dict[str, list[str]] = {}
-    for k, v in parse_qsl(raw_query, keep_blank_values=True):
-        params.setdefault(k.lower(), []).append(v)
-    query = "".join(f"\n{k}:{','.join(sorted(unquote(v) for v in vs))}" for k, vs in sorted(params.items()))
+    for pair in filter(None, raw_query.split("&")):          # each value decoded once, as the clients sign it
+        k, _, v = pair.partition("=")
+        params.setdefault(unquote(k).lower(), []).append(unquote(v))
+    query = "".join(f"\n{k}:{','.join(sorted(vs))}" for k, vs in sorted(params.items()))
     return "\n".join(fields) + "\n" + canonical_headers + f"/{account}{raw_path}" + query
 
 
