@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from azure.storage.blob import BlobServiceClient  # noqa: E402
 
+from fabric.hostinfo import free_port  # noqa: E402
 from fabric.lab.etcd import Etcd  # noqa: E402
 from fabric.storage import dataplane  # noqa: E402
 from fabric.storage.provider import StorageConfig, StorageProvider  # noqa: E402
@@ -61,12 +61,6 @@ class Generated:
 
     def __len__(self) -> int:
         return self.size
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_kib(pid: int, field: str = "VmRSS") -> int:

@@ -67,10 +67,10 @@ def main() -> int:
             compute = ComputeProvider(store, Gallery(Path(tmp) / "gallery"), storage,
                                       NetworkProvider(store, NetworkConfig(sub, "local")), ComputeConfig(sub, "local"))
             ca = Authority.create("bench")
-            address = f"127.0.0.1:{free_port()}"
+            base = free_port(2)     # both free at once: two picked apart could be the same one
+            address, join_address = f"127.0.0.1:{base}", f"127.0.0.1:{base + 1}"
             controller = ca.credential(Identity("controller:bench", CONTROLLERS), "", ("127.0.0.1",))
             enrollment = Enrollment(store, ca)
-            join_address = f"127.0.0.1:{free_port()}"
             join_srv = join_server.serve(join_address, enrollment, controller, address)
             srv = build_server(store, compute, address, controller, enrollment, join_address)
             srv.start()

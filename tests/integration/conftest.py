@@ -107,14 +107,13 @@ class Api:
 def api(store: Store, tmp_path: Path, pki: Pki) -> Iterator[Api]:
     """The controller's gRPC API in-process, over the real etcd."""
     publish_image(tmp_path / "gallery")
-    address = f"127.0.0.1:{free_port()}"
-    blob_listen = f"127.0.0.1:{free_port()}"
+    base = free_port(3)             # three ports free at once: two picked apart could be the same one
+    address, blob_listen, join_address = (f"127.0.0.1:{base + i}" for i in range(3))
     storage = StorageProvider(store, StorageConfig(tmp_path / "blobs", "local", f"http://{blob_listen}"))
     sub = "00000000-0000-0000-0000-000000000001"
     network = NetworkProvider(store, NetworkConfig(sub, "local"))
     compute = ComputeProvider(store, Gallery(tmp_path / "gallery"), storage, network, ComputeConfig(sub, "local"))
     blob_srv = dataplane.serve(blob_listen, storage)
-    join_address = f"127.0.0.1:{free_port()}"
     enrollment = Enrollment(store, pki.ca)
     join_srv = join_server.serve(join_address, enrollment, pki.controller, address, compute.gallery)
     exports = NbdExports(tmp_path / "nbd", "127.0.0.1", pki.controller)

@@ -70,15 +70,15 @@ def test_a_leader_that_resigns_hands_over_at_once(store: Store) -> None:
 
 class Controller:
     def __init__(self, root: Path, name: str, etcd: str, pki: Pki) -> None:
-        self.address = f"127.0.0.1:{free_port()}"
-        self.join_address = f"127.0.0.1:{free_port()}"
+        base = free_port(3)         # three ports free at once: two picked apart could be the same one
+        self.address, self.join_address, blob = (f"127.0.0.1:{base + i}" for i in range(3))
         self.log = root / f"controller-{name}.log"
         cred = root / f"controller-{name}.json"
         pki.controller.save(cred)
         pki.ca.save(ensure_dir(root / "ca"))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fabric.controller.main", "--name", name, "--etcd", etcd, "--credential", str(cred),
-             "--listen", self.address, "--blob-listen", f"127.0.0.1:{free_port()}", "--gallery", str(root / "gallery"),
+             "--listen", self.address, "--blob-listen", blob, "--gallery", str(root / "gallery"),
              "--state-dir", str(root / f"state-{name}"), "--log-file", str(self.log), "--ca-dir", str(root / "ca"),
              "--join-listen", self.join_address])
         self.api = rpc.VirtualMachinesStub(pki.channel(self.address))
