@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fabric.lab.etcd import Etcd
+from fabric.lab.etcd import ETCD_START_TIMEOUT_S, Etcd, wait_answering
 from fabric.model import NodeAllocation
 from fabric.store import Delete, Put, Store
 from fabric.store.informer import Informer, informed
@@ -91,6 +91,7 @@ def test_a_restarted_etcd_is_watched_again(tmp_path: Path) -> None:
         inf = Informer(store, PREFIX, NodeAllocation).start()
         etcd.kill("m0")
         etcd.start()
+        wait_answering(store, ETCD_START_TIMEOUT_S)     # this client too marked it failed: it answers it again
         store.put(PREFIX + "b", rec("b"))
         store.delete(PREFIX + "a")
         eventually(lambda: same_as_store(store, inf), timeout_s=20)
