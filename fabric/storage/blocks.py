@@ -95,15 +95,16 @@ def put_block(p: StorageProvider, account: str, container: str, blob: str, block
     p.container(account, container)
     names.check_blob(blob)
     raw = check_id(block_id)
-    rec = current(p, account, container, blob)
+    rec = p.find_blob(account, container, blob)
     if rec is not None:
         p.check_lease(rec, lease_id)
-    known = [*committed(p, rec), *((b.id, b.size) for b in staged(p, account, container, blob))]
+    staging = staged(p, account, container, blob)
+    known = [*committed(p, rec), *((b.id, b.size) for b in staging)]
     if any(len(base64.b64decode(other)) != len(raw) for other, _ in known):
         raise ArmError("InvalidBlobOrBlock", "The specified blob or block content is invalid: all block ids of a "
                                              "blob have the same length.", "blockid", http_status=400)
     folder = ensure_dir(_staging(p, account, container, blob))
-    if len({b.id for b in staged(p, account, container, blob)} | {block_id}) > MAX_BLOCKS:
+    if len({b.id for b in staging} | {block_id}) > MAX_BLOCKS:
         raise ArmError("BlockCountExceedsLimit", f"The uncommitted block count cannot exceed {MAX_BLOCKS}.",
                        http_status=409)
     target = _block_file(folder, raw)
@@ -141,7 +142,7 @@ def put_block_list(p: StorageProvider, account: str, container: str, blob: str, 
                    content_type: str, lease_id: str = "", metadata: dict[str, str] | None = None,
                    **conditions: Any) -> BlobRecord:
     """The blob made of the blocks named; 400 InvalidBlockList (nothing changed) when one is not there."""
-    rec = current(p, account, container, blob)
+    rec = p.find_blob(account, container, blob)
     at: dict[str, tuple[int, int]] = {}           # a committed block's (offset, size) in the current body
     offset = 0
     for bid, size in committed(p, rec):
@@ -184,15 +185,6 @@ def _read(parts: list[tuple[Path, int, int]]) -> Iterator[bytes]:
 def forget(p: StorageProvider, account: str, container: str, blob: str) -> None:
     """The blob's staged blocks dropped (the blob is deleted)."""
     shutil.rmtree(_staging(p, account, container, blob), ignore_errors=True)
-
-
-def current(p: StorageProvider, account: str, container: str, blob: str) -> BlobRecord | None:
-    try:
-        return p.blob(account, container, blob).value
-    except ArmError as e:
-        if e.code == "BlobNotFound":
-            return None
-        raise
 
 
 def block_list_xml(p: StorageProvider, rec: BlobRecord | None, uncommitted: list[Block], which: str) -> bytes:

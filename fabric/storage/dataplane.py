@@ -49,7 +49,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -96,6 +96,22 @@ _STATUS = {"BlobNotFound": 404, "ContainerNotFound": 404, "StorageAccountNotFoun
 def _http_date(iso: str) -> str:
     t = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
     return email.utils.format_datetime(t, usegmt=True)
+
+
+def _metadata_headers(metadata: dict[str, str]) -> dict[str, str]:
+    """x-ms-meta-* of a blob or a container, by name."""
+    return {f"x-ms-meta-{k}": v for k, v in sorted(metadata.items())}
+
+
+def _metadata_xml(metadata: dict[str, str]) -> str:
+    """A listing's <Metadata> of a blob or a container."""
+    return "<Metadata>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in sorted(metadata.items())) + "</Metadata>"
+
+
+def _bad_header(name: str, rule: str) -> ArmError:
+    """400 InvalidHeaderValue in the reference's words, naming the header and the rule it breaks."""
+    return ArmError("InvalidHeaderValue", f"The value for one of the HTTP headers is not in the correct format: "
+                                          f"{rule}.", name, http_status=400)
 
 
 def _parse_http_date(value: str) -> dt.datetime | None:
@@ -203,11 +219,11 @@ class _Handler(BaseHTTPRequestHandler):
         return parts[0], parts[1], parts[2], query
 
     def _authorize(self, account: str, container: str, blob: str, need: str,
-                   query: dict[str, list[str]], account_level: bool = False, key: bool = True) -> None:
+                   query: dict[str, list[str]], account_level: bool = False, key: bool = True) -> tuple[str, ...]:
         """Shared Key (the Authorization header: anything on its account), else a SAS in the query, else the
         container's public access level. `account_level`: managing containers, which takes the account's key
         or an account SAS. `key` False: the request's own Authorization does not count (a copy's source, read
-        through its URL)."""
+        through its URL). Returns the response header overrides a service SAS signed (sas.OVERRIDES' order)."""
         now = dt.datetime.fromtimestamp(self.provider.clock(), dt.timezone.utc)
         authorization = self.headers.get("Authorization") if key else None
         if authorization is not None:
@@ -218,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
                                   [acct.key1, acct.key2], now)
             except sas.SasError as e:
                 raise ArmError(e.code, e.message, http_status=403) from None
-            return
+            return NO_OVERRIDES
         token = sas.parse(query)
         if token is None and (account_level or not container):
             raise ArmError("ResourceNotFound", "The specified resource does not exist.", http_status=404)
@@ -233,14 +249,14 @@ class _Handler(BaseHTTPRequestHandler):
                 public = ""
             if need not in public:
                 raise ArmError("ResourceNotFound", "The specified resource does not exist.", http_status=404)
-            return
+            return NO_OVERRIDES
         acct = self.provider.account(account)
         try:
             sas.verify(token, [acct.key1, acct.key2], account, container, blob, need, now,
                        sas.Source(ip=self.client_address[0], protocol=PROTOCOL))
         except sas.SasError as e:
             raise ArmError(e.code, e.message, http_status=403) from None
-        self._overrides = NO_OVERRIDES if token.services else token.overrides     # an account SAS signs none
+        return NO_OVERRIDES if token.services else token.overrides     # an account SAS signs none
 
     def _handle(self, fn: Any) -> None:
         self._answered = False
@@ -282,9 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
         for name in self.headers.keys():
             low = name.lower()
             if low in seen and (low.startswith("x-ms-") or low in ONCE_ONLY):
-                raise ArmError("InvalidHeaderValue", f"The value for one of the HTTP headers is not in the correct "
-                                                     f"format: {name[:60]} is given more than once.", name[:60],
-                               http_status=400)
+                raise _bad_header(name[:60], f"{name[:60]} is given more than once")
             seen.add(low)
 
     def _check_version(self) -> None:
@@ -300,9 +314,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             ok = False
         if not ok:
-            raise ArmError("InvalidHeaderValue", f"The value for one of the HTTP headers is not in the correct "
-                                                 f"format: x-ms-version {asked[:40]!r} is not a version of this "
-                                                 f"service (YYYY-MM-DD, not after today).", "x-ms-version")
+            raise _bad_header("x-ms-version", f"x-ms-version {asked[:40]!r} is not a version of this service "
+                                              f"(YYYY-MM-DD, not after today)")
 
     def _range(self, size: int) -> tuple[int, int] | None:
         """The bytes a read asks for, (first, last) within the blob: x-ms-range, else Range; None for the
@@ -317,9 +330,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not m or (m[2] and int(m[2]) < int(m[1])):
             if named == "Range":
                 return None
-            raise ArmError("InvalidHeaderValue", f"The value for one of the HTTP headers is not in the correct "
-                                                 f"format: x-ms-range {raw[:60]!r} (bytes=FIRST-[LAST]).",
-                           "x-ms-range")
+            raise _bad_header("x-ms-range", f"x-ms-range {raw[:60]!r} (bytes=FIRST-[LAST])")
         first = int(m[1])
         if first >= size:
             self._size = size
@@ -336,8 +347,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ArmError("UnsupportedHeader", "One of the HTTP headers specified in the request is not "
                                                     "supported: Transfer-Encoding (send the body with a "
                                                     "Content-Length).") from None
-            raise ArmError("InvalidHeaderValue", f"The value for one of the HTTP headers is not in the correct "
-                                                 f"format: {e.message}.", "Content-Length") from None
+            raise _bad_header("Content-Length", e.message) from None
         return -1 if length is None else length
 
     def _blob_headers(self, rec: BlobRecord, length: int) -> None:
@@ -359,7 +369,8 @@ class _Handler(BaseHTTPRequestHandler):
         if duration:
             self.send_header("x-ms-lease-duration", duration)
         self.send_header("Accept-Ranges", "bytes")
-        self._metadata_headers(rec.metadata)
+        for name, value in _metadata_headers(rec.metadata).items():
+            self.send_header(name, value)
         if rec.copy:
             for field in ("id", "status", "source", "progress"):
                 self.send_header(f"x-ms-copy-{field}", rec.copy[field])
@@ -400,7 +411,7 @@ class _Handler(BaseHTTPRequestHandler):
         if comp == "blocklist":
             self._block_list(account, container, blob, q)
             return
-        self._authorize(account, container, blob, "r", q)
+        self._overrides = self._authorize(account, container, blob, "r", q)
         rec = self.provider.blob(account, container, blob).value
         if self._unchanged_since(rec, write=False):
             self._not_modified(rec)
@@ -476,8 +487,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _blob_item(self, b: BlobRecord, with_meta: bool) -> str:
         state, status, _ = self.provider.lease_view(b)
-        meta = ("<Metadata>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in sorted(b.metadata.items()))
-                + "</Metadata>") if with_meta else ""
+        meta = _metadata_xml(b.metadata) if with_meta else ""
         return (f"<Blob><Name>{escape(b.name)}</Name><Properties><Last-Modified>{_http_date(b.last_modified)}"
                 f"</Last-Modified><Etag>{b.etag}</Etag><Content-Length>{b.size}</Content-Length>"
                 f"<Content-Type>{escape(b.content_type)}</Content-Type><BlobType>{b.blob_type}</BlobType>"
@@ -504,12 +514,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = (f'<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint='
                 f'"{escape(self.provider.config.endpoint)}/{account}"{named}>{asked}{items}'
                 f"<NextMarker>{escape(next_marker)}</NextMarker></EnumerationResults>").encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self._reply(200, body=body, xml=True)
 
     def _body(self) -> Iterator[bytes]:
         """The request body, exactly its Content-Length: ArmError InvalidInput when it ends early."""
@@ -563,18 +568,14 @@ class _Handler(BaseHTTPRequestHandler):
                            "Content-Length")
         if self._length > MAX_BLOCK_BLOB_BYTES:
             raise too_large()
-        self._authorize(account, container, blob, "w" if self._exists(account, container, blob) else "c", q)
+        cur = self._write_target(account, container, blob, q)
         if self.headers.get("x-ms-blob-type", "") != "BlockBlob":     # refused unread: the connection closes
             raise ArmError("MissingRequiredHeader", "x-ms-blob-type: BlockBlob is required.")
         metadata = self._metadata()
-        self._unchanged_since(blocks.current(self.provider, account, container, blob), write=True)
+        self._unchanged_since(cur, write=True)
         rec = self.provider.put_blob(account, container, blob, self._body(), self._content_type(),
                                      self.headers.get("x-ms-lease-id", ""), metadata=metadata, **self._at_commit())
-        self.send_response(201)
-        self.send_header("ETag", f'"{rec.etag}"')
-        self.send_header("Content-MD5", rec.content_md5)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self._reply(201, {"ETag": f'"{rec.etag}"', "Content-MD5": rec.content_md5})
 
     def _blocks(self, account: str, container: str, blob: str, q: dict[str, list[str]]) -> None:
         """Put Block (comp=block&blockid=ID: 201) and Put Block List (comp=blocklist, the XML list: 201)."""
@@ -584,22 +585,18 @@ class _Handler(BaseHTTPRequestHandler):
         limit = MAX_BLOCK_BYTES if q["comp"] == ["block"] else blocks.MAX_BLOCK_LIST_BYTES
         if self._length > limit:
             raise too_large(limit)
-        self._authorize(account, container, blob, "w" if self._exists(account, container, blob) else "c", q)
+        cur = self._write_target(account, container, blob, q)
         lease_id = self.headers.get("x-ms-lease-id", "")
         if q["comp"] == ["block"]:
             blocks.put_block(self.provider, account, container, blob, (q.get("blockid") or [""])[0], self._body(),
                              lease_id)
-            self.send_response(201)
-        else:
-            self._unchanged_since(blocks.current(self.provider, account, container, blob), write=True)
-            wanted = blocks.parse_block_list(b"".join(self._body()))
-            rec = blocks.put_block_list(self.provider, account, container, blob, wanted, self._content_type(),
-                                        lease_id, self._metadata(), **self._at_commit())
-            self.send_response(201)
-            self.send_header("ETag", f'"{rec.etag}"')
-            self.send_header("Last-Modified", _http_date(rec.last_modified))
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+            self._reply(201)
+            return
+        self._unchanged_since(cur, write=True)
+        wanted = blocks.parse_block_list(b"".join(self._body()))
+        rec = blocks.put_block_list(self.provider, account, container, blob, wanted, self._content_type(),
+                                    lease_id, self._metadata(), **self._at_commit())
+        self._changed(201, rec.etag, rec.last_modified)
 
     def _block_list(self, account: str, container: str, blob: str, q: dict[str, list[str]]) -> None:
         """Get Block List (comp=blocklist&blocklisttype=committed|uncommitted|all)."""
@@ -609,17 +606,12 @@ class _Handler(BaseHTTPRequestHandler):
             raise ArmError("InvalidQueryParameterValue", "blocklisttype is committed, uncommitted or all.",
                            "blocklisttype", http_status=400)
         anonymous = self.headers.get("Authorization") is None and sas.parse(q) is None
-        rec = blocks.current(self.provider, account, container, blob)
+        rec = self.provider.find_blob(account, container, blob)
         staged = [] if anonymous else blocks.staged(self.provider, account, container, blob)   # an upload going on
         if rec is None and not staged:                                                        # is its writer's
             raise ArmError("BlobNotFound", "The specified blob does not exist.", "blobName")
-        body = blocks.block_list_xml(self.provider, rec, staged, "committed" if anonymous else which)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self._reply(200, body=blocks.block_list_xml(self.provider, rec, staged, "committed" if anonymous else which),
+                    xml=True)
 
     def _metadata(self) -> dict[str, str]:
         """The request's x-ms-meta-* (names as the reference allows them: identifiers, at most 8 KiB in all);
@@ -632,16 +624,23 @@ class _Handler(BaseHTTPRequestHandler):
                                               f"{MAX_METADATA_BYTES} bytes in all.", "x-ms-meta", http_status=400)
         return found
 
-    def _metadata_headers(self, metadata: dict[str, str]) -> None:
-        for k, v in sorted(metadata.items()):
-            self.send_header(f"x-ms-meta-{k}", v)
 
-    def _changed(self, status: int, etag: str, last_modified: str) -> None:
+    def _reply(self, status: int, headers: Mapping[str, str] | None = None, body: bytes = b"",
+               xml: bool = False) -> None:
+        """A whole answer that is not a blob's body: its headers, Content-Length, and the body (none to a HEAD)."""
         self.send_response(status)
-        self.send_header("ETag", f'"{etag}"')
-        self.send_header("Last-Modified", _http_date(last_modified))
-        self.send_header("Content-Length", "0")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if xml:
+            self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _changed(self, status: int, etag: str, last_modified: str, **more: str) -> None:
+        """A write's answer: the resource's new ETag and Last-Modified (and `more` headers, by name)."""
+        self._reply(status, {"ETag": f'"{etag}"', "Last-Modified": _http_date(last_modified), **more})
 
     def _put_container(self, account: str, container: str, comp: str, q: dict[str, list[str]]) -> None:
         """Create Container (201), Set Container Metadata (comp=metadata), Set Container ACL (comp=acl: its public
@@ -649,9 +648,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._authorize(account, container, "", "c" if not comp else "w", q, account_level=True)
         level = self.headers.get("x-ms-blob-public-access") or "off"
         if level not in PUBLIC_ACCESS:
-            raise ArmError("InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct "
-                                                 "format: x-ms-blob-public-access is container or blob.",
-                           "x-ms-blob-public-access", http_status=400)
+            raise _bad_header("x-ms-blob-public-access", "x-ms-blob-public-access is container or blob")
         if not comp:
             rec = self.provider.create_container(account, container, level, self._metadata())
             self._changed(201, rec.etag, rec.last_modified)
@@ -677,21 +674,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._authorize(account, container, "", "r", q, account_level=comp == "acl")
         rec = self.provider.container(account, container).value
         body = b'<?xml version="1.0" encoding="utf-8"?><SignedIdentifiers />' if comp == "acl" else b""
-        self.send_response(200)
-        self.send_header("ETag", f'"{rec.etag}"')
+        headers = {"ETag": f'"{rec.etag}"'}
         if rec.last_modified:
-            self.send_header("Last-Modified", _http_date(rec.last_modified))
+            headers["Last-Modified"] = _http_date(rec.last_modified)
         if rec.public_access != "off":
-            self.send_header("x-ms-blob-public-access", rec.public_access)
+            headers["x-ms-blob-public-access"] = rec.public_access
         if comp != "acl":
-            self._metadata_headers(rec.metadata)
-            self.send_header("x-ms-lease-state", "available")
-            self.send_header("x-ms-lease-status", "unlocked")
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+            headers.update(_metadata_headers(rec.metadata))
+            headers.update({"x-ms-lease-state": "available", "x-ms-lease-status": "unlocked"})
+        self._reply(200, headers, body, xml=True)
 
     def _list_containers(self, account: str, q: dict[str, list[str]]) -> None:
         """List Containers (comp=list on the account): prefix, marker, maxresults, include=metadata."""
@@ -708,8 +699,7 @@ class _Handler(BaseHTTPRequestHandler):
             f"<LeaseStatus>unlocked</LeaseStatus><LeaseState>available</LeaseState>"
             + (f"<PublicAccess>{c.public_access}</PublicAccess>" if c.public_access != "off" else "")
             + "</Properties>"
-            + ("<Metadata>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in sorted(c.metadata.items()))
-               + "</Metadata>" if with_meta else "")
+            + (_metadata_xml(c.metadata) if with_meta else "")
             + "</Container>" for c in page)
         self._enumeration(account, "", prefix, marker, q, f"<Containers>{items}</Containers>",
                           page[-1].name if more and page else "")
@@ -724,13 +714,11 @@ class _Handler(BaseHTTPRequestHandler):
         stamp = _parse_http_date(rec.last_modified) if rec else None
         modified = stamp.replace(microsecond=0) if stamp else None           # HTTP dates are whole seconds
 
-        def listed(value: str) -> set[str]:
-            return {v.strip() for v in value.split(",")}
-        if_match, if_none = h.get("If-Match"), h.get("If-None-Match")
-        failed = (if_match is not None and not (rec and ("*" in listed(if_match) or etag in listed(if_match))))
+        if_match, if_none = self._etags("If-Match"), self._etags("If-None-Match")
+        failed = if_match is not None and not (rec and ("*" in if_match or etag in if_match))
         not_modified = False
-        if if_none is not None and rec and ("*" in listed(if_none) or etag in listed(if_none)):
-            if write and "*" in listed(if_none):
+        if if_none is not None and rec and ("*" in if_none or etag in if_none):
+            if write and "*" in if_none:
                 raise ArmError("BlobAlreadyExists", "The specified blob already exists.", http_status=409)
             not_modified = True
         for name, after in (("If-Modified-Since", True), ("If-Unmodified-Since", False)):
@@ -746,12 +734,15 @@ class _Handler(BaseHTTPRequestHandler):
                                               "met.", http_status=412)
         return not_modified
 
+    def _etags(self, name: str) -> frozenset[str] | None:
+        """The ETags (or `*`) an If-Match or If-None-Match header lists; None without the header."""
+        value = self.headers.get(name)
+        return None if value is None else frozenset(v.strip() for v in value.split(","))
+
     def _at_commit(self) -> dict[str, Any]:
         """If-Match and If-None-Match: * checked again by the write's own compare-and-swap (put_blob), so that
         two writers cannot both pass them."""
-        if_match, if_none = self.headers.get("If-Match"), self.headers.get("If-None-Match") or ""
-        return {"if_match": frozenset(v.strip() for v in if_match.split(",")) if if_match is not None else None,
-                "if_absent": "*" in {v.strip() for v in if_none.split(",")}}
+        return {"if_match": self._etags("If-Match"), "if_absent": "*" in (self._etags("If-None-Match") or ())}
 
     def _not_modified(self, rec: BlobRecord) -> None:
         """304, with the code the reference's service gives it (its client libraries read it)."""
@@ -766,7 +757,7 @@ class _Handler(BaseHTTPRequestHandler):
         read, or public, or of this account when the request carries its key); done before the answer (202,
         x-ms-copy-status: success). A disk (page blob) is not copied this way; a source this fabric cannot
         read is 404 CannotVerifyCopySource."""
-        self._authorize(account, container, blob, "w" if self._exists(account, container, blob) else "c", q)
+        cur = self._write_target(account, container, blob, q)
         source = self.headers["x-ms-copy-source"]
         try:
             src = self.provider.locate(source, "x-ms-copy-source")
@@ -776,9 +767,7 @@ class _Handler(BaseHTTPRequestHandler):
         by_key = self.headers.get("Authorization") is not None and src[0] == account
         try:
             if not by_key:
-                saved = self._overrides
                 self._authorize(*src, "r", src_query, key=False)
-                self._overrides = saved
             rec = self.provider.blob(*src).value
         except ArmError as e:
             raise ArmError("CannotVerifyCopySource", f"The copy source cannot be read: {e.message}",
@@ -787,7 +776,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ArmError("InvalidBlobType", "The blob type is invalid for this operation: the source is a disk "
                                               "(a page blob); copy block blobs.", "x-ms-copy-source",
                            http_status=409)
-        self._unchanged_since(blocks.current(self.provider, account, container, blob), write=True)
+        self._unchanged_since(cur, write=True)
         copy_id = str(uuid.uuid4())
         with open(self.provider.body_path(rec), "rb") as f:
             made = self.provider.put_blob(
@@ -797,13 +786,7 @@ class _Handler(BaseHTTPRequestHandler):
                 limit=MAX_COMMITTED_BLOB_BYTES,
                 copy={"id": copy_id, "status": "success", "source": source.split("?", 1)[0],
                       "progress": f"{rec.size}/{rec.size}", "completionTime": now()})
-        self.send_response(202)
-        self.send_header("ETag", f'"{made.etag}"')
-        self.send_header("Last-Modified", _http_date(made.last_modified))
-        self.send_header("x-ms-copy-id", copy_id)
-        self.send_header("x-ms-copy-status", "success")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self._changed(202, made.etag, made.last_modified, **{"x-ms-copy-id": copy_id, "x-ms-copy-status": "success"})
 
     def _content_type(self) -> str:
         """The blob's content type: x-ms-blob-content-type (what the client libraries send), else the upload's
@@ -811,12 +794,17 @@ class _Handler(BaseHTTPRequestHandler):
         return (self.headers.get("x-ms-blob-content-type") or self.headers.get("Content-Type")
                 or "application/octet-stream")
 
-    def _exists(self, account: str, container: str, blob: str) -> bool:
+    def _write_target(self, account: str, container: str, blob: str, q: dict[str, list[str]]) -> BlobRecord | None:
+        """The blob a write replaces (None: a new one), once the request may write it: `w`, or `c` for a new
+        blob. A missing container or a bad name is answered after the authorization, as for any request."""
         try:
-            self.provider.blob(account, container, blob)
-            return True
-        except ArmError:
-            return False
+            cur, err = self.provider.find_blob(account, container, blob), None
+        except ArmError as e:
+            cur, err = None, e
+        self._authorize(account, container, blob, "w" if cur else "c", q)
+        if err is not None:
+            raise err
+        return cur
 
     def _lease(self, account: str, container: str, blob: str, q: dict[str, list[str]]) -> None:
         self._authorize(account, container, blob, "w", q)
@@ -831,30 +819,25 @@ class _Handler(BaseHTTPRequestHandler):
         rec = self.provider.lease(account, container, blob, action, duration, h.get("x-ms-lease-id", ""),
                                   h.get("x-ms-proposed-lease-id", ""), period)
         lease = rec.lease_value()
-        self.send_response({"acquire": 201, "break": 202}.get(action, 200))
+        headers = {}
         if lease.id and action != "break":
-            self.send_header("x-ms-lease-id", lease.id)
+            headers["x-ms-lease-id"] = lease.id
         if action == "break":
-            self.send_header("x-ms-lease-time", str(max(0, int(lease.break_at - self.provider.clock()))))
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+            headers["x-ms-lease-time"] = str(max(0, int(lease.break_at - self.provider.clock())))
+        self._reply({"acquire": 201, "break": 202}.get(action, 200), headers)
 
     def _delete(self) -> None:
         account, container, blob, q = self._route()
         if not blob and container and q.get("restype") == ["container"]:
             self._authorize(account, container, "", "d", q, account_level=True)
             self.provider.delete_container(account, container)
-            self.send_response(202)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self._reply(202)
             return
         self._authorize(account, container, blob, "d", q)
         self._unchanged_since(self.provider.blob(account, container, blob).value, write=True)
         self.provider.delete_blob(account, container, blob, self.headers.get("x-ms-lease-id", ""))
         blocks.forget(self.provider, account, container, blob)
-        self.send_response(202)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self._reply(202)
 
 
 def handler_class(provider: StorageProvider) -> type[BaseHTTPRequestHandler]:

@@ -215,6 +215,15 @@ class StorageProvider:
             raise ArmError("BlobNotFound", "The specified blob does not exist.", "blobName")
         return found
 
+    def find_blob(self, account: str, container: str, name: str) -> BlobRecord | None:
+        """The blob, or None when there is none (a missing container or a bad name is still an error)."""
+        try:
+            return self.blob(account, container, name).value
+        except ArmError as e:
+            if e.code == "BlobNotFound":
+                return None
+            raise
+
     def list_blobs(self, account: str, container: str, prefix: str = "", marker: str = "",
                    max_results: int = 0) -> tuple[list[BlobRecord], str]:
         """A page of the container's blobs (names starting with `prefix`) after the blob `marker` names, as the
