@@ -50,9 +50,11 @@ class VmConverger:
     def provisioning_cd(self, vm_id: str) -> Path:
         return self.resource_dir / f"{vm_id}{provisioning_media.SUFFIX}"
 
-    def _remove_files(self, vm_id: str) -> tuple[bool, bool]:
-        """The VM's node-local files gone: (the temporary disk was there, the provisioning CD was there)."""
-        return resource_disks.remove(self.resource_disk(vm_id)), provisioning_media.remove(self.provisioning_cd(vm_id))
+    def _remove_files(self, vm_id: str) -> bool:
+        """The VM's node-local files gone (its temporary disk and its provisioning CD); True when the temporary
+        disk was there."""
+        provisioning_media.remove(self.provisioning_cd(vm_id))
+        return resource_disks.remove(self.resource_disk(vm_id))
 
     def sweep_provisioning_cds(self, wanted: set[str]) -> None:
         """Provisioning CDs of VMs whose assignment no longer has media, or no longer names them here (deleted
@@ -92,7 +94,7 @@ class VmConverger:
         self.disks.forget(a.vm_id)
         if self.driver.destroy(a.vm_id):
             self.trace.step(a.operation_id, "domain-undefined", f"domain {instance_name(a)} removed")
-        if self._remove_files(a.vm_id)[0]:
+        if self._remove_files(a.vm_id):
             self.trace.step(a.operation_id, "resource-disk-removed",
                             f"temporary disk {self.resource_disk(a.vm_id)} wiped")
         if a.power == PowerState.DELETED:
